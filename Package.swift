@@ -1,0 +1,73 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Engine targets are tuned for the hot path: whole-module optimisation is the default in release,
+/// and `-enforce-exclusivity=unchecked` removes the dynamic exclusivity checks from the worker loop.
+let hotPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "ActorGraph",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ActorGraph", targets: ["ActorGraph"]),
+        .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
+        .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
+        .executable(name: "actorgraph", targets: ["actorgraph"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        // Platform: C libraries reached through module maps.
+        .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(name: "CLibNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(name: "CPlatformShims"),
+        .target(
+            name: "ActorGraphPlatform",
+            dependencies: [
+                "CLibURing", "CLibNUMA", "CPlatformShims",
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // The engine: DSL, compiler, channels, runtime, dynamic path.
+        .target(
+            name: "ActorGraph",
+            dependencies: [
+                "ActorGraphPlatform",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // Example graphs users run (`actorgraph list`).
+        .target(
+            name: "ActorGraphExamples",
+            dependencies: ["ActorGraph", "ActorGraphPlatform"],
+            path: "Graphs",
+            swiftSettings: hotPathSettings
+        ),
+        // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
+        .target(
+            name: "ActorGraphBenchSuite",
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/Suite",
+            swiftSettings: hotPathSettings
+        ),
+        .executableTarget(
+            name: "actorgraph",
+            dependencies: [
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
+        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
+    ]
+)

@@ -1,0 +1,187 @@
+import ActorGraphPlatform
+
+/// Validates a graph and lays it out: placement, fusion, channels. Pure: allocates nothing shared.
+enum Compiler {
+    static func plan(nodes: [NodeSpec], builder: ObjectIdentifier, inputNode: Int, outputNode: Int,
+                     outputBuilder: ObjectIdentifier, outputName: String,
+                     options: CompileOptions) throws(GraphError) -> ExecutionPlan {
+        try validate(nodes: nodes, builder: builder, inputNode: inputNode, outputNode: outputNode,
+                     outputBuilder: outputBuilder, outputName: outputName)
+        let (capacity, workerCount, cpus, numaNode) = try validate(options: options)
+        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: options.placement)
+        var (segments, channels, inputChannel, outputChannel) = fuse(
+            nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
+            fuseChains: options.placement != .spread)
+        // Consumers and producers of each channel.
+        for segment in segments {
+            channels[segment.outputChannel].producer = segment.id
+            for channel in segment.inputChannels where !channels[channel].consumers.contains(segment.id) {
+                channels[channel].consumers.append(segment.id)
+            }
+        }
+        segments.sort { $0.id < $1.id }
+        return ExecutionPlan(
+            nodes: nodes, inputNode: inputNode, outputNode: outputNode, workerCount: workerCount,
+            capacity: capacity, nodeWorker: nodeWorker, segments: segments, channels: channels,
+            inputChannel: inputChannel, outputChannel: outputChannel,
+            workerCPUs: (0..<workerCount).map { cpus?[$0] }, numaNode: numaNode)
+    }
+
+    // MARK: Validation
+
+    static func validate(nodes: [NodeSpec], builder: ObjectIdentifier, inputNode: Int, outputNode: Int,
+                         outputBuilder: ObjectIdentifier, outputName: String) throws(GraphError) {
+        for node in nodes where node.inputBuilders.contains(where: { $0 != builder }) {
+            throw .foreignNode(node: node.name)
+        }
+        guard outputBuilder == builder else { throw .outputNotFromInput(node: outputName) }
+        guard outputNode != inputNode else { throw .noStages }
+        // Every node must reach the output: walk backwards from it.
+        var reaches = [Bool](repeating: false, count: nodes.count)
+        reaches[outputNode] = true
+        for index in stride(from: outputNode, through: 0, by: -1) where reaches[index] {
+            for input in nodes[index].inputs { reaches[input] = true }
+        }
+        if let dead = nodes.first(where: { !reaches[$0.index] }) {
+            throw .deadStage(node: dead.name)
+        }
+        // The input is reached by construction: every node is built from earlier nodes of this builder.
+        guard reaches[inputNode] else { throw .outputNotFromInput(node: outputName) }
+    }
+
+    /// Returns (capacity rounded to a power of two, workers, CPUs for pinned workers, NUMA node).
+    static func validate(options: CompileOptions) throws(GraphError) -> (Int, Int, [Int]?, Int?) {
+        guard options.capacity >= 1, options.capacity <= CompileOptions.maxCapacity else {
+            throw .invalidCapacity(options.capacity)
+        }
+        guard options.batchSize >= 1 else { throw .invalidOption("batchSize \(options.batchSize) must be at least 1") }
+        guard options.submitTimeout >= .zero else { throw .invalidOption("submitTimeout must not be negative") }
+        guard options.idle.workerSpins >= 0, options.idle.callerSpins >= 0, options.idle.parkTimeout > .zero else {
+            throw .invalidOption("idle policy spins must be >= 0 and parkTimeout > 0")
+        }
+        if let node = options.numaNode, node < 0 || node >= NUMA.nodeCount {
+            throw .invalidNUMANode(node, available: NUMA.nodeCount)
+        }
+        var available = CPU.allowedCPUs()
+        if let node = options.numaNode {
+            let nodeCPUs = Set(NUMA.cpus(ofNode: node))
+            available = available.filter { nodeCPUs.contains($0) }
+        }
+        let workers = options.workers ?? max(1, available.count - 1)
+        guard workers >= 1 else { throw .invalidWorkerCount(workers) }
+        var cpus: [Int]? = nil
+        if options.pinWorkers {
+            guard workers <= available.count else { throw .tooManyWorkers(requested: workers, cpus: available.count) }
+            // Highest CPUs first: CPU 0 usually takes interrupts and the caller.
+            cpus = Array(available.reversed().prefix(workers))
+        }
+        var capacity = 1
+        while capacity < options.capacity { capacity <<= 1 }
+        return (capacity, workers, cpus, options.numaNode)
+    }
+
+    // MARK: Placement
+
+    /// Assigns every stage to a worker. Nodes sharing an actor share a worker; chains stay together.
+    static func place(nodes: [NodeSpec], inputNode: Int, workers: Int, placement: Placement) -> [Int?] {
+        var groups = UnionFind(count: nodes.count)
+        var actorFirst: [ObjectIdentifier: Int] = [:]
+        for node in nodes {
+            if let actor = node.actor {
+                if let first = actorFirst[actor.id] { groups.union(first, node.index) } else { actorFirst[actor.id] = node.index }
+            }
+        }
+        let consumers = consumerLists(nodes)
+        if placement == .automatic {
+            for node in nodes where isFusable(node, nodes: nodes, consumers: consumers, inputNode: inputNode) {
+                groups.union(node.inputs[0], node.index)
+            }
+        }
+        var result = [Int?](repeating: nil, count: nodes.count)
+        var groupWorker: [Int: Int] = [:]
+        var load = [Int](repeating: 0, count: workers)
+        var nextRoundRobin = 0
+        for node in nodes where node.index != inputNode {
+            let root = groups.find(node.index)
+            let worker: Int
+            if let w = groupWorker[root] {
+                worker = w
+            } else {
+                switch placement {
+                case .singleWorker: worker = 0
+                case .spread: worker = nextRoundRobin % workers; nextRoundRobin += 1
+                case .automatic: worker = load.indices.min { load[$0] < load[$1] }!
+                }
+                groupWorker[root] = worker
+            }
+            load[worker] += 1
+            result[node.index] = worker
+        }
+        return result
+    }
+
+    /// A node can be fused into its input's segment when it is that node's only reader and reads only it.
+    static func isFusable(_ node: NodeSpec, nodes: [NodeSpec], consumers: [[Int]], inputNode: Int) -> Bool {
+        guard node.kind == .stage, node.inputs.count == 1 else { return false }
+        let producer = node.inputs[0]
+        return producer != inputNode && consumers[producer] == [node.index]
+    }
+
+    static func consumerLists(_ nodes: [NodeSpec]) -> [[Int]] {
+        var consumers = [[Int]](repeating: [], count: nodes.count)
+        for node in nodes {
+            for input in node.inputs where !consumers[input].contains(node.index) { consumers[input].append(node.index) }
+        }
+        return consumers
+    }
+
+    // MARK: Fusion and channels
+
+    static func fuse(nodes: [NodeSpec], inputNode: Int, outputNode: Int, nodeWorker: [Int?], fuseChains: Bool)
+        -> ([ExecutionPlan.Segment], [ExecutionPlan.Channel], Int, Int) {
+        let consumers = consumerLists(nodes)
+        var segments: [ExecutionPlan.Segment] = []
+        var segmentOf = [Int](repeating: -1, count: nodes.count)
+        for node in nodes where node.index != inputNode {
+            if fuseChains, isFusable(node, nodes: nodes, consumers: consumers, inputNode: inputNode),
+               nodeWorker[node.inputs[0]] == nodeWorker[node.index] {
+                let s = segmentOf[node.inputs[0]]
+                segments[s].nodes.append(node.index)
+                segmentOf[node.index] = s
+            } else {
+                segmentOf[node.index] = segments.count
+                segments.append(ExecutionPlan.Segment(id: segments.count, nodes: [node.index], worker: nodeWorker[node.index]!))
+            }
+        }
+        var channels = [ExecutionPlan.Channel(id: 0, node: inputNode, layout: nodes[inputNode].layout)]
+        var channelOfNode: [Int: Int] = [inputNode: 0]
+        var outputChannel = -1
+        for s in segments.indices {
+            let tail = segments[s].nodes.last!
+            let id = channels.count
+            channels.append(ExecutionPlan.Channel(id: id, node: tail, layout: nodes[tail].layout))
+            channelOfNode[tail] = id
+            segments[s].outputChannel = id
+            if tail == outputNode { outputChannel = id }
+        }
+        for s in segments.indices {
+            segments[s].inputChannels = nodes[segments[s].nodes[0]].inputs.map { channelOfNode[$0]! }
+        }
+        return (segments, channels, 0, outputChannel)
+    }
+}
+
+/// Disjoint sets over node indices (path halving).
+struct UnionFind {
+    private var parent: [Int]
+    init(count: Int) { parent = Array(0..<count) }
+    mutating func find(_ x: Int) -> Int {
+        var x = x
+        while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
+        return x
+    }
+    mutating func union(_ a: Int, _ b: Int) {
+        let ra = find(a), rb = find(b)
+        if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
+    }
+}

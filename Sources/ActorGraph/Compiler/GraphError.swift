@@ -1,0 +1,57 @@
+import ActorGraphPlatform
+
+/// Every error ActorGraph reports: malformed graphs at `compile()`, failed executions, back-pressure
+/// and shutdown. Graph errors name the offending node.
+public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
+    /// The graph has no stage: its output is its input.
+    case noStages
+    /// The output node was not built from this graph's input (e.g. a node of another graph).
+    case outputNotFromInput(node: String)
+    /// A node reads a node that belongs to another graph.
+    case foreignNode(node: String)
+    /// A stage whose value never reaches the output.
+    case deadStage(node: String)
+    /// The channel capacity is zero, negative or absurdly large.
+    case invalidCapacity(Int)
+    /// The worker count is zero or negative.
+    case invalidWorkerCount(Int)
+    /// More pinned workers than CPUs available to them.
+    case tooManyWorkers(requested: Int, cpus: Int)
+    /// The requested NUMA node does not exist.
+    case invalidNUMANode(Int, available: Int)
+    /// An option outside its valid range.
+    case invalidOption(String)
+    /// The channels would need more shared memory than allowed.
+    case regionTooLarge(bytes: Int)
+    /// An ``ActorRef`` is already bound to another running compiled graph.
+    case actorAlreadyBound(actor: String)
+    /// A system call failed while compiling or running the graph.
+    case platform(operation: String, errno: Errno)
+    /// The stage `node` threw `error` for this execution; other executions are unaffected.
+    case stageFailed(node: String, error: any Error)
+    /// `capacity` executions were in flight for the whole submit timeout.
+    case capacityExceeded(capacity: Int)
+    /// The compiled graph was shut down before this execution completed.
+    case shutDown
+
+    /// One line, naming the node or the limit involved.
+    public var description: String {
+        switch self {
+        case .noStages: return "graph has no stages: its output is its input"
+        case .outputNotFromInput(let node): return "output node '\(node)' does not depend on this graph's input"
+        case .foreignNode(let node): return "node '\(node)' uses a node from another graph"
+        case .deadStage(let node): return "stage '\(node)' does not reach the output (dead stage)"
+        case .invalidCapacity(let c): return "invalid channel capacity \(c) (must be 1...\(CompileOptions.maxCapacity))"
+        case .invalidWorkerCount(let n): return "invalid worker count \(n) (must be at least 1)"
+        case .tooManyWorkers(let r, let cpus): return "\(r) pinned workers requested but only \(cpus) CPUs are available"
+        case .invalidNUMANode(let n, let available): return "NUMA node \(n) does not exist (\(available) node(s))"
+        case .invalidOption(let what): return "invalid option: \(what)"
+        case .regionTooLarge(let bytes): return "channels would need \(bytes) bytes of shared memory (limit \(CompileOptions.maxRegionBytes))"
+        case .actorAlreadyBound(let actor): return "actor '\(actor)' is already bound to a running compiled graph"
+        case .platform(let op, let errno): return "\(op) failed: \(errno)"
+        case .stageFailed(let node, let error): return "stage '\(node)' failed: \(error)"
+        case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
+        case .shutDown: return "the compiled graph is shut down"
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import ActorGraphPlatform
+
+extension Graph {
+    /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
+    /// worker threads. Throws a ``GraphError`` naming the offending node for malformed graphs.
+    public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
+        let nodes = builder.nodes
+        let outputName = outputBuilder == ObjectIdentifier(builder) ? nodes[outputIndex].name : "node #\(outputIndex) of another graph"
+        let plan = try Compiler.plan(
+            nodes: nodes, builder: ObjectIdentifier(builder), inputNode: inputIndex, outputNode: outputIndex,
+            outputBuilder: outputBuilder, outputName: outputName, options: options)
+        return CompiledGraph(core: try EngineCore(plan: plan, options: options))
+    }
+}
+
+/// A compiled graph: executions move through preallocated rings between pinned workers, with no
+/// allocation, lock or scheduler on the hot path. Safe to use from several threads at once.
+///
+/// Results come back per execution; ``submit(_:)`` pipelines up to `capacity` executions.
+/// ``shutdown()`` (also run on `deinit`) answers every waiter.
+public final class CompiledGraph<Input, Output>: @unchecked Sendable {
+    @usableFromInline let core: EngineCore
+
+    init(core: EngineCore) { self.core = core }
+
+    deinit { core.shutdown() }
+
+    /// Runs one execution and blocks until its result (spinning first, then parking).
+    @inlinable
+    public func execute(_ input: Input) throws(GraphError) -> Output {
+        let k = try enqueue(input)
+        try core.board.waitPublished(k)
+        return try takeResult(k)
+    }
+
+    /// Runs one execution; suspends the task (not the thread) while it waits.
+    @inlinable
+    public func execute(_ input: Input) async throws(GraphError) -> Output {
+        let k = try enqueue(input)
+        try await core.board.awaitPublished(k)
+        return try takeResult(k)
+    }
+
+    /// Starts one execution and returns at once; blocks only while `capacity` executions are in
+    /// flight, up to the submit timeout, then throws ``GraphError/capacityExceeded(capacity:)``.
+    @inlinable
+    public func submit(_ input: Input) throws(GraphError) -> PendingExecution<Output> {
+        PendingExecution(core: core, sequence: try enqueue(input))
+    }
+
+    @inlinable
+    func enqueue(_ input: Input) throws(GraphError) -> Int {
+        let k = try core.claim()
+        core.inputSlot(k).initializeMemory(as: Input.self, to: input)
+        core.publishInput(k)
+        return k
+    }
+
+    @inlinable
+    func takeResult(_ k: Int) throws(GraphError) -> Output {
+        let value = try core.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        core.board.collect(k)
+        return value
+    }
+
+    /// Stops the workers and joins their threads; waiters of unfinished executions get
+    /// ``GraphError/shutDown``. Idempotent. The rings are unmapped once no handle is left.
+    public func shutdown() { core.shutdown() }
+
+    /// Whether ``shutdown()`` ran.
+    public var isShutDown: Bool { core.isShutDown }
+
+    /// Executions in flight at most (the channel capacity, a power of two).
+    public var capacity: Int { core.plan.capacity }
+
+    /// Worker threads running the graph.
+    public var workerCount: Int { core.plan.workerCount }
+
+    /// The worker each named node runs on.
+    public var placement: [String: Int] {
+        var result: [String: Int] = [:]
+        for node in core.plan.nodes { if let w = core.plan.nodeWorker[node.index] { result[node.name] = w } }
+        return result
+    }
+
+    /// The fused segments, each a list of node names run as direct calls on one worker, in order.
+    public var segments: [(worker: Int, nodes: [String])] {
+        core.plan.segments.map { ($0.worker, $0.nodes.map { core.plan.nodes[$0].name }) }
+    }
+
+    /// Channels (rings) allocated: one for the input and one per segment output.
+    public var channelCount: Int { core.plan.channels.count }
+
+    /// Bytes of the shared-memory region holding every ring.
+    public var sharedMemoryBytes: Int { core.region.size }
+
+    /// How each worker parks when idle ("io_uring futex-wait" or "futex"), once the workers started.
+    public var parkMechanisms: [String] { core.workers.map { $0.parkMechanism.rawValue } }
+
+    /// How many times each worker parked so far (diagnostics).
+    public var parkCounts: [Int] { core.workers.map { $0.parkCount.load(ordering: .relaxed) } }
+
+    /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
+    public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
+}
+
+/// One submitted execution. Wait for it once with ``wait()`` (or `await value()`); dropping it
+/// without waiting discards the result and frees its slot.
+@frozen
+public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
+    @usableFromInline let core: Unmanaged<EngineCore>
+    /// The execution's sequence number (submit order).
+    public let sequence: Int
+
+    @inlinable
+    init(core: EngineCore, sequence: Int) {
+        self.core = Unmanaged.passRetained(core)
+        self.sequence = sequence
+    }
+
+    /// Blocks until the execution completes and returns its output, or throws its failure.
+    @inlinable
+    public consuming func wait() throws(GraphError) -> Output {
+        let core = self.core
+        let k = sequence
+        discard self
+        defer { core.release() }
+        let engine = core.takeUnretainedValue()
+        try engine.board.waitPublished(k)
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
+    }
+
+    /// Suspends until the execution completes and returns its output, or throws its failure.
+    @inlinable
+    public consuming func value() async throws(GraphError) -> Output {
+        let core = self.core
+        let k = sequence
+        discard self
+        defer { core.release() }
+        let engine = core.takeUnretainedValue()
+        try await engine.board.awaitPublished(k)
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
+    }
+
+    deinit {
+        core.takeUnretainedValue().board.abandon(sequence)
+        core.release()
+    }
+}

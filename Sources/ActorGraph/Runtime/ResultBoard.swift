@@ -1,0 +1,199 @@
+import ActorGraphPlatform
+import Synchronization
+
+/// The result ring and everything around it: waiting callers (spinning, parked on a futex, or
+/// suspended as async continuations), collection of results, and admission of new executions.
+///
+/// Protocol (each side does store → seq_cst → load, so one of them always sees the other):
+/// - The publisher (the worker running the output node) stores the stamp, then reads `resultWaiters`;
+///   if it is non-zero it takes the bits with one `exchange(0)` and wakes, resumes or collects.
+/// - A waiter sets its bit, then re-reads the stamp and the shutdown flag before it sleeps.
+@usableFromInline
+final class ResultBoard: @unchecked Sendable {
+    @usableFromInline let ring: SlotRing
+    @usableFromInline let errors: UnsafeMutablePointer<(any Error)?>
+    let continuations: UnsafeMutablePointer<UnsafeContinuation<Void, Never>?>
+    @usableFromInline let stopping: UnsafeMutablePointer<Atomic<UInt32>>
+    @usableFromInline let nodeNames: [String]
+    @usableFromInline let callerSpins: Int
+    @usableFromInline let parkTimeoutNanoseconds: Int64
+    let destroyValue: (@Sendable (UnsafeMutableRawPointer) -> Void)?
+
+    init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
+         nodeNames: [String], policy: IdlePolicy, destroyValue: (@Sendable (UnsafeMutableRawPointer) -> Void)?) {
+        self.ring = ring
+        self.errors = errors
+        self.stopping = stopping
+        self.nodeNames = nodeNames
+        self.callerSpins = policy.callerSpins
+        self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
+        self.destroyValue = destroyValue
+        continuations = .allocate(capacity: ring.capacity)
+        continuations.initialize(repeating: nil, count: ring.capacity)
+    }
+
+    deinit {
+        continuations.deinitialize(count: ring.capacity)
+        continuations.deallocate()
+    }
+
+    @inlinable var isStopping: Bool { stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 }
+
+    // MARK: Publisher side (a worker)
+
+    /// Called by the output segment right after it published sequence `k`.
+    @inline(__always)
+    func didPublish(_ k: Int) {
+        let waiters = ring.resultWaiters(k)
+        guard waiters.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
+        deliver(k, bits: waiters.pointee.exchange(0, ordering: .sequentiallyConsistent))
+    }
+
+    private func deliver(_ k: Int, bits: UInt32) {
+        if bits & ResultWaiterBits.parkedThread != 0 {
+            Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max)
+        }
+        if bits & ResultWaiterBits.continuation != 0 {
+            let slot = k & ring.mask
+            let continuation = continuations[slot]
+            continuations[slot] = nil
+            continuation?.resume()
+        }
+        if bits & ResultWaiterBits.abandoned != 0 {
+            collect(k)
+        }
+    }
+
+    // MARK: Waiter side (callers)
+
+    /// Blocks until sequence `k` is published: spins, then parks on the slot's stamp (futex).
+    /// Throws ``GraphError/shutDown`` when the graph stops first.
+    @usableFromInline
+    func waitPublished(_ k: Int) throws(GraphError) {
+        var spins = callerSpins
+        while spins > 0 {
+            if ring.isPublished(k) { return }
+            CPU.relax()
+            spins &-= 1
+        }
+        let stampWord = ring.stampWord(k)
+        let waiters = ring.resultWaiters(k)
+        while true {
+            waiters.pointee.bitwiseOr(ResultWaiterBits.parkedThread, ordering: .sequentiallyConsistent)
+            let seen = stampWord.pointee.load(ordering: .sequentiallyConsistent)
+            if seen == SlotRing.stamp(k) { return }
+            if isStopping { throw .shutDown }
+            _ = Futex.wait(on: futexWord(stampWord), expected: seen, timeoutNanoseconds: parkTimeoutNanoseconds)
+        }
+    }
+
+    /// Suspends until sequence `k` is published, without blocking a thread once spinning is over.
+    @usableFromInline
+    func awaitPublished(_ k: Int) async throws(GraphError) {
+        var spins = min(callerSpins, 2_000)
+        while spins > 0 {
+            if ring.isPublished(k) { return }
+            CPU.relax()
+            spins &-= 1
+        }
+        let waiters = ring.resultWaiters(k)
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            continuations[k & ring.mask] = continuation
+            waiters.pointee.bitwiseOr(ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
+            guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) || isStopping else {
+                return // the publisher or shutdown resumes us
+            }
+            // Already done: take the registration back unless the publisher or shutdown already took it.
+            var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
+            while current & ResultWaiterBits.continuation != 0 {
+                let (exchanged, original) = waiters.pointee.compareExchange(
+                    expected: current, desired: current & ~ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
+                if exchanged {
+                    continuations[k & ring.mask] = nil
+                    continuation.resume()
+                    return
+                }
+                current = original
+            }
+        }
+        if !ring.isPublished(k) { throw .shutDown }
+    }
+
+    /// After `k` is published: the value's address, or the stage failure (the slot is then collected).
+    @usableFromInline
+    func take(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        let failure = ring.failure(k).pointee
+        guard failure == 0 else {
+            let node = Int(failure) - 1
+            let error = errors[k & ring.mask] ?? GraphError.shutDown
+            collect(k)
+            throw .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
+        }
+        return ring.value(k)
+    }
+
+    /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
+    @usableFromInline
+    func collect(_ k: Int) {
+        ring.resultWaiters(k).pointee.store(0, ordering: .relaxed)
+        ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
+        let space = ring.spaceWaiters(k)
+        if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
+            space.pointee.store(0, ordering: .relaxed)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+        }
+    }
+
+    /// The caller dropped its pending execution `k`: collect it now, or let the publisher do it.
+    @usableFromInline
+    func abandon(_ k: Int) {
+        if ring.isPublished(k) { collect(k); return }
+        let waiters = ring.resultWaiters(k)
+        waiters.pointee.bitwiseOr(ResultWaiterBits.abandoned, ordering: .sequentiallyConsistent)
+        guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) else { return }
+        var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
+        while current & ResultWaiterBits.abandoned != 0 {
+            let (exchanged, original) = waiters.pointee.compareExchange(
+                expected: current, desired: current & ~ResultWaiterBits.abandoned, ordering: .sequentiallyConsistent)
+            if exchanged { collect(k); return }
+            current = original
+        }
+    }
+
+    // MARK: Admission
+
+    /// Whether sequence `k` may be admitted: the result of `k - capacity` has been collected.
+    @inlinable @inline(__always)
+    func hasSpace(for k: Int) -> Bool {
+        ring.collectedWord(k).pointee.load(ordering: .acquiring) == SlotRing.stamp(k &- ring.capacity)
+    }
+
+    /// Sleeps until the slot of `k` is collected, `timeoutNanoseconds` pass, or shutdown.
+    @usableFromInline
+    func sleepUntilSpace(for k: Int, timeoutNanoseconds: Int64) {
+        let word = ring.collectedWord(k)
+        ring.spaceWaiters(k).pointee.store(1, ordering: .sequentiallyConsistent)
+        let seen = word.pointee.load(ordering: .sequentiallyConsistent)
+        if seen == SlotRing.stamp(k &- ring.capacity) || isStopping { return }
+        _ = Futex.wait(on: futexWord(word), expected: seen, timeoutNanoseconds: min(timeoutNanoseconds, parkTimeoutNanoseconds))
+    }
+
+    // MARK: Shutdown
+
+    /// Answers every waiter after the workers stopped: parked threads and continuations wake and,
+    /// finding their result unpublished, throw ``GraphError/shutDown``.
+    func wakeAllForShutdown() {
+        for k in 0..<ring.capacity {
+            let bits = ring.resultWaiters(k).pointee.exchange(0, ordering: .sequentiallyConsistent)
+            deliver(k, bits: bits & ~ResultWaiterBits.abandoned)
+            ring.spaceWaiters(k).pointee.store(0, ordering: .relaxed)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+        }
+    }
+}
+
+/// The address of an atomic word, as the plain `UInt32` a futex system call takes.
+@inline(__always)
+func futexWord(_ word: UnsafeMutablePointer<Atomic<UInt32>>) -> UnsafeMutablePointer<UInt32> {
+    UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+}

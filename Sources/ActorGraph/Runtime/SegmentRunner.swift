@@ -1,0 +1,135 @@
+import ActorGraphPlatform
+import Synchronization
+
+/// Runs one fused segment (a chain of nodes on one worker) one execution at a time, in sequence order.
+///
+/// The head reads its input rings in place; intermediate values live in preallocated scratch
+/// memory; the tail writes straight into its output ring slot. Nothing is allocated per execution.
+final class SegmentRunner {
+    let segmentID: Int
+    /// The head's input rings, in argument order, and their failure side tables.
+    let inputs: UnsafeMutableBufferPointer<SlotRing>
+    let inputErrors: UnsafeMutableBufferPointer<UnsafeMutablePointer<(any Error)?>>
+    /// One kernel per node, head first, and each kernel's node index.
+    let kernels: UnsafeMutableBufferPointer<KernelFunction>
+    let kernelNodes: UnsafeMutableBufferPointer<Int32>
+    /// `arguments[0..<inputs.count]` feed the head; `arguments[inputs.count + j]` points at scratch `j`.
+    let arguments: UnsafeMutablePointer<UnsafeRawPointer>
+    let scratch: UnsafeMutableBufferPointer<UnsafeMutableRawPointer>
+    /// Destroys scratch `j` after the next kernel read it; `nil` for trivial types.
+    let scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?]
+    let output: SlotRing
+    let outputErrors: UnsafeMutablePointer<(any Error)?>
+    let outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?
+    /// Park words of the workers reading `output` (other than this runner's own worker).
+    let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
+    /// Set when `output` is the result ring.
+    let resultBoard: ResultBoard?
+    /// The next sequence this segment processes.
+    private(set) var next = 0
+
+    init(segmentID: Int, inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
+         kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
+         scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
+         output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
+         outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
+         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?) {
+        self.segmentID = segmentID
+        self.inputs = .allocate(capacity: inputs.count)
+        _ = self.inputs.initialize(from: inputs)
+        self.inputErrors = .allocate(capacity: inputErrors.count)
+        _ = self.inputErrors.initialize(from: inputErrors)
+        self.kernels = .allocate(capacity: kernels.count)
+        _ = self.kernels.initialize(from: kernels)
+        self.kernelNodes = .allocate(capacity: kernelNodes.count)
+        _ = self.kernelNodes.initialize(from: kernelNodes.map { Int32($0) })
+        self.scratch = .allocate(capacity: scratch.count)
+        _ = self.scratch.initialize(from: scratch)
+        self.arguments = .allocate(capacity: inputs.count + scratch.count)
+        for (j, s) in scratch.enumerated() { (arguments + inputs.count + j).initialize(to: UnsafeRawPointer(s)) }
+        for i in 0..<inputs.count { (arguments + i).initialize(to: UnsafeRawPointer(bitPattern: 1)!) }
+        self.scratchDestroy = scratchDestroy
+        self.output = output
+        self.outputErrors = outputErrors
+        self.outputDestroy = outputDestroy
+        self.wakeTargets = .allocate(capacity: wakeTargets.count)
+        _ = self.wakeTargets.initialize(from: wakeTargets)
+        self.resultBoard = resultBoard
+    }
+
+    deinit {
+        inputs.deallocate()
+        inputErrors.deallocate()
+        kernels.deinitialize()
+        kernels.deallocate()
+        kernelNodes.deallocate()
+        scratch.deallocate()
+        arguments.deallocate()
+        wakeTargets.deallocate()
+    }
+
+    /// Whether the next execution's inputs are all published.
+    @inline(__always)
+    func isReady() -> Bool {
+        let k = next
+        for i in 0..<inputs.count where !inputs[i].isPublished(k) { return false }
+        return true
+    }
+
+    /// Runs the next execution if its inputs are ready. Returns whether it ran.
+    @inline(__always)
+    func runOne() -> Bool {
+        guard isReady() else { return false }
+        let k = next
+        let outputSlot = k & output.mask
+        // The slot still holds execution k - capacity: destroy its value before reusing it.
+        let previousFailure = output.failure(k).pointee
+        if k > output.mask {
+            if previousFailure != 0 {
+                outputErrors[outputSlot] = nil
+            } else if let destroy = outputDestroy {
+                destroy(output.value(k))
+            }
+        }
+        var failure: Int32 = 0
+        for i in 0..<inputs.count {
+            let f = inputs[i].failure(k).pointee
+            if f != 0 {
+                failure = f
+                outputErrors[outputSlot] = inputErrors[i][k & inputs[i].mask]
+                break
+            }
+            arguments[i] = UnsafeRawPointer(inputs[i].value(k))
+        }
+        if failure == 0 {
+            failure = runKernels(into: output.value(k), outputSlot: outputSlot)
+        }
+        output.failure(k).pointee = failure
+        output.publish(k)
+        for target in wakeTargets { Worker.wake(target) }
+        resultBoard?.didPublish(k)
+        next = k &+ 1
+        return true
+    }
+
+    /// Calls the kernels in order; returns 0, or the failing node's index + 1 (error stored).
+    @inline(__always)
+    private func runKernels(into destination: UnsafeMutableRawPointer, outputSlot: Int) -> Int32 {
+        let last = kernels.count - 1
+        var source = UnsafePointer(arguments)
+        var j = 0
+        do {
+            while j <= last {
+                try kernels[j](source, j == last ? destination : scratch[j])
+                if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
+                source = UnsafePointer(arguments + inputs.count + j)
+                j &+= 1
+            }
+            return 0
+        } catch {
+            if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
+            outputErrors[outputSlot] = error
+            return kernelNodes[j] &+ 1
+        }
+    }
+}

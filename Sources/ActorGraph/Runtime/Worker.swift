@@ -1,0 +1,115 @@
+import ActorGraphPlatform
+import Logging
+import Synchronization
+
+/// One pinned worker thread: runs its segments' static schedule in a loop, spins when idle, then
+/// parks through its own io_uring (a futex-wait SQE on its park word) until a producer rings it.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let runners: [SegmentRunner]
+    /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
+    let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
+    let stopping: UnsafeMutablePointer<Atomic<UInt32>>
+    let spins: Int
+    let batchSize: Int
+    let parkTimeoutNanoseconds: Int64
+    let useIORing: Bool
+    let numaNode: Int?
+    /// How the worker parked, decided on its thread at start (io_uring futex-wait or plain futex).
+    private(set) var parkMechanism = ParkMechanism.futex
+    /// Times the worker parked (diagnostics).
+    let parkCount = Atomic<Int>(0)
+    private static let parkTag: UInt64 = 0xA6_0000_0000_0001
+
+    enum ParkMechanism: String { case ioUring = "io_uring futex-wait", futex = "futex" }
+
+    init(index: Int, runners: [SegmentRunner], parkWord: UnsafeMutablePointer<Atomic<UInt32>>,
+         stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?) {
+        self.index = index
+        self.runners = runners
+        self.parkWord = parkWord
+        self.stopping = stopping
+        self.spins = options.idle.workerSpins
+        self.batchSize = options.batchSize
+        self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
+        self.useIORing = options.useIORing
+        self.numaNode = numaNode
+    }
+
+    /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked.
+    @inline(__always)
+    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
+        guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
+        if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
+            Futex.wake(futexWord(parkWord))
+        }
+    }
+
+    /// The thread body.
+    func run() {
+        if let node = numaNode { NUMA.runOnNode(node) }
+        var ring: IORing? = nil
+        if useIORing, Worker.futexWaitSupported {
+            ring = try? IORing(entries: 8)
+        }
+        parkMechanism = ring == nil ? .futex : .ioUring
+        var armed = false
+        var idle = 0
+        let count = runners.count
+        runners.withUnsafeBufferPointer { runners in
+            while stopping.pointee.load(ordering: .relaxed) == 0 {
+                var progressed = false
+                for r in 0..<count {
+                    let runner = runners[r]
+                    var n = 0
+                    while n < batchSize && runner.runOne() { n &+= 1 }
+                    if n > 0 { progressed = true }
+                }
+                if progressed { idle = 0; continue }
+                idle &+= 1
+                if idle < spins { CPU.relax(); continue }
+                idle = 0
+                park(ring: ring, armed: &armed, runners: runners)
+            }
+        }
+        ring?.close()
+    }
+
+    private func park(ring: IORing?, armed: inout Bool, runners: UnsafeBufferPointer<SegmentRunner>) {
+        parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
+        // Re-check after announcing: a producer that published before seeing the flag is caught here.
+        if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() }) {
+            parkWord.pointee.store(0, ordering: .relaxed)
+            return
+        }
+        parkCount.add(1, ordering: .relaxed)
+        if let ring {
+            if !armed {
+                armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag)
+            }
+            _ = try? ring.submitAndWait(timeoutNanoseconds: parkTimeoutNanoseconds)
+            ring.reapCompletions { completion in
+                if completion.userData == Worker.parkTag { armed = false }
+            }
+        } else {
+            _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds)
+        }
+        parkWord.pointee.store(0, ordering: .relaxed)
+    }
+
+    /// Whether this host lets workers park through io_uring; logged once when it does not.
+    static let futexWaitSupported: Bool = {
+        switch IORing.probe() {
+        case .success:
+            if IORing.supportsFutexWait() { return true }
+            logger.notice("io_uring lacks IORING_OP_FUTEX_WAIT on this kernel: workers park on a plain futex")
+            return false
+        case .failure(let errno):
+            logger.notice("io_uring unavailable (\(errno)): workers park on a plain futex")
+            return false
+        }
+    }()
+}
+
+/// The engine's logger (swift-log): fallbacks and lifecycle notices, never the hot path.
+let logger = Logger(label: "ActorGraph")

@@ -1,0 +1,36 @@
+import CPlatformShims
+
+/// A process-private futex on a 32-bit word: the plain-syscall way to park and wake a thread.
+///
+/// Workers park through their io_uring (``IORing/prepareFutexWait(on:expected:userData:)``);
+/// callers that are not workers, and hosts where io_uring is refused, use this.
+public enum Futex {
+    /// The outcome of ``wait(on:expected:timeoutNanoseconds:)``.
+    public enum WaitResult: Equatable, Sendable {
+        /// Woken by ``wake(_:count:)`` (or spuriously: re-check the condition).
+        case woken
+        /// The word did not hold `expected` when the kernel looked.
+        case valueChanged
+        /// The timeout expired.
+        case timedOut
+        /// A signal interrupted the wait.
+        case interrupted
+    }
+
+    /// Sleeps while `*word == expected`, for at most `timeoutNanoseconds` (negative: no limit).
+    public static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64) -> WaitResult {
+        let r = cplatform_futex_wait(word, expected, timeoutNanoseconds)
+        switch r {
+        case 0: return .woken
+        case -Errno.resourceTemporarilyUnavailable.rawValue: return .valueChanged
+        case -Errno.timedOut.rawValue: return .timedOut
+        default: return .interrupted
+        }
+    }
+
+    /// Wakes up to `count` threads sleeping on `word`; returns how many woke.
+    @discardableResult
+    public static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1) -> Int {
+        Int(max(0, cplatform_futex_wake(word, count)))
+    }
+}

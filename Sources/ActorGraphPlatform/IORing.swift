@@ -1,0 +1,141 @@
+import CLibURing
+import Glibc
+
+/// One io_uring instance (liburing), owned by one thread.
+///
+/// A worker uses its ring for everything it waits on: its park doorbell (a futex-wait SQE) and the
+/// I/O of source and sink stages. Not thread-safe: only the owning thread prepares, submits and reaps.
+public final class IORing {
+    @usableFromInline var ring = io_uring()
+    private var isClosed = false
+
+    /// One reaped completion.
+    public struct Completion: Sendable {
+        /// The `userData` given when the request was prepared.
+        public var userData: UInt64
+        /// The result: a byte count, 0, or `-errno`.
+        public var result: Int32
+        /// The CQE flags.
+        public var flags: UInt32
+    }
+
+    /// Creates a ring with `entries` submission slots. Throws the kernel's refusal
+    /// (`EPERM`/`ENOSYS` under seccomp) so callers can fall back to plain futexes.
+    public init(entries: UInt32 = 64, flags: UInt32 = 0) throws(Errno) {
+        let r = io_uring_queue_init(entries, &ring, flags)
+        guard r == 0 else { throw Errno(rawValue: -r) }
+    }
+
+    /// Whether io_uring can be used on this host, and the kernel's error when it cannot.
+    public static func probe() -> Result<Void, Errno> {
+        do {
+            let ring = try IORing(entries: 2)
+            ring.close()
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Whether the kernel supports `IORING_OP_FUTEX_WAIT` (opcode 51) on this host.
+    public static func supportsFutexWait() -> Bool {
+        guard let probe = io_uring_get_probe() else { return false }
+        defer { io_uring_free_probe(probe) }
+        return io_uring_opcode_supported(probe, Int32(CLIBURING_OP_FUTEX_WAIT)) != 0
+    }
+
+    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
+        if let sqe = io_uring_get_sqe(&ring) { return sqe }
+        // The submission queue is full: hand what is queued to the kernel, then retry.
+        _ = io_uring_submit(&ring)
+        return io_uring_get_sqe(&ring)
+    }
+
+    /// Queues `IORING_OP_FUTEX_WAIT`: completes when `word` is woken, or at once (`-EAGAIN`) if `*word != expected`.
+    @discardableResult
+    public func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        clib_io_uring_prep_futex_wait(sqe, word, UInt64(expected))
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues a `recv` of at most `buffer.count` bytes from socket `fd`.
+    @discardableResult
+    public func prepareReceive(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_recv(sqe, fd, buffer.baseAddress, buffer.count, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues a `send` of `buffer` on socket `fd` (connected, or with `destination` for UDP).
+    @discardableResult
+    public func prepareSendMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_sendmsg(sqe, fd, message, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues a `recvmsg` on socket `fd` (UDP: fills the sender's address).
+    @discardableResult
+    public func prepareReceiveMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_recvmsg(sqe, fd, message, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues a `read` of `buffer.count` bytes at `offset` of file `fd`.
+    @discardableResult
+    public func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_read(sqe, fd, buffer.baseAddress, UInt32(buffer.count), offset)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Submits queued requests without waiting. Returns how many were submitted.
+    @discardableResult
+    public func submit() throws(Errno) -> Int {
+        let r = io_uring_submit(&ring)
+        guard r >= 0 else { throw Errno(rawValue: -r) }
+        return Int(r)
+    }
+
+    /// Submits queued requests and sleeps until at least one completion is ready or `timeoutNanoseconds` pass.
+    /// Returns false on timeout.
+    @discardableResult
+    public func submitAndWait(timeoutNanoseconds: Int64) throws(Errno) -> Bool {
+        var ts = __kernel_timespec(tv_sec: timeoutNanoseconds / 1_000_000_000, tv_nsec: timeoutNanoseconds % 1_000_000_000)
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        let r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nil)
+        if r == -ETIME || r == -EINTR { return false }
+        guard r >= 0 else { throw Errno(rawValue: -r) }
+        return true
+    }
+
+    /// Reaps every ready completion, calling `body` for each, without entering the kernel.
+    /// Returns how many were reaped.
+    @discardableResult
+    public func reapCompletions(_ body: (Completion) -> Void) -> Int {
+        var count = 0
+        while let cqe = clib_io_uring_peek_cqe(&ring) {
+            let c = Completion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags)
+            io_uring_cqe_seen(&ring, cqe)
+            body(c)
+            count += 1
+        }
+        return count
+    }
+
+    /// Tears the ring down. Idempotent.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        io_uring_queue_exit(&ring)
+    }
+
+    deinit { close() }
+}

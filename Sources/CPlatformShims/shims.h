@@ -1,0 +1,85 @@
+// Small helpers Swift cannot express directly. Header-only: every function is static inline.
+#include <features.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <time.h>
+#include <errno.h>
+
+/// The spin-loop hint (x86 `pause`): lets the sibling hyper-thread run and saves power while spinning.
+static inline void cplatform_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// futex(FUTEX_WAIT_PRIVATE). Returns 0 or -errno. `timeout_ns` < 0 waits forever.
+static inline int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+    struct timespec ts;
+    struct timespec *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000LL;
+        ts.tv_nsec = timeout_ns % 1000000000LL;
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    return r == -1 ? -errno : 0;
+}
+
+/// futex(FUTEX_WAKE_PRIVATE). Returns the number of woken threads or -errno.
+static inline int cplatform_futex_wake(uint32_t *word, int count) {
+    long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    return r == -1 ? -errno : (int)r;
+}
+
+/// Monotonic clock in nanoseconds (vDSO, no syscall).
+static inline uint64_t cplatform_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+
+/// memfd_create(2) through syscall(2): glibc declares it only under _GNU_SOURCE. Returns fd or -errno.
+static inline int cplatform_memfd_create(const char *name, unsigned int flags) {
+    long r = syscall(SYS_memfd_create, name, flags);
+    return r == -1 ? -errno : (int)r;
+}
+#define CPLATFORM_MFD_CLOEXEC 0x0001U
+
+/// Pins the calling thread to one CPU (sched_setaffinity on tid 0). Returns 0 or -errno.
+static inline int cplatform_pin_current_thread(int cpu) {
+    unsigned long mask[16] = {0};
+    if (cpu < 0 || cpu >= 1024) return -EINVAL;
+    mask[cpu / 64] |= 1UL << (cpu % 64);
+    long r = syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+    return r == -1 ? -errno : 0;
+}
+
+/// The CPU the calling thread runs on (getcpu(2)), or -1.
+static inline int cplatform_current_cpu(void) {
+    unsigned cpu = 0;
+    long r = syscall(SYS_getcpu, &cpu, NULL, NULL);
+    return r == -1 ? -1 : (int)cpu;
+}
+
+/// Names the calling thread (prctl PR_SET_NAME, at most 15 bytes kept).
+#include <sys/prctl.h>
+static inline void cplatform_set_thread_name(const char *name) {
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+/// Writes the CPUs in the calling thread's affinity mask to `out` (ascending), returns how many, or -errno.
+static inline int cplatform_allowed_cpus(int *out, int max) {
+    unsigned long mask[16] = {0};
+    long r = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (r == -1) return -errno;
+    int n = 0;
+    for (int cpu = 0; cpu < 1024 && n < max; cpu++) {
+        if (mask[cpu / 64] & (1UL << (cpu % 64))) out[n++] = cpu;
+    }
+    return n;
+}
