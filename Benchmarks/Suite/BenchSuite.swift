@@ -1,0 +1,335 @@
+import ActorGraph
+import ActorGraphPlatform
+import Glibc
+
+/// How `actorgraph bench` (or any caller) runs the suite.
+public struct BenchOptions: Sendable {
+    /// Fewer samples: the whole run in well under a minute.
+    public var quick: Bool
+    /// Where `results.json`, `results.csv` and `latency.svg` go (created if missing).
+    public var outputDirectory: String
+    /// Case names or prefixes to run (`echo`, `chain8`, `paced`, `pipelined`); empty runs every case.
+    /// The ping-pong baseline always runs: every ratio needs it.
+    public var cases: [String]
+    /// Counts allocation calls; `nil` falls back to glibc's net heap bytes (`mallinfo2`), which cannot count calls.
+    public var allocationCounter: AllocationCounter?
+
+    public init(quick: Bool = false, outputDirectory: String = "bench-results", cases: [String] = [],
+                allocationCounter: AllocationCounter? = nil) {
+        self.quick = quick
+        self.outputDirectory = outputDirectory
+        self.cases = cases
+        self.allocationCounter = allocationCounter
+    }
+
+    func includes(_ name: String) -> Bool {
+        cases.isEmpty || cases.contains { name == $0 || name.hasPrefix($0 + ".") || name.hasSuffix("." + $0) }
+    }
+}
+
+/// Pipelined throughput of one path.
+public struct ThroughputResult: Codable, Sendable {
+    public var name: String
+    public var path: String
+    /// Executions in flight.
+    public var window: Int
+    /// Executions per second, one figure per round.
+    public var rounds: [Double]
+    /// The median round.
+    public var perSecond: Double
+    public var allocationsPerExecution: Double?
+}
+
+/// The headline numbers: the `summary:` line.
+public struct BenchSummary: Codable, Sendable {
+    public var echoP50RatioToPingPong: Double
+    public var echoP99RatioToPingPong: Double
+    public var compiledVsDynamicEcho: Double
+    public var compiledVsDynamicChain3: Double
+    public var compiledVsDynamicDiamond: Double
+    public var chain3ThroughputPerSecond: Double
+    public var allocationsPerExecution: Double
+
+    public var line: String {
+        "summary: echo_p50_ratio_to_pingpong=\(fmt(echoP50RatioToPingPong, 2)) echo_p99_ratio_to_pingpong=\(fmt(echoP99RatioToPingPong, 2))"
+            + " compiled_vs_dynamic_echo=\(fmt(compiledVsDynamicEcho, 1)) compiled_vs_dynamic_chain3=\(fmt(compiledVsDynamicChain3, 1))"
+            + " compiled_vs_dynamic_diamond=\(fmt(compiledVsDynamicDiamond, 1)) chain3_throughput_per_s=\(fmt(chain3ThroughputPerSecond, 0))"
+            + " allocs_per_execution=\(fmt(allocationsPerExecution, 3))"
+    }
+}
+
+/// The machine a run came from.
+public struct MachineInfo: Codable, Sendable {
+    public var cpuModel: String
+    public var onlineCPUs: Int
+    public var allowedCPUs: [Int]
+    public var kernel: String
+    public var numaNodes: Int
+}
+
+/// Everything one run measured; written as `results.json`.
+public struct BenchReport: Codable, Sendable {
+    public var mode: String
+    public var startedAtUnixSeconds: Int
+    public var durationSeconds: Double
+    public var machine: MachineInfo
+    /// Compiled-graph defaults used: workers, and the CPU the measuring thread was pinned to.
+    public var compiledWorkers: Int
+    public var callerCPU: Int?
+    public var clockReadNanoseconds: UInt64
+    /// CPUs kept busy by other processes just before the run (from `/proc/stat` over 250 ms, 0...CPUs):
+    /// anything else running on these cores skews every number.
+    public var busyCPUsBeforeRun: Double
+    public var allocationMethod: String
+    /// The physical limit: pinned cache-line ping-pong, plain spin (the ratios use this one).
+    public var pingPong: PathResult
+    /// The same with the `pause` hint in both spin loops, as the engine's spin loops have.
+    public var pingPongPause: PathResult
+    public var latency: [PathResult]
+    public var paced: [PathResult]
+    public var throughput: [ThroughputResult]
+    public var peakRSSBytesAfterCompiled: Int
+    public var peakRSSBytes: Int
+    public var summary: BenchSummary
+    /// Where the files were written.
+    public var files: [String]
+}
+
+public enum BenchSuite {
+    /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
+    /// the sequential path, then the dynamic path; prints progress and the table, writes the files,
+    /// and prints the `summary:` line last.
+    public static func run(_ options: BenchOptions) async throws -> BenchReport {
+        let started = MonotonicClock.now()
+        var wallClock = timespec()
+        clock_gettime(CLOCK_REALTIME, &wallClock)
+        let budget = options.quick ? Budget.quick : Budget.full
+        let allowed = CPU.allowedCPUs()
+        // The compiled graphs use their default: one worker per CPU but one, pinned highest first; the
+        // measuring thread takes the lowest CPU. Never more spinning threads than CPUs.
+        let workers = max(1, allowed.count - 1)
+        let callerCPU: Int? = allowed.count >= 2 ? allowed[0] : nil
+        let pingPongCPUs: (Int?, Int?) = allowed.count >= 2 ? (allowed[0], allowed[allowed.count - 1]) : (nil, nil)
+
+        var counter = options.allocationCounter
+        var allocationMethod: String
+        if let c = counter {
+            if c.selfCheck() {
+                allocationMethod = "\(c.method) (self-check: a 64-byte allocation was counted)"
+            } else {
+                allocationMethod = "\(c.method) FAILED its self-check (a 64-byte allocation was not counted): not used"
+                counter = nil
+            }
+        } else {
+            allocationMethod = "none: no allocation counter given; allocations per execution not measured (mallinfo2 sees net bytes only)"
+        }
+
+        let busyBefore = busyCPUs(overMilliseconds: 250)
+        let context = RunContext(budget: budget, counter: counter, callerCPU: callerCPU)
+        let machine = machineInfo(allowed: allowed)
+        say("actorgraph bench (\(options.quick ? "quick" : "full")): \(machine.cpuModel), \(allowed.count) CPUs allowed \(allowed), kernel \(machine.kernel)")
+        say("compiled graphs: \(workers) pinned worker(s) on the highest CPU(s) + the measuring thread pinned to CPU \(callerCPU.map(String.init) ?? "none")")
+        say("allocations: \(allocationMethod)")
+        say("other load before the run: \(fmt(busyBefore, 2)) of \(CPU.onlineCount) CPUs busy")
+        if busyBefore >= 0.25 {
+            say("WARNING: other processes keep \(fmt(busyBefore, 2)) CPUs busy: they compete for the cores, latencies will be inflated")
+        }
+        let clockRead = Measure.clockOverhead(iterations: 100_000)
+        say("clock read (vDSO clock_gettime): \(clockRead) ns, included in every latency sample")
+
+        let cases = LatencyCase.all.filter { options.includes($0.name) }
+        var latency: [PathResult] = []
+        var paced: [PathResult] = []
+        var throughput: [ThroughputResult] = []
+
+        // 1. Compiled path.
+        for c in cases {
+            let r = try c.runCompiled(context)
+            latency.append(r)
+            progress(r)
+        }
+        if options.includes("chain3.pipelined") || options.includes("pipelined") {
+            let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: 1024))
+            defer { graph.shutdown() }
+            let window = 512
+            let r = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
+                try Measure.pipelinedCompiled(graph, window: window, executions: budget.pipelinedExecutions,
+                                              rounds: budget.pipelinedRounds, counter: counter)
+            }
+            let t = ThroughputResult(name: "chain3.pipelined", path: "compiled", window: window, rounds: r.perSecond,
+                                     perSecond: median(r.perSecond), allocationsPerExecution: r.allocationsPerExecution)
+            throughput.append(t)
+            say("  chain3.pipelined  compiled    \(fmtRate(t.perSecond)) exec/s (window \(window), rounds \(t.rounds.map(fmtRate).joined(separator: " ")))")
+        }
+        for period in budget.pacedPeriodsMicroseconds {
+            for (shape, graphOf) in [("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) })] {
+                let name = "paced.\(shape).\(period)us"
+                guard options.includes(name) || options.includes("paced") else { continue }
+                let graph = try graphOf().compile(CompileOptions())
+                defer { graph.shutdown() }
+                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
+                    try Measure.pacedCompiled(graph, input: 7, periodNanoseconds: UInt64(period) * 1_000,
+                                              iterations: budget.pacedCompiled / max(1, period / 10))
+                }
+                let r = PathResult(name: name, path: "compiled", payloadBytes: 8, stats: m.stats, placement: "automatic",
+                                   workers: graph.workerCount, segments: graph.segments.count)
+                paced.append(r)
+                progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
+            }
+        }
+        let peakAfterCompiled = MemoryStats.peakRSSBytes()
+
+        // 2. Physical limit (the compiled graphs are shut down: only these two threads spin now).
+        say("physical limit: cache-line ping-pong between CPUs \(pingPongCPUs.0.map(String.init) ?? "-") and \(pingPongCPUs.1.map(String.init) ?? "-")")
+        let pp = try Measure.pingPong(cpus: pingPongCPUs, warmup: budget.pingPong / 10, iterations: budget.pingPong, pause: false)
+        let pingPong = PathResult(name: "pingpong", path: "pingpong", payloadBytes: 8, stats: pp.stats)
+        progress(pingPong, extra: "plain spin")
+        let ppPause = try Measure.pingPong(cpus: pingPongCPUs, warmup: budget.pingPong / 10, iterations: budget.pingPong, pause: true)
+        let pingPongPause = PathResult(name: "pingpong.pause", path: "pingpong", payloadBytes: 8, stats: ppPause.stats)
+        progress(pingPongPause, extra: "spin with pause")
+
+        // 3. Sequential path.
+        for c in cases {
+            let r = try c.runSequential(context)
+            latency.append(r)
+            progress(r)
+        }
+
+        // 4. Dynamic path.
+        for c in cases {
+            let r = try await c.runDynamic(context)
+            latency.append(r)
+            progress(r)
+        }
+        if options.includes("chain3.pipelined") || options.includes("pipelined") {
+            let dynamic = try BenchGraphs.chain(3, UInt64.self).dynamic()
+            defer { dynamic.shutdown() }
+            let window = 64
+            _ = try await Measure.pipelinedDynamic(dynamic, window: window, executions: budget.dynamicPipelined / 10)
+            var rounds: [Double] = []
+            for _ in 0..<budget.pipelinedRounds {
+                rounds.append(try await Measure.pipelinedDynamic(dynamic, window: window, executions: budget.dynamicPipelined))
+            }
+            let t = ThroughputResult(name: "chain3.pipelined", path: "dynamic", window: window, rounds: rounds,
+                                     perSecond: median(rounds), allocationsPerExecution: nil)
+            throughput.append(t)
+            say("  chain3.pipelined  dynamic     \(fmtRate(t.perSecond)) exec/s (window \(window), task group)")
+        }
+        for period in budget.pacedPeriodsMicroseconds {
+            for (shape, graphOf) in [("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) })] {
+                let name = "paced.\(shape).\(period)us"
+                guard options.includes(name) || options.includes("paced") else { continue }
+                let dynamic = try graphOf().dynamic()
+                defer { dynamic.shutdown() }
+                let m = try await Measure.pacedDynamic(dynamic, input: 7, periodNanoseconds: UInt64(period) * 1_000,
+                                                       iterations: budget.pacedDynamic / max(1, period / 10))
+                let r = PathResult(name: name, path: "dynamic", payloadBytes: 8, stats: m.stats)
+                paced.append(r)
+                progress(r)
+            }
+        }
+
+        // 5. Summary, table, files.
+        func p50(_ name: String, _ path: String) -> Double? {
+            latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
+        }
+        func speedup(_ name: String) -> Double {
+            guard let c = p50(name, "compiled"), let d = p50(name, "dynamic"), c > 0 else { return .nan }
+            return d / c
+        }
+        let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
+        let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
+            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution))
+        let summary = BenchSummary(
+            echoP50RatioToPingPong: echo.map { Double($0.stats.p50) / Double(max(1, pingPong.stats.p50)) } ?? .nan,
+            echoP99RatioToPingPong: echo.map { Double($0.stats.p99) / Double(max(1, pingPong.stats.p99)) } ?? .nan,
+            compiledVsDynamicEcho: speedup("echo"),
+            compiledVsDynamicChain3: speedup("chain3"),
+            compiledVsDynamicDiamond: speedup("diamond"),
+            chain3ThroughputPerSecond: throughput.first { $0.path == "compiled" }?.perSecond ?? .nan,
+            allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!)
+
+        var report = BenchReport(
+            mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
+            durationSeconds: Double(MonotonicClock.now() &- started) / 1e9, machine: machine,
+            compiledWorkers: workers, callerCPU: callerCPU, clockReadNanoseconds: clockRead,
+            busyCPUsBeforeRun: busyBefore,
+            allocationMethod: allocationMethod, pingPong: pingPong, pingPongPause: pingPongPause,
+            latency: latency, paced: paced, throughput: throughput,
+            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
+            summary: summary, files: [])
+        print("")
+        print(ReportWriter.table(report))
+        report.files = try ReportWriter.write(report, to: options.outputDirectory)
+        say("wrote \(report.files.joined(separator: ", ")) (run took \(fmt(report.durationSeconds, 1)) s)")
+        say(summary.line)
+        return report
+    }
+
+    static func progress(_ r: PathResult, extra: String = "") {
+        let s = r.stats
+        var line = "  \(pad(r.name, 18)) \(pad(r.path, 10)) p50 \(fmtNs(s.p50))  p99 \(fmtNs(s.p99))  p99.9 \(fmtNs(s.p999))  max \(fmtNs(s.max))"
+        if let a = r.allocationsPerExecution { line += "  allocs/exec \(fmt(a, 2))" }
+        if !extra.isEmpty { line += "  (\(extra))" }
+        say(line)
+    }
+
+    static func machineInfo(allowed: [Int]) -> MachineInfo {
+        var model = "unknown CPU"
+        if let cpuinfo = readTextFile("/proc/cpuinfo"),
+           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingPrefix(" ").description
+        }
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed, kernel: release,
+                           numaNodes: NUMA.nodeCount)
+    }
+}
+
+/// Prints a progress line at once (stdout is block-buffered when piped).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+/// How many CPUs' worth of time the whole machine spent busy over the next `milliseconds`
+/// (`/proc/stat`, all CPUs; this process is sleeping meanwhile, so it is other work). -1 if unreadable.
+func busyCPUs(overMilliseconds milliseconds: Int) -> Double {
+    func sample() -> (busy: Double, total: Double)? {
+        guard let text = readTextFile("/proc/stat"), let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count >= 5 else { return nil }
+        let total = fields.reduce(0, +)
+        let idle = fields[3] + fields[4] // idle + iowait
+        return (total - idle, total)
+    }
+    guard let a = sample() else { return -1 }
+    var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+    nanosleep(&request, nil)
+    guard let b = sample(), b.total > a.total else { return -1 }
+    return (b.busy - a.busy) / (b.total - a.total) * Double(CPU.onlineCount)
+}
+
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+func readTextFile(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, file)
+        if n <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<n])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

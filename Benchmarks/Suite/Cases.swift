@@ -1,0 +1,116 @@
+import ActorGraph
+import ActorGraphPlatform
+
+/// What one path of one case measured.
+public struct PathResult: Codable, Sendable {
+    /// The case, e.g. `echo`, `chain8.spread`, `echo.64KiB`, `paced.echo.10us`.
+    public var name: String
+    /// `compiled`, `dynamic`, `sequential` or `pingpong`.
+    public var path: String
+    public var payloadBytes: Int
+    public var stats: LatencyStats
+    /// Allocation calls per execution over the measured loop, when counted.
+    public var allocationsPerExecution: Double?
+    /// Compiled only: placement, workers, fused segments, channels and shared-memory bytes.
+    public var placement: String?
+    public var workers: Int?
+    public var segments: Int?
+    public var channels: Int?
+    public var sharedMemoryBytes: Int?
+}
+
+/// Sample counts of one run.
+struct Budget {
+    var compiled: Int
+    var compiledWarmup: Int
+    var sequential: Int
+    var dynamic: Int
+    var dynamicWarmup: Int
+    var pingPong: Int
+    var pipelinedExecutions: Int
+    var pipelinedRounds: Int
+    var dynamicPipelined: Int
+    var pacedPeriodsMicroseconds: [Int]
+    var pacedCompiled: Int
+    var pacedDynamic: Int
+
+    static let quick = Budget(compiled: 200_000, compiledWarmup: 20_000, sequential: 200_000, dynamic: 20_000,
+                              dynamicWarmup: 1_000, pingPong: 1_000_000, pipelinedExecutions: 2_000_000, pipelinedRounds: 3,
+                              dynamicPipelined: 50_000, pacedPeriodsMicroseconds: [10, 100],
+                              pacedCompiled: 20_000, pacedDynamic: 10_000)
+    static let full = Budget(compiled: 2_000_000, compiledWarmup: 200_000, sequential: 2_000_000, dynamic: 200_000,
+                             dynamicWarmup: 5_000, pingPong: 5_000_000, pipelinedExecutions: 10_000_000, pipelinedRounds: 5,
+                             dynamicPipelined: 200_000, pacedPeriodsMicroseconds: [10, 100, 1_000],
+                             pacedCompiled: 100_000, pacedDynamic: 50_000)
+}
+
+/// Everything a case needs to run one path.
+struct RunContext: Sendable {
+    var budget: Budget
+    var counter: AllocationCounter?
+    /// The CPU the measuring thread of the compiled and sequential paths is pinned to (one the workers do not use).
+    var callerCPU: Int?
+}
+
+/// One latency case: the same graph on the three paths.
+struct LatencyCase: Sendable {
+    let name: String
+    let payloadBytes: Int
+    let runCompiled: @Sendable (RunContext) throws -> PathResult
+    let runSequential: @Sendable (RunContext) throws -> PathResult
+    let runDynamic: @Sendable (RunContext) async throws -> PathResult
+
+    init<P: BenchPayload>(_ name: String, _: P.Type, placement: Placement = .automatic, capacity: Int = 1024,
+                          scale: Double = 1, graph: @escaping @Sendable () -> Graph<P, P>) {
+        self.name = name
+        payloadBytes = P.byteCount
+        let input = P(seed: 7)
+        @Sendable func scaled(_ n: Int) -> Int { max(100, Int(Double(n) * scale)) }
+        runCompiled = { context in
+            let compiled = try graph().compile(CompileOptions(capacity: capacity, placement: placement))
+            defer { compiled.shutdown() }
+            let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
+                try Measure.compiled(compiled, input: input, warmup: scaled(context.budget.compiledWarmup),
+                                     iterations: scaled(context.budget.compiled), counter: context.counter)
+            }
+            return PathResult(
+                name: name, path: "compiled", payloadBytes: P.byteCount, stats: m.stats,
+                allocationsPerExecution: m.allocations.map { Double($0) / Double(m.executions) },
+                placement: "\(placement)", workers: compiled.workerCount, segments: compiled.segments.count,
+                channels: compiled.channelCount, sharedMemoryBytes: compiled.sharedMemoryBytes)
+        }
+        runSequential = { context in
+            let sequential = try graph().sequential()
+            let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
+                try Measure.sequential(sequential, input: input, warmup: scaled(context.budget.compiledWarmup),
+                                       iterations: scaled(context.budget.sequential), counter: context.counter)
+            }
+            return PathResult(name: name, path: "sequential", payloadBytes: P.byteCount, stats: m.stats,
+                              allocationsPerExecution: m.allocations.map { Double($0) / Double(m.executions) })
+        }
+        runDynamic = { context in
+            let dynamic = try graph().dynamic()
+            defer { dynamic.shutdown() }
+            let m = try await Measure.dynamic(dynamic, input: input, warmup: scaled(context.budget.dynamicWarmup),
+                                              iterations: scaled(context.budget.dynamic), counter: context.counter)
+            return PathResult(name: name, path: "dynamic", payloadBytes: P.byteCount, stats: m.stats,
+                              allocationsPerExecution: m.allocations.map { Double($0) / Double(m.executions) })
+        }
+    }
+
+    /// Every latency case of the suite, in table order.
+    static let all: [LatencyCase] = [
+        LatencyCase("echo", UInt64.self) { BenchGraphs.echo(UInt64.self) },
+        LatencyCase("echo.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.echo(Payload1KiB.self) },
+        LatencyCase("echo.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05) { BenchGraphs.echo(Payload64KiB.self) },
+        LatencyCase("chain3", UInt64.self) { BenchGraphs.chain(3, UInt64.self) },
+        LatencyCase("chain3.spread", UInt64.self, placement: .spread) { BenchGraphs.chain(3, UInt64.self) },
+        LatencyCase("chain3.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.chain(3, Payload1KiB.self) },
+        LatencyCase("chain3.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05) { BenchGraphs.chain(3, Payload64KiB.self) },
+        LatencyCase("chain8.fused", UInt64.self, placement: .singleWorker) { BenchGraphs.chain(8, UInt64.self) },
+        LatencyCase("chain8.spread", UInt64.self, placement: .spread, scale: 0.5) { BenchGraphs.chain(8, UInt64.self) },
+        LatencyCase("diamond", UInt64.self) { BenchGraphs.diamond(UInt64.self) },
+        LatencyCase("diamond.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.diamond(Payload1KiB.self) },
+        LatencyCase("fanout4", UInt64.self) { BenchGraphs.fanout4(UInt64.self) },
+    ]
+}
