@@ -21,7 +21,7 @@ import Synchronization
 /// - Stamps compare by equality on 32 bits; a slot only ever holds `k - capacity` or `k` when
 ///   sequence `k` is polled, so wrap-around of the 32-bit stamp is harmless for capacity < 2^31.
 @usableFromInline
-struct SlotRing {
+struct SlotRing: @unchecked Sendable {
     /// Bytes of header before the value.
     @usableFromInline static let headerSize = 32
     @usableFromInline static let cacheLine = 64

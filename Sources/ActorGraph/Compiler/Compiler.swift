@@ -2,11 +2,9 @@ import ActorGraphPlatform
 
 /// Validates a graph and lays it out: placement, fusion, channels. Pure: allocates nothing shared.
 enum Compiler {
-    static func plan(nodes: [NodeSpec], builder: ObjectIdentifier, inputNode: Int, outputNode: Int,
-                     outputBuilder: ObjectIdentifier, outputName: String,
+    /// Lays out validated `nodes` (see ``validate(nodes:builder:inputNode:outputNode:outputBuilder:outputName:)``).
+    static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int,
                      options: CompileOptions) throws(GraphError) -> ExecutionPlan {
-        try validate(nodes: nodes, builder: builder, inputNode: inputNode, outputNode: outputNode,
-                     outputBuilder: outputBuilder, outputName: outputName)
         let (capacity, workerCount, cpus, numaNode) = try validate(options: options)
         let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: options.placement)
         var (segments, channels, inputChannel, outputChannel) = fuse(

@@ -4,11 +4,7 @@ extension Graph {
     /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
     /// worker threads. Throws a ``GraphError`` naming the offending node for malformed graphs.
     public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
-        let nodes = builder.nodes
-        let outputName = outputBuilder == ObjectIdentifier(builder) ? nodes[outputIndex].name : "node #\(outputIndex) of another graph"
-        let plan = try Compiler.plan(
-            nodes: nodes, builder: ObjectIdentifier(builder), inputNode: inputIndex, outputNode: outputIndex,
-            outputBuilder: outputBuilder, outputName: outputName, options: options)
+        let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
         return CompiledGraph(core: try EngineCore(plan: plan, options: options))
     }
 }
@@ -36,7 +32,8 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
     /// Runs one execution; suspends the task (not the thread) while it waits.
     @inlinable
     public func execute(_ input: Input) async throws(GraphError) -> Output {
-        let k = try enqueue(input)
+        let k = try await core.claimAsync()
+        write(input, into: k)
         try await core.board.awaitPublished(k)
         return try takeResult(k)
     }
@@ -51,9 +48,14 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
     @inlinable
     func enqueue(_ input: Input) throws(GraphError) -> Int {
         let k = try core.claim()
+        write(input, into: k)
+        return k
+    }
+
+    @inlinable
+    func write(_ input: Input, into k: Int) {
         core.inputSlot(k).initializeMemory(as: Input.self, to: input)
         core.publishInput(k)
-        return k
     }
 
     @inlinable

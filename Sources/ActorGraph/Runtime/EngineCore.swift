@@ -176,25 +176,46 @@ final class EngineCore: @unchecked Sendable {
 
     // MARK: Submission
 
-    /// Claims the next sequence number once its slot is free; waits up to the submit timeout.
+    /// Claims the next sequence number if its slot is free; `nil` when `capacity` executions are in flight.
+    @usableFromInline @inline(__always)
+    func tryClaim() -> Int? {
+        while true {
+            let k = nextSequence.pointee.load(ordering: .relaxed)
+            guard board.hasSpace(for: k) else { return nil }
+            if nextSequence.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged {
+                return k
+            }
+        }
+    }
+
+    /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
     @usableFromInline
     func claim() throws(GraphError) -> Int {
         var spins = callerSpins
         var deadline: UInt64 = 0
         while true {
             if board.isStopping { throw .shutDown }
-            let k = nextSequence.pointee.load(ordering: .relaxed)
-            if board.hasSpace(for: k) {
-                if nextSequence.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged {
-                    return k
-                }
-                continue
-            }
+            if let k = tryClaim() { return k }
             if spins > 0 { spins &-= 1; CPU.relax(); continue }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
             if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
-            board.sleepUntilSpace(for: k, timeoutNanoseconds: Int64(deadline &- now))
+            board.sleepUntilSpace(for: nextSequence.pointee.load(ordering: .relaxed), timeoutNanoseconds: Int64(deadline &- now))
+        }
+    }
+
+    /// Claims the next sequence number without blocking a thread: while the graph is full the task
+    /// yields, then sleeps in short steps, up to the submit timeout.
+    @usableFromInline
+    func claimAsync() async throws(GraphError) -> Int {
+        var attempts = 0
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, submitTimeoutNanoseconds))
+        while true {
+            if board.isStopping { throw .shutDown }
+            if let k = tryClaim() { return k }
+            if MonotonicClock.now() >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
+            attempts &+= 1
+            if attempts < 16 { await Task.yield() } else { try? await Task.sleep(for: .microseconds(20)) }
         }
     }
 

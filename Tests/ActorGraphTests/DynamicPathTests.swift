@@ -1,0 +1,81 @@
+import ActorGraph
+import XCTest
+
+/// The dynamic task path and the sequential path give the same results and errors as the compiled path.
+final class DynamicPathTests: XCTestCase {
+    func testSameResultsOnAllThreePaths() async throws {
+        let graph = diamondGraph()
+        let compiled = try graph.compile(testOptions(workers: 2, placement: .spread))
+        defer { compiled.shutdown() }
+        let dynamic = try graph.dynamic()
+        let sequential = try graph.sequential()
+        for i in -20...200 {
+            let c = try await compiled.execute(i)
+            let d = try await dynamic.execute(i)
+            let s = try sequential.execute(i)
+            XCTAssertEqual(c, diamondExpected(i))
+            XCTAssertEqual(d, c)
+            XCTAssertEqual(s, c)
+        }
+    }
+
+    func testSameErrorsOnAllThreePaths() async throws {
+        let graph = Graph(input: Int.self) { x in
+            let checked = x.then(FailOnMultiples(every: 4), name: "checker")
+            return zip(checked, x.then { $0 * 2 }).then(name: "join") { $0 + $1 }
+        }
+        let compiled = try graph.compile(testOptions())
+        defer { compiled.shutdown() }
+        let dynamic = try graph.dynamic()
+        let sequential = try graph.sequential()
+        for i in 1...40 {
+            var outcomes: [String] = []
+            do { outcomes.append("\(try await compiled.execute(i))") } catch { outcomes.append(describe(error)) }
+            do { outcomes.append("\(try await dynamic.execute(i))") } catch { outcomes.append(describe(error)) }
+            do { outcomes.append("\(try sequential.execute(i))") } catch { outcomes.append(describe(error)) }
+            let expected = i % 4 == 0 ? "stageFailed(checker, Boom(value: \(i)))" : "\(3 * i)"
+            XCTAssertEqual(outcomes, [expected, expected, expected], "input \(i)")
+        }
+    }
+
+    func testMalformedGraphsAreRejectedLikeCompile() {
+        let dead = Graph(input: Int.self) { x in
+            _ = x.then(name: "orphan") { $0 }
+            return x.then { $0 + 1 }
+        }
+        assertGraphError(try dead.dynamic()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
+        assertGraphError(try dead.sequential()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
+    }
+
+    func testDynamicSerializesAnActorSharedByNodes() async throws {
+        let counter = ActorRef(0, name: "counter")
+        let graph = Graph(input: Int.self) { x in
+            let a = x.then(counter) { s, v in s += v; return v }
+            let b = x.then(counter) { s, v in s += 2 * v; return v }
+            return zip(a, b).then { $0 + $1 }
+        }
+        let dynamic = try graph.dynamic()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 1...200 { group.addTask { _ = try await dynamic.execute(i) } }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(counter.withState { $0 }, 3 * 200 * 201 / 2)
+    }
+
+    func testDynamicShutdown() async throws {
+        let dynamic = try diamondGraph().dynamic()
+        dynamic.shutdown()
+        do {
+            _ = try await dynamic.execute(1)
+            XCTFail("expected shutDown")
+        } catch .shutDown {
+        } catch {
+            XCTFail("\(error)")
+        }
+    }
+
+    private func describe(_ error: any Error) -> String {
+        if case GraphError.stageFailed(let node, let inner) = error { return "stageFailed(\(node), \(inner))" }
+        return "\(error)"
+    }
+}
