@@ -59,13 +59,18 @@ let package = Package(
             path: "Benchmarks/Suite",
             swiftSettings: hotPathSettings
         ),
+        // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
+        .target(name: "CMallocCounter"),
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Export the counting malloc family so shared libraries bind to it ahead of glibc's.
+            linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
+                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
         ),
         .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),

@@ -27,7 +27,10 @@ final class EngineCore: @unchecked Sendable {
     private let boundActors: [ActorBinding]
     private let lifecycle = Mutex<Bool>(false) // true once shut down
 
-    init(plan: ExecutionPlan, options: CompileOptions) throws(GraphError) {
+    /// - Parameter attachWorker0: builds the I/O attachment of worker 0 (a network source/sink),
+    ///   called once everything else is in place and before any thread starts.
+    init(plan: ExecutionPlan, options: CompileOptions,
+         attachWorker0: ((EngineCore) -> RingAttachment)? = nil) throws(GraphError) {
         self.plan = plan
         let line = SlotRing.cacheLine
         let capacity = plan.capacity
@@ -146,6 +149,7 @@ final class EngineCore: @unchecked Sendable {
             Worker(index: w, runners: runnersByWorker[w], parkWord: parkWords[w], stopping: stopping,
                    options: options, numaNode: plan.numaNode)
         }
+        if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
             for worker in workers {
                 threads.append(try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) {

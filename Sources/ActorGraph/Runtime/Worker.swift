@@ -17,6 +17,8 @@ final class Worker: @unchecked Sendable {
     let numaNode: Int?
     /// How the worker parked, decided on its thread at start (io_uring futex-wait or plain futex).
     private(set) var parkMechanism = ParkMechanism.futex
+    /// I/O work on this worker's ring (sources and sinks at the graph's edges), installed before start.
+    var attachment: RingAttachment?
     /// Times the worker parked (diagnostics).
     let parkCount = Atomic<Int>(0)
     private static let parkTag: UInt64 = 0xA6_0000_0000_0001
@@ -48,11 +50,14 @@ final class Worker: @unchecked Sendable {
     /// The thread body.
     func run() {
         if let node = numaNode { NUMA.runOnNode(node) }
+        let attachment = self.attachment
         var ring: IORing? = nil
-        if useIORing, Worker.futexWaitSupported {
-            ring = try? IORing(entries: 8)
+        if attachment != nil || (useIORing && Worker.futexWaitSupported) {
+            ring = try? IORing(entries: 256)
         }
-        parkMechanism = ring == nil ? .futex : .ioUring
+        let parksOnRing = ring != nil && useIORing && Worker.futexWaitSupported
+        parkMechanism = parksOnRing ? .ioUring : .futex
+        if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
         let count = runners.count
@@ -65,20 +70,37 @@ final class Worker: @unchecked Sendable {
                     while n < batchSize && runner.runOne() { n &+= 1 }
                     if n > 0 { progressed = true }
                 }
+                if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
                 if progressed { idle = 0; continue }
                 idle &+= 1
                 if idle < spins { CPU.relax(); continue }
                 idle = 0
-                park(ring: ring, armed: &armed, runners: runners)
+                park(ring: parksOnRing ? ring : nil, armed: &armed, runners: runners)
             }
         }
+        if let ring { attachment?.stop(ring: ring) }
         ring?.close()
     }
+
+    /// Reaps I/O completions (a read of the completion queue in shared memory: no system call),
+    /// lets the attachment do its work, and submits what it queued.
+    private func serviceRing(_ ring: IORing, _ attachment: RingAttachment, armed: inout Bool) -> Bool {
+        var progressed = false
+        ring.reapCompletions { completion in
+            if completion.userData == Worker.parkTag { armed = false } else { attachment.handle(completion); progressed = true }
+        }
+        if attachment.poll() { progressed = true }
+        if attachment.hasQueuedRequests { _ = try? ring.submit(); attachment.didSubmit() }
+        return progressed
+    }
+
+    private var attachmentRing: IORing?
 
     private func park(ring: IORing?, armed: inout Bool, runners: UnsafeBufferPointer<SegmentRunner>) {
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
-        if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() }) {
+        if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
+            || attachment?.hasWork == true {
             parkWord.pointee.store(0, ordering: .relaxed)
             return
         }
@@ -89,8 +111,11 @@ final class Worker: @unchecked Sendable {
             }
             _ = try? ring.submitAndWait(timeoutNanoseconds: parkTimeoutNanoseconds)
             ring.reapCompletions { completion in
-                if completion.userData == Worker.parkTag { armed = false }
+                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion) }
             }
+        } else if let ioRing = attachmentRing {
+            // Parking on a plain futex would miss I/O: sleep on the ring with a short timeout instead.
+            _ = try? ioRing.submitAndWait(timeoutNanoseconds: min(parkTimeoutNanoseconds, 1_000_000))
         } else {
             _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds)
         }
@@ -109,6 +134,25 @@ final class Worker: @unchecked Sendable {
             return false
         }
     }()
+}
+
+/// Work a worker does on its own io_uring besides parking: a source reading records into the graph,
+/// a sink writing results out. All calls happen on the worker's thread.
+protocol RingAttachment: AnyObject {
+    /// Arms the first requests. Called once, on the worker thread, before the loop.
+    func start(ring: IORing)
+    /// Handles one completion of a request the attachment queued.
+    func handle(_ completion: IORing.Completion)
+    /// Does ready work (e.g. replies for newly published results). Returns whether it made progress.
+    func poll() -> Bool
+    /// Whether `poll` has work now (checked before parking).
+    var hasWork: Bool { get }
+    /// Whether requests were queued since the last submit.
+    var hasQueuedRequests: Bool { get }
+    /// Called after the worker submitted the queued requests.
+    func didSubmit()
+    /// Called once when the worker stops, before its ring closes.
+    func stop(ring: IORing)
 }
 
 /// The engine's logger (swift-log): fallbacks and lifecycle notices, never the hot path.

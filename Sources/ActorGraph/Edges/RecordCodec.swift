@@ -1,0 +1,49 @@
+/// How a network edge turns datagrams into inputs and outputs into reply datagrams.
+public struct RecordCodec<Input, Output>: @unchecked Sendable {
+    /// The largest record accepted; a longer datagram is rejected as oversized.
+    public var maxRecordSize: Int
+    /// Decodes one record; a thrown error rejects that record (counted, answered with an error reply).
+    public var decode: (UnsafeRawBufferPointer) throws -> Input
+    /// Encodes one output into `buffer` (`maxRecordSize` bytes); returns the bytes written.
+    public var encode: (Output, UnsafeMutableRawBufferPointer) -> Int
+    /// Encodes an error reply for a rejected record or a failed execution; returns the bytes written.
+    public var encodeError: (String, UnsafeMutableRawBufferPointer) -> Int
+
+    /// A codec from its four parts.
+    public init(maxRecordSize: Int,
+                decode: @escaping (UnsafeRawBufferPointer) throws -> Input,
+                encode: @escaping (Output, UnsafeMutableRawBufferPointer) -> Int,
+                encodeError: @escaping (String, UnsafeMutableRawBufferPointer) -> Int) {
+        self.maxRecordSize = maxRecordSize
+        self.decode = decode
+        self.encode = encode
+        self.encodeError = encodeError
+    }
+}
+
+/// What a network edge counted: nothing is dropped silently.
+public struct ServiceStatistics: Sendable, Equatable, CustomStringConvertible {
+    /// Datagrams received.
+    public var received = 0
+    /// Records admitted into the graph.
+    public var admitted = 0
+    /// Records rejected because they were shorter than a record or failed to decode.
+    public var rejectedMalformed = 0
+    /// Records rejected because they were longer than `maxRecordSize`.
+    public var rejectedOversized = 0
+    /// Replies sent for completed executions.
+    public var replied = 0
+    /// Executions whose stage threw (answered with an error reply).
+    public var failedExecutions = 0
+    /// Replies the kernel refused (e.g. the peer's port is closed: it disconnected).
+    public var sendErrors = 0
+    /// Receive errors reported by the kernel.
+    public var receiveErrors = 0
+    /// Times the graph was full and the source held a record back (back-pressure, not a drop).
+    public var backPressureStalls = 0
+
+    /// One line with every counter.
+    public var description: String {
+        "received=\(received) admitted=\(admitted) rejected_malformed=\(rejectedMalformed) rejected_oversized=\(rejectedOversized) replied=\(replied) failed_executions=\(failedExecutions) send_errors=\(sendErrors) receive_errors=\(receiveErrors) backpressure_stalls=\(backPressureStalls)"
+    }
+}
