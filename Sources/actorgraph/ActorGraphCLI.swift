@@ -1,0 +1,86 @@
+import ActorGraph
+import ActorGraphExamples
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
+@main
+struct ActorGraphCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actorgraph",
+        abstract: "Run, inspect and benchmark ActorGraph example graphs.",
+        discussion: """
+        Start with `actorgraph list`, then `actorgraph run diamond` (compile, execute, print the \
+        results and latency percentiles) and `actorgraph describe diamond` (placement and channels \
+        as Graphviz DOT). With no subcommand, `actorgraph` runs `run`.
+        """,
+        subcommands: [
+            List.self,
+            Run.self,
+            Describe.self,
+            Bench.self,
+            // Load.self,
+        ],
+        defaultSubcommand: Run.self)
+}
+
+/// Compile options shared by `run` and `describe`.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Worker threads (default: fits the machine, one fewer than the CPUs, at least one).")
+    var workers: Int?
+
+    @Option(help: "Channel capacity: executions in flight at most (rounded up to a power of two).")
+    var capacity: Int = 1024
+
+    @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
+    var pin = true
+
+    var compileOptions: CompileOptions {
+        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+    }
+}
+
+/// User-facing failures: one line on stderr, then a non-zero exit, never a stack trace.
+enum CLI {
+    /// Writes `actorgraph: error: MESSAGE` to stderr and returns the exit code to throw.
+    static func fail(_ message: String, code: ExitCode = .failure) -> ExitCode {
+        printError("actorgraph: error: \(message)")
+        return code
+    }
+
+    /// Writes one line to stderr.
+    static func printError(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+    }
+
+    /// The example called `name`, or an `unknown graph` failure listing the names.
+    static func example(named name: String) throws -> ExampleGraph {
+        guard let example = ExampleCatalog.named(name) else {
+            throw fail("unknown graph '\(name)' (available: \(ExampleCatalog.names); see `actorgraph list`)",
+                       code: .validationFailure)
+        }
+        return example
+    }
+
+    /// Turns an error thrown by an example into its one-line failure.
+    static func fail(_ error: any Error) -> ExitCode {
+        switch error {
+        case let exit as ExitCode: return exit
+        case let input as ExampleInputError: return fail(input.description, code: .validationFailure)
+        case let graph as GraphError: return fail(graph.description)
+        default: return fail(String(describing: error))
+        }
+    }
+}
