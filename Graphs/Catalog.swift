@@ -114,7 +114,7 @@ public enum ExampleCatalog {
             ChainExample.example,
             DiamondExample.example,
             EmbeddingQueryExample.example,
-            // TelematicsExample.example,
+            TelematicsExample.example,
         ]
     }
 

@@ -23,7 +23,8 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Run.self,
             Describe.self,
             Bench.self,
-            // Load.self,
+            Serve.self,
+            Load.self,
         ],
         defaultSubcommand: Run.self)
 }

@@ -42,6 +42,9 @@ public struct ServiceStatistics: Sendable, Equatable, CustomStringConvertible {
     /// Times the graph was full and the source held a record back (back-pressure, not a drop).
     public var backPressureStalls = 0
 
+    /// All counters zero.
+    public init() {}
+
     /// One line with every counter.
     public var description: String {
         "received=\(received) admitted=\(admitted) rejected_malformed=\(rejectedMalformed) rejected_oversized=\(rejectedOversized) replied=\(replied) failed_executions=\(failedExecutions) send_errors=\(sendErrors) receive_errors=\(receiveErrors) backpressure_stalls=\(backPressureStalls)"
