@@ -29,6 +29,11 @@ public enum ExampleDriver {
                 try compiled.execute(x)
             }
             notes.append(describePlacement(compiled))
+            let cpus = CPU.allowedCPUs().count
+            if cpus > 0 && compiled.workerCount + 1 > cpus {
+                notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread spin on \(cpus) CPU(s): "
+                    + "oversubscribed, so latency is set by the OS scheduler (use fewer --workers)")
+            }
         case .dynamic:
             let dynamic = try graph.dynamic()
             defer { dynamic.shutdown() }
