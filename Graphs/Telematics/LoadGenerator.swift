@@ -77,12 +77,10 @@ public struct TelematicsLoadGenerator: Sendable {
             var fleet = SyntheticFleet(vehicles: vehicles, seed: 42)
             var buffer = [UInt8](repeating: 0, count: 128)
             let period = rate > 0 ? 1e9 / rate : 0
+            CPU.usePreciseSleeps()
             for i in 0..<count {
-                let due = start &+ UInt64(Double(i) * period)
-                while MonotonicClock.now() < due {
-                    let remaining = Int64(due) - Int64(MonotonicClock.now())
-                    if remaining > 200_000 { usleep(UInt32(remaining / 2_000)) } else { CPU.relax() }
-                }
+                // Sleep (not spin) between records, so the receiver thread can run on this core.
+                CPU.sleep(until: start &+ UInt64(Double(i) * period))
                 let length: Int
                 if malformedEvery > 0 && i % malformedEvery == malformedEvery - 1 {
                     // An extra, broken record: the fleet's samples (and expected alerts) are untouched.

@@ -27,6 +27,28 @@ public enum CPU {
     }
 }
 
+extension CPU {
+    /// Makes the calling thread's sleeps precise (timer slack of 1 ns instead of the default 50 µs).
+    public static func usePreciseSleeps() { cplatform_set_timer_slack(1) }
+
+    /// Sleeps until the monotonic clock reads `deadline` (nanoseconds, ``MonotonicClock``): sleeps
+    /// while more than `spinWindow` remains, then spins the rest.
+    public static func sleep(until deadline: UInt64, spinWindow: UInt64 = 20_000) {
+        while true {
+            let now = MonotonicClock.now()
+            if now >= deadline { return }
+            let remaining = deadline - now
+            if remaining > spinWindow {
+                var ts = timespec(tv_sec: Int((remaining - spinWindow) / 1_000_000_000),
+                                  tv_nsec: Int((remaining - spinWindow) % 1_000_000_000))
+                nanosleep(&ts, nil)
+            } else {
+                relax()
+            }
+        }
+    }
+}
+
 /// A monotonic clock in nanoseconds, read through the vDSO (no system call).
 public enum MonotonicClock {
     /// Nanoseconds since an arbitrary fixed point.

@@ -83,3 +83,8 @@ static inline int cplatform_allowed_cpus(int *out, int max) {
     }
     return n;
 }
+
+/// Sets the calling thread's timer slack (prctl PR_SET_TIMERSLACK): 1 makes nanosleep precise.
+static inline void cplatform_set_timer_slack(unsigned long nanoseconds) {
+    prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0);
+}

@@ -135,7 +135,8 @@ final class ResultBoard: @unchecked Sendable {
     /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
     @usableFromInline
     func collect(_ k: Int) {
-        ring.resultWaiters(k).pointee.store(0, ordering: .relaxed)
+        let waiters = ring.resultWaiters(k)
+        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
