@@ -34,6 +34,7 @@ public struct ExampleRunOptions: Sendable {
     /// ...once they have been running this long (quick runs stay quiet).
     public var progressDelay: Duration
 
+    /// Creates options; the defaults run one compiled execution of the example's default input.
     public init(count: Int = 1, input: String? = nil, compileOptions: CompileOptions = CompileOptions(),
                 mode: ExampleExecutionMode = .compiled, resultLimit: Int = 5,
                 progressThreshold: Int = 1_000, progressDelay: Duration = .milliseconds(500),
@@ -64,6 +65,7 @@ public struct ExampleRunReport: Sendable {
     /// Wall time of the measured loop.
     public var elapsedNanoseconds: UInt64
 
+    /// A report from its parts; `executions` defaults to the number of latencies.
     public init(lines: [String] = [], latenciesNanoseconds: [UInt64] = [], notes: [String] = [],
                 executions: Int? = nil, omittedExecutions: Int = 0, elapsedNanoseconds: UInt64 = 0) {
         self.lines = lines
@@ -93,6 +95,7 @@ public struct ExampleGraph: Sendable {
     /// Compiles the graph with the options and returns `compiled.dot()` (then shuts it down).
     public let describe: @Sendable (CompileOptions) throws -> String
 
+    /// A catalog entry from its parts.
     public init(name: String, summary: String, inputHelp: String = "", defaultCount: Int = 1,
                 run: @escaping @Sendable (ExampleRunOptions) async throws -> ExampleRunReport,
                 describe: @escaping @Sendable (CompileOptions) throws -> String) {
@@ -129,16 +132,21 @@ public enum ExampleCatalog {
 
 /// A user mistake in an example's input, reported as one line.
 public struct ExampleInputError: Error, CustomStringConvertible, Sendable {
+    /// The example's name.
     public let example: String
+    /// The `--input` text as given.
     public let input: String
+    /// Why it was rejected.
     public let reason: String
 
+    /// An error from its three parts.
     public init(example: String, input: String, reason: String) {
         self.example = example
         self.input = input
         self.reason = reason
     }
 
+    /// `invalid --input 'INPUT' for EXAMPLE: REASON`.
     public var description: String { "invalid --input '\(input)' for \(example): \(reason)" }
 }
 
@@ -168,12 +176,19 @@ extension String {
 
 /// Percentiles of a series of latencies, nearest-rank on the sorted samples.
 public struct LatencySummary: Sendable, Equatable {
+    /// Samples summarized.
     public var count: Int
+    /// The smallest sample.
     public var min: UInt64
+    /// Median (nearest rank).
     public var p50: UInt64
+    /// 99th percentile (nearest rank).
     public var p99: UInt64
+    /// 99.9th percentile (nearest rank).
     public var p999: UInt64
+    /// The largest sample.
     public var max: UInt64
+    /// Arithmetic mean of the samples.
     public var mean: Double
 
     /// Summarizes `samples` (any order). All zero when empty.

@@ -2,15 +2,21 @@ import ActorGraph
 
 /// Adds a fixed amount (a stateless struct stage).
 public struct AddStage: Stage, Sendable {
+    /// The amount added.
     public var amount: Int
+    /// Adds `amount`.
     public init(_ amount: Int) { self.amount = amount }
+    /// Returns `x + amount` (wrapping).
     public func process(_ x: Int) -> Int { x &+ amount }
 }
 
 /// Multiplies by a fixed factor (a stateless struct stage).
 public struct MultiplyStage: Stage, Sendable {
+    /// The factor multiplied by.
     public var factor: Int
+    /// Multiplies by `factor`.
     public init(_ factor: Int) { self.factor = factor }
+    /// Returns `x * factor` (wrapping).
     public func process(_ x: Int) -> Int { x &* factor }
 }
 

@@ -2,11 +2,16 @@ import ActorGraph
 
 /// Running statistics of the values a graph has seen: the state of the `diamond` example's actor.
 public struct RunningStats: Sendable, Equatable {
+    /// Values recorded.
     public private(set) var count = 0
+    /// Their sum (wrapping).
     public private(set) var sum = 0
+    /// The smallest value recorded (`Int.max` when none).
     public private(set) var min = Int.max
+    /// The largest value recorded (`Int.min` when none).
     public private(set) var max = Int.min
 
+    /// No values recorded.
     public init() {}
 
     /// Adds one value.
@@ -20,6 +25,7 @@ public struct RunningStats: Sendable, Equatable {
     /// The mean of the values recorded (0 when none).
     public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
 
+    /// One line: count, sum, min, max and mean (`count 0` when none).
     public var summary: String {
         count == 0 ? "count 0" : "count \(count), sum \(sum), min \(min), max \(max), mean \(mean)"
     }
@@ -34,6 +40,7 @@ public struct DiamondResult: Sendable, Equatable {
     /// Their mean at that point.
     public var runningMean: Double
 
+    /// A result from its three fields.
     public init(value: Int, seen: Int, runningMean: Double) {
         self.value = value
         self.seen = seen

@@ -14,6 +14,7 @@ public struct BenchOptions: Sendable {
     /// Counts allocation calls; `nil` falls back to glibc's net heap bytes (`mallinfo2`), which cannot count calls.
     public var allocationCounter: AllocationCounter?
 
+    /// Creates options; the defaults run every case in full mode into `bench-results`, allocations uncounted.
     public init(quick: Bool = false, outputDirectory: String = "bench-results", cases: [String] = [],
                 allocationCounter: AllocationCounter? = nil) {
         self.quick = quick
@@ -29,7 +30,9 @@ public struct BenchOptions: Sendable {
 
 /// Pipelined throughput of one path.
 public struct ThroughputResult: Codable, Sendable {
+    /// The case: `chain3.pipelined`.
     public var name: String
+    /// `compiled` or `dynamic`.
     public var path: String
     /// Executions in flight.
     public var window: Int
@@ -37,19 +40,28 @@ public struct ThroughputResult: Codable, Sendable {
     public var rounds: [Double]
     /// The median round.
     public var perSecond: Double
+    /// Allocation calls per execution over the measured rounds; compiled path only, when counted.
     public var allocationsPerExecution: Double?
 }
 
 /// The headline numbers: the `summary:` line.
 public struct BenchSummary: Codable, Sendable {
+    /// Compiled `echo` p50 over the ping-pong p50.
     public var echoP50RatioToPingPong: Double
+    /// Compiled `echo` p99 over the ping-pong p99.
     public var echoP99RatioToPingPong: Double
+    /// `echo` dynamic p50 over compiled p50.
     public var compiledVsDynamicEcho: Double
+    /// `chain3` dynamic p50 over compiled p50.
     public var compiledVsDynamicChain3: Double
+    /// `diamond` dynamic p50 over compiled p50.
     public var compiledVsDynamicDiamond: Double
+    /// Executions per second of the compiled `chain3.pipelined` run (median round).
     public var chain3ThroughputPerSecond: Double
+    /// The highest allocations per execution of any compiled result; NaN when not counted.
     public var allocationsPerExecution: Double
 
+    /// The `summary:` line: every field as `key=value`.
     public var line: String {
         "summary: echo_p50_ratio_to_pingpong=\(fmt(echoP50RatioToPingPong, 2)) echo_p99_ratio_to_pingpong=\(fmt(echoP99RatioToPingPong, 2))"
             + " compiled_vs_dynamic_echo=\(fmt(compiledVsDynamicEcho, 1)) compiled_vs_dynamic_chain3=\(fmt(compiledVsDynamicChain3, 1))"
@@ -60,41 +72,60 @@ public struct BenchSummary: Codable, Sendable {
 
 /// The machine a run came from.
 public struct MachineInfo: Codable, Sendable {
+    /// The `model name` from `/proc/cpuinfo`.
     public var cpuModel: String
+    /// CPUs online.
     public var onlineCPUs: Int
+    /// CPUs this process may run on (its affinity mask).
     public var allowedCPUs: [Int]
+    /// The kernel release (`uname -r`).
     public var kernel: String
+    /// Configured NUMA nodes (1 without NUMA).
     public var numaNodes: Int
 }
 
 /// Everything one run measured; written as `results.json`.
 public struct BenchReport: Codable, Sendable {
+    /// `quick` or `full`.
     public var mode: String
+    /// Wall-clock start of the run, in Unix seconds.
     public var startedAtUnixSeconds: Int
+    /// How long the run took, in seconds.
     public var durationSeconds: Double
+    /// The machine the run came from.
     public var machine: MachineInfo
     /// Compiled-graph defaults used: workers, and the CPU the measuring thread was pinned to.
     public var compiledWorkers: Int
+    /// The CPU the measuring thread was pinned to; `nil` with fewer than two allowed CPUs.
     public var callerCPU: Int?
+    /// Nanoseconds one clock read costs, included in every latency sample.
     public var clockReadNanoseconds: UInt64
     /// CPUs kept busy by other processes just before the run (from `/proc/stat` over 250 ms, 0...CPUs):
     /// anything else running on these cores skews every number.
     public var busyCPUsBeforeRun: Double
+    /// How allocations were counted, and whether the counter passed its self-check.
     public var allocationMethod: String
     /// The physical limit: pinned cache-line ping-pong, plain spin (the ratios use this one).
     public var pingPong: PathResult
     /// The same with the `pause` hint in both spin loops, as the engine's spin loops have.
     public var pingPongPause: PathResult
+    /// Every latency case on the compiled, sequential and dynamic paths, in that order.
     public var latency: [PathResult]
+    /// `echo` and `chain3` with one execution submitted per fixed period.
     public var paced: [PathResult]
+    /// Pipelined throughput, compiled and dynamic.
     public var throughput: [ThroughputResult]
+    /// Peak resident set size in bytes once the compiled-path cases had run.
     public var peakRSSBytesAfterCompiled: Int
+    /// Peak resident set size in bytes at the end of the run.
     public var peakRSSBytes: Int
+    /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
     public var files: [String]
 }
 
+/// Runs the benchmark suite behind `actorgraph bench`.
 public enum BenchSuite {
     /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
     /// the sequential path, then the dynamic path; prints progress and the table, writes the files,

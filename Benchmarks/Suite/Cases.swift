@@ -7,15 +7,21 @@ public struct PathResult: Codable, Sendable {
     public var name: String
     /// `compiled`, `dynamic`, `sequential` or `pingpong`.
     public var path: String
+    /// Size of the payload in bytes.
     public var payloadBytes: Int
+    /// The latency distribution, in nanoseconds.
     public var stats: LatencyStats
     /// Allocation calls per execution over the measured loop, when counted.
     public var allocationsPerExecution: Double?
     /// Compiled only: placement, workers, fused segments, channels and shared-memory bytes.
     public var placement: String?
+    /// Worker threads running the compiled graph.
     public var workers: Int?
+    /// Fused segments of the compiled graph.
     public var segments: Int?
+    /// Channels (rings) the compiled graph allocated.
     public var channels: Int?
+    /// Bytes of the compiled graph's shared-memory region.
     public var sharedMemoryBytes: Int?
 }
 

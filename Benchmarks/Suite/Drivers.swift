@@ -6,7 +6,9 @@ public enum BenchDrivers {
     /// The pending executions of a pipelined run, allocated once (not per run).
     public final class Window {
         let pending: UnsafeMutablePointer<PendingExecution<UInt64>>
+        /// Executions that can be in flight (at least 1).
         public let count: Int
+        /// Allocates room for `count` pending executions (at least one).
         public init(_ count: Int) {
             self.count = max(1, count)
             pending = .allocate(capacity: self.count)

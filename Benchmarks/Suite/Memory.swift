@@ -12,6 +12,7 @@ public struct AllocationCounter: Sendable {
     /// Allocation calls so far (monotonic).
     public let read: @Sendable () -> UInt64
 
+    /// A counter described by `method` whose running count `read` returns.
     public init(method: String, read: @escaping @Sendable () -> UInt64) {
         self.method = method
         self.read = read
@@ -34,6 +35,7 @@ func probeAllocation() {
     p.deallocate()
 }
 
+/// Memory use of this process.
 public enum MemoryStats {
     /// Peak resident set size of this process in bytes (`getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux).
     public static func peakRSSBytes() -> Int {

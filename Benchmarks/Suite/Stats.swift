@@ -11,18 +11,26 @@ public func makeLatencyHistogram() -> Histogram<UInt64> {
 public struct LatencyStats: Codable, Sendable {
     /// Samples recorded.
     public var count: UInt64
+    /// Fastest sample, in nanoseconds.
     public var min: UInt64
+    /// Median, in nanoseconds.
     public var p50: UInt64
+    /// 90th percentile, in nanoseconds.
     public var p90: UInt64
+    /// 99th percentile, in nanoseconds.
     public var p99: UInt64
+    /// 99.9th percentile, in nanoseconds.
     public var p999: UInt64
+    /// Slowest sample, in nanoseconds.
     public var max: UInt64
+    /// Mean sample, in nanoseconds.
     public var mean: Double
     /// Executions per second over the measured loop (back-to-back: 1 / mean wall time per execution).
     public var throughputPerSecond: Double
     /// (percentile, nanoseconds) points of the distribution, for plots.
     public var distribution: [[Double]]
 
+    /// Summarizes `h`; throughput is `executions` over `elapsedNanoseconds`.
     public init(histogram h: Histogram<UInt64>, executions: UInt64, elapsedNanoseconds: UInt64) {
         count = h.totalCount
         min = h.min

@@ -5,39 +5,54 @@ import ActorGraph
 
 /// Lowercases and strips punctuation: `"  Borrow-Checker!"` → `"borrow checker"`.
 public struct SanitizeStage: Stage, Sendable {
+    /// The sanitizer applied.
     public let sanitizer = TextSanitizer()
+    /// A stage with a `TextSanitizer`.
     public init() {}
+    /// Returns `text` sanitized.
     public func process(_ text: String) -> String { sanitizer.sanitize(text) }
 }
 
 /// Splits into tokens and drops stop words.
 public struct TokenizeStage: Stage, Sendable {
+    /// The tokenizer applied.
     public let tokenizer = Tokenizer()
+    /// A stage with a `Tokenizer`.
     public init() {}
+    /// Returns the tokens of `text`, stop words dropped.
     public func process(_ text: String) -> [String] { tokenizer.tokenize(text) }
 }
 
 /// Hashed word + character-trigram features projected by a fixed matrix (no model download).
 public struct EmbedStage: Stage, Sendable {
+    /// The embedder applied.
     public let embedder: HashedNGramEmbedder
+    /// Embeds with `embedder`.
     public init(_ embedder: HashedNGramEmbedder) { self.embedder = embedder }
+    /// Returns the embedding of `tokens`.
     public func process(_ tokens: [String]) -> [Float] { embedder.embed(tokens) }
 }
 
 /// Scales to unit length, so a dot product is a cosine similarity.
 public struct NormalizeStage: Stage, Sendable {
+    /// Creates the stage.
     public init() {}
+    /// Returns `vector` scaled to unit length.
     public func process(_ vector: [Float]) -> [Float] { l2Normalize(vector) }
 }
 
 /// Brute-force top-k cosine search over the in-memory index.
 public struct SearchStage: Stage, Sendable {
+    /// The index searched.
     public let index: VectorIndex
+    /// Hits returned per query.
     public let k: Int
+    /// Searches `index` for the `k` best hits.
     public init(index: VectorIndex, k: Int) {
         self.index = index
         self.k = k
     }
+    /// Returns the `k` best hits for `query`, best first.
     public func process(_ query: [Float]) -> [SearchHit] { index.topK(query, k: k) }
 }
 
