@@ -17,7 +17,7 @@ public enum CPU {
     }
 
     /// Tells the processor the caller is in a spin loop (`pause` on x86).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func relax() { cplatform_cpu_relax() }
 
     /// The CPU the calling thread is running on right now, or `nil`.

@@ -23,8 +23,8 @@ final class SegmentRunner {
     let outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?
     /// Park words of the workers reading `output` (other than this runner's own worker).
     let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
-    /// Set when `output` is the result ring.
-    let resultBoard: ResultBoard?
+    /// Set when `output` is the result ring (unretained: the engine core owns the board and outlives the workers).
+    let resultBoard: Unmanaged<ResultBoard>?
     /// The next sequence this segment processes.
     private(set) var next = 0
 
@@ -54,7 +54,7 @@ final class SegmentRunner {
         self.outputDestroy = outputDestroy
         self.wakeTargets = .allocate(capacity: wakeTargets.count)
         _ = self.wakeTargets.initialize(from: wakeTargets)
-        self.resultBoard = resultBoard
+        self.resultBoard = resultBoard.map { Unmanaged.passUnretained($0) }
     }
 
     deinit {
@@ -74,6 +74,14 @@ final class SegmentRunner {
         let k = next
         for i in 0..<inputs.count where !inputs[i].isPublished(k) { return false }
         return true
+    }
+
+    /// Runs up to `limit` ready executions back to back (consumer-side batching); returns how many ran.
+    @inline(__always)
+    func runBatch(_ limit: Int) -> Int {
+        var n = 0
+        while n < limit && runOne() { n &+= 1 }
+        return n
     }
 
     /// Runs the next execution if its inputs are ready. Returns whether it ran.
@@ -107,7 +115,7 @@ final class SegmentRunner {
         output.failure(k).pointee = failure
         output.publish(k)
         for target in wakeTargets { Worker.wake(target) }
-        resultBoard?.didPublish(k)
+        if let board = resultBoard { board._withUnsafeGuaranteedRef { $0.didPublish(k) } }
         next = k &+ 1
         return true
     }

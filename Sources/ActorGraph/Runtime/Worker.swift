@@ -60,14 +60,13 @@ final class Worker: @unchecked Sendable {
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
-        let count = runners.count
-        runners.withUnsafeBufferPointer { runners in
+        // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
+        let schedule = runners.map { Unmanaged.passUnretained($0) }
+        schedule.withUnsafeBufferPointer { schedule in
             while stopping.pointee.load(ordering: .relaxed) == 0 {
                 var progressed = false
-                for r in 0..<count {
-                    let runner = runners[r]
-                    var n = 0
-                    while n < batchSize && runner.runOne() { n &+= 1 }
+                for runner in schedule {
+                    let n = runner._withUnsafeGuaranteedRef { $0.runBatch(batchSize) }
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
@@ -75,7 +74,7 @@ final class Worker: @unchecked Sendable {
                 idle &+= 1
                 if idle < spins { CPU.relax(); continue }
                 idle = 0
-                park(ring: parksOnRing ? ring : nil, armed: &armed, runners: runners)
+                park(ring: parksOnRing ? ring : nil, armed: &armed)
             }
         }
         if let ring { attachment?.stop(ring: ring) }
@@ -96,7 +95,7 @@ final class Worker: @unchecked Sendable {
 
     private var attachmentRing: IORing?
 
-    private func park(ring: IORing?, armed: inout Bool, runners: UnsafeBufferPointer<SegmentRunner>) {
+    private func park(ring: IORing?, armed: inout Bool) {
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
