@@ -46,35 +46,26 @@ enum Measure {
     /// timed with the vDSO monotonic clock (its ~20 ns read cost is included, as in the ping-pong).
     static func compiled<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, warmup: Int, iterations: Int,
                                           counter: AllocationCounter?) throws -> Measurement {
-        var checksum: UInt64 = 0
-        for _ in 0..<warmup { checksum &+= try graph.execute(input).checksum }
-        var histogram = makeLatencyHistogram()
-        let allocationsBefore = counter?.read()
-        let start = MonotonicClock.now()
-        for _ in 0..<iterations {
-            let t0 = MonotonicClock.now()
-            let output = try graph.execute(input)
-            let t1 = MonotonicClock.now()
-            checksum &+= output.checksum
-            _ = histogram.record(t1 &- t0)
-        }
-        let elapsed = MonotonicClock.now() &- start
-        let allocations = counter.map { $0.read() &- allocationsBefore! }
-        return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                           allocations: allocations, checksum: checksum)
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
     }
 
     /// Sequential path: every stage called in order on this thread.
     static func sequential<P: BenchPayload>(_ graph: SequentialGraph<P, P>, input: P, warmup: Int, iterations: Int,
                                             counter: AllocationCounter?) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
+    }
+
+    /// The back-to-back loop shared by the blocking paths: warm up, then time each `execute` alone.
+    private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
+                                                  execute: (P) throws -> P) throws -> Measurement {
         var checksum: UInt64 = 0
-        for _ in 0..<warmup { checksum &+= try graph.execute(input).checksum }
+        for _ in 0..<warmup { checksum &+= try execute(input).checksum }
         var histogram = makeLatencyHistogram()
         let allocationsBefore = counter?.read()
         let start = MonotonicClock.now()
         for _ in 0..<iterations {
             let t0 = MonotonicClock.now()
-            let output = try graph.execute(input)
+            let output = try execute(input)
             let t1 = MonotonicClock.now()
             checksum &+= output.checksum
             _ = histogram.record(t1 &- t0)

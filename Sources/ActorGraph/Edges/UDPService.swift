@@ -127,13 +127,18 @@ final class UDPService<Input, Output>: RingAttachment {
 
     // MARK: Receive
 
+    /// Points `header` at one peer address and one buffer.
+    private func reset(_ header: UnsafeMutablePointer<msghdr>, peer: UnsafeMutablePointer<sockaddr_in>, buffer: UnsafeMutablePointer<iovec>) {
+        header.pointee = msghdr()
+        header.pointee.msg_name = UnsafeMutableRawPointer(peer)
+        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+        header.pointee.msg_iov = buffer
+        header.pointee.msg_iovlen = 1
+    }
+
     private func armReceive(_ slot: Int) {
         let header = receiveHeaders + slot
-        header.pointee = msghdr()
-        header.pointee.msg_name = UnsafeMutableRawPointer(receivePeers + slot)
-        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
-        header.pointee.msg_iov = receiveIOVecs + slot
-        header.pointee.msg_iovlen = 1
+        reset(header, peer: receivePeers + slot, buffer: receiveIOVecs + slot)
         ring.prepareReceiveMessage(fd: socket.fileDescriptor, message: header, userData: Self.receiveTag | UInt64(slot))
         queued = true
     }
@@ -231,11 +236,7 @@ final class UDPService<Input, Output>: RingAttachment {
     private func send(slot: Int, length: Int) {
         sendIOVecs[slot].iov_len = max(length, 0)
         let header = sendHeaders + slot
-        header.pointee = msghdr()
-        header.pointee.msg_name = UnsafeMutableRawPointer(sendPeers + slot)
-        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
-        header.pointee.msg_iov = sendIOVecs + slot
-        header.pointee.msg_iovlen = 1
+        reset(header, peer: sendPeers + slot, buffer: sendIOVecs + slot)
         ring.prepareSendMessage(fd: socket.fileDescriptor, message: header, userData: Self.sendTag | UInt64(slot))
         queued = true
     }
