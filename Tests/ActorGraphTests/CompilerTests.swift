@@ -167,6 +167,17 @@ final class CompilerTests: XCTestCase {
         second.shutdown()
     }
 
+    func testNUMANodeOptionBindsTheSharedRegion() throws {
+        guard NUMA.isAvailable else { throw XCTSkip("libnuma reports NUMA unavailable on this host") }
+        var options = testOptions()
+        options.numaNode = 0
+        let compiled = try diamondGraph().compile(options)
+        defer { compiled.shutdown() }
+        XCTAssertEqual(compiled.core.region.numaNode, 0)
+        XCTAssertEqual(NUMA.node(ofAddress: compiled.core.region.base), 0)
+        XCTAssertEqual(try compiled.execute(2), diamondExpected(2))
+    }
+
     func testDefaultWorkersNeverExceedCoresMinusCaller() throws {
         let compiled = try diamondGraph().compile(CompileOptions(pinWorkers: false))
         defer { compiled.shutdown() }
