@@ -6,7 +6,7 @@ import XCTest
 func testOptions(workers: Int = 1, capacity: Int = 64, placement: Placement = .automatic,
                  submitTimeout: Duration = .seconds(10)) -> CompileOptions {
     CompileOptions(workers: workers, capacity: capacity, pinWorkers: false,
-                   idle: IdlePolicy(workerSpins: 256, callerSpins: 256, parkTimeout: .milliseconds(20)),
+                   idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
                    submitTimeout: submitTimeout, placement: placement)
 }
 

@@ -8,7 +8,7 @@ final class ExampleGraphsTests: XCTestCase {
     /// One unpinned worker, small rings, short spins: fits a 2-core CI machine.
     static let small = CompileOptions(
         workers: 1, capacity: 64, pinWorkers: false,
-        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, parkTimeout: .milliseconds(20)))
+        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)))
 
     static func runOptions(count: Int, input: String? = nil, mode: ExampleExecutionMode = .compiled) -> ExampleRunOptions {
         ExampleRunOptions(count: count, input: input, compileOptions: small, mode: mode, resultLimit: 5)

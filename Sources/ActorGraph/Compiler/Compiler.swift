@@ -54,8 +54,9 @@ enum Compiler {
         }
         guard options.batchSize >= 1 else { throw .invalidOption("batchSize \(options.batchSize) must be at least 1") }
         guard options.submitTimeout >= .zero else { throw .invalidOption("submitTimeout must not be negative") }
-        guard options.idle.workerSpins >= 0, options.idle.callerSpins >= 0, options.idle.parkTimeout > .zero else {
-            throw .invalidOption("idle policy spins must be >= 0 and parkTimeout > 0")
+        guard options.idle.workerSpins >= 0, options.idle.callerSpins >= 0, options.idle.spinTime >= .zero,
+              options.idle.parkTimeout > .zero else {
+            throw .invalidOption("idle policy spins and spinTime must be >= 0 and parkTimeout > 0")
         }
         if let node = options.numaNode, node < 0 || node >= NUMA.nodeCount {
             throw .invalidNUMANode(node, available: NUMA.nodeCount)

@@ -16,6 +16,7 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let nodeNames: [String]
     @usableFromInline let callerSpins: Int
+    @usableFromInline let spinNanoseconds: UInt64
     @usableFromInline let parkTimeoutNanoseconds: Int64
     let destroyValue: (@Sendable (UnsafeMutableRawPointer) -> Void)?
 
@@ -26,6 +27,7 @@ final class ResultBoard: @unchecked Sendable {
         self.stopping = stopping
         self.nodeNames = nodeNames
         self.callerSpins = policy.callerSpins
+        self.spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
         self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
         self.destroyValue = destroyValue
         continuations = .allocate(capacity: ring.capacity)
@@ -70,12 +72,7 @@ final class ResultBoard: @unchecked Sendable {
     /// Throws ``GraphError/shutDown`` when the graph stops first.
     @usableFromInline
     func waitPublished(_ k: Int) throws(GraphError) {
-        var spins = callerSpins
-        while spins > 0 {
-            if ring.isPublished(k) { return }
-            CPU.relax()
-            spins &-= 1
-        }
+        if spin(until: k) { return }
         let stampWord = ring.stampWord(k)
         let waiters = ring.resultWaiters(k)
         while true {
@@ -84,6 +81,23 @@ final class ResultBoard: @unchecked Sendable {
             if seen == SlotRing.stamp(k) { return }
             if isStopping { throw .shutDown }
             _ = Futex.wait(on: futexWord(stampWord), expected: seen, timeoutNanoseconds: parkTimeoutNanoseconds)
+        }
+    }
+
+    /// Spins until `k` is published (true) or `callerSpins` polls and `spinTime` have passed (false).
+    @inline(__always)
+    func spin(until k: Int) -> Bool {
+        var spins = callerSpins
+        var started: UInt64 = 0
+        while true {
+            if ring.isPublished(k) { return true }
+            CPU.relax()
+            spins &-= 1
+            if spins > 0 { continue }
+            let now = MonotonicClock.now()
+            if started == 0 { started = now }
+            if now &- started >= spinNanoseconds { return false }
+            spins = callerSpins
         }
     }
 

@@ -11,6 +11,7 @@ final class Worker: @unchecked Sendable {
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     let spins: Int
+    let spinNanoseconds: UInt64
     let batchSize: Int
     let parkTimeoutNanoseconds: Int64
     let useIORing: Bool
@@ -32,6 +33,7 @@ final class Worker: @unchecked Sendable {
         self.parkWord = parkWord
         self.stopping = stopping
         self.spins = options.idle.workerSpins
+        self.spinNanoseconds = UInt64(max(0, options.idle.spinTime.nanoseconds))
         self.batchSize = options.batchSize
         self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
         self.useIORing = options.useIORing
@@ -60,6 +62,7 @@ final class Worker: @unchecked Sendable {
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
+        var idleSince: UInt64 = 0
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
         schedule.withUnsafeBufferPointer { schedule in
@@ -70,10 +73,15 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { idle = 0; continue }
+                if progressed { idle = 0; idleSince = 0; continue }
                 idle &+= 1
                 if idle < spins { CPU.relax(); continue }
+                // `spins` empty polls: park only once idle for `spinTime` too (one clock read per `spins` polls).
                 idle = 0
+                let now = MonotonicClock.now()
+                if idleSince == 0 { idleSince = now }
+                if now &- idleSince < spinNanoseconds { continue }
+                idleSince = 0
                 park(ring: parksOnRing ? ring : nil, armed: &armed)
             }
         }
