@@ -31,8 +31,9 @@ public struct Node<Value> {
             makeKernel: {
                 let box = StageBox(stage)
                 return { inputs, output in
-                    let value = inputs[0].assumingMemoryBound(to: Value.self).pointee
-                    output.initializeMemory(as: S.Output.self, to: try box.stage.process(value))
+                    // The input is borrowed in place and the result written straight to `output`.
+                    output.assumingMemoryBound(to: S.Output.self)
+                        .initialize(to: try box.stage.process(inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
             })
         return Node<S.Output>(builder: builder, index: index)
@@ -46,8 +47,8 @@ public struct Node<Value> {
             actor: nil, layout: .of(Output.self),
             makeKernel: {
                 { inputs, output in
-                    let value = inputs[0].assumingMemoryBound(to: Value.self).pointee
-                    output.initializeMemory(as: Output.self, to: try body(value))
+                    output.assumingMemoryBound(to: Output.self)
+                        .initialize(to: try body(inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
             })
         return Node<Output>(builder: builder, index: index)
@@ -62,8 +63,8 @@ public struct Node<Value> {
             actor: ActorBinding(actor), layout: .of(Output.self),
             makeKernel: {
                 { inputs, output in
-                    let value = inputs[0].assumingMemoryBound(to: Value.self).pointee
-                    output.initializeMemory(as: Output.self, to: try body(&actor.state, value))
+                    output.assumingMemoryBound(to: Output.self)
+                        .initialize(to: try body(&actor.state, inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
             })
         return Node<Output>(builder: builder, index: index)
