@@ -96,6 +96,21 @@ public final class IORing {
         return true
     }
 
+    /// Flags for a ring polled by a spinning owner: completions' task work waits for the owner
+    /// (no inter-processor interrupt), which learns of it through ``taskWorkPending``.
+    public static let cooperativeFlags = UInt32(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
+
+    /// Whether the kernel has completions waiting for this thread to enter it (rings created with
+    /// ``cooperativeFlags``): a read of the shared submission-ring flags, no system call.
+    @inline(__always)
+    public var taskWorkPending: Bool {
+        guard let flags = ring.sq.kflags else { return false }
+        return UnsafeRawPointer(flags).assumingMemoryBound(to: UInt32.self).pointee & UInt32(IORING_SQ_TASKRUN) != 0
+    }
+
+    /// Enters the kernel just to run pending task work, posting its completions (`io_uring_get_events`).
+    public func runTaskWork() { _ = io_uring_get_events(&ring) }
+
     /// Submits queued requests without waiting. Returns how many were submitted.
     @discardableResult
     public func submit() throws(Errno) -> Int {

@@ -54,8 +54,11 @@ final class Worker: @unchecked Sendable {
         if let node = numaNode { NUMA.runOnNode(node) }
         let attachment = self.attachment
         var ring: IORing? = nil
-        if attachment != nil || (useIORing && Worker.futexWaitSupported) {
-            ring = try? IORing(entries: 256)
+        if attachment != nil {
+            // A polling owner: cooperative task work, signalled through the ring's flags, not an IPI.
+            ring = (try? IORing(entries: 256, flags: IORing.cooperativeFlags)) ?? (try? IORing(entries: 256))
+        } else if useIORing && Worker.futexWaitSupported {
+            ring = try? IORing(entries: 8)
         }
         let parksOnRing = ring != nil && useIORing && Worker.futexWaitSupported
         parkMechanism = parksOnRing ? .ioUring : .futex
@@ -93,6 +96,7 @@ final class Worker: @unchecked Sendable {
     /// lets the attachment do its work, and submits what it queued.
     private func serviceRing(_ ring: IORing, _ attachment: RingAttachment, armed: inout Bool) -> Bool {
         var progressed = false
+        if ring.taskWorkPending { ring.runTaskWork() }
         ring.reapCompletions { completion in
             if completion.userData == Worker.parkTag { armed = false } else { attachment.handle(completion); progressed = true }
         }
