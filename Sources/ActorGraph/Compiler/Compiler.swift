@@ -10,9 +10,8 @@ enum Compiler {
         var (segments, channels, inputChannel, outputChannel) = fuse(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
             fuseChains: options.placement != .spread)
-        // Consumers and producers of each channel.
+        // The segments reading each channel.
         for segment in segments {
-            channels[segment.outputChannel].producer = segment.id
             for channel in segment.inputChannels where !channels[channel].consumers.contains(segment.id) {
                 channels[channel].consumers.append(segment.id)
             }
@@ -92,7 +91,7 @@ enum Compiler {
         }
         let consumers = consumerLists(nodes)
         if placement == .automatic {
-            for node in nodes where isFusable(node, nodes: nodes, consumers: consumers, inputNode: inputNode) {
+            for node in nodes where isFusable(node, consumers: consumers, inputNode: inputNode) {
                 groups.union(node.inputs[0], node.index)
             }
         }
@@ -120,7 +119,7 @@ enum Compiler {
     }
 
     /// A node can be fused into its input's segment when it is that node's only reader and reads only it.
-    static func isFusable(_ node: NodeSpec, nodes: [NodeSpec], consumers: [[Int]], inputNode: Int) -> Bool {
+    static func isFusable(_ node: NodeSpec, consumers: [[Int]], inputNode: Int) -> Bool {
         guard node.kind == .stage, node.inputs.count == 1 else { return false }
         let producer = node.inputs[0]
         return producer != inputNode && consumers[producer] == [node.index]
@@ -142,7 +141,7 @@ enum Compiler {
         var segments: [ExecutionPlan.Segment] = []
         var segmentOf = [Int](repeating: -1, count: nodes.count)
         for node in nodes where node.index != inputNode {
-            if fuseChains, isFusable(node, nodes: nodes, consumers: consumers, inputNode: inputNode),
+            if fuseChains, isFusable(node, consumers: consumers, inputNode: inputNode),
                nodeWorker[node.inputs[0]] == nodeWorker[node.index] {
                 let s = segmentOf[node.inputs[0]]
                 segments[s].nodes.append(node.index)

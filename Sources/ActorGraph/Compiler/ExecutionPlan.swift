@@ -21,8 +21,6 @@ struct ExecutionPlan {
         let layout: ValueLayout
         /// Segments reading the channel (a segment reading it twice, as in `zip(a, a)`, appears once).
         var consumers: [Int] = []
-        /// The segment writing it; `nil` for the input channel, written by callers.
-        var producer: Int?
     }
 
     let nodes: [NodeSpec]

@@ -106,10 +106,8 @@ final class EngineCore: @unchecked Sendable {
         inputDestroy = plan.channels[plan.inputChannel].layout.isTrivial ? nil : plan.channels[plan.inputChannel].layout.destroy
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
-        let outputLayout = plan.channels[plan.outputChannel].layout
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
-                            nodeNames: plan.nodes.map(\.name), policy: options.idle,
-                            destroyValue: outputLayout.isTrivial ? nil : outputLayout.destroy)
+                            nodeNames: plan.nodes.map(\.name), policy: options.idle)
         callerSpins = options.idle.callerSpins
         submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
 
@@ -131,7 +129,6 @@ final class EngineCore: @unchecked Sendable {
             let scratchLayouts = nodes.dropLast().map(\.layout)
             let output = plan.channels[segment.outputChannel]
             let runner = SegmentRunner(
-                segmentID: segment.id,
                 inputs: segment.inputChannels.map { rings[$0] },
                 inputErrors: segment.inputChannels.map { errorTables[$0] },
                 kernels: nodes.map { $0.makeKernel!() },

@@ -18,10 +18,9 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline let callerSpins: Int
     @usableFromInline let spinNanoseconds: UInt64
     @usableFromInline let parkTimeoutNanoseconds: Int64
-    let destroyValue: (@Sendable (UnsafeMutableRawPointer) -> Void)?
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
-         nodeNames: [String], policy: IdlePolicy, destroyValue: (@Sendable (UnsafeMutableRawPointer) -> Void)?) {
+         nodeNames: [String], policy: IdlePolicy) {
         self.ring = ring
         self.errors = errors
         self.stopping = stopping
@@ -29,7 +28,6 @@ final class ResultBoard: @unchecked Sendable {
         self.callerSpins = policy.callerSpins
         self.spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
         self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
-        self.destroyValue = destroyValue
         continuations = .allocate(capacity: ring.capacity)
         continuations.initialize(repeating: nil, count: ring.capacity)
     }

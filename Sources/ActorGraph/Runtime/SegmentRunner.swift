@@ -6,7 +6,6 @@ import Synchronization
 /// The head reads its input rings in place; intermediate values live in preallocated scratch
 /// memory; the tail writes straight into its output ring slot. Nothing is allocated per execution.
 final class SegmentRunner {
-    let segmentID: Int
     /// The head's input rings, in argument order, and their failure side tables.
     let inputs: UnsafeMutableBufferPointer<SlotRing>
     let inputErrors: UnsafeMutableBufferPointer<UnsafeMutablePointer<(any Error)?>>
@@ -28,13 +27,12 @@ final class SegmentRunner {
     /// The next sequence this segment processes.
     private(set) var next = 0
 
-    init(segmentID: Int, inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
+    init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
          scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
          output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
          wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?) {
-        self.segmentID = segmentID
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
