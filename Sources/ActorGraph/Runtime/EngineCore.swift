@@ -18,7 +18,7 @@ final class EngineCore: @unchecked Sendable {
     let inputWakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>]
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let nextSequence: UnsafeMutablePointer<Atomic<Int>>
-    @usableFromInline let callerSpins: Int
+    let idlePolicy: IdlePolicy
     @usableFromInline let submitTimeoutNanoseconds: Int64
     let rings: [SlotRing]
     let errorTables: [UnsafeMutablePointer<(any Error)?>]
@@ -32,6 +32,7 @@ final class EngineCore: @unchecked Sendable {
     init(plan: ExecutionPlan, options: CompileOptions,
          attachWorker0: ((EngineCore) -> RingAttachment)? = nil) throws(GraphError) {
         self.plan = plan
+        Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
         let line = SlotRing.cacheLine
         let capacity = plan.capacity
 
@@ -108,7 +109,7 @@ final class EngineCore: @unchecked Sendable {
         resultRing.initializeAsResultRing()
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: options.idle)
-        callerSpins = options.idle.callerSpins
+        idlePolicy = options.idle
         submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
 
         func wakeTargets(of channel: Int, excludingWorker own: Int?) -> [UnsafeMutablePointer<Atomic<UInt32>>] {
@@ -192,12 +193,19 @@ final class EngineCore: @unchecked Sendable {
     /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
     @usableFromInline
     func claim() throws(GraphError) -> Int {
-        var spins = callerSpins
+        if !board.isStopping, let k = tryClaim() { return k }
+        return try claimSlowly()
+    }
+
+    /// `claim` when the graph is full: back off (WaitStrategy.swift), then sleep until a slot frees.
+    private func claimSlowly() throws(GraphError) -> Int {
+        var backoff = Backoff(policy: idlePolicy, role: .caller)
+        defer { backoff.finish() }
         var deadline: UInt64 = 0
         while true {
             if board.isStopping { throw .shutDown }
             if let k = tryClaim() { return k }
-            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            if backoff.idle() == .retry { continue }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
             if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }

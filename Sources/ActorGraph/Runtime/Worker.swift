@@ -10,8 +10,7 @@ final class Worker: @unchecked Sendable {
     /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
-    let spins: Int
-    let spinNanoseconds: UInt64
+    let idlePolicy: IdlePolicy
     let batchSize: Int
     let parkTimeoutNanoseconds: Int64
     let useIORing: Bool
@@ -32,8 +31,7 @@ final class Worker: @unchecked Sendable {
         self.runners = runners
         self.parkWord = parkWord
         self.stopping = stopping
-        self.spins = options.idle.workerSpins
-        self.spinNanoseconds = UInt64(max(0, options.idle.spinTime.nanoseconds))
+        self.idlePolicy = options.idle
         self.batchSize = options.batchSize
         self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
         self.useIORing = options.useIORing
@@ -64,8 +62,7 @@ final class Worker: @unchecked Sendable {
         parkMechanism = parksOnRing ? .ioUring : .futex
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
-        var idle = 0
-        var idleSince: UInt64 = 0
+        var backoff = Backoff(policy: idlePolicy, role: .worker)
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
         schedule.withUnsafeBufferPointer { schedule in
@@ -76,18 +73,13 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { idle = 0; idleSince = 0; continue }
-                idle &+= 1
-                if idle < spins { CPU.relax(); continue }
-                // `spins` empty polls: park only once idle for `spinTime` too (one clock read per `spins` polls).
-                idle = 0
-                let now = MonotonicClock.now()
-                if idleSince == 0 { idleSince = now }
-                if now &- idleSince < spinNanoseconds { continue }
-                idleSince = 0
+                if progressed { backoff.progressed(); continue }
+                // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
+                if backoff.idle() == .retry { continue }
                 park(ring: parksOnRing ? ring : nil, armed: &armed)
             }
         }
+        backoff.finish()
         if let ring { attachment?.stop(ring: ring) }
         ring?.close()
     }
