@@ -40,8 +40,25 @@ struct EngineOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
     var pin = true
 
+    @Option(help: "How idle workers and waiting callers wait: adaptive (default), busy-spin, yielding or blocking.")
+    var waitStrategy: WaitStrategyArgument = .adaptive
+
     var compileOptions: CompileOptions {
-        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, idle: IdlePolicy(strategy: waitStrategy.strategy))
+    }
+}
+
+/// `--wait-strategy` values.
+enum WaitStrategyArgument: String, ExpressibleByArgument, CaseIterable {
+    case adaptive, busySpin = "busy-spin", yielding, blocking
+
+    var strategy: WaitStrategy {
+        switch self {
+        case .adaptive: .adaptive
+        case .busySpin: .busySpin
+        case .yielding: .yielding
+        case .blocking: .blocking
+        }
     }
 }
 
