@@ -60,6 +60,12 @@ public struct BenchSummary: Codable, Sendable {
     public var chain3ThroughputPerSecond: Double
     /// The highest allocations per execution of any compiled result; NaN when not counted.
     public var allocationsPerExecution: Double
+    /// p50 of `oversubscribed.diamond` (3 workers + caller on 2 CPUs), ns; NaN when skipped.
+    public var oversubscribedDiamondP50: Double = .nan
+    /// Executions per second of `oversubscribed.diamond`, back to back; NaN when skipped.
+    public var oversubscribedDiamondPerSecond: Double = .nan
+    /// Slowest `quota.echo` execution (1-CPU cgroup quota), ns; NaN when skipped.
+    public var quotaEchoMax: Double = .nan
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -67,6 +73,8 @@ public struct BenchSummary: Codable, Sendable {
             + " compiled_vs_dynamic_echo=\(fmt(compiledVsDynamicEcho, 1)) compiled_vs_dynamic_chain3=\(fmt(compiledVsDynamicChain3, 1))"
             + " compiled_vs_dynamic_diamond=\(fmt(compiledVsDynamicDiamond, 1)) chain3_throughput_per_s=\(fmt(chain3ThroughputPerSecond, 0))"
             + " allocs_per_execution=\(fmt(allocationsPerExecution, 3))"
+            + " oversubscribed_diamond_p50_ns=\(fmt(oversubscribedDiamondP50, 0)) oversubscribed_diamond_per_s=\(fmt(oversubscribedDiamondPerSecond, 0))"
+            + " quota_echo_max_ns=\(fmt(quotaEchoMax, 0))"
     }
 }
 
@@ -78,6 +86,8 @@ public struct MachineInfo: Codable, Sendable {
     public var onlineCPUs: Int
     /// CPUs this process may run on (its affinity mask).
     public var allowedCPUs: [Int]
+    /// The CPUs it may really use: affinity mask and cgroup CPU quota (``EffectiveCPUs``).
+    public var effectiveCPUs: String = ""
     /// The kernel release (`uname -r`).
     public var kernel: String
     /// Configured NUMA nodes (1 without NUMA).
@@ -119,6 +129,8 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytesAfterCompiled: Int
     /// Peak resident set size in bytes at the end of the run.
     public var peakRSSBytes: Int
+    /// The contended cases (oversubscription, CPU quota, competing processes), when run.
+    public var contended: ContendedResults?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
@@ -159,6 +171,7 @@ public enum BenchSuite {
         let context = RunContext(budget: budget, counter: counter, callerCPU: callerCPU)
         let machine = machineInfo(allowed: allowed)
         say("actorgraph bench (\(options.quick ? "quick" : "full")): \(machine.cpuModel), \(allowed.count) CPUs allowed \(allowed), kernel \(machine.kernel)")
+        say("effective CPUs: \(machine.effectiveCPUs)")
         say("compiled graphs: \(workers) pinned worker(s) on the highest CPU(s) + the measuring thread pinned to CPU \(callerCPU.map(String.init) ?? "none")")
         say("allocations: \(allocationMethod)")
         say("other load before the run: \(fmt(busyBefore, 2)) of \(CPU.onlineCount) CPUs busy")
@@ -260,7 +273,10 @@ public enum BenchSuite {
             }
         }
 
-        // 5. Summary, table, files.
+        // 5. Contended cases: oversubscribed, under a CPU quota, beside busy processes.
+        let contended = try ContendedCases.run(options, budget: budget, context: context, counter: counter)
+
+        // 6. Summary, table, files.
         func p50(_ name: String, _ path: String) -> Double? {
             latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
         }
@@ -271,7 +287,7 @@ public enum BenchSuite {
         let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
         let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
             + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution))
-        let summary = BenchSummary(
+        var summary = BenchSummary(
             echoP50RatioToPingPong: echo.map { Double($0.stats.p50) / Double(max(1, pingPong.stats.p50)) } ?? .nan,
             echoP99RatioToPingPong: echo.map { Double($0.stats.p99) / Double(max(1, pingPong.stats.p99)) } ?? .nan,
             compiledVsDynamicEcho: speedup("echo"),
@@ -279,6 +295,11 @@ public enum BenchSuite {
             compiledVsDynamicDiamond: speedup("diamond"),
             chain3ThroughputPerSecond: throughput.first { $0.path == "compiled" }?.perSecond ?? .nan,
             allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!)
+        if let d = contended?.oversubscribedDiamond {
+            summary.oversubscribedDiamondP50 = Double(d.stats.p50)
+            summary.oversubscribedDiamondPerSecond = d.stats.throughputPerSecond
+        }
+        if let q = contended?.quotaEcho { summary.quotaEchoMax = Double(q.stats.max) }
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -288,7 +309,7 @@ public enum BenchSuite {
             allocationMethod: allocationMethod, pingPong: pingPong, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
-            summary: summary, files: [])
+            contended: contended, summary: summary, files: [])
         print("")
         print(ReportWriter.table(report))
         report.files = try ReportWriter.write(report, to: options.outputDirectory)
@@ -317,8 +338,8 @@ public enum BenchSuite {
         let release = withUnsafeBytes(of: &name.release) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed, kernel: release,
-                           numaNodes: NUMA.nodeCount)
+        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed,
+                           effectiveCPUs: EffectiveCPUs.current().description, kernel: release, numaNodes: NUMA.nodeCount)
     }
 }
 
