@@ -73,6 +73,13 @@ let package = Package(
                 .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
         ),
         .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
+        // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
+        // (inside XCTest, /proc/self/exe is the test runner, which knows no graphs).
+        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures"),
+        .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
+                          path: "Tests/IsolationFixtureMain"),
+        .testTarget(name: "IsolationTests",
+                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
     ]
 )

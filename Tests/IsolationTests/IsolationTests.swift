@@ -1,0 +1,303 @@
+import ActorGraph
+import ActorGraphPlatform
+import Glibc
+import IsolationFixtures
+import XCTest
+
+/// Isolated workers (`CompileOptions.isolation = .processes`): real child processes spawned from the
+/// fixture executable over a real memfd, real signals. Every test checks that each submitted
+/// execution got exactly one answer, later executions are correct, the restart count, and that no
+/// child process is left behind. No timing is asserted.
+final class IsolationTests: XCTestCase {
+    override func tearDown() {
+        // Children are reaped by shutdown(): none may be left, not even a zombie.
+        XCTAssertEqual(childProcesses(), [], "child processes left behind")
+        super.tearDown()
+    }
+
+    func testEchoRunsInAWorkerProcess() throws {
+        let compiled = try FixtureGraphs.echo().compile(processOptions())
+        XCTAssertEqual(compiled.isolation, .processes)
+        let pids = compiled.isolationStatistics.workerProcessIDs
+        XCTAssertEqual(pids.count, 1)
+        XCTAssertNotEqual(pids[0], getpid())
+        XCTAssertEqual(childProcesses(), pids)
+        for i in 0..<2_000 { XCTAssertEqual(try compiled.execute(i), i + 1) }
+        XCTAssertEqual(compiled.isolationStatistics.restarts, 0)
+        compiled.shutdown()
+        XCTAssertEqual(compiled.isolationStatistics.workerProcessIDs, [0])
+    }
+
+    func testAsyncExecuteIsResumedForResultsPublishedByAChild() async throws {
+        let compiled = try FixtureGraphs.echo().compile(processOptions())
+        defer { compiled.shutdown() }
+        for i in 0..<300 {
+            let r = try await compiled.execute(i)
+            XCTAssertEqual(r, i + 1)
+        }
+        let r = try await compiled.execute(7, timeout: .seconds(10))
+        XCTAssertEqual(r, 8)
+    }
+
+    func testDiamondSpreadOverTwoWorkerProcesses() throws {
+        let compiled = try FixtureGraphs.diamond().compile(processOptions(workers: 2, placement: .spread))
+        defer { compiled.shutdown() }
+        XCTAssertEqual(Set(compiled.placement.values), [0, 1])
+        XCTAssertEqual(compiled.isolationStatistics.workerProcessIDs.filter { $0 > 0 }.count, 2)
+        for x in 0..<500 { XCTAssertEqual(try compiled.execute(x), (2 * x + 1) + (2 * x) * (2 * x)) }
+    }
+
+    func testThrownErrorCrossesWithItsDescription() throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions())
+        defer { compiled.shutdown() }
+        let answers = runBatch(compiled, [Job(1), Job(2, .throwError), Job(3)][...])
+        XCTAssertEqual(answers.count, 3)
+        XCTAssertEqual(try answers[0].get(), 3)
+        XCTAssertEqual(try answers[2].get(), 7)
+        guard case .failure(.stageFailed(let node, let error)) = answers[1] else {
+            return XCTFail("expected stageFailed, got \(answers[1])")
+        }
+        XCTAssertEqual(node, "fault")
+        XCTAssertEqual(String(describing: error), "fixture error for value 2: ünïcödé ✓")
+        XCTAssertEqual(compiled.isolationStatistics.crashes, 0)
+    }
+
+    func testTrapIsAnsweredAndTheWorkerRestarts() throws {
+        try assertCrashRecovery(.trap, reason: "signal")
+    }
+
+    func testAbortIsAnsweredAndTheWorkerRestarts() throws {
+        try assertCrashRecovery(.abort, reason: "SIGABRT")
+    }
+
+    func testExitIsAnsweredAndTheWorkerRestarts() throws {
+        try assertCrashRecovery(.exit, reason: "exit status 7")
+    }
+
+    func testSIGKILLFromOutsideAnswersEveryExecutionInFlight() throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions())
+        defer { compiled.shutdown() }
+        let pid = compiled.isolationStatistics.workerProcessIDs[0]
+        // The worker is busy in a slow stage with more executions queued behind it.
+        let killer = try PinnedThread(name: "killer", cpu: nil) {
+            sleepMilliseconds(100)
+            kill(pid, SIGKILL)
+        }
+        let jobs = [Job(2_000, .slow)] + (1...5).map { Job($0) }
+        let answers = runBatch(compiled, jobs[...])
+        killer.join()
+        XCTAssertEqual(answers.count, jobs.count)
+        for answer in answers {
+            guard case .failure(.workerCrashed(0, let reason)) = answer else { return XCTFail("expected workerCrashed, got \(answer)") }
+            XCTAssertTrue(reason.contains("SIGKILL"), reason)
+        }
+        try assertServesAgain(compiled, restarts: 1, replacing: pid)
+    }
+
+    func testSIGSTOPIsCaughtByTheStageTimeLimit() throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(stageTimeLimit: .milliseconds(300)))
+        defer { compiled.shutdown() }
+        XCTAssertEqual(try compiled.execute(Job(1)), 3)
+        let pid = compiled.isolationStatistics.workerProcessIDs[0]
+        kill(pid, SIGSTOP)
+        let answers = runBatch(compiled, (1...4).map { Job($0) }[...])
+        XCTAssertEqual(answers.count, 4)
+        guard case .failure(.stageTimedOut("fault")) = answers[0] else { return XCTFail("expected stageTimedOut, got \(answers[0])") }
+        for answer in answers.dropFirst() {
+            guard case .failure(.workerCrashed(0, _)) = answer else { return XCTFail("expected workerCrashed, got \(answer)") }
+        }
+        XCTAssertEqual(compiled.stuckStageReports, 1)
+        try assertServesAgain(compiled, restarts: 1, replacing: pid)
+    }
+
+    func testStageThatNeverReturnsIsKilledAfterTheTimeLimit() throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(stageTimeLimit: .milliseconds(200)))
+        defer { compiled.shutdown() }
+        let pid = compiled.isolationStatistics.workerProcessIDs[0]
+        let answers = runBatch(compiled, [Job(1), Job(2, .hang), Job(3)][...])
+        XCTAssertEqual(try answers[0].get(), 3)
+        guard case .failure(.stageTimedOut("fault")) = answers[1] else { return XCTFail("expected stageTimedOut, got \(answers[1])") }
+        guard case .failure(.workerCrashed(0, let reason)) = answers[2] else { return XCTFail("expected workerCrashed, got \(answers[2])") }
+        XCTAssertTrue(reason.contains("time limit"), reason)
+        try assertServesAgain(compiled, restarts: 1, replacing: pid)
+    }
+
+    func testRestartsExhaustedFailsWaitersAndLaterCalls() throws {
+        let compiled = try FixtureGraphs.faulty().compile(
+            processOptions(restarts: RestartPolicy(maxRestarts: 1, window: .seconds(60))))
+        defer { compiled.shutdown() }
+        let first = runBatch(compiled, [Job(1), Job(2, .abort)][...])
+        XCTAssertEqual(try first[0].get(), 3)
+        XCTAssertEqual(try compiled.execute(Job(5)), 11) // restarted once
+        let second = runBatch(compiled, [Job(3, .abort), Job(4)][...])
+        XCTAssertEqual(second.count, 2)
+        for answer in second {
+            switch answer {
+            case .failure(.workerCrashed), .failure(.restartsExhausted): break
+            default: XCTFail("expected a crash or exhaustion error, got \(answer)")
+            }
+        }
+        assertGraphError(try compiled.execute(Job(6))) {
+            if case .restartsExhausted(0, 1) = $0 { return true } else { return false }
+        }
+        XCTAssertTrue(compiled.isolationStatistics.restartsExhausted)
+        XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
+    }
+
+    func testPlanMismatchIsRefusedWithATypedError() {
+        // A graph the worker executable does not know.
+        let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
+        assertGraphError(try unknown.compile(processOptions())) {
+            if case .planMismatch(0, let detail) = $0 { return detail.contains("fingerprint") } else { return false }
+        }
+    }
+
+    func testValuesHoldingReferencesAreRejected() {
+        let graph = Graph(input: Int.self) { x in x.then(name: "describe") { String($0) } }
+        assertGraphError(try graph.compile(processOptions())) {
+            if case .notIsolatable("describe", "String") = $0 { return true } else { return false }
+        }
+    }
+
+    func testAWorkerProgramWithoutTheEntryLineRefusesInsteadOfRecursing() {
+        setenv("AG_FIXTURE_FORGET_ENTRY", "1", 1)
+        defer { unsetenv("AG_FIXTURE_FORGET_ENTRY") }
+        assertGraphError(try FixtureGraphs.echo().compile(processOptions())) {
+            if case .isolatedWorkerRefused(0, let reason) = $0 { return reason.contains("runIfChild") } else { return false }
+        }
+    }
+
+    func testTimeoutsAbandonTheExecutionAndCapacityComesBack() throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(capacity: 4))
+        defer { compiled.shutdown() }
+        assertGraphError(try compiled.execute(Job(300, .slow), timeout: .milliseconds(20))) {
+            if case .timedOut = $0 { return true } else { return false }
+        }
+        do {
+            _ = try compiled.submit(Job(200, .slow)).wait(timeout: .milliseconds(10))
+            XCTFail("expected timedOut")
+        } catch {
+            guard case .timedOut = error else { return XCTFail("expected timedOut, got \(error)") }
+        }
+        // The late results arrive and their slots come back: 3 * capacity executions go through.
+        for i in 0..<12 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
+    }
+
+    func testAsyncTimeoutAbandonsTheExecution() async throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(capacity: 4))
+        defer { compiled.shutdown() }
+        do {
+            _ = try await compiled.execute(Job(200, .slow), timeout: .milliseconds(10))
+            XCTFail("expected timedOut")
+        } catch {
+            guard case .timedOut = error else { return XCTFail("expected timedOut, got \(error)") }
+        }
+        for i in 0..<12 {
+            let r = try await compiled.execute(Job(i), timeout: .seconds(20))
+            XCTAssertEqual(r, 2 * i + 1)
+        }
+    }
+
+    func testThreadModeStuckStageIsReportedAndShutdownDoesNotWaitForIt() throws {
+        var options = CompileOptions(workers: 1, capacity: 8, pinWorkers: false, idle: .eager,
+                                     stageTimeLimit: .milliseconds(50), shutdownGracePeriod: .milliseconds(100))
+        options.isolation = .threads
+        let compiled = try FixtureGraphs.faulty().compile(options)
+        let pending = try compiled.submit(Job(1_500, .slow))
+        var waited = 0
+        while compiled.stuckStageReports == 0 && waited < 5_000 { sleepMilliseconds(10); waited += 10 }
+        XCTAssertEqual(compiled.stuckStageReports, 1)
+        compiled.shutdown()
+        XCTAssertEqual(compiled.detachedWorkerThreads, 1, "shutdown must leave the stuck thread detached, not wait")
+        do {
+            _ = try pending.wait()
+            XCTFail("expected shutDown")
+        } catch {
+            guard case .shutDown = error else { return XCTFail("expected shutDown, got \(error)") }
+        }
+        sleepMilliseconds(1_600) // let the stage return, so the thread ends before the next test
+    }
+
+    func testHundredCompileShutdownCyclesLeakNothing() throws {
+        func cycle() throws {
+            let compiled = try FixtureGraphs.echo().compile(processOptions())
+            XCTAssertEqual(try compiled.execute(1), 2)
+            compiled.shutdown()
+        }
+        try cycle()
+        try cycle()
+        let fds = countEntries("/proc/self/fd"), tasks = countEntries("/proc/self/task"), maps = countMappings()
+        for _ in 0..<100 { try cycle() }
+        XCTAssertEqual(childProcesses(), [])
+        XCTAssertEqual(countEntries("/proc/self/fd"), fds, "descriptors leaked")
+        XCTAssertEqual(countEntries("/proc/self/task"), tasks, "threads leaked")
+        XCTAssertEqual(countMappings(), maps, "mappings leaked")
+    }
+
+    func testRegionIsSealedAndNamelessInDevShm() throws {
+        let region = try SharedMemoryRegion(name: "actorgraph", byteCount: 4096, sealed: true)
+        defer { region.close() }
+        let seals = region.seals ?? 0
+        XCTAssertEqual(seals & 0x7, 0x7, "F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW")
+        XCTAssertNotEqual(ftruncate(region.fileDescriptor, 8192), 0)
+        XCTAssertNil(opendir("/dev/shm").flatMap { dir -> String? in
+            defer { closedir(dir) }
+            while let e = readdir(dir) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name.contains("actorgraph") { return name }
+            }
+            return nil
+        })
+    }
+
+    // MARK: Helpers
+
+    /// A batch with `action` in the middle: everything before it succeeds, it and what was in flight
+    /// behind it get `workerCrashed` with `reason`, and the graph then serves again.
+    private func assertCrashRecovery(_ action: FaultAction, reason: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions())
+        defer { compiled.shutdown() }
+        let pid = compiled.isolationStatistics.workerProcessIDs[0]
+        let jobs = (0..<8).map { Job($0) } + [Job(100, action)] + (9..<16).map { Job($0) }
+        let answers = runBatch(compiled, jobs[...])
+        XCTAssertEqual(answers.count, jobs.count, file: file, line: line)
+        for (i, answer) in answers.enumerated() {
+            switch answer {
+            case .success(let v):
+                XCTAssertNotEqual(i, 8, "the faulting execution cannot succeed", file: file, line: line)
+                XCTAssertEqual(v, 2 * jobs[i].value + 1, file: file, line: line)
+            case .failure(.workerCrashed(0, let text)):
+                XCTAssertGreaterThanOrEqual(i, 8, "executions before the fault completed", file: file, line: line)
+                XCTAssertTrue(text.contains(reason), "\(text) should mention \(reason)", file: file, line: line)
+            case .failure(let error):
+                XCTFail("unexpected \(error)", file: file, line: line)
+            }
+        }
+        guard case .failure = answers[8] else { return XCTFail("the faulting execution must fail", file: file, line: line) }
+        try assertServesAgain(compiled, restarts: 1, replacing: pid, file: file, line: line)
+    }
+
+    private func assertServesAgain(_ compiled: CompiledGraph<Job, Int>, restarts: Int, replacing pid: Int32,
+                                   file: StaticString = #filePath, line: UInt = #line) throws {
+        for i in 0..<200 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1, file: file, line: line) }
+        let stats = compiled.isolationStatistics
+        XCTAssertEqual(stats.restarts, restarts, file: file, line: line)
+        XCTAssertEqual(stats.crashes, restarts, file: file, line: line)
+        XCTAssertNotEqual(stats.workerProcessIDs[0], pid, file: file, line: line)
+        XCTAssertNotEqual(stats.workerProcessIDs[0], 0, file: file, line: line)
+        XCTAssertEqual(childProcesses(), stats.workerProcessIDs, file: file, line: line)
+    }
+}
+
+/// Asserts that `body` throws a `GraphError` matching `check`.
+func assertGraphError<T: ~Copyable>(_ body: @autoclosure () throws -> T, file: StaticString = #filePath, line: UInt = #line,
+                                    _ check: (GraphError) -> Bool) {
+    do {
+        _ = try body()
+        XCTFail("expected a GraphError", file: file, line: line)
+    } catch let error as GraphError {
+        XCTAssertTrue(check(error), "unexpected error: \(error)", file: file, line: line)
+    } catch {
+        XCTFail("unexpected error type: \(error)", file: file, line: line)
+    }
+}
