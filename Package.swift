@@ -1,12 +1,6 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// Engine targets are tuned for the hot path: whole-module optimisation is the default in release,
-/// and `-enforce-exclusivity=unchecked` removes the dynamic exclusivity checks from the worker loop.
-let hotPathSettings: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
-
 let package = Package(
     name: "ActorGraph",
     platforms: [.macOS(.v15)],
@@ -30,8 +24,7 @@ let package = Package(
             name: "ActorGraphPlatform",
             dependencies: [
                 "CLibURing", "CLibNUMA", "CPlatformShims",
-            ],
-            swiftSettings: hotPathSettings
+            ]
         ),
         // The engine: DSL, compiler, channels, runtime, dynamic path.
         .target(
@@ -39,15 +32,13 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: hotPathSettings
+            ]
         ),
         // Example graphs users run (`actorgraph list`).
         .target(
             name: "ActorGraphExamples",
             dependencies: ["ActorGraph", "ActorGraphPlatform"],
-            path: "Graphs",
-            swiftSettings: hotPathSettings
+            path: "Graphs"
         ),
         // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
         .target(
@@ -56,8 +47,7 @@ let package = Package(
                 "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
-            path: "Benchmarks/Suite",
-            swiftSettings: hotPathSettings
+            path: "Benchmarks/Suite"
         ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
         .target(name: "CMallocCounter"),

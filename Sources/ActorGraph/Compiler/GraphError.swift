@@ -2,7 +2,7 @@ import ActorGraphPlatform
 
 /// Every error ActorGraph reports: malformed graphs at `compile()`, failed executions, back-pressure
 /// and shutdown. Graph errors name the offending node.
-public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
+public enum GraphError: Error, CustomStringConvertible, Sendable {
     /// The graph has no stage: its output is its input.
     case noStages
     /// The output node was not built from this graph's input (e.g. a node of another graph).

@@ -14,7 +14,7 @@ extension Graph {
 ///
 /// Results come back per execution; ``submit(_:)`` pipelines up to `capacity` executions.
 /// ``shutdown()`` (also run on `deinit`) answers every waiter.
-public final class CompiledGraph<Input, Output>: @unchecked Sendable {
+public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     @usableFromInline let core: EngineCore
 
     init(core: EngineCore) { self.core = core }
@@ -109,7 +109,7 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
 /// One submitted execution. Wait for it once with ``wait()`` (or `await value()`); dropping it
 /// without waiting discards the result and frees its slot.
 @frozen
-public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
+public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     @usableFromInline let core: Unmanaged<EngineCore>
     /// The execution's sequence number (submit order).
     public let sequence: Int
