@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // Noncopyable containers (`UniqueArray`) for pending executions in the examples and tests.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // Platform: C libraries reached through module maps.
@@ -62,7 +64,10 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
                 .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
         ),
-        .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
+        .testTarget(name: "ActorGraphTests", dependencies: [
+            "ActorGraph", "ActorGraphPlatform",
+            .product(name: "BasicContainers", package: "swift-collections"),
+        ]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
     ]
 )

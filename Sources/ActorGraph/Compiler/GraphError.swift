@@ -33,6 +33,10 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     case capacityExceeded(capacity: Int)
     /// The compiled graph was shut down before this execution completed.
     case shutDown
+    /// A batch holds more inputs than can be in flight at once.
+    case batchTooLarge(count: Int, capacity: Int)
+    /// The result of this pending execution was already waited for (a result is delivered once).
+    case alreadyWaited(sequence: Int)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -52,6 +56,8 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .stageFailed(let node, let error): return "stage '\(node)' failed: \(error)"
         case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
         case .shutDown: return "the compiled graph is shut down"
+        case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
+        case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
         }
     }
 }

@@ -136,12 +136,27 @@ final class ResultBoard: @unchecked Sendable {
     func take(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
         guard failure == 0 else {
-            let node = Int(failure) - 1
-            let error = errors[k & ring.mask] ?? GraphError.shutDown
+            let error = failureError(k, failure)
             collect(k)
-            throw .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
+            throw error
         }
         return ring.value(k)
+    }
+
+    /// After `k` is published: the value's address, or the stage failure thrown without freeing the
+    /// slot (the caller frees it, e.g. with ``collect(first:count:)``).
+    @usableFromInline
+    func peek(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        let failure = ring.failure(k).pointee
+        guard failure == 0 else { throw failureError(k, failure) }
+        return ring.value(k)
+    }
+
+    /// The typed error of a failed result slot.
+    func failureError(_ k: Int, _ failure: Int32) -> GraphError {
+        let node = Int(failure) - 1
+        let error = errors[k & ring.mask] ?? GraphError.shutDown
+        return .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
     }
 
     /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
@@ -154,6 +169,45 @@ final class ResultBoard: @unchecked Sendable {
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
             space.pointee.store(0, ordering: .relaxed)
             Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+        }
+    }
+
+    /// Claims the right to take the result of `k` for a ``PendingExecution``: once per execution.
+    /// Throws ``GraphError/alreadyWaited(sequence:)`` when it was claimed before.
+    @usableFromInline
+    func claimTake(_ k: Int) throws(GraphError) {
+        let word = ring.takenWord(k)
+        var current = word.pointee.load(ordering: .relaxed)
+        while true {
+            guard current <= k else { throw .alreadyWaited(sequence: k) }
+            let (exchanged, original) = word.pointee.compareExchange(
+                expected: current, desired: k &+ 1, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// Whether a ``PendingExecution`` already claimed the result of `k` (its owner collects it).
+    @usableFromInline
+    func wasTaken(_ k: Int) -> Bool { ring.takenWord(k).pointee.load(ordering: .relaxed) > k }
+
+    /// Frees the slots of `count` sequences from `first` whose results the caller read, with release
+    /// stores, one fence, then one look per slot for a submitter waiting for space.
+    @usableFromInline
+    func collect(first: Int, count: Int) {
+        guard count > 0 else { return }
+        for k in first..<(first &+ count) {
+            let waiters = ring.resultWaiters(k)
+            if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+            ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        for k in first..<(first &+ count) {
+            let space = ring.spaceWaiters(k)
+            if space.pointee.load(ordering: .relaxed) != 0 {
+                space.pointee.store(0, ordering: .relaxed)
+                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+            }
         }
     }
 
