@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "BasicContainers", package: "swift-collections"),
             ],
             path: "Benchmarks/Suite"
         ),

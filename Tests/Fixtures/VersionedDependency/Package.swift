@@ -1,0 +1,16 @@
+// swift-tools-version:6.1
+// Proves ActorGraph can be adopted as a versioned dependency (no unsafe build flags in its library
+// products). `scripts/check-fixtures.sh` clones the repository, tags the clone 0.1.0, points
+// ACTORGRAPH_URL at it, writes the README's first example into `main.swift` and builds and runs it.
+import PackageDescription
+
+let url = Context.environment["ACTORGRAPH_URL"] ?? "https://github.com/actorgraph/ActorGraph"
+
+let package = Package(
+    name: "VersionedDependency",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(url: url, from: "0.1.0")],
+    targets: [
+        .executableTarget(name: "VersionedDependency", dependencies: [.product(name: "ActorGraph", package: "ActorGraph")]),
+    ]
+)
