@@ -35,12 +35,17 @@ git clone -q "$root" "$work/ActorGraph"
 git -C "$work/ActorGraph" tag 0.1.0
 cp -r Tests/Fixtures/VersionedDependency "$work/consumer"
 rm -rf "$work/consumer/.build"
-main="$work/consumer/Sources/VersionedDependency/main.swift"
-awk '/^```swift$/ { if (!done) { inside = 1; next } } inside && /^```$/ { inside = 0; done = 1 } inside' README.md > "$main"
-echo 'print("README example: y=\(y) z=\(z) w=\(w)")' >> "$main"
+readme_block() { awk -v n="$1" '/^```swift$/ { count++; if (count == n) { inside = 1; next } } inside && /^```$/ { exit } inside' README.md; }
+readme_block 1 > "$work/consumer/Sources/ReadmeExample/main.swift"
+echo 'print("README example: y=\(y) z=\(z) w=\(w)")' >> "$work/consumer/Sources/ReadmeExample/main.swift"
+readme_block 2 > "$work/consumer/Sources/ReadmePipelining/main.swift"
+echo 'print("README pipelining: sum=\(sum) first=\(first)")' >> "$work/consumer/Sources/ReadmePipelining/main.swift"
 (cd "$work/consumer" && ACTORGRAPH_URL="file://$work/ActorGraph" swift build >"$work/consumer.log" 2>&1) \
     || { cat "$work/consumer.log"; echo "FAIL: the versioned-dependency fixture did not build"; exit 1; }
-out=$(cd "$work/consumer" && ACTORGRAPH_URL="file://$work/ActorGraph" swift run --skip-build VersionedDependency)
+out=$(cd "$work/consumer" && ACTORGRAPH_URL="file://$work/ActorGraph" swift run --skip-build ReadmeExample)
 echo "$out"
 grep -q "y=43 z=43 w=73" <<<"$out" || { echo "FAIL: the README example printed the wrong results"; exit 1; }
-echo "fixtures: 4 racy programs rejected, Safe control built, versioned dependency built and ran the README example"
+out=$(cd "$work/consumer" && ACTORGRAPH_URL="file://$work/ActorGraph" swift run --skip-build ReadmePipelining)
+echo "$out"
+grep -q "sum=999999000000 first=42" <<<"$out" || { echo "FAIL: the README pipelining example printed the wrong results"; exit 1; }
+echo "fixtures: 4 racy programs rejected, Safe control built, versioned dependency built and ran both README examples"
