@@ -4,6 +4,9 @@ import Glibc
 /// A child process started with `posix_spawn` (never `fork` without `exec`: the parent is
 /// multithreaded), held through a pidfd so that it can be watched in `poll`, signalled without a
 /// pid-reuse race, and reaped with `waitid(P_PIDFD)`.
+///
+/// `@unchecked Sendable`: `pid` and `pidfd` are immutable; `reap`, `signal` and `close` (which touch
+/// the cached exit reason) are meant for one owner thread at a time (the engine's supervisor).
 public final class ChildProcess: @unchecked Sendable {
     /// The child's process id.
     public let pid: Int32

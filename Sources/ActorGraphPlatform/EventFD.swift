@@ -3,6 +3,9 @@ import Glibc
 
 /// A non-blocking, close-on-exec eventfd: a counter another thread (or a child process that
 /// inherited it) bumps to make the descriptor readable in `poll`.
+///
+/// `@unchecked Sendable`: `signal` is a `write(2)` any thread may make; `drain` and `close` belong to
+/// the owner, which closes only after every other user is done.
 public final class EventFD: @unchecked Sendable {
     /// The descriptor.
     public let fileDescriptor: Int32

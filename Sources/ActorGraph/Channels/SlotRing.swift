@@ -10,6 +10,8 @@ import Synchronization
 ///     offset  8  failure        Int32: 0 = value present, n = node n-1 failed (error in the side table)
 ///     offset 12  collected      UInt32 atomic: result ring only: low 32 bits of (sequence + 1) once read
 ///     offset 16  spaceWaiters   UInt32 atomic: result ring only: a submitter sleeps on `collected`
+///     offset 24  taken          Int atomic: result ring only: sequence + 1 of the last execution
+///                               whose ``PendingExecution`` claimed the result (monotonic per slot)
 ///     offset 32+ value          the node's value, at its natural alignment
 ///
 /// Invariants:
@@ -85,6 +87,11 @@ struct SlotRing: @unchecked Sendable {
     @inlinable @inline(__always)
     func spaceWaiters(_ k: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
         (slot(k) + 16).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
+
+    @inlinable @inline(__always)
+    func takenWord(_ k: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (slot(k) + 24).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
     @inlinable @inline(__always)

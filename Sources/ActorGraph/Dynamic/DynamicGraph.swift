@@ -5,7 +5,9 @@
 ///
 /// This is the honest baseline the compiled path is measured against: idiomatic structured
 /// concurrency, no artificial sleeps or copies.
-public final class DynamicGraph<Input, Output>: @unchecked Sendable {
+///
+/// `Sendable`: its state is immutable after `init` (nodes, executors) or atomic (the shutdown flag).
+public final class DynamicGraph<Input: Sendable, Output: Sendable>: Sendable {
     let nodes: [NodeSpec]
     let inputNode: Int
     let outputNode: Int

@@ -8,6 +8,9 @@ import Synchronization
 /// - The publisher (the worker running the output node) stores the stamp, then reads `resultWaiters`;
 ///   if it is non-zero it takes the bits with one `exchange(0)` and wakes, resumes or collects.
 /// - A waiter sets its bit, then re-reads the stamp and the shutdown flag before it sleeps.
+///
+/// `@unchecked Sendable`: the slots, error table and continuation table are shared memory whose
+/// every access follows this protocol (one publisher per slot, one taker per result).
 @usableFromInline
 final class ResultBoard: @unchecked Sendable {
     @usableFromInline let ring: SlotRing
@@ -181,27 +184,36 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline
     func take(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
-        guard failure == 0 else { throw failed(k, failure) }
+        guard failure == 0 else {
+            let error = failureError(k, failure)
+            collect(k)
+            throw error
+        }
         return ring.value(k)
     }
 
-    /// Collects failed `k` and returns its error.
+    /// After `k` is published: the value's address, or the stage failure thrown without freeing the
+    /// slot (the caller frees it, e.g. with ``collect(first:count:)``).
     @usableFromInline
-    func failed(_ k: Int, _ failure: Int32) -> GraphError {
+    func peek(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        let failure = ring.failure(k).pointee
+        guard failure == 0 else { throw failureError(k, failure) }
+        return ring.value(k)
+    }
+
+    /// The typed error of a failed result slot: a stage's error, or (process mode, decoded from the
+    /// slot's message) a thrown error's text, a worker crash or a stage past its time limit.
+    func failureError(_ k: Int, _ failure: Int32) -> GraphError {
         func name(_ node: Int) -> String { node >= 0 && node < nodeNames.count ? nodeNames[node] : "node \(node)" }
-        let error: GraphError
         if let messages {
             let (detail, text) = FailureMessage.read(messages + (k & ring.mask) * FailureMessage.slotBytes)
             switch failure {
-            case FailureCode.workerCrashed: error = .workerCrashed(worker: Int(detail), reason: text)
-            case FailureCode.stageTimedOut: error = .stageTimedOut(node: name(Int(detail)))
-            default: error = .stageFailed(node: name(Int(failure) - 1), error: IsolatedStageError(description: text))
+            case FailureCode.workerCrashed: return .workerCrashed(worker: Int(detail), reason: text)
+            case FailureCode.stageTimedOut: return .stageTimedOut(node: name(Int(detail)))
+            default: return .stageFailed(node: name(Int(failure) - 1), error: IsolatedStageError(description: text))
             }
-        } else {
-            error = .stageFailed(node: name(Int(failure) - 1), error: errors[k & ring.mask] ?? GraphError.shutDown)
         }
-        collect(k)
-        return error
+        return .stageFailed(node: name(Int(failure) - 1), error: errors[k & ring.mask] ?? GraphError.shutDown)
     }
 
     /// Parent side, process mode: resumes the continuations whose results a worker child published
@@ -235,6 +247,45 @@ final class ResultBoard: @unchecked Sendable {
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
             space.pointee.store(0, ordering: .relaxed)
             Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
+        }
+    }
+
+    /// Claims the right to take the result of `k` for a ``PendingExecution``: once per execution.
+    /// Throws ``GraphError/alreadyWaited(sequence:)`` when it was claimed before.
+    @usableFromInline
+    func claimTake(_ k: Int) throws(GraphError) {
+        let word = ring.takenWord(k)
+        var current = word.pointee.load(ordering: .relaxed)
+        while true {
+            guard current <= k else { throw .alreadyWaited(sequence: k) }
+            let (exchanged, original) = word.pointee.compareExchange(
+                expected: current, desired: k &+ 1, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// Whether a ``PendingExecution`` already claimed the result of `k` (its owner collects it).
+    @usableFromInline
+    func wasTaken(_ k: Int) -> Bool { ring.takenWord(k).pointee.load(ordering: .relaxed) > k }
+
+    /// Frees the slots of `count` sequences from `first` whose results the caller read, with release
+    /// stores, one fence, then one look per slot for a submitter waiting for space.
+    @usableFromInline
+    func collect(first: Int, count: Int) {
+        guard count > 0 else { return }
+        for k in first..<(first &+ count) {
+            let waiters = ring.resultWaiters(k)
+            if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+            ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        for k in first..<(first &+ count) {
+            let space = ring.spaceWaiters(k)
+            if space.pointee.load(ordering: .relaxed) != 0 {
+                space.pointee.store(0, ordering: .relaxed)
+                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
+            }
         }
     }
 
