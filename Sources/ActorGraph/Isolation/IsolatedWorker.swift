@@ -147,15 +147,20 @@ public enum IsolatedWorker {
         _exit(0)
     }
 
-    /// The parent's environment, minus any worker variable, as `KEY=VALUE` strings.
+    /// The parent's environment, minus any worker variable, as `KEY=VALUE` strings. Unless the user
+    /// configured it, the Swift runtime's crash backtracer is off in workers: a crashing worker then
+    /// dies at once (its one-line fatal error message still goes to stderr) and is restarted sooner.
     static func inheritedEnvironment() -> [String] {
         var result: [String] = []
         var p = environ
+        var backtraceSet = false
         while let entry = p.pointee {
             let s = String(cString: entry)
+            if s.hasPrefix("SWIFT_BACKTRACE=") { backtraceSet = true }
             if !s.hasPrefix(environmentKey + "=") { result.append(s) }
             p += 1
         }
+        if !backtraceSet { result.append("SWIFT_BACKTRACE=enable=no") }
         return result
     }
 

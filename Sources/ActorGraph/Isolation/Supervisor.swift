@@ -19,6 +19,8 @@ public struct IsolationStatistics: Sendable, Equatable {
     public var workerProcessIDs: [Int32] = []
     /// Why the last worker died (`signal 9 (SIGKILL)`, `exit status 3`, …).
     public var lastCrashReason: String?
+    /// When the supervisor saw each worker death (monotonic clock, nanoseconds), oldest first.
+    public var deathTimes: [UInt64] = []
     /// True once a worker used up its restarts and the graph failed.
     public var restartsExhausted = false
 }
@@ -34,8 +36,9 @@ public struct IsolationStatistics: Sendable, Equatable {
 /// waiters are answered; then it restarts the worker at that frontier under the restart policy.
 /// Both modes, with a stage time limit: it samples each worker's progress counter and current node.
 final class Supervisor: @unchecked Sendable {
-    // @unchecked Sendable: `children`, `watches`, `restartTimes` and `stuck` are touched by `init`,
-    // then only by the supervisor thread, then (after `stopWatching()` joined it) by `stopChildren`.
+    // @unchecked Sendable: `children`, `watches`, `restartTimes` and `stuck` are touched only by the
+    // supervisor thread (spawning, watching, stopping); other threads read `statistics` (a Mutex) and
+    // call `stop`, which joins the thread.
     let plan: ExecutionPlan
     let options: CompileOptions
     let wiring: EngineWiring
@@ -256,7 +259,7 @@ final class Supervisor: @unchecked Sendable {
         stuck[w] = nil
         let text = stuckIn.map { "killed: stage '\(plan.nodes[$0.node].name)' ran past the stage time limit" }
             ?? (reason?.description ?? "unknown")
-        statistics.withLock { $0.crashes += 1; $0.lastCrashReason = text }
+        statistics.withLock { $0.crashes += 1; $0.lastCrashReason = text; $0.deathTimes.append(detected) }
         logger.warning("worker process \(w) died (\(text)); answering its executions and restarting it")
         fail(worker: w, text: text, stuckIn: stuckIn)
 

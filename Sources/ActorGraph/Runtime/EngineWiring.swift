@@ -4,6 +4,9 @@ import Synchronization
 /// Views of a laid-out region: the control words, park words, worker control blocks, rings and
 /// message areas, and the segment runners of one worker. Computing it only reads offsets, so the
 /// parent (which initialized the region) and a worker child (which maps it) share this code.
+///
+/// `@unchecked Sendable`: immutable pointers into the region; every access through them follows the
+/// ring protocol (atomics, one producer per ring).
 struct EngineWiring: @unchecked Sendable {
     let plan: ExecutionPlan
     let layout: RegionLayout

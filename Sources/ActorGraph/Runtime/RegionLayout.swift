@@ -102,6 +102,9 @@ enum TerminalState {
 ///     offset  72  resume          Int64: the sequence every segment of the worker starts at
 ///     offset  80  failed node     Int32: process mode, restarts: the node a killed worker was stuck in
 ///     offset 128  refusal text    up to 384 bytes (``FailureMessage`` encoding)
+///
+/// `@unchecked Sendable`: a pointer into the region; the worker writes its fields (atomics or before
+/// the handshake), the parent reads them.
 struct WorkerControl: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
 
