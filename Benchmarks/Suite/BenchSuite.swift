@@ -81,6 +81,8 @@ public struct BenchSummary: Codable, Sendable {
     public var echo64kCompiledOverDynamic: Double
     /// `echo.64KiB` compiled p50 over sequential p50.
     public var echo64kCompiledOverSequential: Double
+    /// `echo.process` p50 (worker in a child process) over `echo` p50 (worker thread), same run.
+    public var echoProcessOverThread: Double
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -91,6 +93,7 @@ public struct BenchSummary: Codable, Sendable {
             + " chain3_batch_throughput_per_s=\(fmt(chain3BatchThroughputPerSecond, 0))"
             + " echo64k_compiled_over_dynamic=\(fmt(echo64kCompiledOverDynamic, 2))"
             + " echo64k_compiled_over_sequential=\(fmt(echo64kCompiledOverSequential, 2))"
+            + " echo_process_over_thread=\(fmt(echoProcessOverThread, 2))"
     }
 }
 
@@ -145,6 +148,8 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytesAfterCompiled: Int
     /// Peak resident set size in bytes at the end of the run.
     public var peakRSSBytes: Int
+    /// Isolated worker recovery: from a worker's SIGKILL to the next successful execution (`nil` when skipped).
+    public var recovery: PathResult?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
@@ -153,6 +158,12 @@ public struct BenchReport: Codable, Sendable {
 
 /// Runs the benchmark suite behind `actorgraph bench`.
 public enum BenchSuite {
+    /// The graphs the `.process` cases compile: a program running the suite passes them to
+    /// `IsolatedWorker.runIfChild(graphs:)` at the top of `main`.
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
+    }
+
     /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
     /// the sequential path, then the dynamic path; prints progress and the table, writes the files,
     /// and prints the `summary:` line last.
@@ -235,6 +246,18 @@ public enum BenchSuite {
                 progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
             }
         }
+        // Recovery of an isolated worker: SIGKILL it, time until the next successful execution.
+        var recovery: PathResult? = nil
+        if options.includes("recovery") || options.includes("echo.process") {
+            let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions(isolation: .processes))
+            defer { graph.shutdown() }
+            let kills = options.quick ? 5 : budget.recoveryKills
+            let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills) }
+            let r = PathResult(name: "recovery.echo.process", path: "compiled", payloadBytes: 8, stats: m.stats,
+                               placement: "automatic, worker process", workers: graph.workerCount)
+            recovery = r
+            progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(graph.isolationStatistics.restarts) restarts")
+        }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
         // 2. Physical limit (the compiled graphs are shut down: only these two threads spin now).
@@ -253,14 +276,16 @@ public enum BenchSuite {
 
         // 3. Sequential path.
         for c in cases {
-            let r = try c.runSequential(context)
+            guard let runSequential = c.runSequential else { continue }
+            let r = try runSequential(context)
             latency.append(r)
             progress(r)
         }
 
         // 4. Dynamic path.
         for c in cases {
-            let r = try await c.runDynamic(context)
+            guard let runDynamic = c.runDynamic else { continue }
+            let r = try await runDynamic(context)
             latency.append(r)
             progress(r)
         }
@@ -320,7 +345,11 @@ public enum BenchSuite {
             allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!,
             chain3BatchThroughputPerSecond: throughput.first { $0.name == "chain3.batch" }?.perSecond ?? .nan,
             echo64kCompiledOverDynamic: ratio("echo.64KiB", "compiled", over: "dynamic"),
-            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"))
+            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"),
+            echoProcessOverThread: {
+                guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0 else { return .nan }
+                return process / thread
+            }())
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -329,7 +358,7 @@ public enum BenchSuite {
             busyCPUsBeforeRun: busyBefore,
             allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
-            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
+            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
             summary: summary, files: [])
         print("")
         print(ReportWriter.table(report))

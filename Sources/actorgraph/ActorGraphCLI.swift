@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphBenchSuite
 import ActorGraphExamples
 import ArgumentParser
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ import Musl
 @main
 enum Entry {
     static func main() async {
-        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs })
+        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs })
         await ActorGraphCLI.main()
     }
 }
