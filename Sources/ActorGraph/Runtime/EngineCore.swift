@@ -8,6 +8,10 @@ import Synchronization
 ///
 ///     [control: stopping flag] [next sequence] [park word of worker 0] … [park word of worker W-1]
 ///     [ring of channel 0 (input)] [ring of channel 1] … [scratch of fused segments]
+///
+/// `@unchecked Sendable`: its stored properties are set in `init` and never reassigned (but `threads`,
+/// written only under `lifecycle`); what threads share at run time lives in the region and is
+/// accessed through atomics under the ring protocol (``SlotRing``).
 @usableFromInline
 final class EngineCore: @unchecked Sendable {
     let plan: ExecutionPlan

@@ -8,6 +8,9 @@ import Synchronization
 /// - The publisher (the worker running the output node) stores the stamp, then reads `resultWaiters`;
 ///   if it is non-zero it takes the bits with one `exchange(0)` and wakes, resumes or collects.
 /// - A waiter sets its bit, then re-reads the stamp and the shutdown flag before it sleeps.
+///
+/// `@unchecked Sendable`: the slots, error table and continuation table are shared memory whose
+/// every access follows this protocol (one publisher per slot, one taker per result).
 @usableFromInline
 final class ResultBoard: @unchecked Sendable {
     @usableFromInline let ring: SlotRing
