@@ -22,6 +22,9 @@ import Synchronization
 ///   happens-before. So rings never need a "full" check on the hot path.
 /// - Stamps compare by equality on 32 bits; a slot only ever holds `k - capacity` or `k` when
 ///   sequence `k` is polled, so wrap-around of the 32-bit stamp is harmless for capacity < 2^31.
+///
+/// `@unchecked Sendable`: a pointer and three constants; the memory it points to is shared by
+/// design and accessed only as the invariants above allow.
 @usableFromInline
 struct SlotRing: @unchecked Sendable {
     /// Bytes of header before the value.
