@@ -87,9 +87,14 @@ final class IsolationTests: XCTestCase {
         let answers = runBatch(compiled, jobs[...])
         killer.join()
         XCTAssertEqual(answers.count, jobs.count)
-        for answer in answers {
-            guard case .failure(.workerCrashed(0, let reason)) = answer else { return XCTFail("expected workerCrashed, got \(answer)") }
-            XCTAssertTrue(reason.contains("SIGKILL"), reason)
+        guard case .failure(.workerCrashed(0, let reason)) = answers[0] else { return XCTFail("expected workerCrashed, got \(answers[0])") }
+        XCTAssertTrue(reason.contains("SIGKILL"), reason)
+        for (i, answer) in answers.enumerated().dropFirst() {
+            switch answer {
+            case .failure(.workerCrashed(0, let reason)): XCTAssertTrue(reason.contains("SIGKILL"), reason)
+            case .success(let v): XCTAssertEqual(v, 2 * jobs[i].value + 1) // claimed after the restart
+            case .failure(let error): XCTFail("unexpected \(error)")
+            }
         }
         try assertServesAgain(compiled, restarts: 1, replacing: pid)
     }
@@ -223,6 +228,11 @@ final class IsolationTests: XCTestCase {
             let compiled = try FixtureGraphs.echo().compile(processOptions())
             XCTAssertEqual(try compiled.execute(1), 2)
             compiled.shutdown()
+            // Thread mode with a stage time limit (worker thread + supervisor thread).
+            let threads = try FixtureGraphs.echo().compile(CompileOptions(
+                workers: 1, capacity: 64, pinWorkers: false, idle: .eager, stageTimeLimit: .seconds(5)))
+            XCTAssertEqual(try threads.execute(1), 2)
+            threads.shutdown()
         }
         try cycle()
         try cycle()
