@@ -256,7 +256,9 @@ public enum BenchSuite {
             let r = PathResult(name: "recovery.echo.process", path: "compiled", payloadBytes: 8, stats: m.stats,
                                placement: "automatic, worker process", workers: graph.workerCount)
             recovery = r
-            progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(graph.isolationStatistics.restarts) restarts")
+            let stats = graph.isolationStatistics
+            progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts; "
+                + "death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
         }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
