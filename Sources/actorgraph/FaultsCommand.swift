@@ -66,7 +66,10 @@ struct Faults: ParsableCommand {
             }
             // SIGKILL and SIGSTOP of the worker from outside.
             for signal in [SIGKILL, SIGSTOP] {
-                let pid = compiled.isolationStatistics.workerProcessIDs[0]
+                // The worker of the previous fault may still be restarting: wait for its replacement.
+                var pid = compiled.isolationStatistics.workerProcessIDs[0]
+                var waited = 0
+                while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = compiled.isolationStatistics.workerProcessIDs[0] }
                 if pid > 0 { kill(pid, signal) }
                 injected += 1
                 // The stopped worker is caught by the stage time limit once work is waiting for it.

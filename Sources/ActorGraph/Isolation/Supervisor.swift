@@ -165,7 +165,6 @@ final class Supervisor: @unchecked Sendable {
             let child = try ChildProcess(path: executable, arguments: arguments,
                                          environment: environment + ["\(IsolatedWorker.environmentKey)=\(spec.encoded)"],
                                          inheriting: [region.fileDescriptor, notifyEvent!.fileDescriptor])
-            statistics.withLock { $0.workerProcessIDs[w] = child.pid }
             return child
         } catch {
             throw .platform(operation: "posix_spawn \(executable)", errno: error)
@@ -178,7 +177,10 @@ final class Supervisor: @unchecked Sendable {
         let deadline = MonotonicClock.now() &+ UInt64(max(0, options.handshakeTimeout.nanoseconds))
         while true {
             let state = control.state.pointee.load(ordering: .sequentiallyConsistent)
-            if state == WorkerControl.ready { return }
+            if state == WorkerControl.ready {
+                if let pid = children[w]?.pid { statistics.withLock { $0.workerProcessIDs[w] = pid } }
+                return
+            }
             if state == WorkerControl.refused {
                 let text = FailureMessage.read(control.refusalText, capacity: WorkerControl.refusalTextBytes).text
                 if control.refusalCode.pointee == RefusalCode.planMismatch { throw .planMismatch(worker: w, detail: text) }
@@ -263,26 +265,33 @@ final class Supervisor: @unchecked Sendable {
         logger.warning("worker process \(w) died (\(text)); answering its executions and restarting it")
         fail(worker: w, text: text, stuckIn: stuckIn)
 
-        // Restart policy: at most maxRestarts within the window.
+        // Restart policy: at most maxRestarts within the window. A replacement that dies or refuses
+        // before it is ready counts as one more crash.
         let window = UInt64(max(0, options.restartPolicy.window.nanoseconds))
-        restartTimes[w].removeAll { detected &- $0 > window }
-        guard restartTimes[w].count < options.restartPolicy.maxRestarts else {
-            exhaust(worker: w, restarts: restartTimes[w].count, why: text)
-            return
-        }
-        restartTimes[w].append(detected)
-        let control = wiring.controls[w]
-        control.node.pointee.store(0, ordering: .relaxed)
-        wiring.parkWords[w].pointee.store(0, ordering: .sequentiallyConsistent)
-        do {
-            children[w] = try spawn(w)
-            try awaitHandshake(w)
-        } catch {
-            logger.error("worker process \(w) could not be restarted: \(error)")
-            children[w]?.close()
-            children[w] = nil
-            exhaust(worker: w, restarts: restartTimes[w].count, why: "\(error)")
-            return
+        var why = text
+        while true {
+            let now = MonotonicClock.now()
+            restartTimes[w].removeAll { now &- $0 > window }
+            guard restartTimes[w].count < options.restartPolicy.maxRestarts else {
+                exhaust(worker: w, restarts: restartTimes[w].count, why: why)
+                return
+            }
+            restartTimes[w].append(now)
+            let control = wiring.controls[w]
+            control.node.pointee.store(0, ordering: .relaxed)
+            wiring.parkWords[w].pointee.store(0, ordering: .sequentiallyConsistent)
+            do {
+                children[w] = try spawn(w)
+                try awaitHandshake(w)
+                break
+            } catch {
+                logger.error("worker process \(w) could not be restarted: \(error)")
+                children[w]?.close()
+                children[w] = nil
+                if isStopping { return }
+                why = "\(error)"
+                statistics.withLock { $0.crashes += 1; $0.lastCrashReason = why }
+            }
         }
         watches[w] = Watch()
         let recovery = MonotonicClock.now() &- detected
