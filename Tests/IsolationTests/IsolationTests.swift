@@ -39,6 +39,46 @@ final class IsolationTests: XCTestCase {
         XCTAssertEqual(r, 8)
     }
 
+    func testAsyncWaitersAreAnsweredWhenTheWorkerCrashes() async throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions())
+        defer { compiled.shutdown() }
+        do {
+            _ = try await compiled.execute(Job(1, .abort))
+            XCTFail("expected workerCrashed")
+        } catch {
+            guard case .workerCrashed(0, let reason) = error else { return XCTFail("expected workerCrashed, got \(error)") }
+            XCTAssertTrue(reason.contains("SIGABRT"), reason)
+        }
+        for i in 0..<50 {
+            let r = try await compiled.execute(Job(i))
+            XCTAssertEqual(r, 2 * i + 1)
+        }
+        XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
+    }
+
+    func testTwoWorkerProcessesOneCrashesDownstreamForwardsTheFailure() throws {
+        // fault on one worker, plus1 on the other: the crash is forwarded by the live worker.
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(workers: 2, placement: .spread))
+        defer { compiled.shutdown() }
+        XCTAssertNotEqual(compiled.placement["fault"], compiled.placement["plus1"])
+        let jobs = (0..<4).map { Job($0) } + [Job(9, .exit)] + (5..<9).map { Job($0) }
+        let answers = runBatch(compiled, jobs[...])
+        XCTAssertEqual(answers.count, jobs.count)
+        for (i, answer) in answers.enumerated() {
+            switch answer {
+            case .success(let v): XCTAssertEqual(v, 2 * jobs[i].value + 1); XCTAssertNotEqual(i, 4)
+            case .failure(.workerCrashed(let w, let reason)):
+                XCTAssertEqual(w, compiled.placement["fault"])
+                XCTAssertTrue(reason.contains("exit status 7"), reason)
+                XCTAssertGreaterThanOrEqual(i, 4)
+            case .failure(let error): XCTFail("unexpected \(error)")
+            }
+        }
+        for i in 0..<100 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
+        XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
+        XCTAssertEqual(Set(childProcesses()), Set(compiled.isolationStatistics.workerProcessIDs))
+    }
+
     func testDiamondSpreadOverTwoWorkerProcesses() throws {
         let compiled = try FixtureGraphs.diamond().compile(processOptions(workers: 2, placement: .spread))
         defer { compiled.shutdown() }
@@ -186,6 +226,19 @@ final class IsolationTests: XCTestCase {
         }
         // The late results arrive and their slots come back: 3 * capacity executions go through.
         for i in 0..<12 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
+    }
+
+    func testThreadModeTimeoutsAbandonTheExecutionAndCapacityComesBack() throws {
+        let compiled = try FixtureGraphs.faulty().compile(CompileOptions(workers: 1, capacity: 2, pinWorkers: false, idle: .eager))
+        defer { compiled.shutdown() }
+        assertGraphError(try compiled.execute(Job(200, .slow), timeout: .milliseconds(10))) {
+            if case .timedOut = $0 { return true } else { return false }
+        }
+        let pending = try compiled.submit(Job(100, .slow))
+        assertGraphError(try pending.wait(timeout: .milliseconds(5))) { if case .timedOut = $0 { return true } else { return false } }
+        assertGraphError(try pending.wait()) { if case .alreadyWaited = $0 { return true } else { return false } }
+        // Both late results come back: 4 * capacity more executions go through.
+        for i in 0..<8 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
     }
 
     func testAsyncTimeoutAbandonsTheExecution() async throws {
