@@ -57,6 +57,7 @@ struct Faults: ParsableCommand {
         }
         usleep(spacing)
         var injected = 0
+        var killTimes: [UInt64] = []
         for _ in 0..<rounds {
             // A trapping stage, abort(): executions that carry the fault.
             for action in [FaultInjection.Action.trap, .abort] {
@@ -70,7 +71,10 @@ struct Faults: ParsableCommand {
                 var pid = compiled.isolationStatistics.workerProcessIDs[0]
                 var waited = 0
                 while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = compiled.isolationStatistics.workerProcessIDs[0] }
-                if pid > 0 { kill(pid, signal) }
+                if pid > 0 {
+                    if signal == SIGKILL { killTimes.append(MonotonicClock.now()) }
+                    kill(pid, signal)
+                }
                 injected += 1
                 // The stopped worker is caught by the stage time limit once work is waiting for it.
                 ledger.execute(compiled, FaultInjection.Request(id: 1 << 50 | injected | 1 << 45))
@@ -88,6 +92,7 @@ struct Faults: ParsableCommand {
         let report = ledger.report(restarts: statistics.restarts, deaths: statistics.deathTimes)
         print("faults: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
               + "hung=\(report.hung) restarts=\(statistics.restarts) max_recovery_ms=\(LatencySummary.fixed(report.maxRecoveryMilliseconds, decimals: 1))")
+        print("faults: SIGKILL to the first typed error of an execution in flight: worst \(LatencySummary.fixed(ledger.worstAnswerMilliseconds(after: killTimes), decimals: 2)) ms over \(killTimes.count) kill(s)")
         var problems: [String] = []
         if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
         if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
@@ -105,6 +110,7 @@ final class Ledger: Sendable {
         var answers: [Int: Int] = [:]
         var submitted = 0
         var successes: [UInt64] = []
+        var errorTimes: [UInt64] = []
         var typedErrors = 0
         var hung = 0
         var wrong = 0
@@ -128,9 +134,11 @@ final class Ledger: Sendable {
                 if $0.answers[owner]! > 1 { $0.duplicates += 1 }
             }
         } catch {
+            let now = MonotonicClock.now()
             state.withLock {
                 if case .timedOut = error { $0.hung += 1; return }
                 $0.typedErrors += 1
+                $0.errorTimes.append(now)
                 $0.answers[request.id, default: 0] += 1
                 if $0.answers[request.id]! > 1 { $0.duplicates += 1 }
             }
@@ -145,6 +153,18 @@ final class Ledger: Sendable {
         var duplicates: Int
         var wrong: Int
         var maxRecoveryMilliseconds: Double
+    }
+
+    /// The worst time from each of `kills` to the first typed error answered after it, in ms.
+    func worstAnswerMilliseconds(after kills: [UInt64]) -> Double {
+        state.withLock { s in
+            let sorted = s.errorTimes.sorted()
+            var worst: UInt64 = 0
+            for kill in kills {
+                if let first = sorted.first(where: { $0 > kill }) { worst = max(worst, first &- kill) }
+            }
+            return Double(worst) / 1e6
+        }
     }
 
     func report(restarts: Int, deaths: [UInt64]) -> Report {
