@@ -11,7 +11,7 @@ import Synchronization
 ///     offset 12  collected      UInt32 atomic: result ring only: low 32 bits of (sequence + 1) once read
 ///     offset 16  spaceWaiters   UInt32 atomic: result ring only: a submitter sleeps on `collected`
 ///     offset 24  taken          Int atomic: result ring only: sequence + 1 of the last execution
-///                               whose ``PendingExecution`` claimed the result (monotonic per slot)
+///                               collected from the slot (monotonic, 64-bit: no wrap-around)
 ///     offset 32+ value          the node's value, at its natural alignment
 ///
 /// Invariants:
