@@ -183,11 +183,11 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     public func wait(timeout: Duration) throws(GraphError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
-        try engine.board.claimTake(k)
+        try engine.board.checkNotTaken(k)
         do {
             try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
         } catch {
-            if case .timedOut = error { engine.board.abandon(k) }
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
             throw error
         }
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
@@ -201,11 +201,11 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     public func value(timeout: Duration) async throws(GraphError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
-        try engine.board.claimTake(k)
+        try engine.board.checkNotTaken(k)
         do {
             try await engine.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
         } catch {
-            if case .timedOut = error { engine.board.abandon(k) }
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
             throw error
         }
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee

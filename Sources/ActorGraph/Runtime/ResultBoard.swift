@@ -260,6 +260,14 @@ final class ResultBoard: @unchecked Sendable {
         guard !wasTaken(k) else { throw .alreadyWaited(sequence: k) }
     }
 
+    /// A pending execution's timed wait gave up on `k`: mark it taken now (so the pending execution
+    /// neither abandons it a second time when dropped nor can be waited again), then abandon it.
+    @usableFromInline
+    func abandonAfterTimeout(_ k: Int) {
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        abandon(k)
+    }
+
     /// Whether the result of `k` was collected (waited for, failed, or dropped and collected).
     @usableFromInline @inline(__always)
     func wasTaken(_ k: Int) -> Bool { ring.takenWord(k).pointee.load(ordering: .relaxed) > k }
