@@ -64,6 +64,9 @@ public enum IsolatedWorker {
         }
         // Die with the parent; if it is already gone, nobody waits for us.
         guard ParentWatch.dieWithParent(expectedParent: spec.parent) else { _exit(0) }
+        // A terminal's Ctrl-C reaches the whole foreground process group: the parent decides
+        // (its shutdown stops us, its death kills us), a worker must not die of it as a "crash".
+        signal(SIGINT, SIG_IGN)
         guard let region = try? SharedMemoryRegion(mapping: spec.fd),
               let header = RegionHeader.read(from: region.base, size: region.size),
               spec.worker >= 0, spec.worker < header.workerCount else {
