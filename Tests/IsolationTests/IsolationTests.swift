@@ -291,6 +291,13 @@ final class IsolationTests: XCTestCase {
         try cycle()
         let fds = countEntries("/proc/self/fd"), tasks = countEntries("/proc/self/task"), maps = countMappings()
         for _ in 0..<100 { try cycle() }
+        // Refused starts clean up too.
+        let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
+        for _ in 0..<10 {
+            assertGraphError(try unknown.compile(processOptions())) {
+                if case .planMismatch = $0 { return true } else { return false }
+            }
+        }
         XCTAssertEqual(childProcesses(), [])
         XCTAssertEqual(countEntries("/proc/self/fd"), fds, "descriptors leaked")
         XCTAssertEqual(countEntries("/proc/self/task"), tasks, "threads leaked")
