@@ -79,6 +79,35 @@ final class IsolationTests: XCTestCase {
         XCTAssertEqual(Set(childProcesses()), Set(compiled.isolationStatistics.workerProcessIDs))
     }
 
+    func testBatchesZeroCopyAndAsyncResultsWorkWithWorkerProcesses() async throws {
+        let compiled = try FixtureGraphs.echo().compile(processOptions(capacity: 64))
+        defer { compiled.shutdown() }
+        try checkBatches(compiled)
+        var expected = 0
+        for await result in compiled.results(for: Array(0..<500), window: 32) {
+            XCTAssertEqual(try result.get(), expected + 1)
+            expected += 1
+        }
+        XCTAssertEqual(expected, 500)
+    }
+
+    private func checkBatches(_ compiled: CompiledGraph<Int, Int>) throws {
+        var seen = 0
+        try compiled.executeAll(Array(0..<1_000), window: 48) { i, r in
+            XCTAssertEqual(try? r.get(), i + 1)
+            seen += 1
+        }
+        XCTAssertEqual(seen, 1_000)
+        let batch = try compiled.submit(contentsOf: Array(100..<140))
+        var answered = 0
+        batch.waitAll { i, r in
+            XCTAssertEqual(try? r.get(), 100 + i + 1)
+            answered += 1
+        }
+        XCTAssertEqual(answered, 40)
+        XCTAssertEqual(try compiled.execute(initializing: { $0 = 41 }, reading: { $0 }), 42)
+    }
+
     func testDiamondSpreadOverTwoWorkerProcesses() throws {
         let compiled = try FixtureGraphs.diamond().compile(processOptions(workers: 2, placement: .spread))
         defer { compiled.shutdown() }
