@@ -291,7 +291,13 @@ final class EngineCore: @unchecked Sendable {
         }
         supervisor?.stop(deadline: deadline)
         board.wakeAllForShutdown()
-        boundActors.forEach { $0.unbind() }
+        if detachedThreads.load(ordering: .relaxed) == 0 {
+            boundActors.forEach { $0.unbind() }
+        } else if !boundActors.isEmpty {
+            // A detached thread may still be inside an actor's stage: the actors stay bound
+            // (`withState` refuses, a new compile throws actorAlreadyBound) rather than race.
+            logger.warning("shutdown: actors stay bound while a detached worker thread may still use them")
+        }
     }
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
