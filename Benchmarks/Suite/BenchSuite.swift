@@ -150,6 +150,8 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytes: Int
     /// Isolated worker recovery: from a worker's SIGKILL to the next successful execution (`nil` when skipped).
     public var recovery: PathResult?
+    /// The same with ``CompileOptions/standbyWorkers`` (a standby process is activated).
+    public var recoveryStandby: PathResult?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
@@ -246,19 +248,27 @@ public enum BenchSuite {
                 progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
             }
         }
-        // Recovery of an isolated worker: SIGKILL it, time until the next successful execution.
+        // Recovery of an isolated worker: SIGKILL it, time until the next successful execution;
+        // spawning a replacement, then activating a standby process instead.
         var recovery: PathResult? = nil
+        var recoveryStandby: PathResult? = nil
         if options.includes("recovery") || options.includes("echo.process") {
-            let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions(isolation: .processes))
-            defer { graph.shutdown() }
-            let kills = options.quick ? 5 : budget.recoveryKills
-            let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills) }
-            let r = PathResult(name: "recovery.echo.process", path: "compiled", payloadBytes: 8, stats: m.stats,
-                               placement: "automatic, worker process", workers: graph.workerCount)
-            recovery = r
-            let stats = graph.isolationStatistics
-            progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts; "
-                + "death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
+            for standby in [false, true] {
+                var compileOptions = CompileOptions(isolation: .processes)
+                compileOptions.standbyWorkers = standby
+                let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
+                defer { graph.shutdown() }
+                let kills = options.quick ? 5 : budget.recoveryKills
+                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills, standby: standby) }
+                let r = PathResult(name: standby ? "recovery.standby" : "recovery.echo.process", path: "compiled", payloadBytes: 8,
+                                   stats: m.stats, placement: standby ? "automatic, worker process, standby" : "automatic, worker process",
+                                   workers: graph.workerCount)
+                if standby { recoveryStandby = r } else { recovery = r }
+                let stats = graph.isolationStatistics
+                progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts"
+                    + (standby ? " (\(stats.standbyActivations) by activating a standby)" : "")
+                    + "; death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
+            }
         }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
@@ -361,6 +371,7 @@ public enum BenchSuite {
             allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
+            recoveryStandby: recoveryStandby,
             summary: summary, files: [])
         print("")
         print(ReportWriter.table(report))

@@ -212,12 +212,20 @@ enum Measure {
     /// `pause` hint, as the engine's spin loops do.
     /// Isolated-worker recovery: `kills` times, SIGKILL the worker process and time from the kill to
     /// the next successful execution (executions answered with `workerCrashed` meanwhile are retried).
-    static func recovery(_ graph: CompiledGraph<UInt64, UInt64>, kills: Int) throws -> Measurement {
+    /// With `standby`, each round first waits until the standby process is there (and 200 ms for it
+    /// to stand by), so that every kill is recovered by activation.
+    static func recovery(_ graph: CompiledGraph<UInt64, UInt64>, kills: Int, standby: Bool = false) throws -> Measurement {
         var histogram = makeLatencyHistogram()
         var checksum: UInt64 = 0
         let start = MonotonicClock.now()
         for _ in 0..<kills {
             for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            if standby {
+                var waited = 0
+                while (graph.isolationStatistics.standbyProcessIDs.first ?? 0) == 0 && waited < 5_000 { usleep(1_000); waited += 1 }
+                usleep(200_000)
+                for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            }
             let pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
             guard pid > 0 else { throw BenchFailure(description: "no worker process to kill") }
             let t0 = MonotonicClock.now()

@@ -26,6 +26,9 @@ struct Faults: ParsableCommand {
     @Option(help: "Submitter threads executing throughout.")
     var submitters = 2
 
+    @Flag(help: "Keep a standby process per worker (CompileOptions.standbyWorkers): recovery activates it instead of spawning.")
+    var standby = false
+
     func run() throws {
         let rounds = quick ? 1 : 3
         let spacing: UInt32 = quick ? 150_000 : 300_000 // µs between faults
@@ -35,6 +38,7 @@ struct Faults: ParsableCommand {
                                      restartPolicy: RestartPolicy(maxRestarts: 5 * rounds + 5, window: .seconds(60)),
                                      stageTimeLimit: .milliseconds(200))
         options.shutdownGracePeriod = .milliseconds(500)
+        options.standbyWorkers = standby
         let compiled: CompiledGraph<FaultInjection.Request, Int>
         do {
             compiled = try FaultInjection.graph().compile(options)

@@ -68,6 +68,8 @@ final class IsolatedExamplesTests: XCTestCase {
             XCTAssertTrue(reason.contains("SIGABRT"), reason)
         }
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(FaultInjection.Request(id: i)), 2 * i + 1) }
+        var waited = 0 // the replacement can serve before the supervisor records the restart
+        while compiled.isolationStatistics.restarts < 1 && waited < 5_000 { usleep(5_000); waited += 5 }
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
     }
 

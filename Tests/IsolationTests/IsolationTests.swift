@@ -53,6 +53,7 @@ final class IsolationTests: XCTestCase {
             let r = try await compiled.execute(Job(i))
             XCTAssertEqual(r, 2 * i + 1)
         }
+        waitForRestarts(compiled, 1)
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
     }
 
@@ -75,6 +76,7 @@ final class IsolationTests: XCTestCase {
             }
         }
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
+        waitForRestarts(compiled, 1)
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
         XCTAssertEqual(Set(childProcesses()), Set(compiled.isolationStatistics.workerProcessIDs))
     }
@@ -106,6 +108,42 @@ final class IsolationTests: XCTestCase {
         }
         XCTAssertEqual(answered, 40)
         XCTAssertEqual(try compiled.execute(initializing: { $0 = 41 }, reading: { $0 }), 42)
+    }
+
+    func testAStandbyProcessReplacesACrashedWorker() throws {
+        var options = processOptions()
+        options.standbyWorkers = true
+        let compiled = try FixtureGraphs.faulty().compile(options)
+        defer { compiled.shutdown() }
+        XCTAssertEqual(try compiled.execute(Job(1)), 3)
+        var waited = 0
+        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
+        sleepMilliseconds(300) // let it rebuild its graph and stand by
+        let before = compiled.isolationStatistics
+        let spare = before.standbyProcessIDs[0]
+        XCTAssertNotEqual(spare, 0)
+        XCTAssertEqual(Set(childProcesses()), [before.workerProcessIDs[0], spare])
+        let answers = runBatch(compiled, [Job(2), Job(3, .abort), Job(4)][...])
+        XCTAssertEqual(try answers[0].get(), 5)
+        guard case .failure(.workerCrashed(0, let reason)) = answers[1] else { return XCTFail("expected workerCrashed, got \(answers[1])") }
+        XCTAssertTrue(reason.contains("SIGABRT"), reason)
+        switch answers[2] {
+        case .success(let v): XCTAssertEqual(v, 9)
+        case .failure(.workerCrashed): break
+        case .failure(let error): XCTFail("unexpected \(error)")
+        }
+        for i in 0..<100 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
+        waitForRestarts(compiled, 1)
+        let after = compiled.isolationStatistics
+        XCTAssertEqual(after.restarts, 1)
+        XCTAssertEqual(after.standbyActivations, 1)
+        XCTAssertEqual(after.workerProcessIDs[0], spare, "the standby became the worker")
+        waited = 0
+        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
+        let next = compiled.isolationStatistics.standbyProcessIDs[0]
+        XCTAssertNotEqual(next, 0)
+        XCTAssertNotEqual(next, spare)
+        XCTAssertEqual(Set(childProcesses()), [spare, next])
     }
 
     func testDiamondSpreadOverTwoWorkerProcesses() throws {
@@ -203,6 +241,7 @@ final class IsolationTests: XCTestCase {
         let first = runBatch(compiled, [Job(1), Job(2, .abort)][...])
         XCTAssertEqual(try first[0].get(), 3)
         XCTAssertEqual(try compiled.execute(Job(5)), 11) // restarted once
+        waitForRestarts(compiled, 1)
         let second = runBatch(compiled, [Job(3, .abort), Job(4)][...])
         XCTAssertEqual(second.count, 2)
         for answer in second {
@@ -379,6 +418,9 @@ final class IsolationTests: XCTestCase {
     private func assertServesAgain(_ compiled: CompiledGraph<Job, Int>, restarts: Int, replacing pid: Int32,
                                    file: StaticString = #filePath, line: UInt = #line) throws {
         for i in 0..<200 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1, file: file, line: line) }
+        // The replacement may serve before the supervisor thread has recorded the restart.
+        var waited = 0
+        while compiled.isolationStatistics.restarts < restarts && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
         let stats = compiled.isolationStatistics
         XCTAssertEqual(stats.restarts, restarts, file: file, line: line)
         XCTAssertEqual(stats.crashes, restarts, file: file, line: line)
@@ -386,6 +428,13 @@ final class IsolationTests: XCTestCase {
         XCTAssertNotEqual(stats.workerProcessIDs[0], 0, file: file, line: line)
         XCTAssertEqual(childProcesses(), stats.workerProcessIDs, file: file, line: line)
     }
+}
+
+/// Waits (bounded) until the supervisor has recorded `n` restarts: a replacement can serve before
+/// the supervisor thread updates its statistics.
+func waitForRestarts<I, O>(_ compiled: CompiledGraph<I, O>, _ n: Int) {
+    var waited = 0
+    while compiled.isolationStatistics.restarts < n && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
 }
 
 /// Asserts that `body` throws a `GraphError` matching `check`.

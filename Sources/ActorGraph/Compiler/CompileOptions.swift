@@ -44,6 +44,10 @@ public struct CompileOptions: Sendable {
     public var workerExecutable: String?
     /// How long `compile()` waits for each worker process to report ready or refuse.
     public var handshakeTimeout: Duration
+    /// Process mode: keep one standby process per worker, started and with its graph rebuilt, parked
+    /// on a futex; a crashed worker is replaced by activating it (no spawn on the recovery path), and a
+    /// new standby is started behind it. Costs one idle process per worker.
+    public var standbyWorkers: Bool = false
 
     /// Options that fit the machine.
     public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,

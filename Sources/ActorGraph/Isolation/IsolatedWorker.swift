@@ -90,11 +90,27 @@ public enum IsolatedWorker {
             seen.append(String(fingerprint, radix: 16))
         }
         guard let plan else {
+            // A standby must not overwrite the running worker's handshake words.
+            if spec.standby { _exit(2) }
             refuse(control, code: RefusalCode.planMismatch,
                    "no graph given to runIfChild matches the compiled plan (fingerprint \(String(header.fingerprint, radix: 16)); "
                    + "candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", "))): the worker runs a different program or graph")
         }
+        if spec.standby { standBy(control: control, stopping: region.base.advanced(by: RegionLayout.headerBytes)) }
         runWorker(plan: plan, header: header, region: region, spec: spec, control: control)
+    }
+
+    /// A standby process: announce it, then sleep until the supervisor activates it (its worker
+    /// died) or the graph stops. Nothing in the rings is touched before activation.
+    private static func standBy(control: WorkerControl, stopping rawStopping: UnsafeMutableRawPointer) {
+        let stopping = rawStopping.assumingMemoryBound(to: Atomic<UInt32>.self)
+        control.standbyState.pointee.store(1, ordering: .sequentiallyConsistent)
+        Futex.wake(futexWord(control.standbyState), count: Int32.max, shared: true)
+        while control.standbyGo.pointee.load(ordering: .sequentiallyConsistent) == 0 {
+            if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 { _exit(0) }
+            _ = Futex.wait(on: futexWord(control.standbyGo), expected: 0, timeoutNanoseconds: 100_000_000, shared: true)
+        }
+        control.standbyGo.pointee.store(0, ordering: .relaxed)
     }
 
     /// Refuses in a worker child whose program compiled a graph without calling ``runIfChild(graphs:)``
@@ -174,9 +190,12 @@ public enum IsolatedWorker {
         var fingerprint: UInt64
         var parent: Int32
         var notifyFD: Int32
+        /// A standby process (activated when the worker dies), not the worker itself.
+        var standby = false
 
-        init(fd: Int32, worker: Int, fingerprint: UInt64, parent: Int32, notifyFD: Int32) {
+        init(fd: Int32, worker: Int, fingerprint: UInt64, parent: Int32, notifyFD: Int32, standby: Bool = false) {
             self.fd = fd; self.worker = worker; self.fingerprint = fingerprint; self.parent = parent; self.notifyFD = notifyFD
+            self.standby = standby
         }
 
         init?(_ text: String) {
@@ -189,9 +208,13 @@ public enum IsolatedWorker {
             guard let fd = fields["fd"].flatMap({ Int32($0) }), let worker = fields["worker"].flatMap({ Int($0) }),
                   let fp = fields["fp"].flatMap({ UInt64($0, radix: 16) }), let parent = fields["ppid"].flatMap({ Int32($0) }),
                   let notify = fields["notify"].flatMap({ Int32($0) }) else { return nil }
-            self.init(fd: fd, worker: worker, fingerprint: fp, parent: parent, notifyFD: notify)
+            self.init(fd: fd, worker: worker, fingerprint: fp, parent: parent, notifyFD: notify,
+                      standby: fields["standby"] == "1")
         }
 
-        var encoded: String { "fd=\(fd);worker=\(worker);fp=\(String(fingerprint, radix: 16));ppid=\(parent);notify=\(notifyFD)" }
+        var encoded: String {
+            "fd=\(fd);worker=\(worker);fp=\(String(fingerprint, radix: 16));ppid=\(parent);notify=\(notifyFD)"
+                + (standby ? ";standby=1" : "")
+        }
     }
 }

@@ -17,6 +17,10 @@ public struct IsolationStatistics: Sendable, Equatable {
     public var maxRecoveryNanoseconds: UInt64 = 0
     /// The process id of each worker now (process mode; 0 while it is being restarted or after shutdown).
     public var workerProcessIDs: [Int32] = []
+    /// The process id of each worker's standby process (``CompileOptions/standbyWorkers``; 0: none now).
+    public var standbyProcessIDs: [Int32] = []
+    /// Restarts that activated a standby process instead of spawning one.
+    public var standbyActivations = 0
     /// Why the last worker died (`signal 9 (SIGKILL)`, `exit status 3`, …).
     public var lastCrashReason: String?
     /// When the supervisor saw each worker death (monotonic clock, nanoseconds), oldest first.
@@ -48,6 +52,9 @@ final class Supervisor: @unchecked Sendable {
     let stopEvent: EventFD
     let notifyEvent: EventFD?
     private var children: [ChildProcess?] = []
+    /// Standby processes (``CompileOptions/standbyWorkers``), one per worker, and how often each died.
+    private var spares: [ChildProcess?] = []
+    private var spareFailures: [Int] = []
     private var thread: PinnedThread?
     private var stopped = false
     /// Start-up outcome, set by the supervisor thread: 0 pending, 1 ready, 2 failed (`startupError`).
@@ -90,6 +97,9 @@ final class Supervisor: @unchecked Sendable {
         }
         statistics.withLock { $0.workerProcessIDs = Array(repeating: 0, count: isolated ? plan.workerCount : 0) }
         children = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
+        spares = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
+        spareFailures = Array(repeating: 0, count: isolated ? plan.workerCount : 0)
+        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.standbyWorkers ? plan.workerCount : 0) }
         // The workers are spawned by the supervisor thread, which lives as long as the graph: a
         // child's parent-death signal fires when the *thread* that spawned it exits.
         do {
@@ -139,7 +149,8 @@ final class Supervisor: @unchecked Sendable {
     /// Waits until `deadline` for every child to exit (the stopping flag is set and they were woken),
     /// kills the rest, reaps them all and closes the descriptors. On the supervisor thread.
     private func stopChildren(deadline: UInt64) {
-        for child in children.compactMap({ $0 }) {
+        for control in wiring.controls { Futex.wake(futexWord(control.standbyGo), count: Int32.max, shared: true) }
+        for child in (children + spares).compactMap({ $0 }) {
             let now = MonotonicClock.now()
             if now >= deadline || !child.waitForExit(timeoutNanoseconds: Int64(deadline &- now)) {
                 child.signal(SIGKILL)
@@ -148,19 +159,28 @@ final class Supervisor: @unchecked Sendable {
             child.close()
         }
         children = children.map { _ in nil }
-        statistics.withLock { $0.workerProcessIDs = $0.workerProcessIDs.map { _ in 0 } }
+        spares = spares.map { _ in nil }
+        statistics.withLock {
+            $0.workerProcessIDs = $0.workerProcessIDs.map { _ in 0 }
+            $0.standbyProcessIDs = $0.standbyProcessIDs.map { _ in 0 }
+        }
         stopEvent.close()
         notifyEvent?.close()
     }
 
     // MARK: Spawning
 
-    private func spawn(_ w: Int) throws(GraphError) -> ChildProcess {
+    private func spawn(_ w: Int, standby: Bool = false) throws(GraphError) -> ChildProcess {
         let control = wiring.controls[w]
-        control.state.pointee.store(WorkerControl.starting, ordering: .sequentiallyConsistent)
-        control.refusalCode.pointee = 0
+        if standby {
+            control.standbyState.pointee.store(0, ordering: .sequentiallyConsistent)
+            control.standbyGo.pointee.store(0, ordering: .sequentiallyConsistent)
+        } else {
+            control.state.pointee.store(WorkerControl.starting, ordering: .sequentiallyConsistent)
+            control.refusalCode.pointee = 0
+        }
         let spec = IsolatedWorker.Spec(fd: region.fileDescriptor, worker: w, fingerprint: PlanFingerprint.of(plan),
-                                       parent: getpid(), notifyFD: notifyEvent!.fileDescriptor)
+                                       parent: getpid(), notifyFD: notifyEvent!.fileDescriptor, standby: standby)
         do {
             let child = try ChildProcess(path: executable, arguments: arguments,
                                          environment: environment + ["\(IsolatedWorker.environmentKey)=\(spec.encoded)"],
@@ -199,6 +219,45 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Starts worker `w`'s standby process (not waited for: it announces itself in the control block).
+    private func startStandby(_ w: Int) {
+        guard options.standbyWorkers, spares[w] == nil, spareFailures[w] <= 3, !isStopping else { return }
+        do {
+            let spare = try spawn(w, standby: true)
+            spares[w] = spare
+            statistics.withLock { $0.standbyProcessIDs[w] = spare.pid }
+        } catch {
+            spareFailures[w] += 1
+            logger.warning("standby process for worker \(w) could not be started: \(error)")
+        }
+    }
+
+    /// Activates worker `w`'s standby if it is standing by; returns false when there is none ready.
+    private func activateStandby(_ w: Int) -> Bool {
+        let control = wiring.controls[w]
+        guard let spare = spares[w], control.standbyState.pointee.load(ordering: .sequentiallyConsistent) == 1 else { return false }
+        spares[w] = nil
+        statistics.withLock { $0.standbyProcessIDs[w] = 0 }
+        control.state.pointee.store(WorkerControl.starting, ordering: .sequentiallyConsistent)
+        control.refusalCode.pointee = 0
+        control.standbyState.pointee.store(0, ordering: .sequentiallyConsistent)
+        children[w] = spare
+        control.standbyGo.pointee.store(1, ordering: .sequentiallyConsistent)
+        Futex.wake(futexWord(control.standbyGo), count: Int32.max, shared: true)
+        return true
+    }
+
+    private func handleStandbyDeath(of w: Int) {
+        guard let spare = spares[w] else { return }
+        _ = spare.reap(block: true)
+        spare.close()
+        spares[w] = nil
+        statistics.withLock { $0.standbyProcessIDs[w] = 0 }
+        if isStopping { return }
+        spareFailures[w] += 1
+        startStandby(w)
+    }
+
     // MARK: The watch loop
 
     private func run() {
@@ -214,6 +273,9 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         reportStartup(nil)
+        if isolated && options.standbyWorkers {
+            for w in 0..<plan.workerCount { startStandby(w) }
+        }
         watch()
         stopChildren(deadline: stopDeadline.load(ordering: .acquiring))
     }
@@ -223,14 +285,19 @@ final class Supervisor: @unchecked Sendable {
             Int32(max(1, min(50, limit.nanoseconds / 4_000_000)))
         } ?? -1
         var fds: [pollfd] = []
-        var owners: [Int] = []
+        // The process behind each polled pidfd (compared by identity after the poll: handling one
+        // death can replace another slot's process, and descriptor numbers are reused).
+        var owners: [(worker: Int, process: ChildProcess, standby: Bool)] = []
         while true {
             fds.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: stopEvent.fileDescriptor, events: Int16(POLLIN), revents: 0))
             if let notifyEvent { fds.append(pollfd(fd: notifyEvent.fileDescriptor, events: Int16(POLLIN), revents: 0)) }
             for (w, child) in children.enumerated() {
-                if let child { fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)); owners.append(w) }
+                if let child { fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)); owners.append((w, child, false)) }
+            }
+            for (w, spare) in spares.enumerated() {
+                if let spare { fds.append(pollfd(fd: spare.pidfd, events: Int16(POLLIN), revents: 0)); owners.append((w, spare, true)) }
             }
             let r = poll(&fds, nfds_t(fds.count), period)
             if r < 0 && errno != EINTR { return }
@@ -240,8 +307,12 @@ final class Supervisor: @unchecked Sendable {
                 board.resumeReadyContinuations()
             }
             let first = notifyEvent == nil ? 1 : 2
-            for (i, w) in owners.enumerated() where fds[first + i].revents != 0 {
-                handleDeath(of: w)
+            for (i, owner) in owners.enumerated() where fds[first + i].revents != 0 {
+                if owner.standby {
+                    if spares[owner.worker] === owner.process { handleStandbyDeath(of: owner.worker) }
+                } else if children[owner.worker] === owner.process {
+                    handleDeath(of: owner.worker)
+                }
             }
             if period > 0 { sample() }
         }
@@ -281,7 +352,11 @@ final class Supervisor: @unchecked Sendable {
             control.node.pointee.store(0, ordering: .relaxed)
             wiring.parkWords[w].pointee.store(0, ordering: .sequentiallyConsistent)
             do {
-                children[w] = try spawn(w)
+                if activateStandby(w) {
+                    statistics.withLock { $0.standbyActivations += 1 }
+                } else {
+                    children[w] = try spawn(w)
+                }
                 try awaitHandshake(w)
                 break
             } catch {
@@ -300,6 +375,7 @@ final class Supervisor: @unchecked Sendable {
             $0.lastRecoveryNanoseconds = recovery
             $0.maxRecoveryNanoseconds = max($0.maxRecoveryNanoseconds, recovery)
         }
+        startStandby(w)
     }
 
     /// The worker is dead, so this thread is now the single producer of its rings: publish a

@@ -100,7 +100,8 @@ enum TerminalState {
 ///     offset  64  state           UInt32 atomic: 0 starting, 1 ready, 2 refused (futex: the parent waits on it)
 ///     offset  68  refusalCode     UInt32: a ``RefusalCode``
 ///     offset  72  resume          Int64: the sequence every segment of the worker starts at
-///     offset  80  failed node     Int32: process mode, restarts: the node a killed worker was stuck in
+///     offset  88  standbyState    UInt32 atomic: 1 while a standby process for this worker waits
+///     offset  92  standbyGo       UInt32 atomic: the supervisor sets 1 to activate the standby (futex)
 ///     offset 128  refusal text    up to 384 bytes (``FailureMessage`` encoding)
 ///
 /// `@unchecked Sendable`: a pointer into the region; the worker writes its fields (atomics or before
@@ -115,6 +116,8 @@ struct WorkerControl: @unchecked Sendable {
     var state: UnsafeMutablePointer<Atomic<UInt32>> { (base + 64).assumingMemoryBound(to: Atomic<UInt32>.self) }
     var refusalCode: UnsafeMutablePointer<UInt32> { (base + 68).assumingMemoryBound(to: UInt32.self) }
     var resume: UnsafeMutablePointer<Int> { (base + 72).assumingMemoryBound(to: Int.self) }
+    var standbyState: UnsafeMutablePointer<Atomic<UInt32>> { (base + 88).assumingMemoryBound(to: Atomic<UInt32>.self) }
+    var standbyGo: UnsafeMutablePointer<Atomic<UInt32>> { (base + 92).assumingMemoryBound(to: Atomic<UInt32>.self) }
     var refusalText: UnsafeMutableRawPointer { base + 128 }
     static let refusalTextBytes = RegionLayout.controlBlockBytes - 128
 
