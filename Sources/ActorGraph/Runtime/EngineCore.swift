@@ -195,6 +195,33 @@ final class EngineCore: @unchecked Sendable {
         return (k, 1 + more)
     }
 
+    /// Claims `count` consecutive sequences at once (all or nothing), blocking up to the submit timeout
+    /// until that many slots are free together. All at once, because a caller holding part of a batch
+    /// uncollected while others claim past it could end up waiting for its own slots.
+    @usableFromInline
+    func claimAll(_ count: Int) throws(GraphError) -> Int {
+        precondition(count >= 1 && count <= plan.capacity)
+        var spins = callerSpins
+        var deadline: UInt64 = 0
+        while true {
+            if board.isStopping { throw board.stoppedError() }
+            let k = nextSequence.pointee.load(ordering: .relaxed)
+            var n = 0
+            while n < count && board.hasSpace(for: k &+ n) { n &+= 1 }
+            if n == count {
+                if nextSequence.pointee.compareExchange(expected: k, desired: k &+ count, ordering: .acquiringAndReleasing).exchanged {
+                    return k
+                }
+                continue
+            }
+            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            let now = MonotonicClock.now()
+            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
+            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
+            board.sleepUntilSpace(for: k &+ n, timeoutNanoseconds: Int64(deadline &- now))
+        }
+    }
+
     /// Extends a claim that ends at `k`, if nobody claimed `k + 1` meanwhile.
     @inline(__always)
     private func tryClaimContiguous(after k: Int, upTo limit: Int) -> Int? {
