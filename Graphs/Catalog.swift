@@ -13,6 +13,10 @@ public enum ExampleExecutionMode: String, Sendable, CaseIterable {
     case dynamic
     /// `graph.sequential()`: every stage called in order on the caller's thread.
     case sequential
+    /// `graph.compile(...)`, pipelined: up to 64 executions submitted ahead of the one waited for
+    /// (pending executions kept in a noncopyable `UniqueArray`, no unsafe code); each latency runs
+    /// from its submit to its result.
+    case pipelined
 }
 
 /// How `ExampleGraph.run` executes an example.
@@ -118,6 +122,19 @@ public enum ExampleCatalog {
             DiamondExample.example,
             EmbeddingQueryExample.example,
             TelematicsExample.example,
+        ]
+    }
+
+    /// The graphs a worker process may have to rebuild (``IsolatedWorker/runIfChild(graphs:)``):
+    /// every example whose values are trivially copyable, plus the `faults` graph. (The
+    /// embedding-query example carries `String`s, so `--isolated` rejects it with a typed error.)
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [
+            EchoExample.graph(),
+            ChainExample.graph(),
+            DiamondExample.graph(),
+            TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")),
+            FaultInjection.graph(),
         ]
     }
 

@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+import BasicContainers
 
 /// Runs an example graph `count` times on the chosen path, timing every execution: the shared
 /// engine behind each catalog entry's `run`.
@@ -37,6 +38,13 @@ public enum ExampleDriver {
                     + (cpus.isQuotaLimited ? "take turns or park to stay under the CPU quota" : "yield to each other")
                     + " (wait strategy \(compiled.waitStrategy)); fewer --workers is faster")
             }
+        case .pipelined:
+            let compiled = try graph.compile(options.compileOptions)
+            defer { compiled.shutdown() }
+            let window = min(64, compiled.capacity)
+            notes.append("pipelined: up to \(window) executions in flight (submit ahead, wait behind, in order)")
+            try runPipelined(options.count, window: window, compiled: compiled, input: input, recorder: &recorder)
+            notes.append(describePlacement(compiled))
         case .dynamic:
             let dynamic = try graph.dynamic()
             defer { dynamic.shutdown() }
@@ -66,8 +74,49 @@ public enum ExampleDriver {
     public static func describePlacement<Input, Output>(_ compiled: CompiledGraph<Input, Output>) -> String {
         let segments = compiled.segments.map { "w\($0.worker)[\($0.nodes.joined(separator: "→"))]" }
         let park = Set(compiled.parkMechanisms).sorted().joined(separator: "/")
-        return "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
+        var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
+        if compiled.isolation == .processes {
+            let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
+            line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
+                + "stage and actor state live in the workers (an actor read here shows its state before the run)"
+        }
+        return line
+    }
+
+    /// Submit ahead, wait behind: the pending executions live in a `UniqueArray` used as a ring of
+    /// `window` entries (a `PendingExecution` is noncopyable: one owner, one result).
+    static func runPipelined<Input, Output>(
+        _ count: Int, window: Int, compiled: CompiledGraph<Input, Output>, input: (Int) -> Input,
+        recorder: inout RunRecorder<Input, Output>
+    ) throws(GraphError) {
+        var pending = UniqueArray<PendingExecution<Output>>(capacity: window)
+        var inputs: [Input] = []
+        var started: [UInt64] = []
+        inputs.reserveCapacity(window)
+        started.reserveCapacity(window)
+        func finish(_ i: Int) throws(GraphError) {
+            let slot = i % window
+            let y = try pending[slot].wait()
+            recorder.record(i, input: inputs[slot], output: y, nanoseconds: MonotonicClock.now() &- started[slot])
+        }
+        for i in 0..<count {
+            let x = input(i)
+            let slot = i % window
+            if i >= window { try finish(i - window) }
+            let t0 = MonotonicClock.now()
+            let submitted = try compiled.submit(x)
+            if i < window {
+                pending.append(submitted)
+                inputs.append(x)
+                started.append(t0)
+            } else {
+                pending[slot] = submitted
+                inputs[slot] = x
+                started[slot] = t0
+            }
+        }
+        for i in max(0, count - window)..<count { try finish(i) }
     }
 
     /// The blocking loop (compiled and sequential paths): a synchronous function, so `execute`

@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+import Glibc
 import Histogram
 import Synchronization
 
@@ -49,6 +50,15 @@ enum Measure {
         try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
     }
 
+    /// Compiled path with zero-copy payloads: the input is written straight into its slot (a loan)
+    /// and the output read in place in the result slot (a borrow), one execution at a time.
+    static func compiledZeroCopy<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, warmup: Int, iterations: Int,
+                                                  counter: AllocationCounter?) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { input in
+            try graph.execute(initializing: { $0 = input }, reading: { $0.checksum })
+        }
+    }
+
     /// Sequential path: every stage called in order on this thread.
     static func sequential<P: BenchPayload>(_ graph: SequentialGraph<P, P>, input: P, warmup: Int, iterations: Int,
                                             counter: AllocationCounter?) throws -> Measurement {
@@ -58,16 +68,22 @@ enum Measure {
     /// The back-to-back loop shared by the blocking paths: warm up, then time each `execute` alone.
     private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
                                                   execute: (P) throws -> P) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try execute($0).checksum }
+    }
+
+    /// The loop itself; `execute` returns the output's checksum (so a borrowed output is never copied).
+    private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
+                                                  execute: (P) throws -> UInt64) throws -> Measurement {
         var checksum: UInt64 = 0
-        for _ in 0..<warmup { checksum &+= try execute(input).checksum }
+        for _ in 0..<warmup { checksum &+= try execute(input) }
         var histogram = makeLatencyHistogram()
         let allocationsBefore = counter?.read()
         let start = MonotonicClock.now()
         for _ in 0..<iterations {
             let t0 = MonotonicClock.now()
-            let output = try execute(input)
+            let outputChecksum = try execute(input)
             let t1 = MonotonicClock.now()
-            checksum &+= output.checksum
+            checksum &+= outputChecksum
             _ = histogram.record(t1 &- t0)
         }
         let elapsed = MonotonicClock.now() &- start
@@ -139,7 +155,9 @@ enum Measure {
 
     /// Keeps `window` executions in flight: submit ahead, wait behind, in order. Returns the best of
     /// `rounds` rounds of `executions` each, and the allocations over all rounds.
+    /// `batch` selects the batch API (`executeAll`) instead of one `submit` + `wait` per execution.
     static func pipelinedCompiled(_ graph: CompiledGraph<UInt64, UInt64>, window: Int, executions: Int, rounds: Int,
+                                  batch: Bool = false,
                                   counter: AllocationCounter?) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
         let window = max(1, min(window, graph.capacity))
         let ring = BenchDrivers.Window(window)
@@ -148,7 +166,8 @@ enum Measure {
         rates.reserveCapacity(rounds + 1)
         func round(_ n: Int) throws(GraphError) -> UInt64 {
             let start = MonotonicClock.now()
-            checksum &+= try BenchDrivers.pipelined(graph, executions: n, window: ring)
+            checksum &+= batch ? try BenchDrivers.batched(graph, executions: n, window: window)
+                               : try BenchDrivers.pipelined(graph, executions: n, window: ring)
             return MonotonicClock.now() &- start
         }
         _ = try round(min(executions, 100_000)) // warm-up
@@ -191,6 +210,40 @@ enum Measure {
     /// stores an odd value and spins until the responder answers with the next even one. Each sample
     /// is one round trip, timed like the engine's. `pause` selects whether the spin loops use the
     /// `pause` hint, as the engine's spin loops do.
+    /// Isolated-worker recovery: `kills` times, SIGKILL the worker process and time from the kill to
+    /// the next successful execution (executions answered with `workerCrashed` meanwhile are retried).
+    /// With `standby`, each round first waits until the standby process is there (and 200 ms for it
+    /// to stand by), so that every kill is recovered by activation.
+    static func recovery(_ graph: CompiledGraph<UInt64, UInt64>, kills: Int, standby: Bool = false) throws -> Measurement {
+        var histogram = makeLatencyHistogram()
+        var checksum: UInt64 = 0
+        let start = MonotonicClock.now()
+        for _ in 0..<kills {
+            for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            if standby {
+                var waited = 0
+                while (graph.isolationStatistics.standbyProcessIDs.first ?? 0) == 0 && waited < 5_000 { usleep(1_000); waited += 1 }
+                usleep(200_000)
+                for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            }
+            let pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
+            guard pid > 0 else { throw BenchFailure(description: "no worker process to kill") }
+            let t0 = MonotonicClock.now()
+            kill(pid, SIGKILL)
+            while true {
+                do {
+                    checksum &+= try graph.execute(7)
+                    break
+                } catch {
+                    guard case .workerCrashed = error else { throw error }
+                }
+            }
+            _ = histogram.record(MonotonicClock.now() &- t0)
+        }
+        return Measurement(histogram: histogram, executions: UInt64(kills), elapsedNanoseconds: MonotonicClock.now() &- start,
+                           allocations: nil, checksum: checksum)
+    }
+
     static func pingPong(cpus: (Int?, Int?), warmup: Int, iterations: Int, pause: Bool) throws -> Measurement {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         defer { raw.deallocate() }

@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphBenchSuite
 import ActorGraphExamples
 import ArgumentParser
 #if canImport(Glibc)
@@ -7,8 +8,17 @@ import Glibc
 import Musl
 #endif
 
-/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
+/// The program's entry: first the one line isolated workers need (in a worker child it runs the
+/// worker and never returns), then the command line.
 @main
+enum Entry {
+    static func main() async {
+        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs })
+        await ActorGraphCLI.main()
+    }
+}
+
+/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
 struct ActorGraphCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actorgraph",
@@ -25,6 +35,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Bench.self,
             Serve.self,
             Load.self,
+            Faults.self,
         ],
         defaultSubcommand: Run.self)
 }
@@ -43,8 +54,12 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "How idle workers and waiting callers wait: adaptive (default), busy-spin, yielding or blocking.")
     var waitStrategy: WaitStrategyArgument = .adaptive
 
+    @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
+    var isolated = false
+
     var compileOptions: CompileOptions {
-        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, idle: IdlePolicy(strategy: waitStrategy.strategy))
+        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, idle: IdlePolicy(strategy: waitStrategy.strategy),
+                       isolation: isolated ? .processes : .threads)
     }
 }
 

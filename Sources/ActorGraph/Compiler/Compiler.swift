@@ -7,10 +7,28 @@ enum Compiler {
                      options: CompileOptions) throws(GraphError) -> ExecutionPlan {
         let limit = CgroupCPU.currentLimit()
         let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
-        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: options.placement)
+        if options.isolation == .processes {
+            // Values cross the process boundary as raw bytes: no references, nothing to retain.
+            for node in nodes where !node.layout.isTrivial {
+                throw .notIsolatable(node: node.name, type: node.layout.typeName)
+            }
+            guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
+        }
+        var plan = plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
+                        workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
+        plan.effectiveCPUs = effective
+        plan.cpuStatPath = limit.cpuStatPath
+        return plan
+    }
+
+    /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
+    /// plan this way, from the region header, whatever its own CPU affinity).
+    static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int, capacity: Int, workerCount: Int,
+                     cpus: [Int]?, numaNode: Int?, placement: Placement) -> ExecutionPlan {
+        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: placement)
         var (segments, channels, inputChannel, outputChannel) = fuse(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
-            fuseChains: options.placement != .spread)
+            fuseChains: placement != .spread)
         // The segments reading each channel.
         for segment in segments {
             for channel in segment.inputChannels where !channels[channel].consumers.contains(segment.id) {
@@ -18,14 +36,11 @@ enum Compiler {
             }
         }
         segments.sort { $0.id < $1.id }
-        var plan = ExecutionPlan(
+        return ExecutionPlan(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, workerCount: workerCount,
             capacity: capacity, nodeWorker: nodeWorker, segments: segments, channels: channels,
             inputChannel: inputChannel, outputChannel: outputChannel,
             workerCPUs: (0..<workerCount).map { cpus?[$0] }, numaNode: numaNode)
-        plan.effectiveCPUs = effective
-        plan.cpuStatPath = limit.cpuStatPath
-        return plan
     }
 
     // MARK: Validation

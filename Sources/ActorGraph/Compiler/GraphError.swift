@@ -2,7 +2,7 @@ import ActorGraphPlatform
 
 /// Every error ActorGraph reports: malformed graphs at `compile()`, failed executions, back-pressure
 /// and shutdown. Graph errors name the offending node.
-public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
+public enum GraphError: Error, CustomStringConvertible, Sendable {
     /// The graph has no stage: its output is its input.
     case noStages
     /// The output node was not built from this graph's input (e.g. a node of another graph).
@@ -33,6 +33,27 @@ public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
     case capacityExceeded(capacity: Int)
     /// The compiled graph was shut down before this execution completed.
     case shutDown
+    /// A batch holds more inputs than can be in flight at once.
+    case batchTooLarge(count: Int, capacity: Int)
+    /// The result of this pending execution was already waited for (a result is delivered once).
+    case alreadyWaited(sequence: Int)
+    /// The execution did not complete within the caller's timeout; its slot comes back when it does.
+    case timedOut
+    /// A node's value type holds references, so it cannot cross into a worker process
+    /// (``Isolation/processes`` needs trivially copyable values).
+    case notIsolatable(node: String, type: String)
+    /// The worker process `worker` built a different plan than this one (its program declares
+    /// different graphs, or none given to ``IsolatedWorker/runIfChild(graphs:)`` matches).
+    case planMismatch(worker: Int, detail: String)
+    /// The worker process `worker` refused to start or did not report ready.
+    case isolatedWorkerRefused(worker: Int, reason: String)
+    /// The worker process running this execution died (`reason`: the signal or exit status).
+    case workerCrashed(worker: Int, reason: String)
+    /// The stage `node` ran past ``CompileOptions/stageTimeLimit``; its worker was killed and restarted.
+    case stageTimedOut(node: String)
+    /// Worker `worker` crashed more often than ``CompileOptions/restartPolicy`` allows: the graph is
+    /// failed and every further call gets this error.
+    case restartsExhausted(worker: Int, restarts: Int)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -52,6 +73,27 @@ public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
         case .stageFailed(let node, let error): return "stage '\(node)' failed: \(error)"
         case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
         case .shutDown: return "the compiled graph is shut down"
+        case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
+        case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
+        case .timedOut: return "the execution did not complete within the timeout"
+        case .notIsolatable(let node, let type):
+            return "node '\(node)' produces \(type), which holds references and cannot cross a process boundary (isolation .processes needs trivially copyable values)"
+        case .planMismatch(let worker, let detail): return "worker process \(worker) built a different plan: \(detail)"
+        case .isolatedWorkerRefused(let worker, let reason): return "worker process \(worker) refused to start: \(reason)"
+        case .workerCrashed(let worker, let reason): return "worker process \(worker) crashed (\(reason))"
+        case .stageTimedOut(let node): return "stage '\(node)' ran past the stage time limit; its worker was restarted"
+        case .restartsExhausted(let worker, let restarts):
+            return "worker \(worker) crashed after \(restarts) restart(s) within the restart window: the graph is failed"
         }
     }
+}
+
+/// An error thrown by a stage in a worker process, as it reaches the caller: its
+/// `String(describing:)` text, carried through shared memory (truncated at 248 UTF-8 bytes).
+public struct IsolatedStageError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// `String(describing: error)` of the error the stage threw.
+    public let description: String
+
+    /// An error with this description.
+    public init(description: String) { self.description = description }
 }

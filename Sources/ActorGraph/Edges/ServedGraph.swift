@@ -12,6 +12,9 @@ extension Graph {
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
                       options: CompileOptions = CompileOptions()) throws(GraphError) -> ServedGraph<Input, Output> {
+        guard options.isolation == .threads else {
+            throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
+        }
         if case .failure(let errno) = IORing.probe() {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
@@ -35,7 +38,7 @@ extension Graph {
 
 /// A compiled graph with a UDP edge: records in, replies out, through worker 0's io_uring.
 /// In-process ``CompiledGraph/execute(_:)`` calls keep working beside the network traffic.
-public final class ServedGraph<Input, Output>: @unchecked Sendable {
+public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// The compiled graph behind the socket.
     public let compiled: CompiledGraph<Input, Output>
     let service: UDPService<Input, Output>

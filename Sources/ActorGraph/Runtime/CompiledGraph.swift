@@ -4,6 +4,7 @@ extension Graph {
     /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
     /// worker threads. Throws a ``GraphError`` naming the offending node for malformed graphs.
     public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
+        IsolatedWorker.refuseIfForgotten()
         let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
         return CompiledGraph(core: try EngineCore(plan: plan, options: options))
     }
@@ -14,7 +15,7 @@ extension Graph {
 ///
 /// Results come back per execution; ``submit(_:)`` pipelines up to `capacity` executions.
 /// ``shutdown()`` (also run on `deinit`) answers every waiter.
-public final class CompiledGraph<Input, Output>: @unchecked Sendable {
+public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     @usableFromInline let core: EngineCore
 
     init(core: EngineCore) { self.core = core }
@@ -38,8 +39,41 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
         return try takeResult(k)
     }
 
+    /// Runs one execution and blocks until its result, at most `timeout` after submission
+    /// (admission waits up to the submit timeout first). Throws ``GraphError/timedOut`` past it:
+    /// the execution is abandoned and its slot comes back when its late result arrives.
+    @inlinable
+    public func execute(_ input: Input, timeout: Duration) throws(GraphError) -> Output {
+        let k = try enqueue(input)
+        do {
+            try core.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { core.board.abandon(k) }
+            throw error
+        }
+        return try takeResult(k)
+    }
+
+    /// Runs one execution, suspending the task while it waits, at most `timeout`; throws
+    /// ``GraphError/timedOut`` past it (the execution is abandoned, its slot comes back later).
+    @inlinable
+    public func execute(_ input: Input, timeout: Duration) async throws(GraphError) -> Output {
+        let k = try await core.claimAsync()
+        write(input, into: k)
+        do {
+            try await core.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { core.board.abandon(k) }
+            throw error
+        }
+        return try takeResult(k)
+    }
+
     /// Starts one execution and returns at once; blocks only while `capacity` executions are in
     /// flight, up to the submit timeout, then throws ``GraphError/capacityExceeded(capacity:)``.
+    ///
+    /// Slots are reused in sequence order (execution `k` takes the slot of `k - capacity`), so
+    /// "in flight" counts from the oldest execution whose result was neither waited for nor dropped.
     @inlinable
     public func submit(_ input: Input) throws(GraphError) -> PendingExecution<Output> {
         PendingExecution(core: core, sequence: try enqueue(input))
@@ -104,19 +138,41 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
     public var sharedMemoryBytes: Int { core.region.size }
 
     /// How each worker parks when idle ("io_uring futex-wait" or "futex"), once the workers started.
-    public var parkMechanisms: [String] { core.workers.map { $0.parkMechanism.rawValue } }
+    public var parkMechanisms: [String] {
+        core.wiring.controls.map { $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue }
+    }
 
     /// How many times each worker parked so far (diagnostics).
-    public var parkCounts: [Int] { core.workers.map { $0.parkCount.load(ordering: .relaxed) } }
+    public var parkCounts: [Int] { core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) } }
+
+    /// Where the workers run (``CompileOptions/isolation``).
+    public var isolation: Isolation { core.options.isolation }
+
+    /// Crashes, restarts, recovery times, worker process ids and stuck-stage reports so far.
+    public var isolationStatistics: IsolationStatistics {
+        var s = core.supervisor?.statistics.withLock { $0 } ?? IsolationStatistics()
+        if core.options.isolation == .threads { s.workerProcessIDs = [] }
+        return s
+    }
+
+    /// Stages reported past ``CompileOptions/stageTimeLimit`` so far (both modes).
+    public var stuckStageReports: Int { isolationStatistics.stuckStageReports }
+
+    /// Worker threads `shutdown()` left detached because a stage was still running (thread mode).
+    public var detachedWorkerThreads: Int { core.detachedThreads.load(ordering: .relaxed) }
 
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
 }
 
-/// One submitted execution. Wait for it once with ``wait()`` (or `await value()`); dropping it
-/// without waiting discards the result and frees its slot.
+/// One submitted execution. Wait for it with ``wait()`` (or `await value()`): a result is delivered
+/// once, a second wait throws ``GraphError/alreadyWaited(sequence:)``. Dropping it without waiting
+/// discards the result and frees its slot, so capacity never leaks.
+///
+/// It is `~Copyable` (one owner, one result) but waits *borrow* it, so it can live in a global, in a
+/// noncopyable container such as swift-collections' `UniqueArray`, or in a ``PendingBatch``.
 @frozen
-public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
+public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     @usableFromInline let core: Unmanaged<EngineCore>
     /// The execution's sequence number (submit order).
     public let sequence: Int
@@ -127,28 +183,74 @@ public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
         self.sequence = sequence
     }
 
+    /// Blocks until the execution completes or `timeout` passes: then throws ``GraphError/timedOut``
+    /// and the execution is abandoned (its slot comes back when the late result arrives; a later
+    /// wait throws ``GraphError/alreadyWaited(sequence:)``).
+    @inlinable
+    public func wait(timeout: Duration) throws(GraphError) -> Output {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        do {
+            try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
+            throw error
+        }
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
+    }
+
+    /// Suspends until the execution completes or `timeout` passes (then ``GraphError/timedOut``;
+    /// the execution is abandoned).
+    @inlinable
+    public func value(timeout: Duration) async throws(GraphError) -> Output {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        do {
+            try await engine.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
+            throw error
+        }
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
+    }
+
     /// Blocks until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public consuming func wait() throws(GraphError) -> Output {
-        let core = self.core
+    public func wait() throws(GraphError) -> Output {
         let k = sequence
-        discard self
-        defer { core.release() }
         let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
         try engine.board.waitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)
         return value
     }
 
+    /// Blocks until the execution completes and lends its output to `body` in place, without copying
+    /// it out of the result ring (for large payloads); the slot is freed when `body` returns.
+    @inlinable
+    public func withResult<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        try engine.board.waitPublished(k)
+        let slot = try engine.board.take(k).assumingMemoryBound(to: Output.self)
+        defer { engine.board.collect(k) }
+        return body(slot.pointee)
+    }
+
     /// Suspends until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public consuming func value() async throws(GraphError) -> Output {
-        let core = self.core
+    public func value() async throws(GraphError) -> Output {
         let k = sequence
-        discard self
-        defer { core.release() }
         let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
         try await engine.board.awaitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)
@@ -156,7 +258,8 @@ public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
     }
 
     deinit {
-        core.takeUnretainedValue().board.abandon(sequence)
+        let engine = core.takeUnretainedValue()
+        if !engine.board.wasTaken(sequence) { engine.board.abandon(sequence) }
         core.release()
     }
 }

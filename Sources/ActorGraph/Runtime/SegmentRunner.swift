@@ -24,22 +24,26 @@ final class SegmentRunner {
     let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
     /// Set when `output` is the result ring (unretained: the engine core owns the board and outlives the workers).
     let resultBoard: Unmanaged<ResultBoard>?
-    /// The next sequence this segment processes. It and `arguments` are the only state the worker
-    /// writes per execution: both live on cache lines of their own (`hotState`), so no other heap
-    /// object a caller reads per execution can share a line with them (false sharing cost ~40 ns on echo).
-    @inline(__always) var next: Int {
-        get { hotState.load(as: Int.self) }
-        set { hotState.storeBytes(of: newValue, as: Int.self) }
-    }
-    /// `[next: Int][pad to 64][arguments…]`, 64-byte aligned, padded to whole lines.
-    let hotState: UnsafeMutableRawPointer
+    /// Process mode: the failure-message areas of the inputs and of the output (one text per slot),
+    /// where a failure's description crosses processes; `nil` in thread mode.
+    let inputMessages: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>
+    let outputMessages: UnsafeMutableRawPointer?
+    /// The worker's progress counter and current-node word (its control block; relaxed stores only).
+    let progress: UnsafeMutablePointer<Atomic<UInt64>>
+    let currentNode: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Wake-ups use shared futexes (process mode: the consumer may be another process).
+    let sharedFutex: Bool
+    /// The next sequence this segment processes.
+    @exclusivity(unchecked) private(set) var next = 0
 
     init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
          scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
          output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
-         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?) {
+         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
+         inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
+         control: WorkerControl, sharedFutex: Bool, start: Int) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -50,11 +54,7 @@ final class SegmentRunner {
         _ = self.kernelNodes.initialize(from: kernelNodes.map { Int32($0) })
         self.scratch = .allocate(capacity: scratch.count)
         _ = self.scratch.initialize(from: scratch)
-        let line = SlotRing.cacheLine
-        let argumentBytes = (inputs.count + scratch.count) * MemoryLayout<UnsafeRawPointer>.stride
-        hotState = .allocate(byteCount: line + (argumentBytes + line - 1) / line * line, alignment: line)
-        hotState.storeBytes(of: 0, as: Int.self)
-        self.arguments = (hotState + line).bindMemory(to: UnsafeRawPointer.self, capacity: inputs.count + scratch.count)
+        self.arguments = .allocate(capacity: inputs.count + scratch.count)
         for (j, s) in scratch.enumerated() { (arguments + inputs.count + j).initialize(to: UnsafeRawPointer(s)) }
         for i in 0..<inputs.count { (arguments + i).initialize(to: UnsafeRawPointer(bitPattern: 1)!) }
         self.scratchDestroy = scratchDestroy
@@ -64,6 +64,13 @@ final class SegmentRunner {
         self.wakeTargets = .allocate(capacity: wakeTargets.count)
         _ = self.wakeTargets.initialize(from: wakeTargets)
         self.resultBoard = resultBoard.map { Unmanaged.passUnretained($0) }
+        self.inputMessages = .allocate(capacity: inputMessages.count)
+        _ = self.inputMessages.initialize(from: inputMessages)
+        self.outputMessages = outputMessages
+        self.progress = control.progress
+        self.currentNode = control.node
+        self.sharedFutex = sharedFutex
+        self.next = start
     }
 
     deinit {
@@ -73,8 +80,9 @@ final class SegmentRunner {
         kernels.deallocate()
         kernelNodes.deallocate()
         scratch.deallocate()
-        hotState.deallocate()
+        arguments.deallocate()
         wakeTargets.deallocate()
+        inputMessages.deallocate()
     }
 
     /// Whether the next execution's inputs are all published.
@@ -86,14 +94,33 @@ final class SegmentRunner {
     }
 
     /// Runs up to `limit` ready executions back to back (consumer-side batching); returns how many ran.
+    ///
+    /// Each output is published with a release store as soon as it is written (a spinning consumer
+    /// sees it at once); then one sequentially consistent fence covers the whole batch before the
+    /// wake-up checks (parked workers, waiting callers): the producer half of the Dekker pair.
     @inline(__always)
     func runBatch(_ limit: Int) -> Int {
+        let first = next
         var n = 0
         while n < limit && runOne() { n &+= 1 }
+        if n > 0 {
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            for target in wakeTargets { Worker.wake(target, shared: sharedFutex) }
+            // The waiter words are read through this runner's own copy of the ring: the board object
+            // is touched only when someone waits, never per execution (its first line holds the
+            // refcount that callers' retain/release write on every execution; reading the board
+            // here made echo ~40 ns slower whenever its fields shared that line).
+            if let board = resultBoard {
+                for k in first..<(first &+ n) where output.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
+                    board._withUnsafeGuaranteedRef { $0.didPublish(k) }
+                }
+            }
+        }
         return n
     }
 
-    /// Runs the next execution if its inputs are ready. Returns whether it ran.
+    /// Runs the next execution if its inputs are ready, and publishes its output (release; the
+    /// caller, ``runBatch(_:)``, fences and wakes). Returns whether it ran.
     @inline(__always)
     func runOne() -> Bool {
         guard isReady() else { return false }
@@ -114,6 +141,10 @@ final class SegmentRunner {
             if f != 0 {
                 failure = f
                 outputErrors[outputSlot] = inputErrors[i][k & inputs[i].mask]
+                if let out = outputMessages, let from = inputMessages[i] {
+                    FailureMessage.copy(from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
+                                        to: out + outputSlot &* FailureMessage.slotBytes)
+                }
                 break
             }
             arguments[i] = UnsafeRawPointer(inputs[i].value(k))
@@ -122,15 +153,10 @@ final class SegmentRunner {
             failure = runKernels(into: output.value(k), outputSlot: outputSlot)
         }
         output.failure(k).pointee = failure
-        output.publish(k)
-        for target in wakeTargets { Worker.wake(target) }
-        // Read the waiter word through this runner's own copy of the ring: the board object is touched
-        // only when someone waits, never per execution (its header shares a line with the refcount
-        // callers bump on every execution: reading it here made echo ~40 ns slower).
-        if let board = resultBoard, output.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
-            board._withUnsafeGuaranteedRef { $0.didPublish(k) }
-        }
+        output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         next = k &+ 1
+        // Single writer (this worker): a relaxed load and store, no read-modify-write.
+        progress.pointee.store(progress.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         return true
     }
 
@@ -142,15 +168,22 @@ final class SegmentRunner {
         var j = 0
         do {
             while j <= last {
+                currentNode.pointee.store(UInt32(truncatingIfNeeded: kernelNodes[j] &+ 1), ordering: .relaxed)
                 try kernels[j](source, j == last ? destination : scratch[j])
                 if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
                 source = UnsafePointer(arguments + inputs.count + j)
                 j &+= 1
             }
+            currentNode.pointee.store(0, ordering: .relaxed)
             return 0
         } catch {
+            currentNode.pointee.store(0, ordering: .relaxed)
             if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
-            outputErrors[outputSlot] = error
+            if let out = outputMessages {
+                FailureMessage.write(String(describing: error), detail: kernelNodes[j], to: out + outputSlot &* FailureMessage.slotBytes)
+            } else {
+                outputErrors[outputSlot] = error
+            }
             return kernelNodes[j] &+ 1
         }
     }
