@@ -36,7 +36,7 @@ public enum ExampleDriver {
                 notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread want more than the "
                     + "\(CgroupCPU.formatCPUs(cpus.cpus)) effective CPU(s): oversubscribed, so idle threads "
                     + (cpus.isQuotaLimited ? "take turns or park to stay under the CPU quota" : "yield to each other")
-                    + " (wait strategy \(compiled.waitStrategy)); fewer --workers is faster")
+                    + " (wait strategy \(compiled.waitStrategy))" + (compiled.workerCount > 1 ? "; fewer --workers is faster" : ""))
             }
         case .pipelined:
             let compiled = try graph.compile(options.compileOptions)
