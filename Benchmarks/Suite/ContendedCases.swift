@@ -213,7 +213,15 @@ struct QuotaCgroup {
 
     func throttling() -> CPUThrottling? { CgroupCPU.readThrottling(directory + "/cpu.stat") }
 
-    func remove() { rmdir(directory) }
+    /// Removes the group; retries briefly while the kernel still counts the threads that just left it.
+    func remove() {
+        for _ in 0..<100 {
+            if rmdir(directory) == 0 || errno == ENOENT { return }
+            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            nanosleep(&pause, nil)
+        }
+        say("  WARNING: could not remove \(directory): \(Errno(rawValue: errno))")
+    }
 
     /// Writes `value` to a cgroup file; returns the error or `nil`.
     @discardableResult

@@ -147,6 +147,8 @@ struct Backoff {
     static let descheduledGap: UInt64 = 200_000
     /// How long a descheduling keeps the thread yielding.
     static let descheduledHold: UInt64 = 2_000_000
+    /// How long an idle thread yields before it parks (while contended).
+    static let yieldNanoseconds: UInt64 = 50_000
     /// A `sched_yield` that comes back sooner than this found nobody to run: the CPU stayed ours.
     static let productiveYield: UInt64 = 1_000
     /// Polls the `.yielding` strategy spins before it yields (the Disruptor's 100).
@@ -222,6 +224,13 @@ struct Backoff {
             // Idle for real: sleep, and stop counting as a thread that wants a CPU.
             if counted { unregister() }
             mode = verdict == .quiet ? .spin : (verdict == .crowded ? .yield : .share)
+            return .park
+        }
+        // Phased back-off: a thread that has yielded for `yieldNanoseconds` without work parks (and
+        // stays counted: work is coming, it just should not hold a run queue slot meanwhile). Under
+        // heavy competition a parked thread is woken and preempts promptly, a yielding one waits
+        // behind every other runnable task's slice.
+        if mode == .yield && now &- idleSince >= min(spinNanoseconds, Backoff.yieldNanoseconds) && verdict != .quiet {
             return .park
         }
         switch verdict {
