@@ -136,6 +136,8 @@ struct Backoff {
     private var mode = Mode.spin
     /// Until when a descheduling keeps this thread yielding.
     private var descheduledUntil: UInt64 = 0
+    /// Consecutive share-mode yields that came straight back.
+    private var quickYields = 0
     /// Whether this thread is in ``Contention``'s counts.
     private var counted = false
 
@@ -240,7 +242,12 @@ struct Backoff {
             // one returns at once.
             mode = .share
             CPU.yield()
-            return MonotonicClock.now() &- now < Backoff.productiveYield ? .park : .retry
+            if MonotonicClock.now() &- now >= Backoff.productiveYield { quickYields = 0; return .retry }
+            // Two in a row: a peer in transit (just woken) gets one more chance before we sleep.
+            quickYields &+= 1
+            if quickYields < 2 { return .retry }
+            quickYields = 0
+            return .park
         case .crowded:
             mode = .yield
         case .quiet:
