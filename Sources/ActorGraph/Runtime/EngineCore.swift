@@ -27,6 +27,8 @@ final class EngineCore: @unchecked Sendable {
     let rings: [SlotRing]
     let errorTables: [UnsafeMutablePointer<(any Error)?>]
     let workers: [Worker]
+    /// Per-stage statistics (``CompileOptions/statistics``); `nil` when off.
+    let statistics: StatisticsStore?
     private var threads: [PinnedThread] = []
     private let boundActors: [ActorBinding]
     private let lifecycle = Mutex<Bool>(false) // true once shut down
@@ -128,6 +130,7 @@ final class EngineCore: @unchecked Sendable {
 
         // One runner per segment, grouped by worker.
         var runnersByWorker = [[SegmentRunner]](repeating: [], count: plan.workerCount)
+        var runnersBySegment: [SegmentRunner] = []
         for segment in plan.segments {
             let nodes = segment.nodes.map { plan.nodes[$0] }
             let scratchLayouts = nodes.dropLast().map(\.layout)
@@ -144,12 +147,15 @@ final class EngineCore: @unchecked Sendable {
                 wakeTargets: wakeTargets(of: segment.outputChannel, excludingWorker: segment.worker),
                 resultBoard: segment.outputChannel == plan.outputChannel ? board : nil)
             runnersByWorker[segment.worker].append(runner)
+            runnersBySegment.append(runner)
         }
         let stopping = self.stopping
         workers = (0..<plan.workerCount).map { w in
             Worker(index: w, runners: runnersByWorker[w], parkWord: parkWords[w], stopping: stopping,
                    options: options, numaNode: plan.numaNode)
         }
+        statistics = options.statistics.sampleInterval.map { StatisticsStore(plan: plan, sampleInterval: $0) }
+        statistics?.install(runners: runnersBySegment, workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
             for worker in workers {
@@ -233,6 +239,7 @@ final class EngineCore: @unchecked Sendable {
     /// per execution).
     @usableFromInline @inline(__always)
     func publishInputs(first: Int, count: Int) {
+        if let statistics { statistics.stampInputs(input, first: first, count: count) }
         for k in first..<(first &+ count) {
             input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         }
@@ -282,6 +289,7 @@ final class EngineCore: @unchecked Sendable {
     /// Publishes the input of `k` and wakes the head workers if they parked.
     @usableFromInline
     func publishInput(_ k: Int) {
+        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
         for target in inputWakeTargets { Worker.wake(target) }
     }

@@ -25,6 +25,8 @@ final class Worker: @unchecked Sendable {
     var attachment: RingAttachment?
     /// Times the worker parked (diagnostics).
     let parkCount = Atomic<Int>(0)
+    /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
+    @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
     private static let parkTag: UInt64 = 0xA6_0000_0000_0001
 
     enum ParkMechanism: String { case ioUring = "io_uring futex-wait", futex = "futex" }
@@ -63,12 +65,17 @@ final class Worker: @unchecked Sendable {
         } else if useIORing && Worker.futexWaitSupported {
             ring = try? IORing(entries: 8)
         }
-        let parksOnRing = ring != nil && useIORing && Worker.futexWaitSupported
+        // A worker with I/O on its ring parks on that ring whenever the kernel has futex-wait (its
+        // completions and its doorbell both end the wait), even with `useIORing` off.
+        let parksOnRing = ring != nil && (useIORing || attachment != nil) && Worker.futexWaitSupported
         parkMechanism = parksOnRing ? .ioUring : .futex
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
         var idleSince: UInt64 = 0
+        // After a park that ended with nothing to do (its safety-net timeout), park again at once
+        // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
+        var reparkAtOnce = false
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
         schedule.withUnsafeBufferPointer { schedule in
@@ -79,7 +86,11 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { idle = 0; idleSince = 0; continue }
+                if progressed { idle = 0; idleSince = 0; reparkAtOnce = false; continue }
+                if reparkAtOnce {
+                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
+                    continue
+                }
                 idle &+= 1
                 if idle < spins { CPU.relax(); continue }
                 // `spins` empty polls: park only once idle for `spinTime` too (one clock read per `spins` polls).
@@ -88,7 +99,7 @@ final class Worker: @unchecked Sendable {
                 if idleSince == 0 { idleSince = now }
                 if now &- idleSince < spinNanoseconds { continue }
                 idleSince = 0
-                park(ring: parksOnRing ? ring : nil, armed: &armed)
+                reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
             }
         }
         if let ring { attachment?.stop(ring: ring) }
@@ -110,30 +121,44 @@ final class Worker: @unchecked Sendable {
 
     private var attachmentRing: IORing?
 
-    private func park(ring: IORing?, armed: inout Bool) {
+    /// How a park ended.
+    enum ParkOutcome { case notParked, doorbell, timedOut }
+
+    /// Announces the park, re-checks, and sleeps until a producer rings the park word, an I/O
+    /// completion arrives (a worker with an attachment), shutdown, or the park timeout.
+    @discardableResult
+    private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
             || attachment?.hasWork == true {
             parkWord.pointee.store(0, ordering: .relaxed)
-            return
+            return .notParked
         }
         parkCount.add(1, ordering: .relaxed)
+        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
+        var completions = false
         if let ring {
             if !armed {
                 armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag)
             }
-            _ = try? ring.submitAndWait(timeoutNanoseconds: parkTimeoutNanoseconds)
+            // With the doorbell armed on the ring, the only other things that end the wait are this
+            // ring's own completions; the timeout is a safety net (shutdown also rings the doorbell).
+            _ = try? ring.submitAndWait(timeoutNanoseconds: armed ? parkTimeoutNanoseconds : min(parkTimeoutNanoseconds, 1_000_000))
             ring.reapCompletions { completion in
-                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion) }
+                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion); completions = true }
             }
         } else if let ioRing = attachmentRing {
-            // Parking on a plain futex would miss I/O: sleep on the ring with a short timeout instead.
+            // No futex-wait on this kernel: the doorbell cannot end a wait on the ring, so poll it.
             _ = try? ioRing.submitAndWait(timeoutNanoseconds: min(parkTimeoutNanoseconds, 1_000_000))
         } else {
             _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds)
         }
+        // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
+        let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
         parkWord.pointee.store(0, ordering: .relaxed)
+        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell) }
+        return doorbell || completions ? .doorbell : .timedOut
     }
 
     /// Whether this host lets workers park through io_uring; logged once when it does not.
