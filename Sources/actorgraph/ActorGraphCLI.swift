@@ -40,8 +40,16 @@ struct EngineOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
     var pin = true
 
+    @Flag(help: "Record per-stage statistics (counts, stage time, channel wait, parks) and print them at the end.")
+    var stats = false
+
+    @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
+    var statsEvery = 16
+
     var compileOptions: CompileOptions {
-        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+        options.statistics = stats ? .sampled(every: statsEvery) : .off
+        return options
     }
 }
 

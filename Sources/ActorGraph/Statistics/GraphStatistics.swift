@@ -18,10 +18,15 @@ public struct GraphStatistics: Sendable {
         self.workers = workers
     }
 
-    /// The stage with the most sampled time inside it (stage time plus the wait in its input
-    /// rings), or `nil` before anything was sampled.
+    /// The stage with the most sampled time inside it, or `nil` before anything was sampled.
     public var dominantNode: NodeStatistics? {
-        nodes.filter { $0.sampledNanoseconds > 0 }.max { $0.sampledNanoseconds < $1.sampledNanoseconds }
+        nodes.filter { $0.stageTime.sum > 0 }.max { $0.stageTime.sum < $1.stageTime.sum }
+    }
+
+    /// The ring whose sampled executions waited longest in total before their reader picked them
+    /// up (a reader busy elsewhere, parked, or behind a slower input of a join).
+    public var longestWaitChannel: ChannelStatistics? {
+        channels.filter { $0.wait.sum > 0 }.max { $0.wait.sum < $1.wait.sum }
     }
 
     /// The statistics of the stage called `name`.
@@ -32,9 +37,9 @@ public struct GraphStatistics: Sendable {
     public var table: String {
         var rows: [[String]] = [["node", "worker", "count", "failures", "skipped", "stage p50", "stage p99",
                                  "wait p50", "wait p99", "share"]]
-        let total = nodes.reduce(UInt64(0)) { $0 &+ $1.sampledNanoseconds }
+        let total = nodes.reduce(UInt64(0)) { $0 &+ $1.stageTime.sum }
         for node in nodes {
-            let share = total == 0 ? "-" : "\(Int((Double(node.sampledNanoseconds) * 100 / Double(total)).rounded())) %"
+            let share = total == 0 ? "-" : "\(Int((Double(node.stageTime.sum) * 100 / Double(total)).rounded())) %"
             let wait = node.channelWait
             rows.append([node.name, "w\(node.worker)", "\(node.executions)", "\(node.failures)", "\(node.skipped)",
                          Self.time(node.stageTime, 50), Self.time(node.stageTime, 99),
@@ -55,12 +60,15 @@ public struct GraphStatistics: Sendable {
             lines.append("ring \(channel.producer) → \(channel.consumer): occupancy at pick-up p50 \(channel.occupancy.p50), p99 \(channel.occupancy.p99)")
         }
         if let top = dominantNode, total > 0 {
-            let share = Int((Double(top.sampledNanoseconds) * 100 / Double(total)).rounded())
-            lines.append("dominant node: \(top.name) (\(share) % of sampled stage + channel-wait time, stage p50 \(Self.time(top.stageTime, 50)))")
+            let share = Int((Double(top.stageTime.sum) * 100 / Double(total)).rounded())
+            lines.append("dominant node: \(top.name) (\(share) % of the sampled time inside stages, stage p50 \(Self.time(top.stageTime, 50)))")
+            if let ring = longestWaitChannel {
+                lines.append("longest channel wait: \(ring.producer) → \(ring.consumer) (p50 \(Self.time(ring.wait, 50)), p99 \(Self.time(ring.wait, 99)))")
+            }
         } else {
             lines.append("dominant node: none sampled yet (sampling 1 execution in \(sampleInterval))")
         }
-        lines.append("sampled 1 execution in \(sampleInterval); counts are exact")
+        lines.append("sampled 1 execution in \(sampleInterval) (times include one clock read, ~20 ns); counts are exact")
         return lines.joined(separator: "\n")
     }
 
