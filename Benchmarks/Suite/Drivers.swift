@@ -7,7 +7,7 @@ public enum BenchDrivers {
     /// The pending executions of a pipelined run, allocated once (not per run): a noncopyable
     /// `UniqueArray` used as a ring, no unsafe pointers.
     public final class Window {
-        var pending: UniqueArray<PendingExecution<UInt64>>
+        @exclusivity(unchecked) var pending: UniqueArray<PendingExecution<UInt64>>
         /// Executions that can be in flight (at least 1).
         public let count: Int
         /// Allocates room for `count` pending executions (at least one).

@@ -14,7 +14,7 @@ import Synchronization
 ///                               statistics on: the producer's clock when it published a sampled
 ///                               sequence (written before the stamp, read after it)
 ///     offset 24  taken          Int atomic: result ring only: sequence + 1 of the last execution
-///                               whose ``PendingExecution`` claimed the result (monotonic per slot)
+///                               collected from the slot (monotonic, 64-bit: no wrap-around)
 ///     offset 32+ value          the node's value, at its natural alignment
 ///
 /// Invariants:

@@ -168,7 +168,7 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
     public func wait(_ index: Int) throws(GraphError) -> Output {
         let k = sequence(at: index)
         let board = core.takeUnretainedValue().board
-        try board.claimTake(k)
+        try board.checkNotTaken(k)
         try board.waitPublished(k)
         let value = try board.take(k).assumingMemoryBound(to: Output.self).pointee
         board.collect(k)
@@ -188,7 +188,7 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
             for k in first..<(first &+ count) {
                 defer { index &+= 1 }
                 do throws(GraphError) {
-                    try board.claimTake(k)
+                    try board.checkNotTaken(k)
                 } catch {
                     board.collect(first: runStart, count: k &- runStart)
                     runStart = k &+ 1

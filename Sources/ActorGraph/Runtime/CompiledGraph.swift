@@ -142,7 +142,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     public func wait() throws(GraphError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
-        try engine.board.claimTake(k)
+        try engine.board.checkNotTaken(k)
         try engine.board.waitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)
@@ -155,7 +155,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     public func withResult<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
         let k = sequence
         let engine = core.takeUnretainedValue()
-        try engine.board.claimTake(k)
+        try engine.board.checkNotTaken(k)
         try engine.board.waitPublished(k)
         let slot = try engine.board.take(k).assumingMemoryBound(to: Output.self)
         defer { engine.board.collect(k) }
@@ -167,7 +167,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     public func value() async throws(GraphError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
-        try engine.board.claimTake(k)
+        try engine.board.checkNotTaken(k)
         try await engine.board.awaitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)

@@ -167,6 +167,7 @@ final class ResultBoard: @unchecked Sendable {
     func collect(_ k: Int) {
         let waiters = ring.resultWaiters(k)
         if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
@@ -175,23 +176,17 @@ final class ResultBoard: @unchecked Sendable {
         }
     }
 
-    /// Claims the right to take the result of `k` for a ``PendingExecution``: once per execution.
-    /// Throws ``GraphError/alreadyWaited(sequence:)`` when it was claimed before.
-    @usableFromInline
-    func claimTake(_ k: Int) throws(GraphError) {
-        let word = ring.takenWord(k)
-        var current = word.pointee.load(ordering: .relaxed)
-        while true {
-            guard current <= k else { throw .alreadyWaited(sequence: k) }
-            let (exchanged, original) = word.pointee.compareExchange(
-                expected: current, desired: k &+ 1, ordering: .relaxed)
-            if exchanged { return }
-            current = original
-        }
+    /// Throws ``GraphError/alreadyWaited(sequence:)`` when the result of `k` was already taken (its
+    /// slot collected). A read only: the slot's cache line stays shared until the result is there.
+    /// Two threads waiting on one pending execution at the same instant may both read the result
+    /// (a copy each: memory-safe); one after the other, the second gets the error.
+    @usableFromInline @inline(__always)
+    func checkNotTaken(_ k: Int) throws(GraphError) {
+        guard !wasTaken(k) else { throw .alreadyWaited(sequence: k) }
     }
 
-    /// Whether a ``PendingExecution`` already claimed the result of `k` (its owner collects it).
-    @usableFromInline
+    /// Whether the result of `k` was collected (waited for, failed, or dropped and collected).
+    @usableFromInline @inline(__always)
     func wasTaken(_ k: Int) -> Bool { ring.takenWord(k).pointee.load(ordering: .relaxed) > k }
 
     /// Frees the slots of `count` sequences from `first` whose results the caller read, with release
@@ -202,6 +197,7 @@ final class ResultBoard: @unchecked Sendable {
         for k in first..<(first &+ count) {
             let waiters = ring.resultWaiters(k)
             if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+            ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
             ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
