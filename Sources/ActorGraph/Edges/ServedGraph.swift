@@ -1,4 +1,5 @@
 import ActorGraphPlatform
+import Glibc
 
 extension Graph {
     /// Compiles the graph and serves it over UDP: worker 0's io_uring receives each datagram as one
@@ -52,6 +53,28 @@ public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     /// What the edge counted so far (updated by the worker as it makes progress).
     public var statistics: ServiceStatistics { service.statistics.withLock { $0 } }
+
+    /// Stops admitting datagrams (a graceful stop's first step): records already received are
+    /// still executed and answered; later datagrams are counted in
+    /// ``ServiceStatistics/ignoredWhileStopping``. Returns at once; see ``drain(timeout:)``.
+    public func stopReceiving() {
+        service.stopReceivingRequested.store(true, ordering: .sequentiallyConsistent)
+        Worker.wake(compiled.core.workers[0].parkWord)
+    }
+
+    /// Waits until the source stopped receiving and every record it received was answered, up
+    /// to `timeout`. Returns whether it drained (false: time ran out, ``statistics`` says what is
+    /// left). Call ``stopReceiving()`` first.
+    public func drain(timeout: Duration = .seconds(5)) -> Bool {
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, timeout.nanoseconds))
+        while true {
+            let s = statistics
+            if !s.receiving && s.inFlight == 0 { return true }
+            if MonotonicClock.now() >= deadline { return false }
+            var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            nanosleep(&pause, nil)
+        }
+    }
 
     /// Stops the workers and closes the socket. Idempotent.
     public func shutdown() {

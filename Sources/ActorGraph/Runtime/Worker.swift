@@ -157,7 +157,7 @@ final class Worker: @unchecked Sendable {
         // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
         let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
         parkWord.pointee.store(0, ordering: .relaxed)
-        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell) }
+        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
         return doorbell || completions ? .doorbell : .timedOut
     }
 

@@ -167,9 +167,9 @@ public struct WorkerStatistics: Sendable {
     public var index: Int
     /// Times it parked (slept after spinning idle).
     public var parks: UInt64
-    /// Parks ended by a producer's doorbell (a wake-up).
+    /// Parks ended by a producer's doorbell or, on a worker with network I/O, a completion (a wake-up).
     public var wakeUps: UInt64
-    /// Parks ended by the park timeout or by I/O completions, without a doorbell.
+    /// Parks ended by the park timeout (a safety net) with nothing to do.
     public var parkTimeouts: UInt64
     /// Total time spent parked.
     public var parkedNanoseconds: UInt64
