@@ -9,6 +9,7 @@ extension Graph {
     ///   - host: the address to bind (loopback by default).
     ///   - port: the port to bind; 0 picks a free one (see ``ServedGraph/port``).
     ///   - codec: how records become inputs and outputs become replies.
+    ///   - options: how the graph is compiled (worker 0 also runs the UDP source and sink).
     /// - Throws: ``GraphError`` for a malformed graph, or ``GraphError/platform(operation:errno:)``
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
@@ -35,7 +36,7 @@ extension Graph {
 }
 
 /// A compiled graph with a UDP edge: records in, replies out, through worker 0's io_uring.
-/// In-process ``CompiledGraph/execute(_:)`` calls keep working beside the network traffic.
+/// In-process `execute` calls keep working beside the network traffic.
 public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// The compiled graph behind the socket.
     public let compiled: CompiledGraph<Input, Output>
