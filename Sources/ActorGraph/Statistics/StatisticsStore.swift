@@ -120,11 +120,17 @@ struct SampledStageClock: StageClock {
 /// input ring's publish times, by the submitting thread inside the slot header it owns).
 /// Snapshots read it from any thread with relaxed loads; nothing is allocated while recording.
 ///
+/// The words live in their own memfd region (``region``), laid out from the plan alone, so a worker
+/// in another process mapping the same memfd can record into the same words; if the memfd cannot
+/// be created the store falls back to process memory.
+///
 /// `@unchecked Sendable`: the memory is written only as described above, through atomics.
 final class StatisticsStore: @unchecked Sendable {
     let sampleInterval: Int
     let sampleMask: Int
     private let plan: ExecutionPlan
+    /// The memfd region holding the words (`nil`: process memory, the fallback).
+    let region: SharedMemoryRegion?
     private let memory: UnsafeMutableRawPointer
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
     private let wordCount: Int
@@ -170,7 +176,14 @@ final class StatisticsStore: @unchecked Sendable {
         self.nodeBase = nodeBase
         self.readBase = readBase
         wordCount = max(offset, 8)
-        memory = .allocate(byteCount: wordCount * 8, alignment: SlotRing.cacheLine)
+        do {
+            region = try SharedMemoryRegion(name: "actorgraph-statistics", byteCount: wordCount * 8, numaNode: plan.numaNode)
+            memory = region!.base
+        } catch {
+            logger.notice("statistics: memfd_create failed (\(error)): recording into process memory")
+            region = nil
+            memory = .allocate(byteCount: wordCount * 8, alignment: SlotRing.cacheLine)
+        }
         words = memory.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
         for i in 0..<wordCount { (words + i).initialize(to: Atomic(0)) }
     }
@@ -182,7 +195,7 @@ final class StatisticsStore: @unchecked Sendable {
             recorder.producerCounts.deallocate()
         }
         words.deinitialize(count: wordCount)
-        memory.deallocate()
+        if let region { region.close() } else { memory.deallocate() }
     }
 
     /// Hands each runner and worker its recorder. Called once, before any worker thread starts.
