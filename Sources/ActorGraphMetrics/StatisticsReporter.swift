@@ -2,7 +2,7 @@ import ActorGraph
 import CoreMetrics
 import Synchronization
 
-/// Reports ``GraphStatistics`` snapshots into any swift-metrics `MetricsFactory` (Prometheus,
+/// Reports `GraphStatistics` snapshots into any swift-metrics `MetricsFactory` (Prometheus,
 /// StatsD, OpenTelemetry, a test factory): counters and timers labelled with `node` and `worker`.
 ///
 /// Each ``report(_:service:)`` sends what changed since the previous one: counters are incremented
