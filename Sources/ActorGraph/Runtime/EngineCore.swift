@@ -130,7 +130,6 @@ final class EngineCore: @unchecked Sendable {
 
         // One runner per segment, grouped by worker.
         var runnersByWorker = [[SegmentRunner]](repeating: [], count: plan.workerCount)
-        var runnersBySegment: [SegmentRunner] = []
         for segment in plan.segments {
             let nodes = segment.nodes.map { plan.nodes[$0] }
             let scratchLayouts = nodes.dropLast().map(\.layout)
@@ -147,7 +146,6 @@ final class EngineCore: @unchecked Sendable {
                 wakeTargets: wakeTargets(of: segment.outputChannel, excludingWorker: segment.worker),
                 resultBoard: segment.outputChannel == plan.outputChannel ? board : nil)
             runnersByWorker[segment.worker].append(runner)
-            runnersBySegment.append(runner)
         }
         let stopping = self.stopping
         workers = (0..<plan.workerCount).map { w in
@@ -155,7 +153,7 @@ final class EngineCore: @unchecked Sendable {
                    options: options, numaNode: plan.numaNode)
         }
         statistics = options.statistics.sampleInterval.map { StatisticsStore(plan: plan, sampleInterval: $0) }
-        statistics?.install(runners: runnersBySegment, workers: workers, inputCount: nextSequence)
+        statistics?.install(workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
             for worker in workers {

@@ -200,9 +200,16 @@ final class StatisticsStore: @unchecked Sendable {
 
     /// Hands each runner and worker its recorder. Called once, before any worker thread starts.
     /// - Parameters:
-    ///   - runners: one per segment, in segment order.
+    ///   - workers: by index; each one's runners are its segments in plan order.
     ///   - inputCount: the submitters' claim counter (the input ring's producer count).
-    func install(runners: [SegmentRunner], workers: [Worker], inputCount: UnsafeMutablePointer<Atomic<Int>>) {
+    func install(workers: [Worker], inputCount: UnsafeMutablePointer<Atomic<Int>>) {
+        var runners = [SegmentRunner?](repeating: nil, count: plan.segments.count)
+        for (w, worker) in workers.enumerated() {
+            let segments = plan.segments.filter { $0.worker == w }
+            // A worker whose runners live elsewhere (another process) records nothing here.
+            guard segments.count == worker.runners.count else { continue }
+            for (segment, runner) in zip(segments, worker.runners) { runners[segment.id] = runner }
+        }
         func processed(_ s: Int) -> UnsafeMutablePointer<Atomic<Int>> {
             UnsafeMutableRawPointer(words + segmentBase[s]).assumingMemoryBound(to: Atomic<Int>.self)
         }
@@ -221,7 +228,7 @@ final class StatisticsStore: @unchecked Sendable {
                 processed: processed(s), sampleMask: sampleMask, nodes: nodes, reads: reads,
                 producerCounts: producers, stampsOutput: segment.outputChannel != plan.outputChannel)
             segmentRecorders.append(recorder)
-            runners[s].statistics = recorder
+            runners[s]?.statistics = recorder
         }
         for (w, worker) in workers.enumerated() {
             worker.statistics = WorkerStatisticsRecorder(words: words + workerBase[w])
