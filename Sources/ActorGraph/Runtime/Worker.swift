@@ -25,8 +25,6 @@ final class Worker: @unchecked Sendable {
     var attachment: RingAttachment?
     /// Times the worker parked (diagnostics).
     let parkCount = Atomic<Int>(0)
-    /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
-    @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
     private static let parkTag: UInt64 = 0xA6_0000_0000_0001
 
     enum ParkMechanism: String { case ioUring = "io_uring futex-wait", futex = "futex" }
@@ -120,6 +118,8 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
+    /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
+    @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
 
     /// How a park ended.
     enum ParkOutcome { case notParked, doorbell, timedOut }
@@ -128,6 +128,8 @@ final class Worker: @unchecked Sendable {
     /// completion arrives (a worker with an attachment), shutdown, or the park timeout.
     @discardableResult
     private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
+        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
+        var completions = false
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
@@ -136,8 +138,6 @@ final class Worker: @unchecked Sendable {
             return .notParked
         }
         parkCount.add(1, ordering: .relaxed)
-        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
-        var completions = false
         if let ring {
             if !armed {
                 armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag)
