@@ -86,6 +86,13 @@ let package = Package(
             "ActorGraph", "ActorGraphPlatform",
             .product(name: "BasicContainers", package: "swift-collections"),
         ]),
+        // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
+        // (inside XCTest, /proc/self/exe is the test runner, which knows no graphs).
+        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures"),
+        .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
+                          path: "Tests/IsolationFixtureMain"),
+        .testTarget(name: "IsolationTests",
+                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
         // The metrics export and the `actorgraph serve` process (scraped over HTTP, stopped by signals).
         .testTarget(name: "ServiceTests", dependencies: [

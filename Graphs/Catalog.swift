@@ -133,6 +133,19 @@ public enum ExampleCatalog {
         ]
     }
 
+    /// The graphs a worker process may have to rebuild (``IsolatedWorker/runIfChild(graphs:)``):
+    /// every example whose values are trivially copyable, plus the `faults` graph. (The
+    /// embedding-query example carries `String`s, so `--isolated` rejects it with a typed error.)
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [
+            EchoExample.graph(),
+            ChainExample.graph(),
+            DiamondExample.graph(),
+            TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")),
+            FaultInjection.graph(),
+        ]
+    }
+
     /// The example called `name`, if any.
     public static func named(_ name: String) -> ExampleGraph? {
         all.first { $0.name == name }

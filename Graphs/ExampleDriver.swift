@@ -77,8 +77,14 @@ public enum ExampleDriver {
     public static func describePlacement<Input, Output>(_ compiled: CompiledGraph<Input, Output>) -> String {
         let segments = compiled.segments.map { "w\($0.worker)[\($0.nodes.joined(separator: "→"))]" }
         let park = Set(compiled.parkMechanisms).sorted().joined(separator: "/")
-        return "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
+        var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
+        if compiled.isolation == .processes {
+            let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
+            line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
+                + "stage and actor state live in the workers (an actor read here shows its state before the run)"
+        }
+        return line
     }
 
     /// Submit ahead, wait behind: the pending executions live in a `UniqueArray` used as a ring of

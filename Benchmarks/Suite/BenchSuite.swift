@@ -81,6 +81,8 @@ public struct BenchSummary: Codable, Sendable {
     public var echo64kCompiledOverDynamic: Double
     /// `echo.64KiB` compiled p50 over sequential p50.
     public var echo64kCompiledOverSequential: Double
+    /// `echo.process` p50 (worker in a child process) over `echo` p50 (worker thread), same run.
+    public var echoProcessOverThread: Double
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -91,6 +93,7 @@ public struct BenchSummary: Codable, Sendable {
             + " chain3_batch_throughput_per_s=\(fmt(chain3BatchThroughputPerSecond, 0))"
             + " echo64k_compiled_over_dynamic=\(fmt(echo64kCompiledOverDynamic, 2))"
             + " echo64k_compiled_over_sequential=\(fmt(echo64kCompiledOverSequential, 2))"
+            + " echo_process_over_thread=\(fmt(echoProcessOverThread, 2))"
     }
 }
 
@@ -145,6 +148,10 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytesAfterCompiled: Int
     /// Peak resident set size in bytes at the end of the run.
     public var peakRSSBytes: Int
+    /// Isolated worker recovery: from a worker's SIGKILL to the next successful execution (`nil` when skipped).
+    public var recovery: PathResult?
+    /// The same with ``CompileOptions/standbyWorkers`` (a standby process is activated).
+    public var recoveryStandby: PathResult?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
@@ -155,6 +162,12 @@ public struct BenchReport: Codable, Sendable {
 
 /// Runs the benchmark suite behind `actorgraph bench`.
 public enum BenchSuite {
+    /// The graphs the `.process` cases compile: a program running the suite passes them to
+    /// `IsolatedWorker.runIfChild(graphs:)` at the top of `main`.
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
+    }
+
     /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
     /// the sequential path, then the dynamic path; prints progress and the table, writes the files,
     /// and prints the `summary:` line last.
@@ -237,6 +250,28 @@ public enum BenchSuite {
                 progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
             }
         }
+        // Recovery of an isolated worker: SIGKILL it, time until the next successful execution;
+        // spawning a replacement, then activating a standby process instead.
+        var recovery: PathResult? = nil
+        var recoveryStandby: PathResult? = nil
+        if options.includes("recovery") || options.includes("echo.process") {
+            for standby in [false, true] {
+                var compileOptions = CompileOptions(isolation: .processes)
+                compileOptions.standbyWorkers = standby
+                let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
+                defer { graph.shutdown() }
+                let kills = options.quick ? 5 : budget.recoveryKills
+                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills, standby: standby) }
+                let r = PathResult(name: standby ? "recovery.standby" : "recovery.echo.process", path: "compiled", payloadBytes: 8,
+                                   stats: m.stats, placement: standby ? "automatic, worker process, standby" : "automatic, worker process",
+                                   workers: graph.workerCount)
+                if standby { recoveryStandby = r } else { recovery = r }
+                let stats = graph.isolationStatistics
+                progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts"
+                    + (standby ? " (\(stats.standbyActivations) by activating a standby)" : "")
+                    + "; death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
+            }
+        }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
         // 2. Physical limit (the compiled graphs are shut down: only these two threads spin now).
@@ -266,14 +301,16 @@ public enum BenchSuite {
 
         // 3. Sequential path.
         for c in cases {
-            let r = try c.runSequential(context)
+            guard let runSequential = c.runSequential else { continue }
+            let r = try runSequential(context)
             latency.append(r)
             progress(r)
         }
 
         // 4. Dynamic path.
         for c in cases {
-            let r = try await c.runDynamic(context)
+            guard let runDynamic = c.runDynamic else { continue }
+            let r = try await runDynamic(context)
             latency.append(r)
             progress(r)
         }
@@ -334,7 +371,11 @@ public enum BenchSuite {
             allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!,
             chain3BatchThroughputPerSecond: throughput.first { $0.name == "chain3.batch" }?.perSecond ?? .nan,
             echo64kCompiledOverDynamic: ratio("echo.64KiB", "compiled", over: "dynamic"),
-            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"))
+            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"),
+            echoProcessOverThread: {
+                guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0 else { return .nan }
+                return process / thread
+            }())
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -343,7 +384,8 @@ public enum BenchSuite {
             busyCPUsBeforeRun: busyBefore,
             allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
-            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
+            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
+            recoveryStandby: recoveryStandby,
             summary: summary, files: [], statisticsOverhead: statisticsOverhead)
         print("")
         print(ReportWriter.table(report))

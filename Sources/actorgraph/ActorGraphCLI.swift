@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphBenchSuite
 import ActorGraphExamples
 import ArgumentParser
 #if canImport(Glibc)
@@ -7,8 +8,17 @@ import Glibc
 import Musl
 #endif
 
-/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
+/// The program's entry: first the one line isolated workers need (in a worker child it runs the
+/// worker and never returns), then the command line.
 @main
+enum Entry {
+    static func main() async {
+        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs })
+        await ActorGraphCLI.main()
+    }
+}
+
+/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
 struct ActorGraphCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actorgraph",
@@ -25,6 +35,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Bench.self,
             Serve.self,
             Load.self,
+            Faults.self,
         ],
         defaultSubcommand: Run.self)
 }
@@ -40,6 +51,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
     var pin = true
 
+    @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
+    var isolated = false
+
     @Flag(help: "Record per-stage statistics (counts, stage time, channel wait, parks) and print them at the end.")
     var stats = false
 
@@ -47,7 +61,7 @@ struct EngineOptions: ParsableArguments {
     var statsEvery = 16
 
     var compileOptions: CompileOptions {
-        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, isolation: isolated ? .processes : .threads)
         options.statistics = stats ? .sampled(every: statsEvery) : .off
         return options
     }

@@ -140,6 +140,9 @@ enum ResultWaiterBits {
     @usableFromInline static let continuation: UInt32 = 2
     /// The caller dropped its pending execution: the publisher collects the result.
     @usableFromInline static let abandoned: UInt32 = 4
+    /// Process mode: a worker child published the result of a slot with a registered continuation;
+    /// the parent's supervisor resumes it (a child cannot resume the parent's continuations).
+    @usableFromInline static let continuationReady: UInt32 = 8
 }
 
 @inline(__always)

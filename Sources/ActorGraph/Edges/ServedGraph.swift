@@ -14,6 +14,9 @@ extension Graph {
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
                       options: CompileOptions = CompileOptions()) throws(GraphError) -> ServedGraph<Input, Output> {
+        guard options.isolation == .threads else {
+            throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
+        }
         if case .failure(let errno) = IORing.probe() {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
@@ -60,7 +63,8 @@ public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// ``ServiceStatistics/ignoredWhileStopping``. Returns at once; see ``drain(timeout:)``.
     public func stopReceiving() {
         service.stopReceivingRequested.store(true, ordering: .sequentiallyConsistent)
-        Worker.wake(compiled.core.workers[0].parkWord)
+        // Thread mode only (serve refuses process isolation): worker 0 runs the UDP edge.
+        Worker.wake(compiled.core.workers[0].parkWord, shared: false)
     }
 
     /// Waits until the source stopped receiving and every record it received was answered, up

@@ -24,6 +24,15 @@ final class SegmentRunner {
     let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
     /// Set when `output` is the result ring (unretained: the engine core owns the board and outlives the workers).
     let resultBoard: Unmanaged<ResultBoard>?
+    /// Process mode: the failure-message areas of the inputs and of the output (one text per slot),
+    /// where a failure's description crosses processes; `nil` in thread mode.
+    let inputMessages: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>
+    let outputMessages: UnsafeMutableRawPointer?
+    /// The worker's progress counter and current-node word (its control block; relaxed stores only).
+    let progress: UnsafeMutablePointer<Atomic<UInt64>>
+    let currentNode: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Wake-ups use shared futexes (process mode: the consumer may be another process).
+    let sharedFutex: Bool
     /// The next sequence this segment processes.
     @exclusivity(unchecked) private(set) var next = 0
     /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
@@ -35,7 +44,9 @@ final class SegmentRunner {
          scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
          output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
-         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?) {
+         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
+         inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
+         control: WorkerControl, sharedFutex: Bool, start: Int) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -56,6 +67,13 @@ final class SegmentRunner {
         self.wakeTargets = .allocate(capacity: wakeTargets.count)
         _ = self.wakeTargets.initialize(from: wakeTargets)
         self.resultBoard = resultBoard.map { Unmanaged.passUnretained($0) }
+        self.inputMessages = .allocate(capacity: inputMessages.count)
+        _ = self.inputMessages.initialize(from: inputMessages)
+        self.outputMessages = outputMessages
+        self.progress = control.progress
+        self.currentNode = control.node
+        self.sharedFutex = sharedFutex
+        self.next = start
     }
 
     deinit {
@@ -67,6 +85,7 @@ final class SegmentRunner {
         scratch.deallocate()
         arguments.deallocate()
         wakeTargets.deallocate()
+        inputMessages.deallocate()
     }
 
     /// Whether the next execution's inputs are all published.
@@ -90,7 +109,7 @@ final class SegmentRunner {
         if n > 0 {
             if let statistics { statistics.processed.pointee.store(next, ordering: .relaxed) }
             atomicMemoryFence(ordering: .sequentiallyConsistent)
-            for target in wakeTargets { Worker.wake(target) }
+            for target in wakeTargets { Worker.wake(target, shared: sharedFutex) }
             if let board = resultBoard {
                 board._withUnsafeGuaranteedRef { board in
                     for k in first..<(first &+ n) { board.didPublish(k) }
@@ -144,6 +163,10 @@ final class SegmentRunner {
             if f != 0 {
                 failure = f
                 outputErrors[outputSlot] = inputErrors[i][k & inputs[i].mask]
+                if let out = outputMessages, let from = inputMessages[i] {
+                    FailureMessage.copy(from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
+                                        to: out + outputSlot &* FailureMessage.slotBytes)
+                }
                 statistics?.countSkipped()
                 break
             }
@@ -156,6 +179,8 @@ final class SegmentRunner {
         output.failure(k).pointee = failure
         output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         next = k &+ 1
+        // Single writer (this worker): a relaxed load and store, no read-modify-write.
+        progress.pointee.store(progress.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     /// Calls the kernels in order; returns 0, or the failing node's index + 1 (error stored).
@@ -167,16 +192,23 @@ final class SegmentRunner {
         var j = 0
         do {
             while j <= last {
+                currentNode.pointee.store(UInt32(truncatingIfNeeded: kernelNodes[j] &+ 1), ordering: .relaxed)
                 try kernels[j](source, j == last ? destination : scratch[j])
                 clock.kernelFinished(j)
                 if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
                 source = UnsafePointer(arguments + inputs.count + j)
                 j &+= 1
             }
+            currentNode.pointee.store(0, ordering: .relaxed)
             return 0
         } catch {
+            currentNode.pointee.store(0, ordering: .relaxed)
             if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
-            outputErrors[outputSlot] = error
+            if let out = outputMessages {
+                FailureMessage.write(String(describing: error), detail: kernelNodes[j], to: out + outputSlot &* FailureMessage.slotBytes)
+            } else {
+                outputErrors[outputSlot] = error
+            }
             statistics?.countFailure(kernel: j)
             return kernelNodes[j] &+ 1
         }

@@ -6,7 +6,7 @@ import Synchronization
 /// parks through its own io_uring (a futex-wait SQE on its park word) until a producer rings it.
 ///
 /// `@unchecked Sendable`: configured before its thread starts; afterwards its mutable state is touched
-/// only by that thread, except `parkCount` (atomic) and the park word (atomic, in the region).
+/// only by that thread, except its control block and park word (atomics, in the region).
 final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]
@@ -19,18 +19,19 @@ final class Worker: @unchecked Sendable {
     let parkTimeoutNanoseconds: Int64
     let useIORing: Bool
     let numaNode: Int?
-    /// How the worker parked, decided on its thread at start (io_uring futex-wait or plain futex).
-    private(set) var parkMechanism = ParkMechanism.futex
     /// I/O work on this worker's ring (sources and sinks at the graph's edges), installed before start.
     var attachment: RingAttachment?
-    /// Times the worker parked (diagnostics).
-    let parkCount = Atomic<Int>(0)
+    /// The worker's control block in the region: how it parks and how often (diagnostics).
+    let control: WorkerControl
+    /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
+    let sharedFutex: Bool
     private static let parkTag: UInt64 = 0xA6_0000_0000_0001
 
     enum ParkMechanism: String { case ioUring = "io_uring futex-wait", futex = "futex" }
 
     init(index: Int, runners: [SegmentRunner], parkWord: UnsafeMutablePointer<Atomic<UInt32>>,
-         stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?) {
+         stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?,
+         control: WorkerControl, sharedFutex: Bool) {
         self.index = index
         self.runners = runners
         self.parkWord = parkWord
@@ -41,14 +42,16 @@ final class Worker: @unchecked Sendable {
         self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
         self.useIORing = options.useIORing
         self.numaNode = numaNode
+        self.control = control
+        self.sharedFutex = sharedFutex
     }
 
     /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked.
     @inline(__always)
-    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
+    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) {
         guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
         if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
-            Futex.wake(futexWord(parkWord))
+            Futex.wake(futexWord(parkWord), shared: shared)
         }
     }
 
@@ -66,7 +69,7 @@ final class Worker: @unchecked Sendable {
         // A worker with I/O on its ring parks on that ring whenever the kernel has futex-wait (its
         // completions and its doorbell both end the wait), even with `useIORing` off.
         let parksOnRing = ring != nil && (useIORing || attachment != nil) && Worker.futexWaitSupported
-        parkMechanism = parksOnRing ? .ioUring : .futex
+        control.parkMechanism.pointee = parksOnRing ? 1 : 0
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
@@ -137,10 +140,10 @@ final class Worker: @unchecked Sendable {
             parkWord.pointee.store(0, ordering: .relaxed)
             return .notParked
         }
-        parkCount.add(1, ordering: .relaxed)
+        control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if let ring {
             if !armed {
-                armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag)
+                armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag, shared: sharedFutex)
             }
             // With the doorbell armed on the ring, the only other things that end the wait are this
             // ring's own completions; the timeout is a safety net (shutdown also rings the doorbell).
@@ -152,7 +155,7 @@ final class Worker: @unchecked Sendable {
             // No futex-wait on this kernel: the doorbell cannot end a wait on the ring, so poll it.
             _ = try? ioRing.submitAndWait(timeoutNanoseconds: min(parkTimeoutNanoseconds, 1_000_000))
         } else {
-            _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds)
+            _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds, shared: sharedFutex)
         }
         // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
         let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
