@@ -68,15 +68,21 @@ final class EngineCore: @unchecked Sendable {
             bound.forEach { $0.unbind() }
             throw .regionTooLarge(bytes: layout.totalBytes)
         }
+        // Statistics (when on) take the end of the region: worker processes record there too.
+        let statisticsOffset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
+        let statisticsEnd = options.statistics == .off ? layout.totalBytes : statisticsOffset + StatisticsStore.byteCount(for: plan)
         let region: SharedMemoryRegion
         do {
-            region = try SharedMemoryRegion(name: "actorgraph", byteCount: layout.totalBytes, numaNode: plan.numaNode,
+            region = try SharedMemoryRegion(name: "actorgraph", byteCount: statisticsEnd, numaNode: plan.numaNode,
                                             sealed: isolated)
         } catch {
             bound.forEach { $0.unbind() }
             throw .platform(operation: "memfd_create/mmap of \(layout.totalBytes) bytes", errno: error)
         }
         self.region = region
+        statistics = options.statistics.sampleInterval.map {
+            StatisticsStore(plan: plan, sampleInterval: $0, base: region.base + statisticsOffset, initialize: true)
+        }
         // The region is zero-filled: every control word, park word and stamp starts at 0.
         let wiring = EngineWiring(plan: plan, layout: layout, base: region.base)
         self.wiring = wiring
@@ -103,9 +109,6 @@ final class EngineCore: @unchecked Sendable {
 
         if isolated {
             workers = []
-            // Worker processes keep their own counters; statistics are recorded in thread mode only.
-            statistics = nil
-            if options.statistics != .off { logger.notice("statistics: not recorded with isolation .processes (thread mode only)") }
             RegionHeader(plan: plan, options: options).write(to: region.base)
             do {
                 supervisor = try Supervisor(core: self)
@@ -125,7 +128,6 @@ final class EngineCore: @unchecked Sendable {
                    parkWord: wiring.parkWords[w], stopping: stopping, options: options, numaNode: plan.numaNode,
                    control: wiring.controls[w], sharedFutex: false)
         }
-        statistics = options.statistics.sampleInterval.map { StatisticsStore(plan: plan, sampleInterval: $0) }
         statistics?.install(workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
@@ -353,5 +355,6 @@ extension RegionHeader {
                   spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
                   parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
                   useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs)
+        statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }

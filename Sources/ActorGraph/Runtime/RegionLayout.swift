@@ -193,6 +193,8 @@ struct RegionHeader {
     var useIORing: Bool
     var numaNode: Int
     var cpus: [Int?]
+    /// ``CompileOptions/statistics``: the sampling interval, 0 when off (field 12).
+    var statisticsInterval = 0
 
     static let maxWorkers = (RegionLayout.headerBytes - 512) / 8
 
@@ -201,6 +203,7 @@ struct RegionHeader {
                                Int64(capacity), Int64(placement), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
                                Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode)]
         for (i, f) in fields.enumerated() { base.storeBytes(of: f, toByteOffset: i * 8, as: Int64.self) }
+        base.storeBytes(of: Int64(statisticsInterval), toByteOffset: 12 * 8, as: Int64.self)
         for (i, cpu) in cpus.enumerated() { base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self) }
     }
 
@@ -218,7 +221,7 @@ struct RegionHeader {
                             placement: Int(field(4)), batchSize: Int(field(5)), workerSpins: Int(field(6)),
                             callerSpins: Int(field(7)), spinTimeNanoseconds: Int(field(8)),
                             parkTimeoutNanoseconds: Int(field(9)), useIORing: field(10) != 0, numaNode: Int(field(11)),
-                            cpus: cpus)
+                            cpus: cpus, statisticsInterval: Int(field(12)))
     }
 
     /// The options a child runs its worker with.
@@ -229,6 +232,7 @@ struct RegionHeader {
                                                 parkTimeout: .nanoseconds(parkTimeoutNanoseconds)),
                                batchSize: batchSize, useIORing: useIORing)
         o.placement = Placement(code: placement)
+        o.statistics = statisticsInterval > 0 ? .sampled(every: statisticsInterval) : .off
         return o
     }
 }

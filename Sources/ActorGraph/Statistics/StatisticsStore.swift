@@ -120,18 +120,16 @@ struct SampledStageClock: StageClock {
 /// input ring's publish times, by the submitting thread inside the slot header it owns).
 /// Snapshots read it from any thread with relaxed loads; nothing is allocated while recording.
 ///
-/// The words live in their own memfd region (``region``), laid out from the plan alone, so a worker
-/// in another process mapping the same memfd can record into the same words; if the memfd cannot
-/// be created the store falls back to process memory.
+/// The words live at the end of the engine's shared-memory region (``offset(afterLayoutBytes:)``),
+/// laid out from the plan alone: a worker process maps the same region and records into the same
+/// words (``Isolation/processes``), and a restarted worker goes on counting where its predecessor
+/// stopped.
 ///
 /// `@unchecked Sendable`: the memory is written only as described above, through atomics.
 final class StatisticsStore: @unchecked Sendable {
     let sampleInterval: Int
     let sampleMask: Int
     private let plan: ExecutionPlan
-    /// The memfd region holding the words (`nil`: process memory, the fallback).
-    let region: SharedMemoryRegion?
-    private let memory: UnsafeMutableRawPointer
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
     private let wordCount: Int
     private let workerBase: [Int]
@@ -145,47 +143,58 @@ final class StatisticsStore: @unchecked Sendable {
     static let nodeHeaderWords = 3
     static let readHeaderWords = 2
 
-    init(plan: ExecutionPlan, sampleInterval: Int) {
+    /// Where the store starts in a region whose layout takes `layoutBytes`.
+    static func offset(afterLayoutBytes layoutBytes: Int) -> Int { roundUp(layoutBytes, to: SlotRing.cacheLine) }
+
+    /// Bytes the store of `plan` needs.
+    static func byteCount(for plan: ExecutionPlan) -> Int { Layout(plan).wordCount * 8 }
+
+    /// Word offsets of every block, from the plan alone (the same in every process).
+    struct Layout {
+        var workerBase: [Int] = []
+        var segmentBase: [Int] = []
+        var nodeBase: [Int]
+        var readBase: [[Int]] = []
+        var wordCount: Int
+
+        init(_ plan: ExecutionPlan) {
+            func lines(_ words: Int) -> Int { (words + 7) / 8 * 8 }
+            var offset = 0
+            for _ in 0..<plan.workerCount { workerBase.append(offset); offset += 8 }
+            for _ in plan.segments { segmentBase.append(offset); offset += 8 }
+            nodeBase = [Int](repeating: -1, count: plan.nodes.count)
+            for segment in plan.segments {
+                for node in segment.nodes {
+                    nodeBase[node] = offset
+                    offset += lines(StatisticsStore.nodeHeaderWords + LogBuckets.count)
+                }
+            }
+            for segment in plan.segments {
+                var reads: [Int] = []
+                for _ in segment.inputChannels {
+                    reads.append(offset)
+                    offset += lines(StatisticsStore.readHeaderWords + 2 * LogBuckets.count)
+                }
+                readBase.append(reads)
+            }
+            wordCount = max(offset, 8)
+        }
+    }
+
+    /// A store over `byteCount(for: plan)` bytes at `base` (cache-line aligned, inside the engine's
+    /// region). `initialize`: zero the words (the compiling process; a worker process maps them as they are).
+    init(plan: ExecutionPlan, sampleInterval: Int, base: UnsafeMutableRawPointer, initialize: Bool) {
         self.plan = plan
         self.sampleInterval = sampleInterval
         self.sampleMask = sampleInterval - 1
-        func lines(_ words: Int) -> Int { (words + 7) / 8 * 8 }
-        var offset = 0
-        var workerBase: [Int] = []
-        for _ in 0..<plan.workerCount { workerBase.append(offset); offset += 8 }
-        var segmentBase: [Int] = []
-        for _ in plan.segments { segmentBase.append(offset); offset += 8 }
-        var nodeBase = [Int](repeating: -1, count: plan.nodes.count)
-        for segment in plan.segments {
-            for node in segment.nodes {
-                nodeBase[node] = offset
-                offset += lines(Self.nodeHeaderWords + LogBuckets.count)
-            }
-        }
-        var readBase: [[Int]] = []
-        for segment in plan.segments {
-            var reads: [Int] = []
-            for _ in segment.inputChannels {
-                reads.append(offset)
-                offset += lines(Self.readHeaderWords + 2 * LogBuckets.count)
-            }
-            readBase.append(reads)
-        }
-        self.workerBase = workerBase
-        self.segmentBase = segmentBase
-        self.nodeBase = nodeBase
-        self.readBase = readBase
-        wordCount = max(offset, 8)
-        do {
-            region = try SharedMemoryRegion(name: "actorgraph-statistics", byteCount: wordCount * 8, numaNode: plan.numaNode)
-            memory = region!.base
-        } catch {
-            logger.notice("statistics: memfd_create failed (\(error)): recording into process memory")
-            region = nil
-            memory = .allocate(byteCount: wordCount * 8, alignment: SlotRing.cacheLine)
-        }
-        words = memory.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
-        for i in 0..<wordCount { (words + i).initialize(to: Atomic(0)) }
+        let layout = Layout(plan)
+        workerBase = layout.workerBase
+        segmentBase = layout.segmentBase
+        nodeBase = layout.nodeBase
+        readBase = layout.readBase
+        wordCount = layout.wordCount
+        words = base.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
+        if initialize { for i in 0..<wordCount { (words + i).initialize(to: Atomic(0)) } }
     }
 
     deinit {
@@ -194,18 +203,18 @@ final class StatisticsStore: @unchecked Sendable {
             recorder.reads.deallocate()
             recorder.producerCounts.deallocate()
         }
-        words.deinitialize(count: wordCount)
-        if let region { region.close() } else { memory.deallocate() }
+        // The words belong to the engine's region, unmapped with it.
     }
 
     /// Hands each runner and worker its recorder. Called once, before any worker thread starts.
     /// - Parameters:
-    ///   - workers: by index; each one's runners are its segments in plan order.
+    ///   - workers: the workers of this process (all of them, or a worker process's one); each
+    ///     one's runners are its segments in plan order.
     ///   - inputCount: the submitters' claim counter (the input ring's producer count).
     func install(workers: [Worker], inputCount: UnsafeMutablePointer<Atomic<Int>>) {
         var runners = [SegmentRunner?](repeating: nil, count: plan.segments.count)
-        for (w, worker) in workers.enumerated() {
-            let segments = plan.segments.filter { $0.worker == w }
+        for worker in workers {
+            let segments = plan.segments.filter { $0.worker == worker.index }
             // A worker whose runners live elsewhere (another process) records nothing here.
             guard segments.count == worker.runners.count else { continue }
             for (segment, runner) in zip(segments, worker.runners) { runners[segment.id] = runner }
@@ -230,8 +239,8 @@ final class StatisticsStore: @unchecked Sendable {
             segmentRecorders.append(recorder)
             runners[s]?.statistics = recorder
         }
-        for (w, worker) in workers.enumerated() {
-            worker.statistics = WorkerStatisticsRecorder(words: words + workerBase[w])
+        for worker in workers {
+            worker.statistics = WorkerStatisticsRecorder(words: words + workerBase[worker.index])
         }
     }
 
