@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ActorGraph", targets: ["ActorGraph"]),
         .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
         .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
+        .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
     dependencies: [
@@ -16,16 +17,23 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         // Noncopyable containers (`UniqueArray`) for pending executions in the examples and tests.
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // Statistics export: swift-metrics API, Prometheus registry and text format.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // `swift package generate-documentation --target ActorGraph` (DocC catalog in Sources/ActorGraph).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // Platform: C libraries reached through module maps.
         .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .systemLibrary(name: "CLibNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CPlatformShims"),
+        // SIGINT/SIGTERM handlers that only record the signal (async-signal-safe C).
+        .target(name: "CServiceSignals"),
         .target(
             name: "ActorGraphPlatform",
             dependencies: [
-                "CLibURing", "CLibNUMA", "CPlatformShims",
+                "CLibURing", "CLibNUMA", "CPlatformShims", "CServiceSignals",
             ]
         ),
         // The engine: DSL, compiler, channels, runtime, dynamic path.
@@ -34,6 +42,15 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Statistics export: swift-metrics reporter, Prometheus text, a small scrape endpoint.
+        .target(
+            name: "ActorGraphMetrics",
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Example graphs users run (`actorgraph list`).
@@ -57,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -77,5 +94,10 @@ let package = Package(
         .testTarget(name: "IsolationTests",
                     dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
+        // The metrics export and the `actorgraph serve` process (scraped over HTTP, stopped by signals).
+        .testTarget(name: "ServiceTests", dependencies: [
+            "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
     ]
 )

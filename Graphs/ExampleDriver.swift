@@ -21,6 +21,8 @@ public enum ExampleDriver {
         }
         var recorder = RunRecorder(example: example, options: options, format: format)
         var notes: [String] = []
+        var statistics: GraphStatistics? = nil
+        var statisticsDOT: String? = nil
         let start = MonotonicClock.now()
         switch options.mode {
         case .compiled:
@@ -30,6 +32,8 @@ public enum ExampleDriver {
                 try compiled.execute(x)
             }
             notes.append(describePlacement(compiled))
+            statistics = compiled.statistics
+            statisticsDOT = statistics.map { compiled.dot(statistics: $0) }
             let cpus = compiled.effectiveCPUs
             notes.append("effective CPUs: \(cpus)")
             if Double(compiled.workerCount + 1) > cpus.cpus {
@@ -45,6 +49,8 @@ public enum ExampleDriver {
             notes.append("pipelined: up to \(window) executions in flight (submit ahead, wait behind, in order)")
             try runPipelined(options.count, window: window, compiled: compiled, input: input, recorder: &recorder)
             notes.append(describePlacement(compiled))
+            statistics = compiled.statistics
+            statisticsDOT = statistics.map { compiled.dot(statistics: $0) }
         case .dynamic:
             let dynamic = try graph.dynamic()
             defer { dynamic.shutdown() }
@@ -67,7 +73,7 @@ public enum ExampleDriver {
         return ExampleRunReport(
             lines: recorder.lines, latenciesNanoseconds: recorder.latencies, notes: notes,
             executions: options.count, omittedExecutions: max(0, options.count - options.resultLimit),
-            elapsedNanoseconds: elapsed)
+            elapsedNanoseconds: elapsed, statistics: statistics, statisticsDOT: statisticsDOT)
     }
 
     /// One line on where the compiled graph runs.

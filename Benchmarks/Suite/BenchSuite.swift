@@ -168,6 +168,8 @@ public struct BenchReport: Codable, Sendable {
     public var summary: BenchSummary
     /// Where the files were written.
     public var files: [String]
+    /// Echo with statistics off and on (`nil` when the case was not selected).
+    public var statisticsOverhead: StatisticsOverhead?
 }
 
 /// Runs the benchmark suite behind `actorgraph bench`.
@@ -299,6 +301,17 @@ public enum BenchSuite {
                                                  callerCPU: callerCPU, pingPongCPUs: pingPongCPUs)
         say("  interleaved       echo p50 \(fmtNs(interleaved.echo.p50)) p99 \(fmtNs(interleaved.echo.p99))  ping-pong p50 \(fmtNs(interleaved.pingPong.p50)) p99 \(fmtNs(interleaved.pingPong.p99))  (\(interleaved.rounds) alternating rounds; per-round p50 ratios \(interleaved.roundP50Ratios.map { fmt($0, 2) }.joined(separator: " ")))")
 
+        // 2c. What statistics cost: echo with them off and on, alternating rounds of the same run.
+        var statisticsOverhead: StatisticsOverhead? = nil
+        if options.includes("stats") || options.includes("echo") {
+            let o = try measureStatisticsOverhead(rounds: options.quick ? 4 : 8, samples: options.quick ? 50_000 : 250_000,
+                                                  callerCPU: callerCPU, counter: counter)
+            statisticsOverhead = o
+            say("  echo.stats        statistics off p50 \(fmtNs(o.off.p50)) p99 \(fmtNs(o.off.p99))  on (1/16) p50 \(fmtNs(o.on.p50)) p99 \(fmtNs(o.on.p99))  on/off p50 \(fmt(o.p50Ratio, 3)) p99 \(fmt(o.p99Ratio, 3))"
+                + (o.allocationsPerExecutionOn.map { "  allocs/exec on \(fmt($0, 2))" } ?? "")
+                + "  (stage p50 seen by the statistics \(fmtNs(o.echoStageP50Nanoseconds)); \(o.rounds) alternating rounds)")
+        }
+
         // 3. Sequential path.
         for c in cases {
             guard let runSequential = c.runSequential else { continue }
@@ -359,7 +372,8 @@ public enum BenchSuite {
         }
         let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
         let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
-            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution))
+            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
+            + [statisticsOverhead?.allocationsPerExecutionOn].compactMap { $0 })
         if let echo {
             say("echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases")
         }
@@ -393,7 +407,7 @@ public enum BenchSuite {
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
             recoveryStandby: recoveryStandby, contended: contended,
-            summary: summary, files: [])
+            summary: summary, files: [], statisticsOverhead: statisticsOverhead)
         print("")
         print(ReportWriter.table(report))
         report.files = try ReportWriter.write(report, to: options.outputDirectory)

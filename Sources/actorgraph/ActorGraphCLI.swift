@@ -57,9 +57,17 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
     var isolated = false
 
+    @Flag(help: "Record per-stage statistics (counts, stage time, channel wait, parks) and print them at the end.")
+    var stats = false
+
+    @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
+    var statsEvery = 16
+
     var compileOptions: CompileOptions {
-        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, idle: IdlePolicy(strategy: waitStrategy.strategy),
-                       isolation: isolated ? .processes : .threads)
+        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin,
+                                     idle: IdlePolicy(strategy: waitStrategy.strategy), isolation: isolated ? .processes : .threads)
+        options.statistics = stats ? .sampled(every: statsEvery) : .off
+        return options
     }
 }
 

@@ -7,6 +7,10 @@ public struct CompileOptions: Sendable {
     /// The largest shared-memory region accepted (8 GiB).
     public static let maxRegionBytes = 8 << 30
 
+    /// Per-stage statistics (``CompiledGraph/statistics``): `.off` by default; `.on` counts every
+    /// execution and times 1 in 16, recorded by the workers into preallocated per-worker storage.
+    public var statistics: StatisticsMode = .off
+
     /// Worker threads. `nil` fits the machine: one fewer than the effective CPUs (affinity mask and
     /// cgroup CPU quota, rounded up; the caller spins too), at least one.
     public var workers: Int?

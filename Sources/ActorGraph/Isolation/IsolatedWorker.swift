@@ -157,12 +157,21 @@ public enum IsolatedWorker {
                                          start: control.resume.pointee)
         let worker = Worker(index: w, runners: runners, parkWord: wiring.parkWords[w], stopping: wiring.stopping,
                             options: options, numaNode: plan.numaNode, control: control, sharedFutex: true)
+        // Statistics: the parent's store at the end of the region, this worker's blocks recorded here.
+        var statistics: StatisticsStore? = nil
+        if let interval = options.statistics.sampleInterval {
+            let offset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
+            if offset + StatisticsStore.byteCount(for: plan) <= region.size {
+                statistics = StatisticsStore(plan: plan, sampleInterval: interval, base: region.base + offset, initialize: false)
+                statistics?.install(workers: [worker], inputCount: wiring.nextSequence)
+            }
+        }
         if let cpu = plan.workerCPUs[w] { _ = cplatform_pin_current_thread(Int32(cpu)) }
         cplatform_set_thread_name("actorgraph-p\(w)")
         control.state.pointee.store(WorkerControl.ready, ordering: .sequentiallyConsistent)
         Futex.wake(futexWord(control.state), count: Int32.max, shared: true)
         worker.run()
-        withExtendedLifetime((region, board, runners)) {}
+        withExtendedLifetime((region, board, runners, statistics)) {}
         _exit(0)
     }
 

@@ -195,6 +195,7 @@ final class Supervisor: @unchecked Sendable {
     private func awaitHandshake(_ w: Int) throws(GraphError) {
         let control = wiring.controls[w]
         let deadline = MonotonicClock.now() &+ UInt64(max(0, options.handshakeTimeout.nanoseconds))
+        var exited: ChildProcess.ExitReason? = nil
         while true {
             let state = control.state.pointee.load(ordering: .sequentiallyConsistent)
             if state == WorkerControl.ready {
@@ -206,9 +207,15 @@ final class Supervisor: @unchecked Sendable {
                 if control.refusalCode.pointee == RefusalCode.planMismatch { throw .planMismatch(worker: w, detail: text) }
                 throw .isolatedWorkerRefused(worker: w, reason: text)
             }
+            if let reason = exited {
+                throw .isolatedWorkerRefused(worker: w, reason: "exited before it reported ready (\(reason)); does main start with IsolatedWorker.runIfChild?")
+            }
             guard let child = children[w] else { throw .isolatedWorkerRefused(worker: w, reason: "not started") }
             if let reason = child.reap(block: false) {
-                throw .isolatedWorkerRefused(worker: w, reason: "exited before it reported ready (\(reason)); does main start with IsolatedWorker.runIfChild?")
+                // A refusing child writes its state, then exits: look at the state once more (the
+                // child's stores are visible once it is reaped) before calling it an early exit.
+                exited = reason
+                continue
             }
             let now = MonotonicClock.now()
             if now >= deadline {

@@ -163,6 +163,16 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
+
+    /// A snapshot of the per-stage statistics recorded so far (from any thread, at any time), or
+    /// `nil` when the graph was compiled with ``CompileOptions/statistics`` `.off`.
+    public var statistics: GraphStatistics? { core.statistics?.snapshot() }
+
+    /// ``dot()`` with each node and ring labelled with its measured figures (count, failures,
+    /// stage p50/p99, channel wait p50/p99); the same as ``dot()`` when statistics are off.
+    public func dot(statistics: GraphStatistics?) -> String {
+        DOTWriter.write(core.plan, cpus: core.plan.workerCPUs, statistics: statistics)
+    }
 }
 
 /// One submitted execution. Wait for it with ``wait()`` (or `await value()`): a result is delivered

@@ -29,6 +29,8 @@ final class EngineCore: @unchecked Sendable {
     let errorTables: [UnsafeMutablePointer<(any Error)?>]
     /// Thread mode: the workers (process mode: none here; they live in the children).
     let workers: [Worker]
+    /// Per-stage statistics (``CompileOptions/statistics``); `nil` when off.
+    let statistics: StatisticsStore?
     private var threads: [PinnedThread] = []
     /// Thread workers still running a stage when `shutdown()` gave up waiting (left detached).
     let detachedThreads = Atomic<Int>(0)
@@ -67,15 +69,21 @@ final class EngineCore: @unchecked Sendable {
             bound.forEach { $0.unbind() }
             throw .regionTooLarge(bytes: layout.totalBytes)
         }
+        // Statistics (when on) take the end of the region: worker processes record there too.
+        let statisticsOffset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
+        let statisticsEnd = options.statistics == .off ? layout.totalBytes : statisticsOffset + StatisticsStore.byteCount(for: plan)
         let region: SharedMemoryRegion
         do {
-            region = try SharedMemoryRegion(name: "actorgraph", byteCount: layout.totalBytes, numaNode: plan.numaNode,
+            region = try SharedMemoryRegion(name: "actorgraph", byteCount: statisticsEnd, numaNode: plan.numaNode,
                                             sealed: isolated)
         } catch {
             bound.forEach { $0.unbind() }
             throw .platform(operation: "memfd_create/mmap of \(layout.totalBytes) bytes", errno: error)
         }
         self.region = region
+        statistics = options.statistics.sampleInterval.map {
+            StatisticsStore(plan: plan, sampleInterval: $0, base: region.base + statisticsOffset, initialize: true)
+        }
         // The region is zero-filled: every control word, park word and stamp starts at 0.
         let wiring = EngineWiring(plan: plan, layout: layout, base: region.base)
         self.wiring = wiring
@@ -121,6 +129,7 @@ final class EngineCore: @unchecked Sendable {
                    parkWord: wiring.parkWords[w], stopping: stopping, options: options, numaNode: plan.numaNode,
                    control: wiring.controls[w], sharedFutex: false)
         }
+        statistics?.install(workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
             for worker in workers {
@@ -239,6 +248,7 @@ final class EngineCore: @unchecked Sendable {
     /// per execution).
     @usableFromInline @inline(__always)
     func publishInputs(first: Int, count: Int) {
+        if let statistics { statistics.stampInputs(input, first: first, count: count) }
         for k in first..<(first &+ count) {
             input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         }
@@ -295,6 +305,7 @@ final class EngineCore: @unchecked Sendable {
     /// Publishes the input of `k` and wakes the head workers if they parked.
     @usableFromInline
     func publishInput(_ k: Int) {
+        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
         for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
@@ -354,5 +365,6 @@ extension RegionHeader {
                   parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
                   useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs,
                   waitStrategy: options.idle.strategy.code)
+        statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }

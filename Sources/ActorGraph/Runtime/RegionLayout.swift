@@ -193,7 +193,9 @@ struct RegionHeader {
     var useIORing: Bool
     var numaNode: Int
     var cpus: [Int?]
-    /// ``WaitStrategy/code`` of the workers' idle policy.
+    /// ``CompileOptions/statistics``: the sampling interval, 0 when off (field 12).
+    var statisticsInterval = 0
+    /// ``WaitStrategy/code`` of the workers' idle policy (field 13).
     var waitStrategy: Int = 3
 
     static let maxWorkers = (RegionLayout.headerBytes - 512) / 8
@@ -201,9 +203,10 @@ struct RegionHeader {
     func write(to base: UnsafeMutableRawPointer) {
         let fields: [Int64] = [Int64(bitPattern: RegionHeader.magic), Int64(bitPattern: fingerprint), Int64(workerCount),
                                Int64(capacity), Int64(placement), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
-                               Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode),
-                               Int64(waitStrategy)]
+                               Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode)]
         for (i, f) in fields.enumerated() { base.storeBytes(of: f, toByteOffset: i * 8, as: Int64.self) }
+        base.storeBytes(of: Int64(statisticsInterval), toByteOffset: 12 * 8, as: Int64.self)
+        base.storeBytes(of: Int64(waitStrategy), toByteOffset: 13 * 8, as: Int64.self)
         for (i, cpu) in cpus.enumerated() { base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self) }
     }
 
@@ -221,7 +224,7 @@ struct RegionHeader {
                             placement: Int(field(4)), batchSize: Int(field(5)), workerSpins: Int(field(6)),
                             callerSpins: Int(field(7)), spinTimeNanoseconds: Int(field(8)),
                             parkTimeoutNanoseconds: Int(field(9)), useIORing: field(10) != 0, numaNode: Int(field(11)),
-                            cpus: cpus, waitStrategy: Int(field(12)))
+                            cpus: cpus, statisticsInterval: Int(field(12)), waitStrategy: Int(field(13)))
     }
 
     /// The options a child runs its worker with.
@@ -233,6 +236,7 @@ struct RegionHeader {
                                                 strategy: WaitStrategy(code: waitStrategy)),
                                batchSize: batchSize, useIORing: useIORing)
         o.placement = Placement(code: placement)
+        o.statistics = statisticsInterval > 0 ? .sampled(every: statisticsInterval) : .off
         return o
     }
 }

@@ -35,6 +35,9 @@ final class SegmentRunner {
     let sharedFutex: Bool
     /// The next sequence this segment processes.
     @exclusivity(unchecked) private(set) var next = 0
+    /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
+    /// Set once before the worker starts.
+    @exclusivity(unchecked) var statistics: SegmentStatistics?
 
     init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
@@ -104,6 +107,7 @@ final class SegmentRunner {
         var n = 0
         while n < limit && runOne() { n &+= 1 }
         if n > 0 {
+            if let statistics { statistics.processed.pointee.store(next, ordering: .relaxed) }
             atomicMemoryFence(ordering: .sequentiallyConsistent)
             for target in wakeTargets { Worker.wake(target, shared: sharedFutex) }
             // The waiter words are read through this runner's own copy of the ring: the board object
@@ -121,10 +125,32 @@ final class SegmentRunner {
 
     /// Runs the next execution if its inputs are ready, and publishes its output (release; the
     /// caller, ``runBatch(_:)``, fences and wakes). Returns whether it ran.
+    ///
+    /// With statistics off this costs one predicted branch more than the bare body; sampled
+    /// executions take the out-of-line ``runSampled(_:)``.
     @inline(__always)
     func runOne() -> Bool {
         guard isReady() else { return false }
+        if let statistics, statistics.isSampled(next) {
+            runSampled(statistics)
+        } else {
+            var clock = NoStageClock()
+            run(&clock)
+        }
+        return true
+    }
+
+    @inline(never)
+    private func runSampled(_ statistics: SegmentStatistics) {
+        var clock = SampledStageClock(statistics)
+        run(&clock)
+    }
+
+    /// The body of one execution, specialized for the unsampled (no-op) and the sampled clock.
+    @inline(__always)
+    private func run<Clock: StageClock>(_ clock: inout Clock) {
         let k = next
+        clock.pickedUp(k, inputs: inputs)
         let outputSlot = k & output.mask
         // The slot still holds execution k - capacity: destroy its value before reusing it.
         let previousFailure = output.failure(k).pointee
@@ -145,24 +171,26 @@ final class SegmentRunner {
                     FailureMessage.copy(from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
                                         to: out + outputSlot &* FailureMessage.slotBytes)
                 }
+                statistics?.countSkipped()
                 break
             }
             arguments[i] = UnsafeRawPointer(inputs[i].value(k))
         }
         if failure == 0 {
-            failure = runKernels(into: output.value(k), outputSlot: outputSlot)
+            failure = runKernels(into: output.value(k), outputSlot: outputSlot, clock: &clock)
         }
+        clock.willPublish(k, output: output)
         output.failure(k).pointee = failure
         output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         next = k &+ 1
         // Single writer (this worker): a relaxed load and store, no read-modify-write.
         progress.pointee.store(progress.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        return true
     }
 
     /// Calls the kernels in order; returns 0, or the failing node's index + 1 (error stored).
     @inline(__always)
-    private func runKernels(into destination: UnsafeMutableRawPointer, outputSlot: Int) -> Int32 {
+    private func runKernels<Clock: StageClock>(into destination: UnsafeMutableRawPointer, outputSlot: Int,
+                                               clock: inout Clock) -> Int32 {
         let last = kernels.count - 1
         var source = UnsafePointer(arguments)
         var j = 0
@@ -170,6 +198,7 @@ final class SegmentRunner {
             while j <= last {
                 currentNode.pointee.store(UInt32(truncatingIfNeeded: kernelNodes[j] &+ 1), ordering: .relaxed)
                 try kernels[j](source, j == last ? destination : scratch[j])
+                clock.kernelFinished(j)
                 if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
                 source = UnsafePointer(arguments + inputs.count + j)
                 j &+= 1
@@ -184,6 +213,7 @@ final class SegmentRunner {
             } else {
                 outputErrors[outputSlot] = error
             }
+            statistics?.countFailure(kernel: j)
             return kernelNodes[j] &+ 1
         }
     }

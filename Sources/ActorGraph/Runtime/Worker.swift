@@ -64,11 +64,16 @@ final class Worker: @unchecked Sendable {
         } else if useIORing && Worker.futexWaitSupported {
             ring = try? IORing(entries: 8)
         }
-        let parksOnRing = ring != nil && useIORing && Worker.futexWaitSupported
+        // A worker with I/O on its ring parks on that ring whenever the kernel has futex-wait (its
+        // completions and its doorbell both end the wait), even with `useIORing` off.
+        let parksOnRing = ring != nil && (useIORing || attachment != nil) && Worker.futexWaitSupported
         control.parkMechanism.pointee = parksOnRing ? 1 : 0
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var backoff = Backoff(policy: idlePolicy, role: .worker)
+        // After a park that ended with nothing to do (its safety-net timeout), park again at once
+        // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
+        var reparkAtOnce = false
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
         schedule.withUnsafeBufferPointer { schedule in
@@ -79,10 +84,14 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { backoff.progressed(); continue }
+                if progressed { backoff.progressed(); reparkAtOnce = false; continue }
+                if reparkAtOnce {
+                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
+                    continue
+                }
                 // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
                 if backoff.idle() == .retry { continue }
-                park(ring: parksOnRing ? ring : nil, armed: &armed)
+                reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
             }
         }
         backoff.finish()
@@ -104,31 +113,47 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
+    /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
+    @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
 
-    private func park(ring: IORing?, armed: inout Bool) {
+    /// How a park ended.
+    enum ParkOutcome { case notParked, doorbell, timedOut }
+
+    /// Announces the park, re-checks, and sleeps until a producer rings the park word, an I/O
+    /// completion arrives (a worker with an attachment), shutdown, or the park timeout.
+    @discardableResult
+    private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
+        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
+        var completions = false
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
             || attachment?.hasWork == true {
             parkWord.pointee.store(0, ordering: .relaxed)
-            return
+            return .notParked
         }
         control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if let ring {
             if !armed {
                 armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag, shared: sharedFutex)
             }
-            _ = try? ring.submitAndWait(timeoutNanoseconds: parkTimeoutNanoseconds)
+            // With the doorbell armed on the ring, the only other things that end the wait are this
+            // ring's own completions; the timeout is a safety net (shutdown also rings the doorbell).
+            _ = try? ring.submitAndWait(timeoutNanoseconds: armed ? parkTimeoutNanoseconds : min(parkTimeoutNanoseconds, 1_000_000))
             ring.reapCompletions { completion in
-                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion) }
+                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion); completions = true }
             }
         } else if let ioRing = attachmentRing {
-            // Parking on a plain futex would miss I/O: sleep on the ring with a short timeout instead.
+            // No futex-wait on this kernel: the doorbell cannot end a wait on the ring, so poll it.
             _ = try? ioRing.submitAndWait(timeoutNanoseconds: min(parkTimeoutNanoseconds, 1_000_000))
         } else {
             _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds, shared: sharedFutex)
         }
+        // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
+        let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
         parkWord.pointee.store(0, ordering: .relaxed)
+        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
+        return doorbell || completions ? .doorbell : .timedOut
     }
 
     /// Whether this host lets workers park through io_uring; logged once when it does not.
