@@ -271,6 +271,8 @@ public enum BenchSuite {
             for standby in [false, true] {
                 var compileOptions = CompileOptions(isolation: .processes)
                 compileOptions.standbyWorkers = standby
+                // Every kill is a restart: allow all of them (the default policy fails the graph after 10 a minute).
+                compileOptions.restartPolicy = RestartPolicy(maxRestarts: (options.quick ? 5 : budget.recoveryKills) + 1, window: .seconds(60))
                 let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
                 defer { graph.shutdown() }
                 let kills = options.quick ? 5 : budget.recoveryKills
