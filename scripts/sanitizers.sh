@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds and runs the whole XCTest suite under ThreadSanitizer, then under AddressSanitizer
+# (+ LeakSanitizer), each in its own scratch path so the plain debug build is untouched.
+# ASan suppresses only XCTest's own leaks, by name (scripts/sanitizers/lsan-xctest.supp).
+# Usage: bash scripts/sanitizers.sh [thread|address ...]   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sanitizers=("$@")
+[ ${#sanitizers[@]} -eq 0 ] && sanitizers=(thread address)
+# Property tests: fewer graphs under the sanitizers (each run is 5–20x slower); the full count runs
+# in the plain test pass.
+export ACTORGRAPH_PROPERTY_GRAPHS="${ACTORGRAPH_SANITIZER_PROPERTY_GRAPHS:-1500}"
+# The Swift runtime's crash backtracer fights the sanitizers' own reports: leave reporting to them.
+export SWIFT_BACKTRACE="enable=no"
+for sanitizer in "${sanitizers[@]}"; do
+    case "$sanitizer" in
+    thread) scratch=.build-tsan
+        export TSAN_OPTIONS="halt_on_error=1 abort_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" ;;
+    address) scratch=.build-asan
+        export ASAN_OPTIONS="detect_leaks=1 abort_on_error=0 ${ASAN_OPTIONS:-}"
+        export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizers/lsan-xctest.supp print_suppressions=1 ${LSAN_OPTIONS:-}"
+        export ASAN_OPTIONS="$ASAN_OPTIONS malloc_context_size=8" ;;
+    *) echo "sanitizers.sh: unknown sanitizer '$sanitizer' (thread or address)" >&2; exit 2 ;;
+    esac
+    echo "== ${sanitizer} sanitizer: build (${scratch})"
+    swift build --build-tests --sanitize="$sanitizer" --scratch-path "$scratch"
+    echo "== ${sanitizer} sanitizer: test"
+    swift test --skip-build --disable-swift-testing --sanitize="$sanitizer" --scratch-path "$scratch"
+    echo "== ${sanitizer} sanitizer: clean"
+done
