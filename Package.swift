@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ActorGraph", targets: ["ActorGraph"]),
         .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
         .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
+        .library(name: "ActorGraphReliability", targets: ["ActorGraphReliability"]),
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
     dependencies: [
@@ -59,12 +60,17 @@ let package = Package(
             path: "Benchmarks/Suite",
             swiftSettings: hotPathSettings
         ),
+        // Reliability tools behind `actorgraph soak` and `actorgraph fuzz-udp` (testable as a library).
+        .target(
+            name: "ActorGraphReliability",
+            dependencies: ["ActorGraph", "ActorGraphPlatform", "ActorGraphExamples"]
+        ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
         .target(name: "CMallocCounter"),
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphReliability", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -74,5 +80,6 @@ let package = Package(
         ),
         .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"]),
     ]
 )

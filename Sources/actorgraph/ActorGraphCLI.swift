@@ -25,8 +25,36 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Bench.self,
             Serve.self,
             Load.self,
+            SoakCommand.self,
+            FuzzUDPCommand.self,
         ],
         defaultSubcommand: Run.self)
+
+    /// Parses and runs the command. A bad command line is reported in one line
+    /// (`actorgraph: error: …`, then a non-zero exit), not ArgumentParser's usage block; `--help`
+    /// still prints the full help.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error) // --help, --version: the full text
+            }
+            let message = self.message(for: error)
+                .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            if !message.isEmpty {
+                let trimmed = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+                CLI.printError("actorgraph: error: \(trimmed) (see `actorgraph help`)")
+            }
+            Glibc.exit(code.rawValue)
+        }
+    }
 }
 
 /// Compile options shared by `run` and `describe`.

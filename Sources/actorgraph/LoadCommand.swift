@@ -23,6 +23,13 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
+    func validate() throws {
+        // A negative, NaN, infinite or huge value used to trap converting to nanoseconds.
+        if let seconds, !(seconds > 0 && seconds <= 1e9) {
+            throw ValidationError("--seconds must be a positive number of seconds up to 1e9 (got \(seconds))")
+        }
+    }
+
     func run() async throws {
         guard name == "telematics" else { throw CLI.fail("only 'telematics' has a network edge (got '\(name)')") }
         let sink = ActorRef(AlertSink(), name: "alerts")
@@ -33,12 +40,13 @@ struct Serve: AsyncParsableCommand {
             throw CLI.fail("\(error)")
         }
         print("serving telematics on udp 127.0.0.1:\(served.port) (records: \(SampleCodec.recordSize)-byte samples; replies: \(TelematicsReplyCodec.recordSize) bytes)")
+        fflush(nil) // a pipe is block-buffered: whoever started us waits for this line
         let deadline = seconds.map { MonotonicClock.now() + UInt64($0 * 1e9) }
         var last = ServiceStatistics()
         while deadline.map({ MonotonicClock.now() < $0 }) ?? true {
             try await Task.sleep(for: .seconds(1))
             let stats = served.statistics
-            if stats != last { print(stats.description); last = stats }
+            if stats != last { print(stats.description); fflush(nil); last = stats }
         }
         served.shutdown()
         sink.withState { print("alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)") }
@@ -77,6 +85,9 @@ struct Load: AsyncParsableCommand {
     func validate() throws {
         guard name == "telematics" else { throw ValidationError("only 'telematics' has a network edge (got '\(name)')") }
         guard rate > 0, count > 0 else { throw ValidationError("--rate and --count must be positive") }
+        // An infinite rate used to trap converting the send interval to an integer.
+        guard rate <= 1e8 else { throw ValidationError("--rate must be at most 1e8 records per second (got \(rate))") }
+        guard malformedEvery >= 0 else { throw ValidationError("--malformed-every must be 0 (none) or positive (got \(malformedEvery))") }
     }
 
     func run() async throws {
