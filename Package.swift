@@ -1,12 +1,6 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// Engine targets are tuned for the hot path: whole-module optimisation is the default in release,
-/// and `-enforce-exclusivity=unchecked` removes the dynamic exclusivity checks from the worker loop.
-let hotPathSettings: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
-
 let package = Package(
     name: "ActorGraph",
     platforms: [.macOS(.v15)],
@@ -21,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // Noncopyable containers (`UniqueArray`) for pending executions in the examples and tests.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // Platform: C libraries reached through module maps.
@@ -31,8 +27,7 @@ let package = Package(
             name: "ActorGraphPlatform",
             dependencies: [
                 "CLibURing", "CLibNUMA", "CPlatformShims",
-            ],
-            swiftSettings: hotPathSettings
+            ]
         ),
         // The engine: DSL, compiler, channels, runtime, dynamic path.
         .target(
@@ -40,15 +35,13 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: hotPathSettings
+            ]
         ),
         // Example graphs users run (`actorgraph list`).
         .target(
             name: "ActorGraphExamples",
             dependencies: ["ActorGraph", "ActorGraphPlatform"],
-            path: "Graphs",
-            swiftSettings: hotPathSettings
+            path: "Graphs"
         ),
         // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
         .target(
@@ -56,9 +49,9 @@ let package = Package(
             dependencies: [
                 "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "BasicContainers", package: "swift-collections"),
             ],
-            path: "Benchmarks/Suite",
-            swiftSettings: hotPathSettings
+            path: "Benchmarks/Suite"
         ),
         // Reliability tools behind `actorgraph soak` and `actorgraph fuzz-udp` (testable as a library).
         .target(
@@ -78,7 +71,10 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
                 .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
         ),
-        .testTarget(name: "ActorGraphTests", dependencies: ["ActorGraph", "ActorGraphPlatform"]),
+        .testTarget(name: "ActorGraphTests", dependencies: [
+            "ActorGraph", "ActorGraphPlatform",
+            .product(name: "BasicContainers", package: "swift-collections"),
+        ]),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"]),
     ]

@@ -13,6 +13,10 @@ public enum ExampleExecutionMode: String, Sendable, CaseIterable {
     case dynamic
     /// `graph.sequential()`: every stage called in order on the caller's thread.
     case sequential
+    /// `graph.compile(...)`, pipelined: up to 64 executions submitted ahead of the one waited for
+    /// (pending executions kept in a noncopyable `UniqueArray`, no unsafe code); each latency runs
+    /// from its submit to its result.
+    case pipelined
 }
 
 /// How `ExampleGraph.run` executes an example.

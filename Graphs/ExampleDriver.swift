@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+import BasicContainers
 
 /// Runs an example graph `count` times on the chosen path, timing every execution: the shared
 /// engine behind each catalog entry's `run`.
@@ -34,6 +35,13 @@ public enum ExampleDriver {
                 notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread spin on \(cpus) CPU(s): "
                     + "oversubscribed, so latency is set by the OS scheduler (use fewer --workers)")
             }
+        case .pipelined:
+            let compiled = try graph.compile(options.compileOptions)
+            defer { compiled.shutdown() }
+            let window = min(64, compiled.capacity)
+            notes.append("pipelined: up to \(window) executions in flight (submit ahead, wait behind, in order)")
+            try runPipelined(options.count, window: window, compiled: compiled, input: input, recorder: &recorder)
+            notes.append(describePlacement(compiled))
         case .dynamic:
             let dynamic = try graph.dynamic()
             defer { dynamic.shutdown() }
@@ -65,6 +73,41 @@ public enum ExampleDriver {
         let park = Set(compiled.parkMechanisms).sorted().joined(separator: "/")
         return "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
+    }
+
+    /// Submit ahead, wait behind: the pending executions live in a `UniqueArray` used as a ring of
+    /// `window` entries (a `PendingExecution` is noncopyable: one owner, one result).
+    static func runPipelined<Input, Output>(
+        _ count: Int, window: Int, compiled: CompiledGraph<Input, Output>, input: (Int) -> Input,
+        recorder: inout RunRecorder<Input, Output>
+    ) throws(GraphError) {
+        var pending = UniqueArray<PendingExecution<Output>>(capacity: window)
+        var inputs: [Input] = []
+        var started: [UInt64] = []
+        inputs.reserveCapacity(window)
+        started.reserveCapacity(window)
+        func finish(_ i: Int) throws(GraphError) {
+            let slot = i % window
+            let y = try pending[slot].wait()
+            recorder.record(i, input: inputs[slot], output: y, nanoseconds: MonotonicClock.now() &- started[slot])
+        }
+        for i in 0..<count {
+            let x = input(i)
+            let slot = i % window
+            if i >= window { try finish(i - window) }
+            let t0 = MonotonicClock.now()
+            let submitted = try compiled.submit(x)
+            if i < window {
+                pending.append(submitted)
+                inputs.append(x)
+                started.append(t0)
+            } else {
+                pending[slot] = submitted
+                inputs[slot] = x
+                started[slot] = t0
+            }
+        }
+        for i in max(0, count - window)..<count { try finish(i) }
     }
 
     /// The blocking loop (compiled and sequential paths): a synchronous function, so `execute`

@@ -44,11 +44,26 @@ public struct ThroughputResult: Codable, Sendable {
     public var allocationsPerExecution: Double?
 }
 
+/// The headline ratio measured so that a change of the host's mood hits both sides: short rounds of
+/// compiled `echo` and of the ping-pong, alternating, each side's samples merged over the rounds.
+public struct InterleavedRatio: Codable, Sendable {
+    /// Alternating rounds (echo, then ping-pong, per round).
+    public var rounds: Int
+    /// Samples per side per round.
+    public var samplesPerRound: Int
+    /// Compiled `echo`, merged over the rounds.
+    public var echo: LatencyStats
+    /// Plain-spin ping-pong, merged over the rounds.
+    public var pingPong: LatencyStats
+    /// The p50 ratio of each round alone, to show the spread.
+    public var roundP50Ratios: [Double]
+}
+
 /// The headline numbers: the `summary:` line.
 public struct BenchSummary: Codable, Sendable {
-    /// Compiled `echo` p50 over the ping-pong p50.
+    /// Compiled `echo` p50 over the ping-pong p50, from the interleaved rounds.
     public var echoP50RatioToPingPong: Double
-    /// Compiled `echo` p99 over the ping-pong p99.
+    /// Compiled `echo` p99 over the ping-pong p99, from the interleaved rounds.
     public var echoP99RatioToPingPong: Double
     /// `echo` dynamic p50 over compiled p50.
     public var compiledVsDynamicEcho: Double
@@ -60,6 +75,12 @@ public struct BenchSummary: Codable, Sendable {
     public var chain3ThroughputPerSecond: Double
     /// The highest allocations per execution of any compiled result; NaN when not counted.
     public var allocationsPerExecution: Double
+    /// Executions per second of compiled `chain3` pipelined through the batch API (`executeAll`), results returned.
+    public var chain3BatchThroughputPerSecond: Double
+    /// `echo.64KiB` compiled p50 (zero-copy loan + borrow) over dynamic p50.
+    public var echo64kCompiledOverDynamic: Double
+    /// `echo.64KiB` compiled p50 over sequential p50.
+    public var echo64kCompiledOverSequential: Double
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -67,6 +88,9 @@ public struct BenchSummary: Codable, Sendable {
             + " compiled_vs_dynamic_echo=\(fmt(compiledVsDynamicEcho, 1)) compiled_vs_dynamic_chain3=\(fmt(compiledVsDynamicChain3, 1))"
             + " compiled_vs_dynamic_diamond=\(fmt(compiledVsDynamicDiamond, 1)) chain3_throughput_per_s=\(fmt(chain3ThroughputPerSecond, 0))"
             + " allocs_per_execution=\(fmt(allocationsPerExecution, 3))"
+            + " chain3_batch_throughput_per_s=\(fmt(chain3BatchThroughputPerSecond, 0))"
+            + " echo64k_compiled_over_dynamic=\(fmt(echo64kCompiledOverDynamic, 2))"
+            + " echo64k_compiled_over_sequential=\(fmt(echo64kCompiledOverSequential, 2))"
     }
 }
 
@@ -105,8 +129,10 @@ public struct BenchReport: Codable, Sendable {
     public var busyCPUsBeforeRun: Double
     /// How allocations were counted, and whether the counter passed its self-check.
     public var allocationMethod: String
-    /// The physical limit: pinned cache-line ping-pong, plain spin (the ratios use this one).
+    /// The physical limit: pinned cache-line ping-pong, plain spin, in its own phase.
     public var pingPong: PathResult
+    /// Echo and ping-pong in alternating rounds (the summary's ratios use these).
+    public var interleaved: InterleavedRatio
     /// The same with the `pause` hint in both spin loops, as the engine's spin loops have.
     public var pingPongPause: PathResult
     /// Every latency case on the compiled, sequential and dynamic paths, in that order.
@@ -179,18 +205,19 @@ public enum BenchSuite {
             latency.append(r)
             progress(r)
         }
-        if options.includes("chain3.pipelined") || options.includes("pipelined") {
-            let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: 1024))
+        // Pipelined throughput: one submit + wait per execution, then the batch API, same graph shape.
+        for (name, batch, capacity, window) in [("chain3.pipelined", false, 1024, 512), ("chain3.batch", true, 4096, 4096)]
+        where options.includes(name) || options.includes("pipelined") {
+            let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: capacity))
             defer { graph.shutdown() }
-            let window = 512
             let r = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
                 try Measure.pipelinedCompiled(graph, window: window, executions: budget.pipelinedExecutions,
-                                              rounds: budget.pipelinedRounds, counter: counter)
+                                              rounds: budget.pipelinedRounds, batch: batch, counter: counter)
             }
-            let t = ThroughputResult(name: "chain3.pipelined", path: "compiled", window: window, rounds: r.perSecond,
+            let t = ThroughputResult(name: name, path: "compiled", window: window, rounds: r.perSecond,
                                      perSecond: median(r.perSecond), allocationsPerExecution: r.allocationsPerExecution)
             throughput.append(t)
-            say("  chain3.pipelined  compiled    \(fmtRate(t.perSecond)) exec/s (window \(window), rounds \(t.rounds.map(fmtRate).joined(separator: " ")))")
+            say("  \(pad(name, 17)) compiled    \(fmtRate(t.perSecond)) exec/s (window \(window), rounds \(t.rounds.map(fmtRate).joined(separator: " ")))")
         }
         for period in budget.pacedPeriodsMicroseconds {
             for (shape, graphOf) in [("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) })] {
@@ -218,6 +245,11 @@ public enum BenchSuite {
         let ppPause = try Measure.pingPong(cpus: pingPongCPUs, warmup: budget.pingPong / 10, iterations: budget.pingPong, pause: true)
         let pingPongPause = PathResult(name: "pingpong.pause", path: "pingpong", payloadBytes: 8, stats: ppPause.stats)
         progress(pingPongPause, extra: "spin with pause")
+
+        // 2b. The headline ratio from alternating short rounds of echo and ping-pong.
+        let interleaved = try measureInterleaved(rounds: options.quick ? 4 : 8, samples: options.quick ? 50_000 : 250_000,
+                                                 callerCPU: callerCPU, pingPongCPUs: pingPongCPUs)
+        say("  interleaved       echo p50 \(fmtNs(interleaved.echo.p50)) p99 \(fmtNs(interleaved.echo.p99))  ping-pong p50 \(fmtNs(interleaved.pingPong.p50)) p99 \(fmtNs(interleaved.pingPong.p99))  (\(interleaved.rounds) alternating rounds; per-round p50 ratios \(interleaved.roundP50Ratios.map { fmt($0, 2) }.joined(separator: " ")))")
 
         // 3. Sequential path.
         for c in cases {
@@ -264,6 +296,10 @@ public enum BenchSuite {
         func p50(_ name: String, _ path: String) -> Double? {
             latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
         }
+        func ratio(_ name: String, _ path: String, over other: String) -> Double {
+            guard let a = p50(name, path), let b = p50(name, other), b > 0 else { return .nan }
+            return a / b
+        }
         func speedup(_ name: String) -> Double {
             guard let c = p50(name, "compiled"), let d = p50(name, "dynamic"), c > 0 else { return .nan }
             return d / c
@@ -271,21 +307,27 @@ public enum BenchSuite {
         let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
         let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
             + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution))
+        if let echo {
+            say("echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases")
+        }
         let summary = BenchSummary(
-            echoP50RatioToPingPong: echo.map { Double($0.stats.p50) / Double(max(1, pingPong.stats.p50)) } ?? .nan,
-            echoP99RatioToPingPong: echo.map { Double($0.stats.p99) / Double(max(1, pingPong.stats.p99)) } ?? .nan,
+            echoP50RatioToPingPong: Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)),
+            echoP99RatioToPingPong: Double(interleaved.echo.p99) / Double(max(1, interleaved.pingPong.p99)),
             compiledVsDynamicEcho: speedup("echo"),
             compiledVsDynamicChain3: speedup("chain3"),
             compiledVsDynamicDiamond: speedup("diamond"),
-            chain3ThroughputPerSecond: throughput.first { $0.path == "compiled" }?.perSecond ?? .nan,
-            allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!)
+            chain3ThroughputPerSecond: throughput.first { $0.name == "chain3.pipelined" && $0.path == "compiled" }?.perSecond ?? .nan,
+            allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!,
+            chain3BatchThroughputPerSecond: throughput.first { $0.name == "chain3.batch" }?.perSecond ?? .nan,
+            echo64kCompiledOverDynamic: ratio("echo.64KiB", "compiled", over: "dynamic"),
+            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"))
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
             durationSeconds: Double(MonotonicClock.now() &- started) / 1e9, machine: machine,
             compiledWorkers: workers, callerCPU: callerCPU, clockReadNanoseconds: clockRead,
             busyCPUsBeforeRun: busyBefore,
-            allocationMethod: allocationMethod, pingPong: pingPong, pingPongPause: pingPongPause,
+            allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
             summary: summary, files: [])
@@ -295,6 +337,33 @@ public enum BenchSuite {
         say("wrote \(report.files.joined(separator: ", ")) (run took \(fmt(report.durationSeconds, 1)) s)")
         say(summary.line)
         return report
+    }
+
+    /// `rounds` alternating rounds of compiled `echo` (a fresh compile each round, shut down before
+    /// the ping-pong so no worker competes) and the ping-pong, `samples` each.
+    static func measureInterleaved(rounds: Int, samples: Int, callerCPU: Int?, pingPongCPUs: (Int?, Int?)) throws -> InterleavedRatio {
+        var echo = makeLatencyHistogram()
+        var pp = makeLatencyHistogram()
+        var echoExecutions: UInt64 = 0, echoElapsed: UInt64 = 0, ppExecutions: UInt64 = 0, ppElapsed: UInt64 = 0
+        var ratios: [Double] = []
+        for _ in 0..<rounds {
+            let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions())
+            let e = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
+                try Measure.compiled(graph, input: 7, warmup: samples / 10, iterations: samples, counter: nil)
+            }
+            graph.shutdown()
+            let p = try Measure.pingPong(cpus: pingPongCPUs, warmup: samples / 10, iterations: samples, pause: false)
+            echo.add(e.histogram)
+            pp.add(p.histogram)
+            echoExecutions += e.executions; echoElapsed += e.elapsedNanoseconds
+            ppExecutions += p.executions; ppElapsed += p.elapsedNanoseconds
+            ratios.append(Double(e.stats.p50) / Double(max(1, p.stats.p50)))
+        }
+        return InterleavedRatio(
+            rounds: rounds, samplesPerRound: samples,
+            echo: LatencyStats(histogram: echo, executions: echoExecutions, elapsedNanoseconds: echoElapsed),
+            pingPong: LatencyStats(histogram: pp, executions: ppExecutions, elapsedNanoseconds: ppElapsed),
+            roundP50Ratios: ratios)
     }
 
     static func progress(_ r: PathResult, extra: String = "") {

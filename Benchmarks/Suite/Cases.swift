@@ -66,8 +66,9 @@ struct LatencyCase: Sendable {
     let runSequential: @Sendable (RunContext) throws -> PathResult
     let runDynamic: @Sendable (RunContext) async throws -> PathResult
 
+    /// `zeroCopy`: the compiled path loans the input slot and borrows the output (large payloads).
     init<P: BenchPayload>(_ name: String, _: P.Type, placement: Placement = .automatic, capacity: Int = 1024,
-                          scale: Double = 1, graph: @escaping @Sendable () -> Graph<P, P>) {
+                          scale: Double = 1, zeroCopy: Bool = false, graph: @escaping @Sendable () -> Graph<P, P>) {
         self.name = name
         payloadBytes = P.byteCount
         let input = P(seed: 7)
@@ -76,8 +77,11 @@ struct LatencyCase: Sendable {
             let compiled = try graph().compile(CompileOptions(capacity: capacity, placement: placement))
             defer { compiled.shutdown() }
             let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
-                try Measure.compiled(compiled, input: input, warmup: scaled(context.budget.compiledWarmup),
-                                     iterations: scaled(context.budget.compiled), counter: context.counter)
+                zeroCopy
+                    ? try Measure.compiledZeroCopy(compiled, input: input, warmup: scaled(context.budget.compiledWarmup),
+                                                   iterations: scaled(context.budget.compiled), counter: context.counter)
+                    : try Measure.compiled(compiled, input: input, warmup: scaled(context.budget.compiledWarmup),
+                                           iterations: scaled(context.budget.compiled), counter: context.counter)
             }
             return PathResult(
                 name: name, path: "compiled", payloadBytes: P.byteCount, stats: m.stats,
@@ -107,16 +111,16 @@ struct LatencyCase: Sendable {
     /// Every latency case of the suite, in table order.
     static let all: [LatencyCase] = [
         LatencyCase("echo", UInt64.self) { BenchGraphs.echo(UInt64.self) },
-        LatencyCase("echo.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.echo(Payload1KiB.self) },
-        LatencyCase("echo.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05) { BenchGraphs.echo(Payload64KiB.self) },
+        LatencyCase("echo.1KiB", Payload1KiB.self, scale: 0.5, zeroCopy: true) { BenchGraphs.echo(Payload1KiB.self) },
+        LatencyCase("echo.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05, zeroCopy: true) { BenchGraphs.echo(Payload64KiB.self) },
         LatencyCase("chain3", UInt64.self) { BenchGraphs.chain(3, UInt64.self) },
         LatencyCase("chain3.spread", UInt64.self, placement: .spread) { BenchGraphs.chain(3, UInt64.self) },
-        LatencyCase("chain3.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.chain(3, Payload1KiB.self) },
-        LatencyCase("chain3.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05) { BenchGraphs.chain(3, Payload64KiB.self) },
+        LatencyCase("chain3.1KiB", Payload1KiB.self, scale: 0.5, zeroCopy: true) { BenchGraphs.chain(3, Payload1KiB.self) },
+        LatencyCase("chain3.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05, zeroCopy: true) { BenchGraphs.chain(3, Payload64KiB.self) },
         LatencyCase("chain8.fused", UInt64.self, placement: .singleWorker) { BenchGraphs.chain(8, UInt64.self) },
         LatencyCase("chain8.spread", UInt64.self, placement: .spread, scale: 0.5) { BenchGraphs.chain(8, UInt64.self) },
         LatencyCase("diamond", UInt64.self) { BenchGraphs.diamond(UInt64.self) },
-        LatencyCase("diamond.1KiB", Payload1KiB.self, scale: 0.5) { BenchGraphs.diamond(Payload1KiB.self) },
+        LatencyCase("diamond.1KiB", Payload1KiB.self, scale: 0.5, zeroCopy: true) { BenchGraphs.diamond(Payload1KiB.self) },
         LatencyCase("fanout4", UInt64.self) { BenchGraphs.fanout4(UInt64.self) },
     ]
 }

@@ -1,34 +1,55 @@
 import ActorGraph
 import ActorGraphPlatform
+import BasicContainers
 
 /// Loops the package-benchmark harness (`Benchmarks/`) shares with `actorgraph bench`.
 public enum BenchDrivers {
-    /// The pending executions of a pipelined run, allocated once (not per run).
+    /// The pending executions of a pipelined run, allocated once (not per run): a noncopyable
+    /// `UniqueArray` used as a ring, no unsafe pointers.
     public final class Window {
-        let pending: UnsafeMutablePointer<PendingExecution<UInt64>>
+        @exclusivity(unchecked) var pending: UniqueArray<PendingExecution<UInt64>>
         /// Executions that can be in flight (at least 1).
         public let count: Int
         /// Allocates room for `count` pending executions (at least one).
         public init(_ count: Int) {
             self.count = max(1, count)
-            pending = .allocate(capacity: self.count)
+            pending = UniqueArray(capacity: self.count)
         }
-        deinit { pending.deallocate() }
     }
 
     /// Runs `executions` executions of `graph` with up to `window.count` in flight (submit ahead,
-    /// wait behind, in order). Returns a checksum of the outputs. Allocates nothing.
+    /// wait behind, in order), one `submit` per execution. Returns a checksum of the outputs. Allocates nothing.
     public static func pipelined(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Window) throws(GraphError) -> UInt64 {
         let size = min(window.count, graph.capacity)
-        let pending = window.pending
         var sum: UInt64 = 0
+        window.pending.removeAll(keepingCapacity: true)
         for i in 0..<executions {
-            let slot = pending + (i % size)
-            if i >= size { sum &+= try slot.move().wait() }
-            slot.initialize(to: try graph.submit(UInt64(i)))
+            if i < size {
+                window.pending.append(try graph.submit(UInt64(i)))
+            } else {
+                let slot = i % size
+                sum &+= try window.pending[slot].wait()
+                window.pending[slot] = try graph.submit(UInt64(i))
+            }
         }
-        for i in max(0, executions - size)..<executions { sum &+= try (pending + (i % size)).move().wait() }
+        for i in max(0, executions - size)..<executions { sum &+= try window.pending[i % size].wait() }
+        window.pending.removeAll(keepingCapacity: true)
         return sum
+    }
+
+    /// Runs `executions` executions of `graph` through the batch API (`executeAll`): submissions
+    /// claimed and published in chunks, results read in place, `window` in flight. Returns a
+    /// checksum of the outputs. Allocates nothing.
+    public static func batched(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Int) throws(GraphError) -> UInt64 {
+        var sum: UInt64 = 0
+        var failures = 0
+        try graph.executeAll(UInt64(0)..<UInt64(executions), window: window) { _, result in
+            switch result {
+            case .success(let v): sum &+= v
+            case .failure: failures &+= 1
+            }
+        }
+        return failures == 0 ? sum : 0
     }
 
     /// `roundTrips` cache-line round trips between two threads pinned to the first and last allowed

@@ -49,6 +49,15 @@ enum Measure {
         try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
     }
 
+    /// Compiled path with zero-copy payloads: the input is written straight into its slot (a loan)
+    /// and the output read in place in the result slot (a borrow), one execution at a time.
+    static func compiledZeroCopy<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, warmup: Int, iterations: Int,
+                                                  counter: AllocationCounter?) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { input in
+            try graph.execute(initializing: { $0 = input }, reading: { $0.checksum })
+        }
+    }
+
     /// Sequential path: every stage called in order on this thread.
     static func sequential<P: BenchPayload>(_ graph: SequentialGraph<P, P>, input: P, warmup: Int, iterations: Int,
                                             counter: AllocationCounter?) throws -> Measurement {
@@ -58,16 +67,22 @@ enum Measure {
     /// The back-to-back loop shared by the blocking paths: warm up, then time each `execute` alone.
     private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
                                                   execute: (P) throws -> P) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try execute($0).checksum }
+    }
+
+    /// The loop itself; `execute` returns the output's checksum (so a borrowed output is never copied).
+    private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
+                                                  execute: (P) throws -> UInt64) throws -> Measurement {
         var checksum: UInt64 = 0
-        for _ in 0..<warmup { checksum &+= try execute(input).checksum }
+        for _ in 0..<warmup { checksum &+= try execute(input) }
         var histogram = makeLatencyHistogram()
         let allocationsBefore = counter?.read()
         let start = MonotonicClock.now()
         for _ in 0..<iterations {
             let t0 = MonotonicClock.now()
-            let output = try execute(input)
+            let outputChecksum = try execute(input)
             let t1 = MonotonicClock.now()
-            checksum &+= output.checksum
+            checksum &+= outputChecksum
             _ = histogram.record(t1 &- t0)
         }
         let elapsed = MonotonicClock.now() &- start
@@ -139,7 +154,9 @@ enum Measure {
 
     /// Keeps `window` executions in flight: submit ahead, wait behind, in order. Returns the best of
     /// `rounds` rounds of `executions` each, and the allocations over all rounds.
+    /// `batch` selects the batch API (`executeAll`) instead of one `submit` + `wait` per execution.
     static func pipelinedCompiled(_ graph: CompiledGraph<UInt64, UInt64>, window: Int, executions: Int, rounds: Int,
+                                  batch: Bool = false,
                                   counter: AllocationCounter?) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
         let window = max(1, min(window, graph.capacity))
         let ring = BenchDrivers.Window(window)
@@ -148,7 +165,8 @@ enum Measure {
         rates.reserveCapacity(rounds + 1)
         func round(_ n: Int) throws(GraphError) -> UInt64 {
             let start = MonotonicClock.now()
-            checksum &+= try BenchDrivers.pipelined(graph, executions: n, window: ring)
+            checksum &+= batch ? try BenchDrivers.batched(graph, executions: n, window: window)
+                               : try BenchDrivers.pipelined(graph, executions: n, window: ring)
             return MonotonicClock.now() &- start
         }
         _ = try round(min(executions, 100_000)) // warm-up

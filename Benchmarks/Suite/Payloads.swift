@@ -2,7 +2,7 @@
 /// allocates: 8 B (`UInt64`), 1 KiB and 64 KiB (fixed-size inline arrays, no heap storage).
 
 /// 1 KiB of inline words.
-public struct Payload1KiB: Sendable {
+public struct Payload1KiB: Sendable, BitwiseCopyable {
     /// 128 words of 8 bytes.
     public var words: InlineArray<128, UInt64>
     /// Every word set to `seed`.
@@ -10,7 +10,7 @@ public struct Payload1KiB: Sendable {
 }
 
 /// 64 KiB of inline words.
-public struct Payload64KiB: Sendable {
+public struct Payload64KiB: Sendable, BitwiseCopyable {
     /// 8192 words of 8 bytes.
     public var words: InlineArray<8192, UInt64>
     /// Every word set to `seed`.
@@ -18,7 +18,7 @@ public struct Payload64KiB: Sendable {
 }
 
 /// What a benchmark stage does to a payload: touch it, so the copy cannot be elided.
-public protocol BenchPayload: Sendable {
+public protocol BenchPayload: Sendable, BitwiseCopyable {
     static var byteCount: Int { get }
     static var label: String { get }
     init(seed: UInt64)

@@ -66,6 +66,7 @@ public struct TelematicsLoadGenerator: Sendable {
         let sendTimes = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: count)
         for i in 0..<count { (sendTimes + i).initialize(to: Atomic(0)) }
         defer { sendTimes.deallocate() }
+        // `nonisolated(unsafe)`: a pointer to atomics, freed only after both threads joined.
         nonisolated(unsafe) let times = sendTimes
         let sentCount = Atomic<Int>(0)
         let finished = Atomic<Bool>(false)

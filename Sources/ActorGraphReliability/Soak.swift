@@ -8,7 +8,8 @@ import Musl
 #endif
 
 /// A soak of the compiled engine: several concurrent submitters (blocking `execute`, async
-/// `execute`, pipelined `submit`/`wait`) drive a sequence of compiled graphs with random shapes,
+/// `execute` and `results(for:)`, pipelined `submit`/`wait`, batches: `submit(contentsOf:)` and
+/// `executeAll`) drive a sequence of compiled graphs with random shapes,
 /// options and stage failures; each graph is shut down after a random time, usually with
 /// executions still in flight. Every execution is counted when it starts and every answer (a value
 /// or a typed error) when it arrives: each must arrive exactly once and carry the execution's own
@@ -29,6 +30,9 @@ public final class Soak: Sendable {
         public var pipelinedSubmitters: Int
         /// Executions a pipelined submitter keeps in flight (bounded by each graph's capacity).
         public var pipelineWindow: Int
+        /// Threads using the batch APIs: `submit(contentsOf:)` (waited for in random order or with
+        /// `waitAll`) and `executeAll`.
+        public var batchSubmitters: Int
         /// Each graph runs for a random time in this range before it is shut down.
         public var graphLifetime: ClosedRange<Duration>
         /// The seed of every random choice (graph shapes, options, lifetimes, failures).
@@ -40,7 +44,7 @@ public final class Soak: Sendable {
 
         /// The defaults: one submitter of each kind, graphs living 50 ms–1 s.
         public init(duration: Duration = .seconds(60), blockingSubmitters: Int = 1, asyncSubmitters: Int = 2,
-                    pipelinedSubmitters: Int = 1, pipelineWindow: Int = 16,
+                    pipelinedSubmitters: Int = 1, pipelineWindow: Int = 16, batchSubmitters: Int = 1,
                     graphLifetime: ClosedRange<Duration> = .milliseconds(50) ... .seconds(1),
                     seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)), hangTimeout: Duration = .seconds(60),
                     rssGrowthLimitKiB: Int = 64 << 10) {
@@ -49,6 +53,7 @@ public final class Soak: Sendable {
             self.asyncSubmitters = asyncSubmitters
             self.pipelinedSubmitters = pipelinedSubmitters
             self.pipelineWindow = pipelineWindow
+            self.batchSubmitters = batchSubmitters
             self.graphLifetime = graphLifetime
             self.seed = seed
             self.hangTimeout = hangTimeout
@@ -127,6 +132,11 @@ public final class Soak: Sendable {
             let flag = SubmitterFlag()
             hangFlags.append(flag)
             if let t = try? PinnedThread(name: "soak-pipe\(i)", cpu: nil, stackSize: 1 << 20, { [self] in pipelinedLoop(flag) }) { threads.append(t) } else { flag.finish() }
+        }
+        for i in 0..<configuration.batchSubmitters {
+            let flag = SubmitterFlag()
+            hangFlags.append(flag)
+            if let t = try? PinnedThread(name: "soak-batch\(i)", cpu: nil, stackSize: 1 << 20, { [self] in batchLoop(flag, seed: UInt64(i)) }) { threads.append(t) } else { flag.finish() }
         }
         let asyncFlags = (0..<configuration.asyncSubmitters).map { _ in SubmitterFlag() }
         hangFlags += asyncFlags
@@ -256,16 +266,95 @@ public final class Soak: Sendable {
 
     private func asyncLoop(_ flag: SubmitterFlag) async {
         defer { flag.finish() }
+        var round = 0
         while true {
             let (graph, stop) = current()
             if stop { return }
             guard let graph else { try? await Task.sleep(for: .microseconds(200)); continue }
-            let id = nextID.add(1, ordering: .relaxed).newValue
-            ledger.started()
-            do {
-                ledger.answer(id, carried: try await graph.execute(id))
-            } catch {
-                ledger.answer(id, error: error)
+            round &+= 1
+            if round % 8 == 0 {
+                // The async results stream: ids in, results in input order.
+                let first = nextID.add(16, ordering: .relaxed).newValue - 15
+                let ids = Array(first..<(first + 16))
+                var next = 0
+                for await result in graph.results(for: ids, window: 1 + round % 16) {
+                    ledger.started()
+                    switch result {
+                    case .success(let output): ledger.answer(ids[next], carried: output)
+                    case .failure(let error): ledger.answer(ids[next], error: error)
+                    }
+                    next += 1
+                    if next == ids.count { break }
+                }
+                // After a shutdown the stream reports it once and ends: the rest share that answer.
+                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: GraphError.shutDown); next += 1 }
+            } else {
+                let id = nextID.add(1, ordering: .relaxed).newValue
+                ledger.started()
+                do {
+                    ledger.answer(id, carried: try await graph.execute(id))
+                } catch {
+                    ledger.answer(id, error: error)
+                }
+            }
+            ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+        }
+    }
+
+    /// `submit(contentsOf:)` waited for in random order or with `waitAll`, and `executeAll`.
+    private func batchLoop(_ flag: SubmitterFlag, seed: UInt64) {
+        defer { flag.finish() }
+        var rng = SoakRandom(seed: configuration.seed ^ 0xBA7C ^ seed)
+        while true {
+            let (graph, stop) = current()
+            if stop { return }
+            guard let graph else { usleep(200); continue }
+            let n = Int.random(in: 1...max(1, min(64, graph.capacity)), using: &rng)
+            let first = nextID.add(n, ordering: .relaxed).newValue - n + 1
+            let ids = Array(first..<(first + n))
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0:
+                // executeAll: each result handed over in input order; a throw answers the rest.
+                var delivered = 0
+                do {
+                    try graph.executeAll(ids, window: Int.random(in: 1...n, using: &rng)) { index, result in
+                        ledger.started()
+                        switch result {
+                        case .success(let output): ledger.answer(ids[index], carried: output)
+                        case .failure(let error): ledger.answer(ids[index], error: error)
+                        }
+                        delivered += 1
+                    }
+                } catch {
+                    for id in ids[delivered...] { ledger.started(); ledger.answer(id, error: error) }
+                }
+            default:
+                let batch: PendingBatch<SoakOutput>
+                do {
+                    batch = try graph.submit(contentsOf: ids)
+                } catch {
+                    for id in ids { ledger.started(); ledger.answer(id, error: error) }
+                    ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+                    continue
+                }
+                for _ in ids { ledger.started() }
+                if Bool.random(using: &rng) {
+                    batch.waitAll { index, result in
+                        switch result {
+                        case .success(let output): ledger.answer(ids[index], carried: output)
+                        case .failure(let error): ledger.answer(ids[index], error: error)
+                        }
+                    }
+                } else {
+                    // Each execution waited for once, in a random order.
+                    for index in (0..<n).shuffled(using: &rng) {
+                        do {
+                            ledger.answer(ids[index], carried: try batch.wait(index))
+                        } catch {
+                            ledger.answer(ids[index], error: error)
+                        }
+                    }
+                }
             }
             ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
         }

@@ -28,6 +28,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Call every stage in order on this thread instead of compiling (the sequential baseline).")
     var sequential = false
 
+    @Flag(help: "Compile and pipeline: up to 64 executions submitted ahead of the one waited for.")
+    var pipelined = false
+
     @Option(help: "Show the results of this many executions (the first ones).")
     var results = 5
 
@@ -36,11 +39,13 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let example = try CLI.example(named: name)
-        if dynamic && sequential { throw CLI.fail("--dynamic and --sequential cannot be combined", code: .validationFailure) }
+        if [dynamic, sequential, pipelined].filter({ $0 }).count > 1 {
+            throw CLI.fail("--dynamic, --sequential and --pipelined cannot be combined", code: .validationFailure)
+        }
         let count = self.count ?? example.defaultCount
         if count < 1 { throw CLI.fail("--count must be at least 1 (got \(count))", code: .validationFailure) }
         if results < 0 { throw CLI.fail("--results must not be negative (got \(results))", code: .validationFailure) }
-        let mode: ExampleExecutionMode = dynamic ? .dynamic : (sequential ? .sequential : .compiled)
+        let mode: ExampleExecutionMode = dynamic ? .dynamic : sequential ? .sequential : pipelined ? .pipelined : .compiled
 
         let options = ExampleRunOptions(
             count: count, input: input, compileOptions: engine.compileOptions, mode: mode,

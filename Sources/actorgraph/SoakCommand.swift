@@ -8,7 +8,7 @@ struct SoakCommand: AsyncParsableCommand {
         commandName: "soak",
         abstract: "Soak the compiled engine: count every execution and answer, check for leaks.",
         discussion: """
-        Blocking, async and pipelined submitters drive a sequence of compiled graphs (random shapes, \
+        Blocking, async (execute and the results stream), pipelined and batch submitters drive a sequence of compiled graphs (random shapes, \
         options and stage failures), each shut down after a random time, usually with executions in \
         flight. Ends with `soak: executions=N answered=N lost=0 duplicated=0 rss_growth_kib=X \
         fd_growth=0 thread_growth=0 map_growth=0` and a non-zero exit when anything is lost, \
@@ -33,20 +33,24 @@ struct SoakCommand: AsyncParsableCommand {
     @Option(help: "Threads pipelining submit/wait.")
     var pipelined = 1
 
+    @Option(help: "Threads using submit(contentsOf:) and executeAll.")
+    var batch = 1
+
     func validate() throws {
-        for (name, value) in [("--blocking", blocking), ("--async", asyncSubmitters), ("--pipelined", pipelined)] where !(0...64).contains(value) {
+        for (name, value) in [("--blocking", blocking), ("--async", asyncSubmitters), ("--pipelined", pipelined), ("--batch", batch)] where !(0...64).contains(value) {
             throw ValidationError("\(name) must be 0...64 (got \(value))")
         }
-        if blocking + asyncSubmitters + pipelined == 0 { throw ValidationError("at least one submitter is needed") }
+        if blocking + asyncSubmitters + pipelined + batch == 0 { throw ValidationError("at least one submitter is needed") }
         if quick && duration != nil { throw ValidationError("--quick and --duration cannot be combined") }
     }
 
     func run() async throws {
         var configuration = Soak.Configuration(
             duration: duration?.value ?? (quick ? .seconds(25) : .seconds(60)),
-            blockingSubmitters: blocking, asyncSubmitters: asyncSubmitters, pipelinedSubmitters: pipelined)
+            blockingSubmitters: blocking, asyncSubmitters: asyncSubmitters, pipelinedSubmitters: pipelined,
+            batchSubmitters: batch)
         if let seed { configuration.seed = seed }
-        print("soak: duration=\(configuration.duration) submitters blocking=\(blocking) async=\(asyncSubmitters) pipelined=\(pipelined) seed=\(configuration.seed)")
+        print("soak: duration=\(configuration.duration) submitters blocking=\(blocking) async=\(asyncSubmitters) pipelined=\(pipelined) batch=\(batch) seed=\(configuration.seed)")
         let report = await Soak(configuration).run { line in print(line) }
         print(report.details)
         print(report.description)

@@ -269,7 +269,7 @@ final class ExecutorTests: XCTestCase {
     }
 
     func testReferenceTypedValuesAreCopiedAndReleased() throws {
-        final class Tracked { static let live = Counter(); let v: Int
+        final class Tracked: Sendable { static let live = Counter(); let v: Int
             init(_ v: Int) { self.v = v; Tracked.live.increment() }
             deinit { Tracked.live.decrement() }
         }

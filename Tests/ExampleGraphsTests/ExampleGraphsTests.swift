@@ -313,3 +313,20 @@ final class ExampleGraphsTests: XCTestCase {
         XCTAssertEqual(LatencySummary.fixed(-0.0004, decimals: 3), "0.000")
     }
 }
+
+/// The pipelined run mode keeps pending executions in a `UniqueArray` ring.
+final class PipelinedRunModeTests: XCTestCase {
+    func testPipelinedRunAnswersEveryExecutionInOrderLikeTheSequentialPath() async throws {
+        for count in [1, 63, 64, 65, 1_000] {
+            let options = ExampleGraphsTests.runOptions(count: count, mode: .pipelined)
+            let pipelined = try await DiamondExample.example.run(options)
+            let sequential = try await DiamondExample.example.run(ExampleGraphsTests.runOptions(count: count, mode: .sequential))
+            XCTAssertEqual(pipelined.latenciesNanoseconds.count, count, "one latency per execution")
+            // "stats seen" is the actor's count when `join` ran: with executions in flight, `record`
+            // may have run ahead (up to a batch), so only the values are compared line by line.
+            func values(_ lines: [String]) -> [String] { lines.map { String($0.prefix { $0 != "[" }) } }
+            XCTAssertEqual(values(pipelined.lines), values(sequential.lines), "count \(count)")
+            XCTAssertEqual(pipelined.notes.filter { $0.hasPrefix("stats actor") }, sequential.notes.filter { $0.hasPrefix("stats actor") })
+        }
+    }
+}

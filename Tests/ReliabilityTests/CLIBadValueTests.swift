@@ -22,7 +22,7 @@ final class CLIBadValueTests: XCTestCase {
         ["load", "telematics", "--workers", "0"],
         ["soak", "--duration=-5s"], ["soak", "--duration", "0"], ["soak", "--duration", "abc"], ["soak", "--duration", "10y"],
         ["soak", "--quick", "--duration", "5s"], ["soak", "--blocking=-1"], ["soak", "--async", "100"],
-        ["soak", "--blocking", "0", "--async", "0", "--pipelined", "0"], ["soak", "--seed=-1"],
+        ["soak", "--blocking", "0", "--async", "0", "--pipelined", "0", "--batch", "0"], ["soak", "--batch=-2"], ["soak", "--seed=-1"],
         ["fuzz-udp", "--count", "0"], ["fuzz-udp", "--window", "0"], ["fuzz-udp", "--window", "65"],
         ["fuzz-udp", "--rss-limit-kib=-1"], ["fuzz-udp", "--seed", "abc"],
         ["bench", "--quick", "--nosuch-flag"],

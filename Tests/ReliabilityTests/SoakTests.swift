@@ -5,13 +5,13 @@ import XCTest
 final class SoakTests: XCTestCase {
     func testShortSoakAnswersEveryExecutionExactlyOnce() async {
         let configuration = Soak.Configuration(
-            duration: .seconds(2), blockingSubmitters: 1, asyncSubmitters: 1, pipelinedSubmitters: 1,
+            duration: .seconds(3), blockingSubmitters: 1, asyncSubmitters: 1, pipelinedSubmitters: 1,
             graphLifetime: .milliseconds(20) ... .milliseconds(200), hangTimeout: .seconds(30))
         let report = await Soak(configuration).run()
         print(report.details)
         print(report.description)
         XCTAssertGreaterThan(report.executions, 0)
-        XCTAssertGreaterThan(report.graphs, 1, "several compile/shutdown cycles")
+        XCTAssertGreaterThanOrEqual(report.graphs, 2, "several compile/shutdown cycles")
         XCTAssertEqual(report.answered, report.executions)
         XCTAssertEqual(report.lost, 0)
         XCTAssertEqual(report.duplicated, 0)

@@ -10,6 +10,8 @@ import Synchronization
 ///     offset  8  failure        Int32: 0 = value present, n = node n-1 failed (error in the side table)
 ///     offset 12  collected      UInt32 atomic: result ring only: low 32 bits of (sequence + 1) once read
 ///     offset 16  spaceWaiters   UInt32 atomic: result ring only: a submitter sleeps on `collected`
+///     offset 24  taken          Int atomic: result ring only: sequence + 1 of the last execution
+///                               collected from the slot (monotonic, 64-bit: no wrap-around)
 ///     offset 32+ value          the node's value, at its natural alignment
 ///
 /// Invariants:
@@ -20,6 +22,9 @@ import Synchronization
 ///   happens-before. So rings never need a "full" check on the hot path.
 /// - Stamps compare by equality on 32 bits; a slot only ever holds `k - capacity` or `k` when
 ///   sequence `k` is polled, so wrap-around of the 32-bit stamp is harmless for capacity < 2^31.
+///
+/// `@unchecked Sendable`: a pointer and three constants; the memory it points to is shared by
+/// design and accessed only as the invariants above allow.
 @usableFromInline
 struct SlotRing: @unchecked Sendable {
     /// Bytes of header before the value.
@@ -85,6 +90,11 @@ struct SlotRing: @unchecked Sendable {
     @inlinable @inline(__always)
     func spaceWaiters(_ k: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
         (slot(k) + 16).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
+
+    @inlinable @inline(__always)
+    func takenWord(_ k: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        (slot(k) + 24).assumingMemoryBound(to: Atomic<Int>.self)
     }
 
     @inlinable @inline(__always)

@@ -2,7 +2,7 @@ import ActorGraphPlatform
 
 /// Every error ActorGraph reports: malformed graphs at `compile()`, failed executions, back-pressure
 /// and shutdown. Graph errors name the offending node.
-public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
+public enum GraphError: Error, CustomStringConvertible, Sendable {
     /// The graph has no stage: its output is its input.
     case noStages
     /// The output node was not built from this graph's input (e.g. a node of another graph).
@@ -33,6 +33,10 @@ public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
     case capacityExceeded(capacity: Int)
     /// The compiled graph was shut down before this execution completed.
     case shutDown
+    /// A batch holds more inputs than can be in flight at once.
+    case batchTooLarge(count: Int, capacity: Int)
+    /// The result of this pending execution was already waited for (a result is delivered once).
+    case alreadyWaited(sequence: Int)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -52,6 +56,8 @@ public enum GraphError: Error, CustomStringConvertible, @unchecked Sendable {
         case .stageFailed(let node, let error): return "stage '\(node)' failed: \(error)"
         case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
         case .shutDown: return "the compiled graph is shut down"
+        case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
+        case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
         }
     }
 }

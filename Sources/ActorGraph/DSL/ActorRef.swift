@@ -6,36 +6,66 @@ import Synchronization
 /// by one thread. While a compiled graph using it is running the actor is *bound* to that graph:
 /// compiling a second graph that uses it throws ``GraphError/actorAlreadyBound(actor:)``, and
 /// ``withState(_:)`` is only allowed once the graph has shut down.
-public final class ActorRef<State>: @unchecked Sendable {
+///
+/// The state is handed over with `sending` and never leaves except through `sending` results, so
+/// the compiler rejects a caller that keeps a reference into it while a worker mutates it.
+public final class ActorRef<State>: Sendable {
     /// The actor's name in errors and `dot()` output.
     public let name: String
-    @usableFromInline var state: State
-    let binding = Atomic<Bool>(false)
+    @usableFromInline let cell: ActorStateCell<State>
+    /// ``ActorAccess`` raw values: who may touch the state now.
+    let access = Atomic<UInt8>(ActorAccess.free.rawValue)
 
-    /// Creates an actor holding `state`.
-    public init(_ state: State, name: String? = nil) {
-        self.state = state
+    /// Creates an actor holding `state`, which the actor owns from now on.
+    public init(_ state: sending State, name: String? = nil) {
+        self.cell = ActorStateCell(state)
         self.name = name ?? String(describing: State.self)
     }
 
-    /// Reads or updates the state while no compiled graph is running with this actor.
+    /// Reads or updates the state while no compiled graph is running with this actor. Calls from
+    /// several threads take turns.
     /// - Precondition: the actor is not bound to a running compiled graph.
-    public func withState<R>(_ body: (inout State) throws -> R) rethrows -> R {
-        precondition(!binding.load(ordering: .acquiring), "ActorRef '\(name)' is bound to a running compiled graph")
-        return try body(&state)
+    public func withState<R>(_ body: (inout State) throws -> sending R) rethrows -> sending R {
+        while true {
+            let (exchanged, current) = access.compareExchange(
+                expected: ActorAccess.free.rawValue, desired: ActorAccess.caller.rawValue, ordering: .acquiring)
+            if exchanged { break }
+            precondition(current != ActorAccess.graph.rawValue, "ActorRef '\(name)' is bound to a running compiled graph")
+            sched_yield()
+        }
+        defer { access.store(ActorAccess.free.rawValue, ordering: .releasing) }
+        return try body(&cell.state)
     }
 
     /// Whether a running compiled graph currently owns this actor.
-    public var isBound: Bool { binding.load(ordering: .acquiring) }
+    public var isBound: Bool { access.load(ordering: .acquiring) == ActorAccess.graph.rawValue }
+}
+
+/// Who owns an actor's state at a moment: nobody, a running compiled graph (its one worker), or a
+/// caller inside ``ActorRef/withState(_:)``.
+enum ActorAccess: UInt8 {
+    case free = 0, graph = 1, caller = 2
+}
+
+/// The storage of an actor's state.
+///
+/// `@unchecked Sendable` is safe because every access is exclusive by protocol: while
+/// ``ActorRef/access`` is `graph`, only the one worker the compiler placed every node of the actor
+/// on touches `state` (acquire/release on bind and unbind order it against callers); while it is
+/// `caller`, only the thread inside `withState`. Exclusivity is therefore not checked dynamically.
+@usableFromInline
+final class ActorStateCell<State>: @unchecked Sendable {
+    @usableFromInline @exclusivity(unchecked) var state: State
+    init(_ state: sending State) { self.state = state }
 }
 
 /// The type-erased view of an ``ActorRef`` the compiler needs: identity, name and binding.
 @usableFromInline
-struct ActorBinding: @unchecked Sendable {
+struct ActorBinding: Sendable {
     @usableFromInline let id: ObjectIdentifier
     @usableFromInline let name: String
-    @usableFromInline let tryBind: () -> Bool
-    @usableFromInline let unbind: () -> Void
+    @usableFromInline let tryBind: @Sendable () -> Bool
+    @usableFromInline let unbind: @Sendable () -> Void
 
     @inlinable
     init<State>(_ actor: ActorRef<State>) {
@@ -47,11 +77,19 @@ struct ActorBinding: @unchecked Sendable {
 }
 
 extension ActorRef {
+    /// Binds the actor to a compiled graph; false when a graph or a `withState` caller has it.
     @usableFromInline
     func tryBind() -> Bool {
-        binding.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        access.compareExchange(expected: ActorAccess.free.rawValue, desired: ActorAccess.graph.rawValue,
+                               ordering: .acquiringAndReleasing).exchanged
     }
 
     @usableFromInline
-    func unbind() { binding.store(false, ordering: .releasing) }
+    func unbind() { access.store(ActorAccess.free.rawValue, ordering: .releasing) }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

@@ -7,7 +7,7 @@
 /// }
 /// let compiled = try graph.compile()
 /// ```
-public struct Graph<Input, Output>: @unchecked Sendable {
+public struct Graph<Input: Sendable, Output: Sendable>: Sendable {
     @usableFromInline let builder: GraphBuilder
     @usableFromInline let inputIndex: Int
     /// The output node and the builder it came from (another graph's node is rejected at compile).
@@ -28,7 +28,7 @@ public struct Graph<Input, Output>: @unchecked Sendable {
     }
 
     /// Declares a graph with two outputs, returned as a tuple (joined like ``zip(_:_:)``).
-    public init<A, B>(input: Input.Type = Input.self, _ build: (Node<Input>) throws -> (Node<A>, Node<B>)) rethrows
+    public init<A: Sendable, B: Sendable>(input: Input.Type = Input.self, _ build: (Node<Input>) throws -> (Node<A>, Node<B>)) rethrows
     where Output == (A, B) {
         try self.init(input: input) { x in
             let (a, b) = try build(x)

@@ -12,6 +12,9 @@ enum NodeKind: Sendable, Equatable {
 }
 
 /// The declaration of one node, type-erased: what the compiler, the runtime and the dynamic path need.
+///
+/// `@unchecked Sendable`: `name` is only renamed while the graph is being declared (under the
+/// builder's lock); the compiler and the runtime read specs after declaration only.
 @usableFromInline
 final class NodeSpec: @unchecked Sendable {
     @usableFromInline let index: Int
@@ -41,6 +44,8 @@ final class NodeSpec: @unchecked Sendable {
 
 /// Collects the nodes of one graph while its building closure runs. Nodes can only be made from
 /// existing nodes, so indices are a topological order and cycles cannot be expressed.
+///
+/// `@unchecked Sendable`: its only state is behind a `Mutex`.
 @usableFromInline
 final class GraphBuilder: @unchecked Sendable {
     private let lock = Mutex<[NodeSpec]>([])

@@ -13,6 +13,7 @@ typealias KernelFactory = () -> KernelFunction
 /// Holds a stage's state for one compiled instance; only the worker that owns the node touches it.
 @usableFromInline
 final class StageBox<S: Stage> {
-    @usableFromInline var stage: S
+    /// No dynamic exclusivity check: one worker thread calls `process` at a time, never re-entrantly.
+    @usableFromInline @exclusivity(unchecked) var stage: S
     @inlinable init(_ stage: S) { self.stage = stage }
 }

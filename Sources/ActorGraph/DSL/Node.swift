@@ -2,7 +2,8 @@
 ///
 /// Nodes are only made from existing nodes (`then`, ``zip(_:_:)``), so a graph is always a DAG.
 /// Using one node in several places is a fan-out: each reader sees each value once.
-public struct Node<Value> {
+/// Values are `Sendable`: each one is made on one thread and read on another.
+public struct Node<Value: Sendable> {
     @usableFromInline let builder: GraphBuilder
     @usableFromInline let index: Int
 
@@ -39,9 +40,10 @@ public struct Node<Value> {
         return Node<S.Output>(builder: builder, index: index)
     }
 
-    /// Adds a closure stage.
+    /// Adds a closure stage. The closure runs on a worker thread, so it is `@Sendable`: it may
+    /// capture values and `Sendable` references, never mutable state the caller also touches.
     @inlinable
-    public func then<Output>(name: String? = nil, _ body: @escaping (Value) throws -> Output) -> Node<Output> {
+    public func then<Output: Sendable>(name: String? = nil, _ body: @escaping @Sendable (Value) throws -> Output) -> Node<Output> {
         let index = builder.add(
             name: name, defaultName: "closure", kind: .stage, inputs: [reference],
             actor: nil, layout: .of(Output.self),
@@ -54,17 +56,18 @@ public struct Node<Value> {
         return Node<Output>(builder: builder, index: index)
     }
 
-    /// Adds a stage that calls a method of a shared stateful actor. All nodes using `actor` run on one worker.
+    /// Adds a stage that calls a method of a shared stateful actor. All nodes using `actor` run on one worker,
+    /// which owns the state while the graph runs.
     @inlinable
-    public func then<State, Output>(_ actor: ActorRef<State>, name: String? = nil,
-                                    _ body: @escaping (inout State, Value) throws -> Output) -> Node<Output> {
+    public func then<State, Output: Sendable>(_ actor: ActorRef<State>, name: String? = nil,
+                                              _ body: @escaping @Sendable (inout State, Value) throws -> Output) -> Node<Output> {
         let index = builder.add(
             name: name, defaultName: actor.name, kind: .stage, inputs: [reference],
             actor: ActorBinding(actor), layout: .of(Output.self),
             makeKernel: {
                 { inputs, output in
                     output.assumingMemoryBound(to: Output.self)
-                        .initialize(to: try body(&actor.state, inputs[0].assumingMemoryBound(to: Value.self).pointee))
+                        .initialize(to: try body(&actor.cell.state, inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
             })
         return Node<Output>(builder: builder, index: index)
@@ -73,7 +76,7 @@ public struct Node<Value> {
 
 /// Joins the values of the same execution from two nodes (fan-in).
 @inlinable
-public func zip<A, B>(_ a: Node<A>, _ b: Node<B>, name: String? = nil) -> Node<(A, B)> {
+public func zip<A: Sendable, B: Sendable>(_ a: Node<A>, _ b: Node<B>, name: String? = nil) -> Node<(A, B)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference],
         actor: nil, layout: .of((A, B).self),
@@ -89,7 +92,7 @@ public func zip<A, B>(_ a: Node<A>, _ b: Node<B>, name: String? = nil) -> Node<(
 
 /// Joins the values of the same execution from three nodes (fan-in).
 @inlinable
-public func zip<A, B, C>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, name: String? = nil) -> Node<(A, B, C)> {
+public func zip<A: Sendable, B: Sendable, C: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, name: String? = nil) -> Node<(A, B, C)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference],
         actor: nil, layout: .of((A, B, C).self),
@@ -106,7 +109,7 @@ public func zip<A, B, C>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, name: String?
 
 /// Joins the values of the same execution from four nodes (fan-in).
 @inlinable
-public func zip<A, B, C, D>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, _ d: Node<D>, name: String? = nil) -> Node<(A, B, C, D)> {
+public func zip<A: Sendable, B: Sendable, C: Sendable, D: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, _ d: Node<D>, name: String? = nil) -> Node<(A, B, C, D)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference, d.reference],
         actor: nil, layout: .of((A, B, C, D).self),

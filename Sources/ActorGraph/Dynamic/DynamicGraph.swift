@@ -5,7 +5,9 @@
 ///
 /// This is the honest baseline the compiled path is measured against: idiomatic structured
 /// concurrency, no artificial sleeps or copies.
-public final class DynamicGraph<Input, Output>: @unchecked Sendable {
+///
+/// `Sendable`: its state is immutable after `init` (nodes, executors) or atomic (the shutdown flag).
+public final class DynamicGraph<Input: Sendable, Output: Sendable>: Sendable {
     let nodes: [NodeSpec]
     let inputNode: Int
     let outputNode: Int
@@ -68,6 +70,8 @@ public final class DynamicGraph<Input, Output>: @unchecked Sendable {
 
 /// Serializes the stage calls of one node (or of all nodes sharing an actor), like a Ray actor.
 actor StageExecutor {
+    /// `nonisolated(unsafe)`: filled by `install` while the graph is constructed, before any task can
+    /// reach the executor; only read (inside the actor) afterwards.
     nonisolated(unsafe) private var kernels: [Int: KernelFunction] = [:]
 
     /// Installs a kernel before the executor is used (construction time only).
@@ -87,6 +91,9 @@ actor StageExecutor {
 }
 
 /// Per-execution value storage of the dynamic path: one heap buffer per node.
+///
+/// `@unchecked Sendable`: each node's buffer and flag is written by that node's task only, and read by
+/// its consumers after awaiting that task (the task's completion orders the accesses).
 final class NodeBuffers: @unchecked Sendable {
     let nodes: [NodeSpec]
     let storage: [UnsafeMutableRawPointer]

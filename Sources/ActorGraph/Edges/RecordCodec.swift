@@ -1,19 +1,19 @@
 /// How a network edge turns datagrams into inputs and outputs into reply datagrams.
-public struct RecordCodec<Input, Output>: @unchecked Sendable {
+public struct RecordCodec<Input, Output>: Sendable {
     /// The largest record accepted; a longer datagram is rejected as oversized.
     public var maxRecordSize: Int
     /// Decodes one record; a thrown error rejects that record (counted, answered with an error reply).
-    public var decode: (UnsafeRawBufferPointer) throws -> Input
+    public var decode: @Sendable (UnsafeRawBufferPointer) throws -> Input
     /// Encodes one output into `buffer` (`maxRecordSize` bytes); returns the bytes written.
-    public var encode: (Output, UnsafeMutableRawBufferPointer) -> Int
+    public var encode: @Sendable (Output, UnsafeMutableRawBufferPointer) -> Int
     /// Encodes an error reply for a rejected record or a failed execution; returns the bytes written.
-    public var encodeError: (String, UnsafeMutableRawBufferPointer) -> Int
+    public var encodeError: @Sendable (String, UnsafeMutableRawBufferPointer) -> Int
 
     /// A codec from its four parts.
     public init(maxRecordSize: Int,
-                decode: @escaping (UnsafeRawBufferPointer) throws -> Input,
-                encode: @escaping (Output, UnsafeMutableRawBufferPointer) -> Int,
-                encodeError: @escaping (String, UnsafeMutableRawBufferPointer) -> Int) {
+                decode: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Input,
+                encode: @escaping @Sendable (Output, UnsafeMutableRawBufferPointer) -> Int,
+                encodeError: @escaping @Sendable (String, UnsafeMutableRawBufferPointer) -> Int) {
         self.maxRecordSize = maxRecordSize
         self.decode = decode
         self.encode = encode

@@ -35,7 +35,7 @@ extension Graph {
 
 /// A compiled graph with a UDP edge: records in, replies out, through worker 0's io_uring.
 /// In-process ``CompiledGraph/execute(_:)`` calls keep working beside the network traffic.
-public final class ServedGraph<Input, Output>: @unchecked Sendable {
+public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// The compiled graph behind the socket.
     public let compiled: CompiledGraph<Input, Output>
     let service: UDPService<Input, Output>

@@ -8,7 +8,10 @@ import Synchronization
 /// The same ring that parks the worker carries the `recvmsg`/`sendmsg` requests, so a parked
 /// worker wakes for network input as well as for its doorbell. Receive buffers, message headers
 /// and reply buffers are preallocated; the per-record cost is the two system calls io_uring batches.
-final class UDPService<Input, Output>: RingAttachment {
+///
+/// `@unchecked Sendable` so a ``ServedGraph`` can read ``statistics`` from any thread: that is a
+/// `Mutex`; everything else is touched only by worker 0's thread once the worker started.
+final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     private static var receiveTag: UInt64 { 0x5243_0000_0000_0000 }
     private static var sendTag: UInt64 { 0x5344_0000_0000_0000 }
     private static var tagMask: UInt64 { 0xFFFF_0000_0000_0000 }

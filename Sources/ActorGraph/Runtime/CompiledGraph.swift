@@ -14,7 +14,7 @@ extension Graph {
 ///
 /// Results come back per execution; ``submit(_:)`` pipelines up to `capacity` executions.
 /// ``shutdown()`` (also run on `deinit`) answers every waiter.
-public final class CompiledGraph<Input, Output>: @unchecked Sendable {
+public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     @usableFromInline let core: EngineCore
 
     init(core: EngineCore) { self.core = core }
@@ -40,6 +40,9 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
 
     /// Starts one execution and returns at once; blocks only while `capacity` executions are in
     /// flight, up to the submit timeout, then throws ``GraphError/capacityExceeded(capacity:)``.
+    ///
+    /// Slots are reused in sequence order (execution `k` takes the slot of `k - capacity`), so
+    /// "in flight" counts from the oldest execution whose result was neither waited for nor dropped.
     @inlinable
     public func submit(_ input: Input) throws(GraphError) -> PendingExecution<Output> {
         PendingExecution(core: core, sequence: try enqueue(input))
@@ -106,10 +109,14 @@ public final class CompiledGraph<Input, Output>: @unchecked Sendable {
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
 }
 
-/// One submitted execution. Wait for it once with ``wait()`` (or `await value()`); dropping it
-/// without waiting discards the result and frees its slot.
+/// One submitted execution. Wait for it with ``wait()`` (or `await value()`): a result is delivered
+/// once, a second wait throws ``GraphError/alreadyWaited(sequence:)``. Dropping it without waiting
+/// discards the result and frees its slot, so capacity never leaks.
+///
+/// It is `~Copyable` (one owner, one result) but waits *borrow* it, so it can live in a global, in a
+/// noncopyable container such as swift-collections' `UniqueArray`, or in a ``PendingBatch``.
 @frozen
-public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
+public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     @usableFromInline let core: Unmanaged<EngineCore>
     /// The execution's sequence number (submit order).
     public let sequence: Int
@@ -122,26 +129,35 @@ public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
 
     /// Blocks until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public consuming func wait() throws(GraphError) -> Output {
-        let core = self.core
+    public func wait() throws(GraphError) -> Output {
         let k = sequence
-        discard self
-        defer { core.release() }
         let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
         try engine.board.waitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)
         return value
     }
 
+    /// Blocks until the execution completes and lends its output to `body` in place, without copying
+    /// it out of the result ring (for large payloads); the slot is freed when `body` returns.
+    @inlinable
+    public func withResult<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        try engine.board.waitPublished(k)
+        let slot = try engine.board.take(k).assumingMemoryBound(to: Output.self)
+        defer { engine.board.collect(k) }
+        return body(slot.pointee)
+    }
+
     /// Suspends until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public consuming func value() async throws(GraphError) -> Output {
-        let core = self.core
+    public func value() async throws(GraphError) -> Output {
         let k = sequence
-        discard self
-        defer { core.release() }
         let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
         try await engine.board.awaitPublished(k)
         let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
         engine.board.collect(k)
@@ -149,7 +165,8 @@ public struct PendingExecution<Output>: ~Copyable, @unchecked Sendable {
     }
 
     deinit {
-        core.takeUnretainedValue().board.abandon(sequence)
+        let engine = core.takeUnretainedValue()
+        if !engine.board.wasTaken(sequence) { engine.board.abandon(sequence) }
         core.release()
     }
 }

@@ -8,6 +8,10 @@ import Synchronization
 ///
 ///     [control: stopping flag] [next sequence] [park word of worker 0] … [park word of worker W-1]
 ///     [ring of channel 0 (input)] [ring of channel 1] … [scratch of fused segments]
+///
+/// `@unchecked Sendable`: its stored properties are set in `init` and never reassigned (but `threads`,
+/// written only under `lifecycle`); what threads share at run time lives in the region and is
+/// accessed through atomics under the ring protocol (``SlotRing``).
 @usableFromInline
 final class EngineCore: @unchecked Sendable {
     let plan: ExecutionPlan
@@ -187,6 +191,53 @@ final class EngineCore: @unchecked Sendable {
                 return k
             }
         }
+    }
+
+    /// Claims up to `limit` consecutive sequence numbers with one CAS: as many, from the next one,
+    /// as have a free slot. Returns the first and how many; `nil` when not even one is free.
+    @usableFromInline @inline(__always)
+    func tryClaim(upTo limit: Int) -> (first: Int, count: Int)? {
+        while true {
+            let k = nextSequence.pointee.load(ordering: .relaxed)
+            // Results are collected in any order (waits, drops), so every slot is checked.
+            var n = 0
+            while n < limit && board.hasSpace(for: k &+ n) { n &+= 1 }
+            guard n > 0 else { return nil }
+            if nextSequence.pointee.compareExchange(expected: k, desired: k &+ n, ordering: .acquiringAndReleasing).exchanged {
+                return (k, n)
+            }
+        }
+    }
+
+    /// Claims between 1 and `limit` consecutive sequences, blocking like ``claim()`` for the first.
+    @usableFromInline
+    func claim(upTo limit: Int) throws(GraphError) -> (first: Int, count: Int) {
+        if let claimed = tryClaim(upTo: limit) { return claimed }
+        let k = try claim()
+        guard limit > 1, let more = tryClaimContiguous(after: k, upTo: limit - 1) else { return (k, 1) }
+        return (k, 1 + more)
+    }
+
+    /// Extends a claim that ends at `k`, if nobody claimed `k + 1` meanwhile.
+    @inline(__always)
+    private func tryClaimContiguous(after k: Int, upTo limit: Int) -> Int? {
+        var n = 0
+        while n < limit && board.hasSpace(for: k &+ 1 &+ n) { n &+= 1 }
+        guard n > 0, nextSequence.pointee.compareExchange(
+            expected: k &+ 1, desired: k &+ 1 &+ n, ordering: .acquiringAndReleasing).exchanged else { return nil }
+        return n
+    }
+
+    /// Publishes the inputs of `count` sequences from `first` with release stores, then one fence and
+    /// one wake-up check for the head workers (instead of a sequentially consistent store and a check
+    /// per execution).
+    @usableFromInline @inline(__always)
+    func publishInputs(first: Int, count: Int) {
+        for k in first..<(first &+ count) {
+            input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        for target in inputWakeTargets { Worker.wake(target) }
     }
 
     /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.

@@ -8,6 +8,9 @@ import Synchronization
 /// - The publisher (the worker running the output node) stores the stamp, then reads `resultWaiters`;
 ///   if it is non-zero it takes the bits with one `exchange(0)` and wakes, resumes or collects.
 /// - A waiter sets its bit, then re-reads the stamp and the shutdown flag before it sleeps.
+///
+/// `@unchecked Sendable`: the slots, error table and continuation table are shared memory whose
+/// every access follows this protocol (one publisher per slot, one taker per result).
 @usableFromInline
 final class ResultBoard: @unchecked Sendable {
     @usableFromInline let ring: SlotRing
@@ -136,12 +139,27 @@ final class ResultBoard: @unchecked Sendable {
     func take(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
         guard failure == 0 else {
-            let node = Int(failure) - 1
-            let error = errors[k & ring.mask] ?? GraphError.shutDown
+            let error = failureError(k, failure)
             collect(k)
-            throw .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
+            throw error
         }
         return ring.value(k)
+    }
+
+    /// After `k` is published: the value's address, or the stage failure thrown without freeing the
+    /// slot (the caller frees it, e.g. with ``collect(first:count:)``).
+    @usableFromInline
+    func peek(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        let failure = ring.failure(k).pointee
+        guard failure == 0 else { throw failureError(k, failure) }
+        return ring.value(k)
+    }
+
+    /// The typed error of a failed result slot.
+    func failureError(_ k: Int, _ failure: Int32) -> GraphError {
+        let node = Int(failure) - 1
+        let error = errors[k & ring.mask] ?? GraphError.shutDown
+        return .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
     }
 
     /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
@@ -149,11 +167,46 @@ final class ResultBoard: @unchecked Sendable {
     func collect(_ k: Int) {
         let waiters = ring.resultWaiters(k)
         if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
             space.pointee.store(0, ordering: .relaxed)
             Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+        }
+    }
+
+    /// Throws ``GraphError/alreadyWaited(sequence:)`` when the result of `k` was already taken (its
+    /// slot collected). A read only: the slot's cache line stays shared until the result is there.
+    /// Two threads waiting on one pending execution at the same instant may both read the result
+    /// (a copy each: memory-safe); one after the other, the second gets the error.
+    @usableFromInline @inline(__always)
+    func checkNotTaken(_ k: Int) throws(GraphError) {
+        guard !wasTaken(k) else { throw .alreadyWaited(sequence: k) }
+    }
+
+    /// Whether the result of `k` was collected (waited for, failed, or dropped and collected).
+    @usableFromInline @inline(__always)
+    func wasTaken(_ k: Int) -> Bool { ring.takenWord(k).pointee.load(ordering: .relaxed) > k }
+
+    /// Frees the slots of `count` sequences from `first` whose results the caller read, with release
+    /// stores, one fence, then one look per slot for a submitter waiting for space.
+    @usableFromInline
+    func collect(first: Int, count: Int) {
+        guard count > 0 else { return }
+        for k in first..<(first &+ count) {
+            let waiters = ring.resultWaiters(k)
+            if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+            ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+            ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        for k in first..<(first &+ count) {
+            let space = ring.spaceWaiters(k)
+            if space.pointee.load(ordering: .relaxed) != 0 {
+                space.pointee.store(0, ordering: .relaxed)
+                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+            }
         }
     }
 

@@ -25,7 +25,7 @@ final class SegmentRunner {
     /// Set when `output` is the result ring (unretained: the engine core owns the board and outlives the workers).
     let resultBoard: Unmanaged<ResultBoard>?
     /// The next sequence this segment processes.
-    private(set) var next = 0
+    @exclusivity(unchecked) private(set) var next = 0
 
     init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
@@ -75,14 +75,29 @@ final class SegmentRunner {
     }
 
     /// Runs up to `limit` ready executions back to back (consumer-side batching); returns how many ran.
+    ///
+    /// Each output is published with a release store as soon as it is written (a spinning consumer
+    /// sees it at once); then one sequentially consistent fence covers the whole batch before the
+    /// wake-up checks (parked workers, waiting callers): the producer half of the Dekker pair.
     @inline(__always)
     func runBatch(_ limit: Int) -> Int {
+        let first = next
         var n = 0
         while n < limit && runOne() { n &+= 1 }
+        if n > 0 {
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            for target in wakeTargets { Worker.wake(target) }
+            if let board = resultBoard {
+                board._withUnsafeGuaranteedRef { board in
+                    for k in first..<(first &+ n) { board.didPublish(k) }
+                }
+            }
+        }
         return n
     }
 
-    /// Runs the next execution if its inputs are ready. Returns whether it ran.
+    /// Runs the next execution if its inputs are ready, and publishes its output (release; the
+    /// caller, ``runBatch(_:)``, fences and wakes). Returns whether it ran.
     @inline(__always)
     func runOne() -> Bool {
         guard isReady() else { return false }
@@ -111,9 +126,7 @@ final class SegmentRunner {
             failure = runKernels(into: output.value(k), outputSlot: outputSlot)
         }
         output.failure(k).pointee = failure
-        output.publish(k)
-        for target in wakeTargets { Worker.wake(target) }
-        if let board = resultBoard { board._withUnsafeGuaranteedRef { $0.didPublish(k) } }
+        output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         next = k &+ 1
         return true
     }

@@ -4,6 +4,9 @@ import Synchronization
 
 /// One pinned worker thread: runs its segments' static schedule in a loop, spins when idle, then
 /// parks through its own io_uring (a futex-wait SQE on its park word) until a producer rings it.
+///
+/// `@unchecked Sendable`: configured before its thread starts; afterwards its mutable state is touched
+/// only by that thread, except `parkCount` (atomic) and the park word (atomic, in the region).
 final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]

@@ -1,0 +1,1 @@
+// Written by scripts/check-fixtures.sh from the README first Swift example.
