@@ -172,6 +172,71 @@ final class RandomGraphPropertyTests: XCTestCase {
                 }
                 return Execution(input: i, outcome: Outcome.of { try compiled.execute(inputs[i]) }.map(summarize))
             }
+        case .batch(let chunk, let shuffleSeed):
+            // submit(contentsOf:) in chunks of at most `capacity`, waited for with waitAll or one by
+            // one in a random order; one thread, so the engine's order is the input order.
+            var result = [Execution?](repeating: nil, count: inputs.count)
+            var rng = SplitMix64(seed: shuffleSeed)
+            var start = 0
+            let chunk = max(1, min(chunk, compiled.capacity))
+            while start < inputs.count {
+                let range = start..<min(inputs.count, start + chunk)
+                do {
+                    let batch = try compiled.submit(contentsOf: inputs[range])
+                    if shuffleSeed & 1 == 0 {
+                        batch.waitAll { index, r in
+                            let outcome: Outcome
+                            switch r {
+                            case .success(let v): outcome = .value(summarize(v))
+                            case .failure(let e): outcome = Outcome(e)
+                            }
+                            result[range.lowerBound + index] = Execution(input: range.lowerBound + index, outcome: outcome)
+                        }
+                    } else {
+                        for index in Array(0..<range.count).shuffled(using: &rng) {
+                            let outcome: Outcome
+                            do { outcome = .value(summarize(try batch.wait(index))) } catch { outcome = Outcome(error) }
+                            result[range.lowerBound + index] = Execution(input: range.lowerBound + index, outcome: outcome)
+                        }
+                    }
+                } catch {
+                    for i in range { result[i] = Execution(input: i, outcome: Outcome(error)) }
+                }
+                start = range.upperBound
+            }
+            return result.map { $0! }
+        case .executeAll(let window):
+            var result: [Execution] = []
+            do {
+                try compiled.executeAll(inputs, window: window) { index, r in
+                    switch r {
+                    case .success(let v): result.append(Execution(input: index, outcome: .value(summarize(v))))
+                    case .failure(let e): result.append(Execution(input: index, outcome: Outcome(e)))
+                    }
+                }
+            } catch {
+                for i in result.count..<inputs.count { result.append(Execution(input: i, outcome: Outcome(error))) }
+            }
+            return result
+        case .asyncResults(let window):
+            var result: [Execution] = []
+            for await r in compiled.results(for: inputs, window: window) {
+                switch r {
+                case .success(let v): result.append(Execution(input: result.count, outcome: .value(summarize(v))))
+                case .failure(let e): result.append(Execution(input: result.count, outcome: Outcome(e)))
+                }
+            }
+            return result
+        case .borrowed:
+            // withResult lends the output in place (zero-copy read of the result slot).
+            return inputs.indices.map { i in
+                do {
+                    let pending = try compiled.submit(inputs[i])
+                    return Execution(input: i, outcome: .value(try pending.withResult { (o: borrowing O) in summarize(copy o) }))
+                } catch {
+                    return Execution(input: i, outcome: Outcome(error))
+                }
+            }
         case .concurrent(let threads):
             let collected = Mutex<[(sequence: Int, execution: Execution)]>([])
             let failures = Mutex<[Execution]>([])
@@ -633,6 +698,14 @@ struct PropertyRun {
         case abandonSome(mask: UInt64)
         /// Several threads submit and wait at once; compared in the engine's sequence order.
         case concurrent(threads: Int)
+        /// `submit(contentsOf:)` in chunks, then `waitAll` (even seed) or `wait(i)` in random order.
+        case batch(chunk: Int, shuffleSeed: UInt64)
+        /// `executeAll` with a window.
+        case executeAll(window: Int)
+        /// The async `results(for:)` stream with a window.
+        case asyncResults(window: Int)
+        /// `submit` then `withResult` (the output borrowed in place).
+        case borrowed
     }
 
     var mode: Mode
@@ -650,12 +723,16 @@ struct PropertyRun {
             }
         }
         let mode: Mode
-        switch Int.random(in: 0..<10, using: &rng) {
+        switch Int.random(in: 0..<15, using: &rng) {
         case 0..<3: mode = .blocking
         case 3..<5: mode = .async
         case 5..<7: mode = .pipelined(window: Int.random(in: 1...8, using: &rng))
         case 7..<9: mode = .abandonSome(mask: rng.next())
-        default: mode = .concurrent(threads: 2)
+        case 9: mode = .concurrent(threads: 2)
+        case 10..<12: mode = .batch(chunk: Int.random(in: 1...8, using: &rng), shuffleSeed: rng.next())
+        case 12: mode = .executeAll(window: Int.random(in: 1...8, using: &rng))
+        case 13: mode = .asyncResults(window: Int.random(in: 1...8, using: &rng))
+        default: mode = .borrowed
         }
         return PropertyRun(mode: mode, inputs: inputs)
     }
