@@ -40,7 +40,11 @@ let package = Package(
         // Example graphs users run (`actorgraph list`).
         .target(
             name: "ActorGraphExamples",
-            dependencies: ["ActorGraph", "ActorGraphPlatform"],
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform",
+                // ExampleDriver keeps pending executions in a UniqueArray (was imported undeclared).
+                .product(name: "BasicContainers", package: "swift-collections"),
+            ],
             path: "Graphs"
         ),
         // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
