@@ -1,6 +1,14 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// `ACTORGRAPH_SANITIZE=thread|address` (set by `scripts/sanitizers.sh` only) instruments this
+/// package's own targets. SwiftPM's `--sanitize` instruments every package, and swift-collections'
+/// BasicContainers does not compile under `-sanitize=thread` with Swift 6.3.1 (LLVM "Invalid
+/// bitcast" in `_HTable+Bitmap.swift`). Unset (every normal build), these settings are empty.
+let sanitizer = Context.environment["ACTORGRAPH_SANITIZE"].flatMap { ["thread", "address"].contains($0) ? $0 : nil }
+let sanitized: [SwiftSetting] = sanitizer.map { [.unsafeFlags(["-sanitize=\($0)"])] } ?? []
+let sanitizedLink: [LinkerSetting] = sanitizer.map { [.unsafeFlags(["-sanitize=\($0)"])] } ?? []
+
 let package = Package(
     name: "ActorGraph",
     platforms: [.macOS(.v15)],
@@ -27,7 +35,8 @@ let package = Package(
             name: "ActorGraphPlatform",
             dependencies: [
                 "CLibURing", "CLibNUMA", "CPlatformShims",
-            ]
+            ],
+            swiftSettings: sanitized
         ),
         // The engine: DSL, compiler, channels, runtime, dynamic path.
         .target(
@@ -35,7 +44,8 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: sanitized
         ),
         // Example graphs users run (`actorgraph list`).
         .target(
@@ -45,7 +55,8 @@ let package = Package(
                 // ExampleDriver keeps pending executions in a UniqueArray (was imported undeclared).
                 .product(name: "BasicContainers", package: "swift-collections"),
             ],
-            path: "Graphs"
+            path: "Graphs",
+            swiftSettings: sanitized
         ),
         // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
         .target(
@@ -55,12 +66,14 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "BasicContainers", package: "swift-collections"),
             ],
-            path: "Benchmarks/Suite"
+            path: "Benchmarks/Suite",
+            swiftSettings: sanitized
         ),
         // Reliability tools behind `actorgraph soak` and `actorgraph fuzz-udp` (testable as a library).
         .target(
             name: "ActorGraphReliability",
-            dependencies: ["ActorGraph", "ActorGraphPlatform", "ActorGraphExamples"]
+            dependencies: ["ActorGraph", "ActorGraphPlatform", "ActorGraphExamples"],
+            swiftSettings: sanitized
         ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
         .target(name: "CMallocCounter"),
@@ -71,15 +84,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: sanitized,
             // Export the counting malloc family so shared libraries bind to it ahead of glibc's.
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
-                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
+                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })] + sanitizedLink
         ),
         .testTarget(name: "ActorGraphTests", dependencies: [
             "ActorGraph", "ActorGraphPlatform",
             .product(name: "BasicContainers", package: "swift-collections"),
-        ]),
-        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"]),
+        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]
 )

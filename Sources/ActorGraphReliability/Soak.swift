@@ -110,7 +110,15 @@ public final class Soak: Sendable {
 
     let configuration: Configuration
     let ledger = Ledger()
-    let stage = Mutex<Current>(Current())
+    /// The graph submitters use (nil between graphs). Written rarely, under the lock, then
+    /// `generation` is bumped (release); submitters re-read it only when `generation` changed.
+    let slot = Mutex<CompiledGraph<Int, SoakOutput>?>(nil)
+    let generation = Atomic<Int>(0)
+    /// Pause protocol (Dekker): a submitter adds itself to `ledger.busy` and then reads `paused`;
+    /// the controller sets `paused` and then waits for `busy` to reach zero. Both sides are
+    /// sequentially consistent, so either the submitter sees the pause or the controller sees it busy.
+    let paused = Atomic<Bool>(false)
+    let stopping = Atomic<Bool>(false)
     let nextID = Atomic<Int>(1)
 
     /// A soak that will run with `configuration`.
@@ -170,14 +178,14 @@ public final class Soak: Sendable {
         }
         // Stop: no new calls; wait until every submitter is between calls (a call that never
         // returns is a hang: reported, not waited out), then sample in the same idle state as the start.
-        stage.withLock { $0.paused = true }
+        paused.store(true, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + configuration.hangTimeout
-        while ledger.busy.load(ordering: .acquiring) > 0 && ContinuousClock.now < deadline {
+        while ledger.busy.load(ordering: .sequentiallyConsistent) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let hung = ledger.busy.load(ordering: .acquiring) > 0
+        let hung = ledger.busy.load(ordering: .sequentiallyConsistent) > 0
         let endSample = hung ? ProcessResources.sample() : await settledSample(target: startSample)
-        stage.withLock { $0.stopping = true }
+        stopping.store(true, ordering: .sequentiallyConsistent)
         if !hung {
             while hangFlags.contains(where: { !$0.isFinished }) { try? await Task.sleep(for: .milliseconds(1)) }
             for task in tasks { await task.value }
@@ -218,39 +226,56 @@ public final class Soak: Sendable {
         } catch {
             return false
         }
-        stage.withLock { $0.graph = graph; $0.generation &+= 1; $0.paused = false }
+        publish(graph)
+        paused.store(false, ordering: .sequentiallyConsistent)
         try? await Task.sleep(for: lifetime)
         if !inFlight {
             // Graceful: no new executions; wait until every submitter is between calls.
-            stage.withLock { $0.paused = true }
+            paused.store(true, ordering: .sequentiallyConsistent)
             let deadline = ContinuousClock.now + .seconds(10)
-            while ledger.busy.load(ordering: .acquiring) > 0 && ContinuousClock.now < deadline {
+            while ledger.busy.load(ordering: .sequentiallyConsistent) > 0 && ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .microseconds(200))
             }
         }
         // New calls stop first; calls already inside the graph meet the shutdown.
-        stage.withLock { $0.graph = nil; $0.paused = false }
+        publish(nil)
         graph.shutdown()
+        paused.store(false, ordering: .sequentiallyConsistent)
         return true
+    }
+
+    private func publish(_ graph: CompiledGraph<Int, SoakOutput>?) {
+        slot.withLock { $0 = graph }
+        generation.add(1, ordering: .releasing)
     }
 
     // MARK: Submitters
 
     /// The graph to use now, or nil while there is none (between graphs) or the soak is pausing.
-    /// A caller that gets a graph counts as busy (under the same lock, so a pause that sees no busy
-    /// submitter knows none can start) until it calls `ledger.busy.subtract`.
-    private func current() -> (graph: CompiledGraph<Int, SoakOutput>?, stop: Bool) {
-        stage.withLock { s in
-            guard !s.paused, !s.stopping, let graph = s.graph else { return (nil, s.stopping) }
-            ledger.busy.add(1, ordering: .acquiringAndReleasing)
-            return (graph, false)
+    /// A caller that gets a graph counts as busy until it calls `ledger.busy.subtract` (see
+    /// `paused`). `view` caches the graph of the last generation seen (the lock is taken only when
+    /// it changed); a cached graph that was just shut down answers `shutDown`, which is counted.
+    private func current(_ view: inout GraphView) -> (graph: CompiledGraph<Int, SoakOutput>?, stop: Bool) {
+        if stopping.load(ordering: .sequentiallyConsistent) { return (nil, true) }
+        let g = generation.load(ordering: .acquiring)
+        if g != view.generation {
+            view.graph = slot.withLock { $0 }
+            view.generation = g
         }
+        guard let graph = view.graph else { return (nil, false) }
+        ledger.busy.add(1, ordering: .sequentiallyConsistent)
+        if paused.load(ordering: .sequentiallyConsistent) {
+            ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
+            return (nil, false)
+        }
+        return (graph, false)
     }
 
     private func blockingLoop(_ flag: SubmitterFlag) {
         defer { flag.finish() }
+        var view = GraphView()
         while true {
-            let (graph, stop) = current()
+            let (graph, stop) = current(&view)
             if stop { return }
             guard let graph else { usleep(200); continue }
             let id = nextID.add(1, ordering: .relaxed).newValue
@@ -260,15 +285,16 @@ public final class Soak: Sendable {
             } catch {
                 ledger.answer(id, error: error)
             }
-            ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+            ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     private func asyncLoop(_ flag: SubmitterFlag) async {
         defer { flag.finish() }
+        var view = GraphView()
         var round = 0
         while true {
-            let (graph, stop) = current()
+            let (graph, stop) = current(&view)
             if stop { return }
             guard let graph else { try? await Task.sleep(for: .microseconds(200)); continue }
             round &+= 1
@@ -297,16 +323,17 @@ public final class Soak: Sendable {
                     ledger.answer(id, error: error)
                 }
             }
-            ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+            ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     /// `submit(contentsOf:)` waited for in random order or with `waitAll`, and `executeAll`.
     private func batchLoop(_ flag: SubmitterFlag, seed: UInt64) {
         defer { flag.finish() }
+        var view = GraphView()
         var rng = SoakRandom(seed: configuration.seed ^ 0xBA7C ^ seed)
         while true {
-            let (graph, stop) = current()
+            let (graph, stop) = current(&view)
             if stop { return }
             guard let graph else { usleep(200); continue }
             let n = Int.random(in: 1...max(1, min(64, graph.capacity)), using: &rng)
@@ -334,7 +361,7 @@ public final class Soak: Sendable {
                     batch = try graph.submit(contentsOf: ids)
                 } catch {
                     for id in ids { ledger.started(); ledger.answer(id, error: error) }
-                    ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+                    ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
                     continue
                 }
                 for _ in ids { ledger.started() }
@@ -356,20 +383,21 @@ public final class Soak: Sendable {
                     }
                 }
             }
-            ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+            ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     private func pipelinedLoop(_ flag: SubmitterFlag) {
         defer { flag.finish() }
+        var view = GraphView()
         var rng = SoakRandom(seed: configuration.seed ^ 0x5EED)
         while true {
-            let (graph, stop) = current()
+            let (graph, stop) = current(&view)
             if stop { return }
             guard let graph else { usleep(200); continue }
             let window = Int.random(in: 1...max(1, min(configuration.pipelineWindow, graph.capacity)), using: &rng)
             submitThenWait(graph, remaining: window, waitInReverse: Bool.random(using: &rng))
-            ledger.busy.subtract(1, ordering: .acquiringAndReleasing)
+            ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
@@ -404,12 +432,10 @@ public final class Soak: Sendable {
         }
     }
 
-    /// What the submitters see: the current graph, and whether to pause or stop.
-    struct Current: ~Copyable {
+    /// A submitter's cached view of the current graph.
+    struct GraphView {
+        var generation = -1
         var graph: CompiledGraph<Int, SoakOutput>? = nil
-        var generation = 0
-        var paused = false
-        var stopping = false
     }
 }
 
@@ -423,7 +449,12 @@ final class SubmitterFlag: Sendable {
 /// Counts executions and answers. An answer names the execution it belongs to (the id carried in
 /// the output value or in the stage's error); it must be the execution that was asked for, once.
 final class Ledger: Sendable {
-    private let counters = Mutex(Counters())
+    // Plain atomic counters, not a Mutex: Synchronization's Mutex hands a contended lock over inside
+    // the kernel (a PI futex), where ThreadSanitizer cannot see the hand-off, so every contended
+    // counter update would be reported as a race under `scripts/sanitizers.sh`.
+    private let executions = Atomic<Int>(0), answered = Atomic<Int>(0), duplicated = Atomic<Int>(0)
+    private let values = Atomic<Int>(0), stageFailures = Atomic<Int>(0), shutdownErrors = Atomic<Int>(0)
+    private let capacityErrors = Atomic<Int>(0), otherErrors = Atomic<Int>(0)
     /// Submitters inside a call (graceful shutdowns wait for zero).
     let busy = Atomic<Int>(0)
 
@@ -432,33 +463,46 @@ final class Ledger: Sendable {
         var values = 0, stageFailures = 0, shutdownErrors = 0, capacityErrors = 0, otherErrors = 0
     }
 
-    func reset() { counters.withLock { $0 = Counters() } }
-    func snapshot() -> Counters { counters.withLock { $0 } }
-    func started() { counters.withLock { $0.executions += 1 } }
+    /// Zeroes every counter; only while no submitter is inside a call.
+    func reset() {
+        executions.store(0, ordering: .relaxed); answered.store(0, ordering: .relaxed)
+        duplicated.store(0, ordering: .relaxed); values.store(0, ordering: .relaxed)
+        stageFailures.store(0, ordering: .relaxed); shutdownErrors.store(0, ordering: .relaxed)
+        capacityErrors.store(0, ordering: .relaxed); otherErrors.store(0, ordering: .relaxed)
+    }
+
+    func snapshot() -> Counters {
+        Counters(
+            executions: executions.load(ordering: .acquiring), answered: answered.load(ordering: .acquiring),
+            duplicated: duplicated.load(ordering: .acquiring), values: values.load(ordering: .acquiring),
+            stageFailures: stageFailures.load(ordering: .acquiring), shutdownErrors: shutdownErrors.load(ordering: .acquiring),
+            capacityErrors: capacityErrors.load(ordering: .acquiring), otherErrors: otherErrors.load(ordering: .acquiring))
+    }
+
+    func started() { executions.add(1, ordering: .relaxed) }
 
     /// A value arrived for execution `id`.
     func answer(_ id: Int, carried output: SoakOutput) {
-        let correct = output.id == id && output.check == SoakOutput.expectedCheck(id, shape: output.shape)
-        counters.withLock { c in
-            if correct { c.answered += 1; c.values += 1 } else { c.duplicated += 1 }
+        if output.id == id && output.check == SoakOutput.expectedCheck(id, shape: output.shape) {
+            answered.add(1, ordering: .relaxed); values.add(1, ordering: .relaxed)
+        } else {
+            duplicated.add(1, ordering: .relaxed)
         }
     }
 
     /// An error arrived for execution `id`.
     func answer(_ id: Int, error: any Error) {
-        counters.withLock { c in
-            switch error {
-            case GraphError.stageFailed(_, let inner as SoakFailure) where inner.id == id:
-                c.answered += 1; c.stageFailures += 1
-            case GraphError.stageFailed:
-                c.duplicated += 1 // another execution's failure
-            case GraphError.shutDown:
-                c.answered += 1; c.shutdownErrors += 1
-            case GraphError.capacityExceeded:
-                c.answered += 1; c.capacityErrors += 1
-            default:
-                c.answered += 1; c.otherErrors += 1
-            }
+        switch error {
+        case GraphError.stageFailed(_, let inner as SoakFailure) where inner.id == id:
+            answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
+        case GraphError.stageFailed:
+            duplicated.add(1, ordering: .relaxed) // another execution's failure
+        case GraphError.shutDown:
+            answered.add(1, ordering: .relaxed); shutdownErrors.add(1, ordering: .relaxed)
+        case GraphError.capacityExceeded:
+            answered.add(1, ordering: .relaxed); capacityErrors.add(1, ordering: .relaxed)
+        default:
+            answered.add(1, ordering: .relaxed); otherErrors.add(1, ordering: .relaxed)
         }
     }
 }
