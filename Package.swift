@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
         .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
         .library(name: "ActorGraphReliability", targets: ["ActorGraphReliability"]),
+        .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
     dependencies: [
@@ -25,16 +26,23 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         // Noncopyable containers (`UniqueArray`) for pending executions in the examples and tests.
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // Statistics export: swift-metrics API, Prometheus registry and text format.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // `swift package generate-documentation --target ActorGraph` (DocC catalog in Sources/ActorGraph).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // Platform: C libraries reached through module maps.
         .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .systemLibrary(name: "CLibNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CPlatformShims"),
+        // SIGINT/SIGTERM handlers that only record the signal (async-signal-safe C).
+        .target(name: "CServiceSignals"),
         .target(
             name: "ActorGraphPlatform",
             dependencies: [
-                "CLibURing", "CLibNUMA", "CPlatformShims",
+                "CLibURing", "CLibNUMA", "CPlatformShims", "CServiceSignals",
             ],
             swiftSettings: sanitized
         ),
@@ -44,6 +52,16 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: sanitized
+        ),
+        // Statistics export: swift-metrics reporter, Prometheus text, a small scrape endpoint.
+        .target(
+            name: "ActorGraphMetrics",
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: sanitized
         ),
@@ -80,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphReliability", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "ActorGraphReliability", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,8 +111,22 @@ let package = Package(
             "ActorGraph", "ActorGraphPlatform",
             .product(name: "BasicContainers", package: "swift-collections"),
         ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
+        // (inside XCTest, /proc/self/exe is the test runner, which knows no graphs).
+        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures",
+                swiftSettings: sanitized),
+        .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
+                          path: "Tests/IsolationFixtureMain", swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(name: "IsolationTests",
+                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        // The metrics export and the `actorgraph serve` process (scraped over HTTP, stopped by signals).
+        .testTarget(name: "ServiceTests", dependencies: [
+            "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
         .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]

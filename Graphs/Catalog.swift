@@ -68,16 +68,24 @@ public struct ExampleRunReport: Sendable {
     public var omittedExecutions: Int
     /// Wall time of the measured loop.
     public var elapsedNanoseconds: UInt64
+    /// The compiled graph's statistics at the end of the run, when compiled with
+    /// ``CompileOptions/statistics`` on (`nil` otherwise, and on the dynamic and sequential paths).
+    public var statistics: GraphStatistics?
+    /// The compiled graph's DOT labelled with those statistics (`nil` without them).
+    public var statisticsDOT: String?
 
     /// A report from its parts; `executions` defaults to the number of latencies.
     public init(lines: [String] = [], latenciesNanoseconds: [UInt64] = [], notes: [String] = [],
-                executions: Int? = nil, omittedExecutions: Int = 0, elapsedNanoseconds: UInt64 = 0) {
+                executions: Int? = nil, omittedExecutions: Int = 0, elapsedNanoseconds: UInt64 = 0,
+                statistics: GraphStatistics? = nil, statisticsDOT: String? = nil) {
         self.lines = lines
         self.latenciesNanoseconds = latenciesNanoseconds
         self.notes = notes
         self.executions = executions ?? latenciesNanoseconds.count
         self.omittedExecutions = omittedExecutions
         self.elapsedNanoseconds = elapsedNanoseconds
+        self.statistics = statistics
+        self.statisticsDOT = statisticsDOT
     }
 
     /// Percentiles of `latenciesNanoseconds`.
@@ -122,6 +130,19 @@ public enum ExampleCatalog {
             DiamondExample.example,
             EmbeddingQueryExample.example,
             TelematicsExample.example,
+        ]
+    }
+
+    /// The graphs a worker process may have to rebuild (``IsolatedWorker/runIfChild(graphs:)``):
+    /// every example whose values are trivially copyable, plus the `faults` graph. (The
+    /// embedding-query example carries `String`s, so `--isolated` rejects it with a typed error.)
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [
+            EchoExample.graph(),
+            ChainExample.graph(),
+            DiamondExample.graph(),
+            TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")),
+            FaultInjection.graph(),
         ]
     }
 

@@ -21,6 +21,8 @@ public enum ExampleDriver {
         }
         var recorder = RunRecorder(example: example, options: options, format: format)
         var notes: [String] = []
+        var statistics: GraphStatistics? = nil
+        var statisticsDOT: String? = nil
         let start = MonotonicClock.now()
         switch options.mode {
         case .compiled:
@@ -30,6 +32,8 @@ public enum ExampleDriver {
                 try compiled.execute(x)
             }
             notes.append(describePlacement(compiled))
+            statistics = compiled.statistics
+            statisticsDOT = statistics.map { compiled.dot(statistics: $0) }
             let cpus = CPU.allowedCPUs().count
             if cpus > 0 && compiled.workerCount + 1 > cpus {
                 notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread spin on \(cpus) CPU(s): "
@@ -42,6 +46,8 @@ public enum ExampleDriver {
             notes.append("pipelined: up to \(window) executions in flight (submit ahead, wait behind, in order)")
             try runPipelined(options.count, window: window, compiled: compiled, input: input, recorder: &recorder)
             notes.append(describePlacement(compiled))
+            statistics = compiled.statistics
+            statisticsDOT = statistics.map { compiled.dot(statistics: $0) }
         case .dynamic:
             let dynamic = try graph.dynamic()
             defer { dynamic.shutdown() }
@@ -64,15 +70,21 @@ public enum ExampleDriver {
         return ExampleRunReport(
             lines: recorder.lines, latenciesNanoseconds: recorder.latencies, notes: notes,
             executions: options.count, omittedExecutions: max(0, options.count - options.resultLimit),
-            elapsedNanoseconds: elapsed)
+            elapsedNanoseconds: elapsed, statistics: statistics, statisticsDOT: statisticsDOT)
     }
 
     /// One line on where the compiled graph runs.
     public static func describePlacement<Input, Output>(_ compiled: CompiledGraph<Input, Output>) -> String {
         let segments = compiled.segments.map { "w\($0.worker)[\($0.nodes.joined(separator: "→"))]" }
         let park = Set(compiled.parkMechanisms).sorted().joined(separator: "/")
-        return "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
+        var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
+        if compiled.isolation == .processes {
+            let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
+            line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
+                + "stage and actor state live in the workers (an actor read here shows its state before the run)"
+        }
+        return line
     }
 
     /// Submit ahead, wait behind: the pending executions live in a `UniqueArray` used as a ring of

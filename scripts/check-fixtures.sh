@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== fixtures: races must not compile"
 races=Tests/Fixtures/RacesMustNotCompile
-(cd "$races" && swift build --target Safe >"$work/safe.log" 2>&1) || { cat "$work/safe.log"; echo "FAIL: the Safe control did not build"; exit 1; }
+(cd "$races" && swift build --product Safe >"$work/safe.log" 2>&1) || { cat "$work/safe.log"; echo "FAIL: the Safe control did not build"; exit 1; }
 (cd "$races" && swift run --skip-build Safe)
 check_rejected() {
     local target=$1 expected=$2

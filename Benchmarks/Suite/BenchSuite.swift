@@ -81,6 +81,8 @@ public struct BenchSummary: Codable, Sendable {
     public var echo64kCompiledOverDynamic: Double
     /// `echo.64KiB` compiled p50 over sequential p50.
     public var echo64kCompiledOverSequential: Double
+    /// `echo.process` p50 (worker in a child process) over `echo` p50 (worker thread), same run.
+    public var echoProcessOverThread: Double
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -91,6 +93,7 @@ public struct BenchSummary: Codable, Sendable {
             + " chain3_batch_throughput_per_s=\(fmt(chain3BatchThroughputPerSecond, 0))"
             + " echo64k_compiled_over_dynamic=\(fmt(echo64kCompiledOverDynamic, 2))"
             + " echo64k_compiled_over_sequential=\(fmt(echo64kCompiledOverSequential, 2))"
+            + " echo_process_over_thread=\(fmt(echoProcessOverThread, 2))"
     }
 }
 
@@ -145,14 +148,26 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytesAfterCompiled: Int
     /// Peak resident set size in bytes at the end of the run.
     public var peakRSSBytes: Int
+    /// Isolated worker recovery: from a worker's SIGKILL to the next successful execution (`nil` when skipped).
+    public var recovery: PathResult?
+    /// The same with ``CompileOptions/standbyWorkers`` (a standby process is activated).
+    public var recoveryStandby: PathResult?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
     public var files: [String]
+    /// Echo with statistics off and on (`nil` when the case was not selected).
+    public var statisticsOverhead: StatisticsOverhead?
 }
 
 /// Runs the benchmark suite behind `actorgraph bench`.
 public enum BenchSuite {
+    /// The graphs the `.process` cases compile: a program running the suite passes them to
+    /// `IsolatedWorker.runIfChild(graphs:)` at the top of `main`.
+    public static var isolatableGraphs: [any IsolatableGraph] {
+        [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
+    }
+
     /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
     /// the sequential path, then the dynamic path; prints progress and the table, writes the files,
     /// and prints the `summary:` line last.
@@ -235,6 +250,28 @@ public enum BenchSuite {
                 progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
             }
         }
+        // Recovery of an isolated worker: SIGKILL it, time until the next successful execution;
+        // spawning a replacement, then activating a standby process instead.
+        var recovery: PathResult? = nil
+        var recoveryStandby: PathResult? = nil
+        if options.includes("recovery") || options.includes("echo.process") {
+            for standby in [false, true] {
+                var compileOptions = CompileOptions(isolation: .processes)
+                compileOptions.standbyWorkers = standby
+                let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
+                defer { graph.shutdown() }
+                let kills = options.quick ? 5 : budget.recoveryKills
+                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills, standby: standby) }
+                let r = PathResult(name: standby ? "recovery.standby" : "recovery.echo.process", path: "compiled", payloadBytes: 8,
+                                   stats: m.stats, placement: standby ? "automatic, worker process, standby" : "automatic, worker process",
+                                   workers: graph.workerCount)
+                if standby { recoveryStandby = r } else { recovery = r }
+                let stats = graph.isolationStatistics
+                progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts"
+                    + (standby ? " (\(stats.standbyActivations) by activating a standby)" : "")
+                    + "; death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
+            }
+        }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
         // 2. Physical limit (the compiled graphs are shut down: only these two threads spin now).
@@ -251,16 +288,29 @@ public enum BenchSuite {
                                                  callerCPU: callerCPU, pingPongCPUs: pingPongCPUs)
         say("  interleaved       echo p50 \(fmtNs(interleaved.echo.p50)) p99 \(fmtNs(interleaved.echo.p99))  ping-pong p50 \(fmtNs(interleaved.pingPong.p50)) p99 \(fmtNs(interleaved.pingPong.p99))  (\(interleaved.rounds) alternating rounds; per-round p50 ratios \(interleaved.roundP50Ratios.map { fmt($0, 2) }.joined(separator: " ")))")
 
+        // 2c. What statistics cost: echo with them off and on, alternating rounds of the same run.
+        var statisticsOverhead: StatisticsOverhead? = nil
+        if options.includes("stats") || options.includes("echo") {
+            let o = try measureStatisticsOverhead(rounds: options.quick ? 4 : 8, samples: options.quick ? 50_000 : 250_000,
+                                                  callerCPU: callerCPU, counter: counter)
+            statisticsOverhead = o
+            say("  echo.stats        statistics off p50 \(fmtNs(o.off.p50)) p99 \(fmtNs(o.off.p99))  on (1/16) p50 \(fmtNs(o.on.p50)) p99 \(fmtNs(o.on.p99))  on/off p50 \(fmt(o.p50Ratio, 3)) p99 \(fmt(o.p99Ratio, 3))"
+                + (o.allocationsPerExecutionOn.map { "  allocs/exec on \(fmt($0, 2))" } ?? "")
+                + "  (stage p50 seen by the statistics \(fmtNs(o.echoStageP50Nanoseconds)); \(o.rounds) alternating rounds)")
+        }
+
         // 3. Sequential path.
         for c in cases {
-            let r = try c.runSequential(context)
+            guard let runSequential = c.runSequential else { continue }
+            let r = try runSequential(context)
             latency.append(r)
             progress(r)
         }
 
         // 4. Dynamic path.
         for c in cases {
-            let r = try await c.runDynamic(context)
+            guard let runDynamic = c.runDynamic else { continue }
+            let r = try await runDynamic(context)
             latency.append(r)
             progress(r)
         }
@@ -306,7 +356,8 @@ public enum BenchSuite {
         }
         let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
         let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
-            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution))
+            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
+            + [statisticsOverhead?.allocationsPerExecutionOn].compactMap { $0 })
         if let echo {
             say("echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases")
         }
@@ -320,7 +371,11 @@ public enum BenchSuite {
             allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!,
             chain3BatchThroughputPerSecond: throughput.first { $0.name == "chain3.batch" }?.perSecond ?? .nan,
             echo64kCompiledOverDynamic: ratio("echo.64KiB", "compiled", over: "dynamic"),
-            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"))
+            echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"),
+            echoProcessOverThread: {
+                guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0 else { return .nan }
+                return process / thread
+            }())
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -329,8 +384,9 @@ public enum BenchSuite {
             busyCPUsBeforeRun: busyBefore,
             allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
-            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(),
-            summary: summary, files: [])
+            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
+            recoveryStandby: recoveryStandby,
+            summary: summary, files: [], statisticsOverhead: statisticsOverhead)
         print("")
         print(ReportWriter.table(report))
         report.files = try ReportWriter.write(report, to: options.outputDirectory)

@@ -40,6 +40,9 @@ struct Budget {
     var pacedCompiled: Int
     var pacedDynamic: Int
 
+    /// Worker kills for the recovery measurement.
+    var recoveryKills: Int = 20
+
     static let quick = Budget(compiled: 200_000, compiledWarmup: 20_000, sequential: 200_000, dynamic: 20_000,
                               dynamicWarmup: 1_000, pingPong: 1_000_000, pipelinedExecutions: 2_000_000, pipelinedRounds: 3,
                               dynamicPipelined: 50_000, pacedPeriodsMicroseconds: [10, 100],
@@ -63,18 +66,22 @@ struct LatencyCase: Sendable {
     let name: String
     let payloadBytes: Int
     let runCompiled: @Sendable (RunContext) throws -> PathResult
-    let runSequential: @Sendable (RunContext) throws -> PathResult
-    let runDynamic: @Sendable (RunContext) async throws -> PathResult
+    /// `nil` for `.process` cases: the same graph's sequential and dynamic paths are measured by the thread case.
+    let runSequential: (@Sendable (RunContext) throws -> PathResult)?
+    let runDynamic: (@Sendable (RunContext) async throws -> PathResult)?
 
     /// `zeroCopy`: the compiled path loans the input slot and borrows the output (large payloads).
+    /// `isolation`: `.processes` runs the worker in a child process (`/proc/self/exe`, whose `main`
+    /// calls `IsolatedWorker.runIfChild` with ``BenchSuite/isolatableGraphs``).
     init<P: BenchPayload>(_ name: String, _: P.Type, placement: Placement = .automatic, capacity: Int = 1024,
-                          scale: Double = 1, zeroCopy: Bool = false, graph: @escaping @Sendable () -> Graph<P, P>) {
+                          scale: Double = 1, zeroCopy: Bool = false, isolation: Isolation = .threads,
+                          graph: @escaping @Sendable () -> Graph<P, P>) {
         self.name = name
         payloadBytes = P.byteCount
         let input = P(seed: 7)
         @Sendable func scaled(_ n: Int) -> Int { max(100, Int(Double(n) * scale)) }
         runCompiled = { context in
-            let compiled = try graph().compile(CompileOptions(capacity: capacity, placement: placement))
+            let compiled = try graph().compile(CompileOptions(capacity: capacity, placement: placement, isolation: isolation))
             defer { compiled.shutdown() }
             let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
                 zeroCopy
@@ -86,8 +93,14 @@ struct LatencyCase: Sendable {
             return PathResult(
                 name: name, path: "compiled", payloadBytes: P.byteCount, stats: m.stats,
                 allocationsPerExecution: m.allocations.map { Double($0) / Double(m.executions) },
-                placement: "\(placement)", workers: compiled.workerCount, segments: compiled.segments.count,
+                placement: isolation == .processes ? "\(placement), worker process" : "\(placement)",
+                workers: compiled.workerCount, segments: compiled.segments.count,
                 channels: compiled.channelCount, sharedMemoryBytes: compiled.sharedMemoryBytes)
+        }
+        guard isolation == .threads else {
+            runSequential = nil
+            runDynamic = nil
+            return
         }
         runSequential = { context in
             let sequential = try graph().sequential()
@@ -111,9 +124,11 @@ struct LatencyCase: Sendable {
     /// Every latency case of the suite, in table order.
     static let all: [LatencyCase] = [
         LatencyCase("echo", UInt64.self) { BenchGraphs.echo(UInt64.self) },
+        LatencyCase("echo.process", UInt64.self, isolation: .processes) { BenchGraphs.echo(UInt64.self) },
         LatencyCase("echo.1KiB", Payload1KiB.self, scale: 0.5, zeroCopy: true) { BenchGraphs.echo(Payload1KiB.self) },
         LatencyCase("echo.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05, zeroCopy: true) { BenchGraphs.echo(Payload64KiB.self) },
         LatencyCase("chain3", UInt64.self) { BenchGraphs.chain(3, UInt64.self) },
+        LatencyCase("chain3.process", UInt64.self, isolation: .processes) { BenchGraphs.chain(3, UInt64.self) },
         LatencyCase("chain3.spread", UInt64.self, placement: .spread) { BenchGraphs.chain(3, UInt64.self) },
         LatencyCase("chain3.1KiB", Payload1KiB.self, scale: 0.5, zeroCopy: true) { BenchGraphs.chain(3, Payload1KiB.self) },
         LatencyCase("chain3.64KiB", Payload64KiB.self, capacity: 16, scale: 0.05, zeroCopy: true) { BenchGraphs.chain(3, Payload64KiB.self) },

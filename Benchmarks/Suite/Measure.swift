@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+import Glibc
 import Histogram
 import Synchronization
 
@@ -209,6 +210,40 @@ enum Measure {
     /// stores an odd value and spins until the responder answers with the next even one. Each sample
     /// is one round trip, timed like the engine's. `pause` selects whether the spin loops use the
     /// `pause` hint, as the engine's spin loops do.
+    /// Isolated-worker recovery: `kills` times, SIGKILL the worker process and time from the kill to
+    /// the next successful execution (executions answered with `workerCrashed` meanwhile are retried).
+    /// With `standby`, each round first waits until the standby process is there (and 200 ms for it
+    /// to stand by), so that every kill is recovered by activation.
+    static func recovery(_ graph: CompiledGraph<UInt64, UInt64>, kills: Int, standby: Bool = false) throws -> Measurement {
+        var histogram = makeLatencyHistogram()
+        var checksum: UInt64 = 0
+        let start = MonotonicClock.now()
+        for _ in 0..<kills {
+            for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            if standby {
+                var waited = 0
+                while (graph.isolationStatistics.standbyProcessIDs.first ?? 0) == 0 && waited < 5_000 { usleep(1_000); waited += 1 }
+                usleep(200_000)
+                for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
+            }
+            let pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
+            guard pid > 0 else { throw BenchFailure(description: "no worker process to kill") }
+            let t0 = MonotonicClock.now()
+            kill(pid, SIGKILL)
+            while true {
+                do {
+                    checksum &+= try graph.execute(7)
+                    break
+                } catch {
+                    guard case .workerCrashed = error else { throw error }
+                }
+            }
+            _ = histogram.record(MonotonicClock.now() &- t0)
+        }
+        return Measurement(histogram: histogram, executions: UInt64(kills), elapsedNanoseconds: MonotonicClock.now() &- start,
+                           allocations: nil, checksum: checksum)
+    }
+
     static func pingPong(cpus: (Int?, Int?), warmup: Int, iterations: Int, pause: Bool) throws -> Measurement {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         defer { raw.deallocate() }

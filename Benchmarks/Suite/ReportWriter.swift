@@ -66,6 +66,12 @@ enum ReportWriter {
                                [20, 10, 9, 9, 9, 10]))
             }
         }
+        if let rec = r.recovery {
+            out.append("")
+            out.append("RECOVERY of an isolated worker (SIGKILL to the next successful execution, \(rec.stats.count) kills): "
+                + "p50 \(fmtNs(rec.stats.p50))  max \(fmtNs(rec.stats.max))"
+                + (r.recoveryStandby.map { "; activating a standby process: p50 \(fmtNs($0.stats.p50))  max \(fmtNs($0.stats.max))" } ?? ""))
+        }
         out.append("")
         out.append("MEMORY: peak RSS \(fmtBytes(r.peakRSSBytesAfterCompiled)) after the compiled cases, \(fmtBytes(r.peakRSSBytes)) at the end")
         out.append("ALLOCATIONS: \(r.allocationMethod)")

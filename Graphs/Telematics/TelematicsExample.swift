@@ -30,6 +30,8 @@ public enum TelematicsExample {
             let report = try TelematicsLoadGenerator(
                 port: served.port, rate: Double(rate), count: options.count, malformedEvery: 50).run()
             let stats = served.statistics
+            let graphStatistics = served.compiled.statistics
+            let statisticsDOT = graphStatistics.map { served.compiled.dot(statistics: $0) }
             served.shutdown()
             let alerts = sink.withState { ($0.harshBrakingCount, $0.speedingCount) }
             var lines = [
@@ -45,7 +47,8 @@ public enum TelematicsExample {
                 notes: ["path: compiled, fed by the io_uring UDP source; latency is end to end (client send → reply received)",
                         "server: \(stats)"],
                 executions: report.replies, omittedExecutions: 0,
-                elapsedNanoseconds: UInt64(report.seconds * 1e9))
+                elapsedNanoseconds: UInt64(report.seconds * 1e9),
+                statistics: graphStatistics, statisticsDOT: statisticsDOT)
         },
         describe: { options in
             let compiled = try TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")).compile(options)

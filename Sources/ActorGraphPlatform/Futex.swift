@@ -1,6 +1,10 @@
 import CPlatformShims
 
-/// A process-private futex on a 32-bit word: the plain-syscall way to park and wake a thread.
+/// A futex on a 32-bit word: the plain-syscall way to park and wake a thread.
+///
+/// Private by default (the kernel keys it on the address in this process). Pass `shared: true` for a
+/// word in memory that several processes map (isolated workers): a private wake never reaches a
+/// waiter in another process.
 ///
 /// Workers park through their io_uring (``IORing/prepareFutexWait(on:expected:userData:)``);
 /// callers that are not workers, and hosts where io_uring is refused, use this.
@@ -18,8 +22,9 @@ public enum Futex {
     }
 
     /// Sleeps while `*word == expected`, for at most `timeoutNanoseconds` (negative: no limit).
-    public static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64) -> WaitResult {
-        let r = cplatform_futex_wait(word, expected, timeoutNanoseconds)
+    public static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64,
+                            shared: Bool = false) -> WaitResult {
+        let r = cplatform_futex_wait(word, expected, timeoutNanoseconds, shared ? 1 : 0)
         switch r {
         case 0: return .woken
         case -Errno.resourceTemporarilyUnavailable.rawValue: return .valueChanged
@@ -30,7 +35,7 @@ public enum Futex {
 
     /// Wakes up to `count` threads sleeping on `word`; returns how many woke.
     @discardableResult
-    public static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1) -> Int {
-        Int(max(0, cplatform_futex_wake(word, count)))
+    public static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1, shared: Bool = false) -> Int {
+        Int(max(0, cplatform_futex_wake(word, count, shared ? 1 : 0)))
     }
 }

@@ -52,10 +52,12 @@ public final class IORing {
     }
 
     /// Queues `IORING_OP_FUTEX_WAIT`: completes when `word` is woken, or at once (`-EAGAIN`) if `*word != expected`.
+    /// `shared`: the word is mapped by several processes (no `FUTEX2_PRIVATE`), as ``Futex`` with `shared: true`.
     @discardableResult
-    public func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64) -> Bool {
+    public func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64,
+                                 shared: Bool = false) -> Bool {
         guard let sqe = nextSQE() else { return false }
-        clib_io_uring_prep_futex_wait(sqe, word, UInt64(expected))
+        clib_io_uring_prep_futex_wait(sqe, word, UInt64(expected), shared ? 1 : 0)
         io_uring_sqe_set_data64(sqe, userData)
         return true
     }

@@ -47,4 +47,16 @@ public final class PinnedThread: @unchecked Sendable {
         joined = true
         pthread_join(handle, nil)
     }
+
+    /// Waits up to `timeoutNanoseconds` for the thread to finish (`pthread_timedjoin_np`). Returns
+    /// true once joined; false when it is still running, after which the thread is detached (its
+    /// resources go back when it returns) and never joined again.
+    @discardableResult
+    public func join(timeoutNanoseconds: Int64) -> Bool {
+        guard !joined else { return true }
+        joined = true
+        if cplatform_timed_join(handle, timeoutNanoseconds) == 0 { return true }
+        pthread_detach(handle)
+        return false
+    }
 }

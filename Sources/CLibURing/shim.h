@@ -12,13 +12,14 @@
 #define CLIBURING_FUTEX2_SIZE_U32 0x02
 #define CLIBURING_FUTEX2_PRIVATE 128
 
-/// Fills `sqe` as IORING_OP_FUTEX_WAIT on a private 32-bit futex word,
-/// the same encoding as liburing 2.5's io_uring_prep_futex_wait.
+/// Fills `sqe` as IORING_OP_FUTEX_WAIT on a 32-bit futex word, private unless `shared`
+/// (a word mapped by several processes), the same encoding as liburing 2.5's io_uring_prep_futex_wait.
 static inline void clib_io_uring_prep_futex_wait(struct io_uring_sqe *sqe,
                                                  unsigned int *word,
-                                                 unsigned long long expected) {
+                                                 unsigned long long expected,
+                                                 int shared) {
     io_uring_prep_rw(CLIBURING_OP_FUTEX_WAIT, sqe,
-                     CLIBURING_FUTEX2_SIZE_U32 | CLIBURING_FUTEX2_PRIVATE,
+                     CLIBURING_FUTEX2_SIZE_U32 | (shared ? 0 : CLIBURING_FUTEX2_PRIVATE),
                      word, 0, expected);
     sqe->addr3 = 0xffffffffULL; /* FUTEX_BITSET_MATCH_ANY */
 }

@@ -16,8 +16,9 @@ static inline void cplatform_cpu_relax(void) {
 #endif
 }
 
-/// futex(FUTEX_WAIT_PRIVATE). Returns 0 or -errno. `timeout_ns` < 0 waits forever.
-static inline int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+/// futex(FUTEX_WAIT[_PRIVATE]). Returns 0 or -errno. `timeout_ns` < 0 waits forever.
+/// `shared` != 0 uses a shared futex (the word is in memory mapped by several processes).
+static inline int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns, int shared) {
     struct timespec ts;
     struct timespec *tsp = NULL;
     if (timeout_ns >= 0) {
@@ -25,13 +26,13 @@ static inline int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_
         ts.tv_nsec = timeout_ns % 1000000000LL;
         tsp = &ts;
     }
-    long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    long r = syscall(SYS_futex, word, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
     return r == -1 ? -errno : 0;
 }
 
-/// futex(FUTEX_WAKE_PRIVATE). Returns the number of woken threads or -errno.
-static inline int cplatform_futex_wake(uint32_t *word, int count) {
-    long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+/// futex(FUTEX_WAKE[_PRIVATE]). Returns the number of woken threads or -errno.
+static inline int cplatform_futex_wake(uint32_t *word, int count, int shared) {
+    long r = syscall(SYS_futex, word, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
     return r == -1 ? -errno : (int)r;
 }
 
@@ -49,6 +50,7 @@ static inline int cplatform_memfd_create(const char *name, unsigned int flags) {
     return r == -1 ? -errno : (int)r;
 }
 #define CPLATFORM_MFD_CLOEXEC 0x0001U
+#define CPLATFORM_MFD_ALLOW_SEALING 0x0002U
 
 /// Pins the calling thread to one CPU (sched_setaffinity on tid 0). Returns 0 or -errno.
 static inline int cplatform_pin_current_thread(int cpu) {

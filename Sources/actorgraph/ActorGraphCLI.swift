@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphBenchSuite
 import ActorGraphExamples
 import ArgumentParser
 #if canImport(Glibc)
@@ -7,8 +8,17 @@ import Glibc
 import Musl
 #endif
 
-/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
+/// The program's entry: first the one line isolated workers need (in a worker child it runs the
+/// worker and never returns), then the command line.
 @main
+enum Entry {
+    static func main() async {
+        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs })
+        await ActorGraphCLI.main()
+    }
+}
+
+/// `actorgraph`: list, run, describe and benchmark the example graphs in Graphs/.
 struct ActorGraphCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actorgraph",
@@ -27,6 +37,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Load.self,
             SoakCommand.self,
             FuzzUDPCommand.self,
+            Faults.self,
         ],
         defaultSubcommand: Run.self)
 
@@ -68,8 +79,26 @@ struct EngineOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
     var pin = true
 
+    @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
+    var isolated = false
+
+    @Flag(help: "Record per-stage statistics (counts, stage time, channel wait, parks) and print them at the end.")
+    var stats = false
+
+    @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
+    var statsEvery = 16
+
+    func validate() throws {
+        // 0 or a negative sampling period was accepted silently.
+        guard statsEvery >= 1 && statsEvery <= 1 << 30 else {
+            throw ValidationError("--stats-every must be 1...\(1 << 30) (got \(statsEvery))")
+        }
+    }
+
     var compileOptions: CompileOptions {
-        CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin)
+        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, isolation: isolated ? .processes : .threads)
+        options.statistics = stats ? .sampled(every: statsEvery) : .off
+        return options
     }
 }
 

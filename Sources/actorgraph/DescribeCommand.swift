@@ -3,14 +3,19 @@ import ArgumentParser
 import Foundation
 
 /// `actorgraph describe NAME`: placement and channels as Graphviz DOT, rendered when `dot` is installed.
-struct Describe: ParsableCommand {
+struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe",
         abstract: "Print a graph's placement and channels as Graphviz DOT; write NAME.dot and NAME.svg/png.",
         discussion: """
         The DOT (from `compiled.dot()`) goes to stdout; NAME.dot is written to --output, and, when \
-        Graphviz `dot` is on the PATH, NAME.svg and NAME.png next to it. Status lines go to stderr.
+        Graphviz `dot` is on the PATH, NAME.svg and NAME.png next to it. Status lines go to stderr. \
+        With --stats, a short workload runs first (--count executions) and every node and ring is \
+        labelled with its measured figures (count, failures, stage and channel-wait p50/p99).
         """)
+
+    @Option(help: "With --stats: executions of the short workload (default: the example's, at most 20000).")
+    var count: Int?
 
     @Argument(help: "The example graph to describe (see `actorgraph list`).")
     var name: String
@@ -24,11 +29,23 @@ struct Describe: ParsableCommand {
     @OptionGroup(title: "Compile options")
     var engine: EngineOptions
 
-    func run() throws {
+    func run() async throws {
         let example = try CLI.example(named: name)
-        let dot: String
+        var dot: String
         do {
-            dot = try example.describe(engine.compileOptions)
+            if engine.stats {
+                let count = self.count ?? min(example.defaultCount, 20_000)
+                if count < 1 { throw CLI.fail("--count must be at least 1 (got \(count))", code: .validationFailure) }
+                let report = try await example.run(ExampleRunOptions(count: count, compileOptions: engine.compileOptions,
+                                                                     mode: .compiled, resultLimit: 0))
+                guard let labelled = report.statisticsDOT, let statistics = report.statistics else {
+                    throw CLI.fail("no statistics came back from the compiled run")
+                }
+                dot = labelled
+                CLI.printError("measured over \(report.executions) execution(s):\n" + statistics.table)
+            } else {
+                dot = try example.describe(engine.compileOptions)
+            }
         } catch {
             throw CLI.fail(error)
         }

@@ -70,6 +70,14 @@ struct Run: AsyncParsableCommand {
             let perSecond = Double(report.executions) * 1e9 / Double(report.elapsedNanoseconds)
             print("throughput: \(Self.rate(perSecond)) executions/s back to back, mean \(LatencySummary.format(UInt64(latency.mean.rounded())))")
         }
+        if engine.stats {
+            if let statistics = report.statistics {
+                print("statistics per node (stage: time inside the stage; wait: in its input ring before pick-up):")
+                print(statistics.table)
+            } else {
+                print("statistics: none (--stats applies to the compiled and pipelined paths)")
+            }
+        }
     }
 
     static func rate(_ perSecond: Double) -> String {

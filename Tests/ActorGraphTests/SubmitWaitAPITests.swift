@@ -101,6 +101,35 @@ final class SubmitWaitAPITests: XCTestCase {
         XCTAssertEqual(results, (0..<16).map(diamondExpected))
     }
 
+    /// Regression (batch claimed in chunks): a batch that held its first chunk uncollected while other
+    /// threads claimed past it waited for its own slots until `capacityExceeded`. A batch now claims
+    /// all its slots at once, and waits without holding any.
+    func testBatchClaimsAllItsSlotsAtOnceSoItNeverWaitsForItself() throws {
+        let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(3)))
+        defer { compiled.shutdown() }
+        var held = UniqueArray<PendingExecution<Int>>(capacity: 4)
+        for i in 0..<4 { held.append(try compiled.submit(i)) }          // sequences 0...3, not waited yet
+        let batchResults = Mutex<[Int]?>(nil)
+        let batchThread = Thread {
+            do {
+                let batch = try compiled.submit(contentsOf: Array(100..<108))   // needs all 8 slots
+                var values: [Int] = []
+                batch.waitAll { _, r in values.append((try? r.get()) ?? -1) }
+                batchResults.withLock { $0 = values }
+            } catch {
+                batchResults.withLock { $0 = [] }
+            }
+        }
+        batchThread.start()
+        Thread.sleep(forTimeInterval: 0.05)
+        // With only 4 slots free the batch claimed nothing, so this single submit gets one at once.
+        let single = try compiled.submit(50)
+        for i in 0..<4 { XCTAssertEqual(try held[i].wait(), diamondExpected(i)) }
+        XCTAssertEqual(try single.wait(), diamondExpected(50))
+        while batchResults.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.005) }
+        XCTAssertEqual(batchResults.withLock { $0 }, (100..<108).map(diamondExpected))
+    }
+
     func testExecuteAllStreamsTenThousandResultsInOrderWithFailuresInPlace() throws {
         let graph = Graph(input: Int.self) { x in
             x.then(name: "a") { $0 + 1 }.then(FailOnMultiples(every: 97), name: "b").then(name: "c") { $0 * 3 }

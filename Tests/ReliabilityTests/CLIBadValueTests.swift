@@ -26,6 +26,11 @@ final class CLIBadValueTests: XCTestCase {
         ["fuzz-udp", "--count", "0"], ["fuzz-udp", "--window", "0"], ["fuzz-udp", "--window", "65"],
         ["fuzz-udp", "--rss-limit-kib=-1"], ["fuzz-udp", "--seed", "abc"],
         ["bench", "--quick", "--nosuch-flag"],
+        ["serve", "telematics", "--drain-timeout", "nan"], ["serve", "telematics", "--drain-timeout=-1"],
+        ["serve", "telematics", "--metrics-port", "70000"],
+        ["faults", "--submitters", "0"], ["faults", "--submitters=-1"], ["faults", "--submitters", "abc"],
+        ["run", "--stats", "--stats-every", "0"], ["run", "--stats", "--stats-every=-4"],
+        ["describe", "echo", "--stats", "--count", "0"], ["run", "echo", "--isolated", "--workers", "0"],
     ]
 
     func testEveryBadValueGivesOneLineAndANonZeroExitWithoutATrap() throws {
@@ -49,6 +54,17 @@ final class CLIBadValueTests: XCTestCase {
             let (status, stderr) = try Self.run(binary, ["serve", "telematics", "--seconds=\(value)"])
             XCTAssertEqual(status, 64, "--seconds \(value): \(stderr)")
             XCTAssertTrue(stderr.contains("--seconds must be a positive number"), stderr)
+        }
+    }
+
+    /// Regression: `faults --submitters 0` (or negative) trapped with "Index out of range";
+    /// `--stats-every 0` was accepted silently; `serve --drain-timeout nan` would trap converting to ms.
+    func testFaultsZeroSubmittersTrappedAndStatsEveryZeroAccepted() throws {
+        let binary = try Self.actorgraphBinary()
+        for arguments in [["faults", "--submitters", "0"], ["run", "--stats", "--stats-every", "0"],
+                          ["serve", "telematics", "--drain-timeout", "inf"]] {
+            let (status, stderr) = try Self.run(binary, arguments)
+            XCTAssertEqual(status, 64, "\(arguments): \(stderr)")
         }
     }
 

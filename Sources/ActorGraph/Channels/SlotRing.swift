@@ -10,6 +10,9 @@ import Synchronization
 ///     offset  8  failure        Int32: 0 = value present, n = node n-1 failed (error in the side table)
 ///     offset 12  collected      UInt32 atomic: result ring only: low 32 bits of (sequence + 1) once read
 ///     offset 16  spaceWaiters   UInt32 atomic: result ring only: a submitter sleeps on `collected`
+///     offset 16  publishedAt    UInt64: rings read by stages only (never the result ring), with
+///                               statistics on: the producer's clock when it published a sampled
+///                               sequence (written before the stamp, read after it)
 ///     offset 24  taken          Int atomic: result ring only: sequence + 1 of the last execution
 ///                               collected from the slot (monotonic, 64-bit: no wrap-around)
 ///     offset 32+ value          the node's value, at its natural alignment
@@ -92,6 +95,12 @@ struct SlotRing: @unchecked Sendable {
         (slot(k) + 16).assumingMemoryBound(to: Atomic<UInt32>.self)
     }
 
+    /// Statistics: publish time of a sampled sequence (rings read by stages only; see the layout).
+    @inline(__always)
+    func publishedAt(_ k: Int) -> UnsafeMutablePointer<UInt64> {
+        (slot(k) + 16).assumingMemoryBound(to: UInt64.self)
+    }
+
     @inlinable @inline(__always)
     func takenWord(_ k: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (slot(k) + 24).assumingMemoryBound(to: Atomic<Int>.self)
@@ -131,6 +140,9 @@ enum ResultWaiterBits {
     @usableFromInline static let continuation: UInt32 = 2
     /// The caller dropped its pending execution: the publisher collects the result.
     @usableFromInline static let abandoned: UInt32 = 4
+    /// Process mode: a worker child published the result of a slot with a registered continuation;
+    /// the parent's supervisor resumes it (a child cannot resume the parent's continuations).
+    @usableFromInline static let continuationReady: UInt32 = 8
 }
 
 @inline(__always)

@@ -7,6 +7,10 @@ public struct CompileOptions: Sendable {
     /// The largest shared-memory region accepted (8 GiB).
     public static let maxRegionBytes = 8 << 30
 
+    /// Per-stage statistics (``CompiledGraph/statistics``): `.off` by default; `.on` counts every
+    /// execution and times 1 in 16, recorded by the workers into preallocated per-worker storage.
+    public var statistics: StatisticsMode = .off
+
     /// Worker threads. `nil` fits the machine: one fewer than the CPUs available (the caller spins
     /// too), at least one, so there are never more spinning threads than cores.
     public var workers: Int?
@@ -26,11 +30,36 @@ public struct CompileOptions: Sendable {
     public var batchSize: Int
     /// Park idle workers through their io_uring (`IORING_OP_FUTEX_WAIT`); plain futex when false or unavailable.
     public var useIORing: Bool
+    /// Where workers run: threads of this process (the default) or child processes over the same
+    /// shared memory, restarted when they crash. See ``Isolation``.
+    public var isolation: Isolation
+    /// How often a crashed worker process is restarted (``Isolation/processes`` only).
+    public var restartPolicy: RestartPolicy
+    /// The longest one stage may run for one execution; `nil`: no limit. Past it, a process worker is
+    /// killed and restarted (the execution fails with ``GraphError/stageTimedOut(node:)``); a thread
+    /// worker is reported (log and ``CompiledGraph/stuckStageReports``), and `shutdown()` stops
+    /// waiting for it after ``shutdownGracePeriod``.
+    public var stageTimeLimit: Duration?
+    /// How long `shutdown()` waits for a worker to stop before it kills the process (process mode)
+    /// or leaves the thread detached (thread mode).
+    public var shutdownGracePeriod: Duration
+    /// The executable a worker process runs; `nil`: `/proc/self/exe` (this program, which must call
+    /// ``IsolatedWorker/runIfChild(graphs:)`` first thing in `main`).
+    public var workerExecutable: String?
+    /// How long `compile()` waits for each worker process to report ready or refuse.
+    public var handshakeTimeout: Duration
+    /// Process mode: keep one standby process per worker, started and with its graph rebuilt, parked
+    /// on a futex; a crashed worker is replaced by activating it (no spawn on the recovery path), and a
+    /// new standby is started behind it. Costs one idle process per worker.
+    public var standbyWorkers: Bool = false
 
     /// Options that fit the machine.
     public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,
                 idle: IdlePolicy = IdlePolicy(), submitTimeout: Duration = .seconds(5),
-                placement: Placement = .automatic, batchSize: Int = 32, useIORing: Bool = true) {
+                placement: Placement = .automatic, batchSize: Int = 32, useIORing: Bool = true,
+                isolation: Isolation = .threads, restartPolicy: RestartPolicy = RestartPolicy(),
+                stageTimeLimit: Duration? = nil, shutdownGracePeriod: Duration = .seconds(1),
+                workerExecutable: String? = nil, handshakeTimeout: Duration = .seconds(5)) {
         self.workers = workers
         self.capacity = capacity
         self.pinWorkers = pinWorkers
@@ -40,6 +69,39 @@ public struct CompileOptions: Sendable {
         self.placement = placement
         self.batchSize = batchSize
         self.useIORing = useIORing
+        self.isolation = isolation
+        self.restartPolicy = restartPolicy
+        self.stageTimeLimit = stageTimeLimit
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.workerExecutable = workerExecutable
+        self.handshakeTimeout = handshakeTimeout
+    }
+}
+
+/// Where a compiled graph's workers run.
+public enum Isolation: Sendable, Equatable {
+    /// Pinned threads of this process (the fastest; a trapping stage takes the program down).
+    case threads
+    /// One child process per worker (`posix_spawn` of this executable), mapping the same memfd
+    /// region: a crash, `abort()` or kill of a worker answers its executions with a typed error and
+    /// the worker is restarted under ``CompileOptions/restartPolicy``. Every value crossing must be
+    /// trivially copyable, and `main` must start with ``IsolatedWorker/runIfChild(graphs:)``.
+    case processes
+}
+
+/// How often a crashed worker process is restarted, like Ray's `max_restarts`: at most
+/// `maxRestarts` restarts of one worker within any `window`; one more crash fails the graph with
+/// ``GraphError/restartsExhausted(worker:restarts:)``.
+public struct RestartPolicy: Sendable, Equatable {
+    /// Restarts allowed per worker within `window` (0: never restart).
+    public var maxRestarts: Int
+    /// The sliding window the restarts are counted in.
+    public var window: Duration
+
+    /// The default: 10 restarts per worker per minute.
+    public init(maxRestarts: Int = 10, window: Duration = .seconds(60)) {
+        self.maxRestarts = maxRestarts
+        self.window = window
     }
 }
 

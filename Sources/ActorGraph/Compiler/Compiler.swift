@@ -6,10 +6,25 @@ enum Compiler {
     static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int,
                      options: CompileOptions) throws(GraphError) -> ExecutionPlan {
         let (capacity, workerCount, cpus, numaNode) = try validate(options: options)
-        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: options.placement)
+        if options.isolation == .processes {
+            // Values cross the process boundary as raw bytes: no references, nothing to retain.
+            for node in nodes where !node.layout.isTrivial {
+                throw .notIsolatable(node: node.name, type: node.layout.typeName)
+            }
+            guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
+        }
+        return plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
+                    workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
+    }
+
+    /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
+    /// plan this way, from the region header, whatever its own CPU affinity).
+    static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int, capacity: Int, workerCount: Int,
+                     cpus: [Int]?, numaNode: Int?, placement: Placement) -> ExecutionPlan {
+        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: placement)
         var (segments, channels, inputChannel, outputChannel) = fuse(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
-            fuseChains: options.placement != .spread)
+            fuseChains: placement != .spread)
         // The segments reading each channel.
         for segment in segments {
             for channel in segment.inputChannels where !channels[channel].consumers.contains(segment.id) {

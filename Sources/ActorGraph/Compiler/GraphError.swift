@@ -37,6 +37,23 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     case batchTooLarge(count: Int, capacity: Int)
     /// The result of this pending execution was already waited for (a result is delivered once).
     case alreadyWaited(sequence: Int)
+    /// The execution did not complete within the caller's timeout; its slot comes back when it does.
+    case timedOut
+    /// A node's value type holds references, so it cannot cross into a worker process
+    /// (``Isolation/processes`` needs trivially copyable values).
+    case notIsolatable(node: String, type: String)
+    /// The worker process `worker` built a different plan than this one (its program declares
+    /// different graphs, or none given to ``IsolatedWorker/runIfChild(graphs:)`` matches).
+    case planMismatch(worker: Int, detail: String)
+    /// The worker process `worker` refused to start or did not report ready.
+    case isolatedWorkerRefused(worker: Int, reason: String)
+    /// The worker process running this execution died (`reason`: the signal or exit status).
+    case workerCrashed(worker: Int, reason: String)
+    /// The stage `node` ran past ``CompileOptions/stageTimeLimit``; its worker was killed and restarted.
+    case stageTimedOut(node: String)
+    /// Worker `worker` crashed more often than ``CompileOptions/restartPolicy`` allows: the graph is
+    /// failed and every further call gets this error.
+    case restartsExhausted(worker: Int, restarts: Int)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -58,6 +75,25 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .shutDown: return "the compiled graph is shut down"
         case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
         case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
+        case .timedOut: return "the execution did not complete within the timeout"
+        case .notIsolatable(let node, let type):
+            return "node '\(node)' produces \(type), which holds references and cannot cross a process boundary (isolation .processes needs trivially copyable values)"
+        case .planMismatch(let worker, let detail): return "worker process \(worker) built a different plan: \(detail)"
+        case .isolatedWorkerRefused(let worker, let reason): return "worker process \(worker) refused to start: \(reason)"
+        case .workerCrashed(let worker, let reason): return "worker process \(worker) crashed (\(reason))"
+        case .stageTimedOut(let node): return "stage '\(node)' ran past the stage time limit; its worker was restarted"
+        case .restartsExhausted(let worker, let restarts):
+            return "worker \(worker) crashed after \(restarts) restart(s) within the restart window: the graph is failed"
         }
     }
+}
+
+/// An error thrown by a stage in a worker process, as it reaches the caller: its
+/// `String(describing:)` text, carried through shared memory (truncated at 248 UTF-8 bytes).
+public struct IsolatedStageError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// `String(describing: error)` of the error the stage threw.
+    public let description: String
+
+    /// An error with this description.
+    public init(description: String) { self.description = description }
 }

@@ -27,7 +27,7 @@ public struct Graph<Input: Sendable, Output: Sendable>: Sendable {
         self.outputBuilder = ObjectIdentifier(output.builder)
     }
 
-    /// Declares a graph with two outputs, returned as a tuple (joined like ``zip(_:_:)``).
+    /// Declares a graph with two outputs, returned as a tuple (joined like ``zip(_:_:name:)``).
     public init<A: Sendable, B: Sendable>(input: Input.Type = Input.self, _ build: (Node<Input>) throws -> (Node<A>, Node<B>)) rethrows
     where Output == (A, B) {
         try self.init(input: input) { x in

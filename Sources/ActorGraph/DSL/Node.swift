@@ -1,6 +1,6 @@
 /// A value flowing through a graph under construction: the output of the input or of a stage.
 ///
-/// Nodes are only made from existing nodes (`then`, ``zip(_:_:)``), so a graph is always a DAG.
+/// Nodes are only made from existing nodes (`then`, ``zip(_:_:name:)``), so a graph is always a DAG.
 /// Using one node in several places is a fan-out: each reader sees each value once.
 /// Values are `Sendable`: each one is made on one thread and read on another.
 public struct Node<Value: Sendable> {

@@ -41,12 +41,18 @@ public struct ServiceStatistics: Sendable, Equatable, CustomStringConvertible {
     public var receiveErrors = 0
     /// Times the graph was full and the source held a record back (back-pressure, not a drop).
     public var backPressureStalls = 0
+    /// Datagrams that arrived after ``ServedGraph/stopReceiving()`` and were not admitted.
+    public var ignoredWhileStopping = 0
+    /// Records received and not answered yet (executing, or held back by back-pressure).
+    public var inFlight = 0
+    /// Whether the source stopped receiving (``ServedGraph/stopReceiving()`` reached the worker).
+    public var receiving = true
 
     /// All counters zero.
     public init() {}
 
     /// One line with every counter.
     public var description: String {
-        "received=\(received) admitted=\(admitted) rejected_malformed=\(rejectedMalformed) rejected_oversized=\(rejectedOversized) replied=\(replied) failed_executions=\(failedExecutions) send_errors=\(sendErrors) receive_errors=\(receiveErrors) backpressure_stalls=\(backPressureStalls)"
+        "received=\(received) admitted=\(admitted) rejected_malformed=\(rejectedMalformed) rejected_oversized=\(rejectedOversized) replied=\(replied) failed_executions=\(failedExecutions) send_errors=\(sendErrors) receive_errors=\(receiveErrors) backpressure_stalls=\(backPressureStalls) ignored_while_stopping=\(ignoredWhileStopping) in_flight=\(inFlight)"
     }
 }

@@ -1,4 +1,5 @@
 import ActorGraphPlatform
+import Glibc
 
 extension Graph {
     /// Compiles the graph and serves it over UDP: worker 0's io_uring receives each datagram as one
@@ -8,10 +9,14 @@ extension Graph {
     ///   - host: the address to bind (loopback by default).
     ///   - port: the port to bind; 0 picks a free one (see ``ServedGraph/port``).
     ///   - codec: how records become inputs and outputs become replies.
+    ///   - options: how the graph is compiled (worker 0 also runs the UDP source and sink).
     /// - Throws: ``GraphError`` for a malformed graph, or ``GraphError/platform(operation:errno:)``
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
                       options: CompileOptions = CompileOptions()) throws(GraphError) -> ServedGraph<Input, Output> {
+        guard options.isolation == .threads else {
+            throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
+        }
         if case .failure(let errno) = IORing.probe() {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
@@ -34,7 +39,7 @@ extension Graph {
 }
 
 /// A compiled graph with a UDP edge: records in, replies out, through worker 0's io_uring.
-/// In-process ``CompiledGraph/execute(_:)`` calls keep working beside the network traffic.
+/// In-process `execute` calls keep working beside the network traffic.
 public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// The compiled graph behind the socket.
     public let compiled: CompiledGraph<Input, Output>
@@ -52,6 +57,29 @@ public final class ServedGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     /// What the edge counted so far (updated by the worker as it makes progress).
     public var statistics: ServiceStatistics { service.statistics.withLock { $0 } }
+
+    /// Stops admitting datagrams (a graceful stop's first step): records already received are
+    /// still executed and answered; later datagrams are counted in
+    /// ``ServiceStatistics/ignoredWhileStopping``. Returns at once; see ``drain(timeout:)``.
+    public func stopReceiving() {
+        service.stopReceivingRequested.store(true, ordering: .sequentiallyConsistent)
+        // Thread mode only (serve refuses process isolation): worker 0 runs the UDP edge.
+        Worker.wake(compiled.core.workers[0].parkWord, shared: false)
+    }
+
+    /// Waits until the source stopped receiving and every record it received was answered, up
+    /// to `timeout`. Returns whether it drained (false: time ran out, ``statistics`` says what is
+    /// left). Call ``stopReceiving()`` first.
+    public func drain(timeout: Duration = .seconds(5)) -> Bool {
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, timeout.nanoseconds))
+        while true {
+            let s = statistics
+            if !s.receiving && s.inFlight == 0 { return true }
+            if MonotonicClock.now() >= deadline { return false }
+            var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            nanosleep(&pause, nil)
+        }
+    }
 
     /// Stops the workers and closes the socket. Idempotent.
     public func shutdown() {

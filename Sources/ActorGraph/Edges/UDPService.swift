@@ -48,6 +48,8 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     private var stopping = false
     let statistics = Mutex(ServiceStatistics())
     private var local = ServiceStatistics()
+    /// Set by ``ServedGraph/stopReceiving()`` on any thread; the worker then stops admitting records.
+    let stopReceivingRequested = Atomic<Bool>(false)
 
     init(socket: UDPSocket, codec: RecordCodec<Input, Output>, capacity: Int, receiveSlots: Int = 32) {
         self.socket = socket
@@ -99,7 +101,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         publishStatistics()
     }
 
-    var hasWork: Bool { stalledCount > 0 || (pendingHead != pendingTail && core.board.ring.isPublished(pending[pendingHead & (capacity - 1)])) }
+    var hasWork: Bool { stopRequestPending || stalledCount > 0 || (pendingHead != pendingTail && core.board.ring.isPublished(pending[pendingHead & (capacity - 1)])) }
     var hasQueuedRequests: Bool { queued }
     func didSubmit() { queued = false }
 
@@ -113,8 +115,18 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         publishStatistics()
     }
 
+    /// A stop request the worker has not acted on yet.
+    private var stopRequestPending: Bool { local.receiving && stopReceivingRequested.load(ordering: .relaxed) }
+
     func poll() -> Bool {
         var progressed = false
+        if stopRequestPending {
+            // Stop receiving: no receive is re-armed from now on. Records already received (in the
+            // graph, or held back by back-pressure) are still executed and answered: the drain.
+            local.receiving = false
+            publishStatistics()
+            progressed = true
+        }
         if stalledCount > 0 { progressed = retryStalled() }
         // Reply to every completed execution this source submitted, in order.
         let board = core.board
@@ -148,6 +160,11 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     private func received(slot: Int, result: Int32) {
         guard !stopping else { return }
+        guard local.receiving else {
+            // Stopping: this receive is not re-armed, and its datagram is not admitted.
+            if result >= 0 { local.ignoredWhileStopping += 1 }
+            return
+        }
         guard result >= 0 else {
             local.receiveErrors += 1
             armReceive(slot)
@@ -172,6 +189,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
             armReceive(slot)
             return
         }
+        local.inFlight += 1
         if !admit(input, from: peer) {
             stalled[slot] = input
             stalledCount += 1
@@ -219,6 +237,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
             // take() collected the failed execution already, so slot's buffer may be reused at once:
             // the error reply goes out from the separate pool.
             local.failedExecutions += 1
+            local.inFlight -= 1
             sendReject("\(error)", to: sendPeers[slot])
             return
         }
@@ -250,6 +269,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         if slot >= capacity {
             rejectsInFlight -= 1
         } else if sendSequence[slot] >= 0 {
+            local.inFlight -= 1
             // The reply buffer is free again: only now may execution k + capacity reuse it.
             core.board.collect(sendSequence[slot])
             sendSequence[slot] = -1

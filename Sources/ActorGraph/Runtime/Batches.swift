@@ -1,29 +1,26 @@
 extension CompiledGraph {
-    /// Submits every input of `inputs` at once: consecutive slots claimed with one compare-and-swap
-    /// per chunk, inputs published with release stores and one fence, the head workers checked for
-    /// a wake-up once. Results are waited for through the returned ``PendingBatch``, in any order.
+    /// Submits every input of `inputs` at once: consecutive slots claimed together with one
+    /// compare-and-swap (waiting, up to the submit timeout, until that many are free), inputs published
+    /// with release stores and one fence, the head workers checked for a wake-up once. Results are
+    /// waited for through the returned ``PendingBatch``, in any order.
     ///
     /// - Throws: ``GraphError/batchTooLarge(count:capacity:)`` when `inputs` holds more than
     ///   `capacity` inputs (their results could never all be in flight), ``GraphError/shutDown``,
-    ///   or ``GraphError/capacityExceeded(capacity:)`` after the submit timeout. On a throw, inputs
-    ///   already submitted are abandoned (their slots come back when they complete).
+    ///   or ``GraphError/capacityExceeded(capacity:)`` after the submit timeout (nothing submitted).
     @inlinable
     public func submit<C: Collection>(contentsOf inputs: C) throws(GraphError) -> PendingBatch<Output>
     where C.Element == Input {
         let total = inputs.count
         guard total <= capacity else { throw .batchTooLarge(count: total, capacity: capacity) }
-        var batch = PendingBatch<Output>(core: core)
+        guard total > 0 else { return PendingBatch(core: core, first: 0, count: 0) }
+        let first = try core.claimAll(total)
         var index = inputs.startIndex
-        while batch.count < total {
-            let (first, n) = try core.claim(upTo: total - batch.count)
-            for k in first..<(first &+ n) {
-                core.inputSlot(k).initializeMemory(as: Input.self, to: inputs[index])
-                inputs.formIndex(after: &index)
-            }
-            core.publishInputs(first: first, count: n)
-            batch.append(first: first, count: n)
+        for k in first..<(first &+ total) {
+            core.inputSlot(k).initializeMemory(as: Input.self, to: inputs[index])
+            inputs.formIndex(after: &index)
         }
-        return batch
+        core.publishInputs(first: first, count: total)
+        return PendingBatch(core: core, first: first, count: total)
     }
 
     /// Runs every input of `inputs` through the graph with up to `window` executions in flight
@@ -122,45 +119,23 @@ extension CompiledGraph {
 /// waited for are discarded and their slots freed, so capacity never leaks.
 public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
     @usableFromInline let core: Unmanaged<EngineCore>
-    /// The first chunk of consecutive sequences, inline: a batch is one chunk unless other threads
-    /// submitted while it was claimed, so it allocates nothing.
-    @usableFromInline var firstChunk: (first: Int, count: Int) = (0, 0)
-    /// Further chunks, in submit order.
-    @usableFromInline var moreChunks: [(first: Int, count: Int)] = []
-    @usableFromInline var executions: Int = 0
+    /// The sequence of the batch's first execution; the others follow it, consecutively.
+    @usableFromInline let first: Int
     /// The number of executions in the batch.
-    @inlinable public var count: Int { executions }
+    public let count: Int
 
     @inlinable
-    init(core: EngineCore) {
+    init(core: EngineCore, first: Int, count: Int) {
         self.core = Unmanaged.passRetained(core)
-    }
-
-    @inlinable
-    mutating func append(first: Int, count n: Int) {
-        if executions == 0 { firstChunk = (first, n) } else { moreChunks.append((first, n)) }
-        executions &+= n
-    }
-
-    /// Calls `body` with each chunk of consecutive sequences, in submit order.
-    @inlinable
-    func forEachChunk(_ body: (_ first: Int, _ count: Int) -> Void) {
-        guard count > 0 else { return }
-        body(firstChunk.first, firstChunk.count)
-        for chunk in moreChunks { body(chunk.first, chunk.count) }
+        self.first = first
+        self.count = count
     }
 
     /// The sequence number of the `index`-th execution of the batch.
     @inlinable
     public func sequence(at index: Int) -> Int {
         precondition(index >= 0 && index < count, "batch index \(index) out of range 0..<\(count)")
-        if index < firstChunk.count { return firstChunk.first &+ index }
-        var i = index &- firstChunk.count
-        for chunk in moreChunks {
-            if i < chunk.count { return chunk.first &+ i }
-            i &-= chunk.count
-        }
-        preconditionFailure("unreachable")
+        return first &+ index
     }
 
     /// Blocks until the `index`-th execution completes and returns its output; once per execution.
@@ -180,37 +155,32 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
     @inlinable
     public func waitAll(_ body: (_ index: Int, _ result: Result<Output, GraphError>) -> Void) {
         let board = core.takeUnretainedValue().board
-        var index = 0
-        forEachChunk { first, count in
-            // Slots are freed in runs of results read here (one fence per run); a result waited for
-            // earlier with `wait(_:)` was freed then.
-            var runStart = first
-            for k in first..<(first &+ count) {
-                defer { index &+= 1 }
-                do throws(GraphError) {
-                    try board.checkNotTaken(k)
-                } catch {
-                    board.collect(first: runStart, count: k &- runStart)
-                    runStart = k &+ 1
-                    body(index, .failure(error))
-                    continue
-                }
-                do throws(GraphError) {
-                    try board.waitPublished(k)
-                    body(index, .success(try board.peek(k).assumingMemoryBound(to: Output.self).pointee))
-                } catch {
-                    body(index, .failure(error))
-                }
+        // Slots are freed in runs of results read here (one fence per run); a result waited for
+        // earlier with `wait(_:)` was freed then.
+        var runStart = first
+        for index in 0..<count {
+            let k = first &+ index
+            do throws(GraphError) {
+                try board.checkNotTaken(k)
+            } catch {
+                board.collect(first: runStart, count: k &- runStart)
+                runStart = k &+ 1
+                body(index, .failure(error))
+                continue
             }
-            board.collect(first: runStart, count: first &+ count &- runStart)
+            do throws(GraphError) {
+                try board.waitPublished(k)
+                body(index, .success(try board.peek(k).assumingMemoryBound(to: Output.self).pointee))
+            } catch {
+                body(index, .failure(error))
+            }
         }
+        board.collect(first: runStart, count: first &+ count &- runStart)
     }
 
     deinit {
         let board = core.takeUnretainedValue().board
-        forEachChunk { first, count in
-            for k in first..<(first &+ count) where !board.wasTaken(k) { board.abandon(k) }
-        }
+        for k in first..<(first &+ count) where !board.wasTaken(k) { board.abandon(k) }
         core.release()
     }
 }

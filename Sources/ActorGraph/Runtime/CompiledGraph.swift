@@ -4,6 +4,7 @@ extension Graph {
     /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
     /// worker threads. Throws a ``GraphError`` naming the offending node for malformed graphs.
     public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
+        IsolatedWorker.refuseIfForgotten()
         let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
         return CompiledGraph(core: try EngineCore(plan: plan, options: options))
     }
@@ -35,6 +36,36 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
         let k = try await core.claimAsync()
         write(input, into: k)
         try await core.board.awaitPublished(k)
+        return try takeResult(k)
+    }
+
+    /// Runs one execution and blocks until its result, at most `timeout` after submission
+    /// (admission waits up to the submit timeout first). Throws ``GraphError/timedOut`` past it:
+    /// the execution is abandoned and its slot comes back when its late result arrives.
+    @inlinable
+    public func execute(_ input: Input, timeout: Duration) throws(GraphError) -> Output {
+        let k = try enqueue(input)
+        do {
+            try core.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { core.board.abandon(k) }
+            throw error
+        }
+        return try takeResult(k)
+    }
+
+    /// Runs one execution, suspending the task while it waits, at most `timeout`; throws
+    /// ``GraphError/timedOut`` past it (the execution is abandoned, its slot comes back later).
+    @inlinable
+    public func execute(_ input: Input, timeout: Duration) async throws(GraphError) -> Output {
+        let k = try await core.claimAsync()
+        write(input, into: k)
+        do {
+            try await core.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { core.board.abandon(k) }
+            throw error
+        }
         return try takeResult(k)
     }
 
@@ -100,13 +131,41 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public var sharedMemoryBytes: Int { core.region.size }
 
     /// How each worker parks when idle ("io_uring futex-wait" or "futex"), once the workers started.
-    public var parkMechanisms: [String] { core.workers.map { $0.parkMechanism.rawValue } }
+    public var parkMechanisms: [String] {
+        core.wiring.controls.map { $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue }
+    }
 
     /// How many times each worker parked so far (diagnostics).
-    public var parkCounts: [Int] { core.workers.map { $0.parkCount.load(ordering: .relaxed) } }
+    public var parkCounts: [Int] { core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) } }
+
+    /// Where the workers run (``CompileOptions/isolation``).
+    public var isolation: Isolation { core.options.isolation }
+
+    /// Crashes, restarts, recovery times, worker process ids and stuck-stage reports so far.
+    public var isolationStatistics: IsolationStatistics {
+        var s = core.supervisor?.statistics.withLock { $0 } ?? IsolationStatistics()
+        if core.options.isolation == .threads { s.workerProcessIDs = [] }
+        return s
+    }
+
+    /// Stages reported past ``CompileOptions/stageTimeLimit`` so far (both modes).
+    public var stuckStageReports: Int { isolationStatistics.stuckStageReports }
+
+    /// Worker threads `shutdown()` left detached because a stage was still running (thread mode).
+    public var detachedWorkerThreads: Int { core.detachedThreads.load(ordering: .relaxed) }
 
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
+
+    /// A snapshot of the per-stage statistics recorded so far (from any thread, at any time), or
+    /// `nil` when the graph was compiled with ``CompileOptions/statistics`` `.off`.
+    public var statistics: GraphStatistics? { core.statistics?.snapshot() }
+
+    /// ``dot()`` with each node and ring labelled with its measured figures (count, failures,
+    /// stage p50/p99, channel wait p50/p99); the same as ``dot()`` when statistics are off.
+    public func dot(statistics: GraphStatistics?) -> String {
+        DOTWriter.write(core.plan, cpus: core.plan.workerCPUs, statistics: statistics)
+    }
 }
 
 /// One submitted execution. Wait for it with ``wait()`` (or `await value()`): a result is delivered
@@ -125,6 +184,43 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     init(core: EngineCore, sequence: Int) {
         self.core = Unmanaged.passRetained(core)
         self.sequence = sequence
+    }
+
+    /// Blocks until the execution completes or `timeout` passes: then throws ``GraphError/timedOut``
+    /// and the execution is abandoned (its slot comes back when the late result arrives; a later
+    /// wait throws ``GraphError/alreadyWaited(sequence:)``).
+    @inlinable
+    public func wait(timeout: Duration) throws(GraphError) -> Output {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        do {
+            try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
+            throw error
+        }
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
+    }
+
+    /// Suspends until the execution completes or `timeout` passes (then ``GraphError/timedOut``;
+    /// the execution is abandoned).
+    @inlinable
+    public func value(timeout: Duration) async throws(GraphError) -> Output {
+        let k = sequence
+        let engine = core.takeUnretainedValue()
+        try engine.board.checkNotTaken(k)
+        do {
+            try await engine.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
+        } catch {
+            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
+            throw error
+        }
+        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
+        engine.board.collect(k)
+        return value
     }
 
     /// Blocks until the execution completes and returns its output, or throws its failure.

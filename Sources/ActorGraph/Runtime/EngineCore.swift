@@ -1,21 +1,20 @@
 import ActorGraphPlatform
+import Glibc
 import Synchronization
 
 /// The compiled engine behind a ``CompiledGraph``: one shared-memory region holding every ring,
-/// the workers and their threads, admission of new executions and shutdown.
-///
-/// Region layout (all offsets cache-line aligned):
-///
-///     [control: stopping flag] [next sequence] [park word of worker 0] … [park word of worker W-1]
-///     [ring of channel 0 (input)] [ring of channel 1] … [scratch of fused segments]
+/// the workers (threads of this process, or child processes — see `Isolation/`), admission of new
+/// executions and shutdown. The region layout is ``RegionLayout``.
 ///
 /// `@unchecked Sendable`: its stored properties are set in `init` and never reassigned (but `threads`,
-/// written only under `lifecycle`); what threads share at run time lives in the region and is
-/// accessed through atomics under the ring protocol (``SlotRing``).
+/// written only under `lifecycle`, and `supervisor`, set once in `init`); what threads share at run
+/// time lives in the region and is accessed through atomics under the ring protocol (``SlotRing``).
 @usableFromInline
 final class EngineCore: @unchecked Sendable {
     let plan: ExecutionPlan
+    let options: CompileOptions
     let region: SharedMemoryRegion
+    let wiring: EngineWiring
     @usableFromInline let input: SlotRing
     @usableFromInline let board: ResultBoard
     let inputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?
@@ -24,10 +23,19 @@ final class EngineCore: @unchecked Sendable {
     @usableFromInline let nextSequence: UnsafeMutablePointer<Atomic<Int>>
     @usableFromInline let callerSpins: Int
     @usableFromInline let submitTimeoutNanoseconds: Int64
+    /// Workers are child processes (``Isolation/processes``): futexes are shared.
+    let isolated: Bool
     let rings: [SlotRing]
     let errorTables: [UnsafeMutablePointer<(any Error)?>]
+    /// Thread mode: the workers (process mode: none here; they live in the children).
     let workers: [Worker]
+    /// Per-stage statistics (``CompileOptions/statistics``); `nil` when off.
+    let statistics: StatisticsStore?
     private var threads: [PinnedThread] = []
+    /// Thread workers still running a stage when `shutdown()` gave up waiting (left detached).
+    let detachedThreads = Atomic<Int>(0)
+    /// Process mode: the worker processes; crash, hang and async-notification handling.
+    var supervisor: Supervisor?
     private let boundActors: [ActorBinding]
     private let lifecycle = Mutex<Bool>(false) // true once shut down
 
@@ -36,7 +44,9 @@ final class EngineCore: @unchecked Sendable {
     init(plan: ExecutionPlan, options: CompileOptions,
          attachWorker0: ((EngineCore) -> RingAttachment)? = nil) throws(GraphError) {
         self.plan = plan
-        let line = SlotRing.cacheLine
+        self.options = options
+        let isolated = options.isolation == .processes
+        self.isolated = isolated
         let capacity = plan.capacity
 
         // Bind stateful actors to this instance.
@@ -52,53 +62,33 @@ final class EngineCore: @unchecked Sendable {
         }
         self.boundActors = bound
 
-        // Lay out the region.
-        var offset = 2 * line + plan.workerCount * line
-        var ringOffsets: [Int] = []
-        for channel in plan.channels {
-            offset = roundUp(offset, to: max(line, channel.layout.alignment))
-            ringOffsets.append(offset)
-            offset += SlotRing.byteCount(for: channel.layout, capacity: capacity)
-        }
-        var scratchOffsets: [[Int]] = []
-        for segment in plan.segments {
-            var offsets: [Int] = []
-            for node in segment.nodes.dropLast() {
-                let layout = plan.nodes[node].layout
-                offset = roundUp(offset, to: max(line, layout.alignment))
-                offsets.append(offset)
-                offset += max(layout.size, 1)
-            }
-            scratchOffsets.append(offsets)
-        }
-        guard offset <= CompileOptions.maxRegionBytes else {
+        // Lay out and map the region (sealed against resizing when children share it).
+        let layout = RegionLayout(plan: plan, processMode: isolated)
+        guard layout.totalBytes <= CompileOptions.maxRegionBytes else {
             bound.forEach { $0.unbind() }
-            throw .regionTooLarge(bytes: offset)
+            throw .regionTooLarge(bytes: layout.totalBytes)
         }
+        // Statistics (when on) take the end of the region: worker processes record there too.
+        let statisticsOffset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
+        let statisticsEnd = options.statistics == .off ? layout.totalBytes : statisticsOffset + StatisticsStore.byteCount(for: plan)
         let region: SharedMemoryRegion
         do {
-            region = try SharedMemoryRegion(name: "actorgraph", byteCount: offset, numaNode: plan.numaNode)
+            region = try SharedMemoryRegion(name: "actorgraph", byteCount: statisticsEnd, numaNode: plan.numaNode,
+                                            sealed: isolated)
         } catch {
             bound.forEach { $0.unbind() }
-            throw .platform(operation: "memfd_create/mmap of \(offset) bytes", errno: error)
+            throw .platform(operation: "memfd_create/mmap of \(layout.totalBytes) bytes", errno: error)
         }
         self.region = region
-        let base = region.base
-        stopping = base.bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-        stopping.initialize(to: Atomic(0))
-        nextSequence = (base + line).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        nextSequence.initialize(to: Atomic(0))
-        let parkWords = (0..<plan.workerCount).map { w -> UnsafeMutablePointer<Atomic<UInt32>> in
-            let p = (base + 2 * line + w * line).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-            p.initialize(to: Atomic(0))
-            return p
+        statistics = options.statistics.sampleInterval.map {
+            StatisticsStore(plan: plan, sampleInterval: $0, base: region.base + statisticsOffset, initialize: true)
         }
-
-        // Rings and their failure side tables.
-        let rings = plan.channels.map { channel in
-            let (stride, valueOffset) = SlotRing.geometry(for: channel.layout)
-            return SlotRing(base: base + ringOffsets[channel.id], stride: stride, capacity: capacity, valueOffset: valueOffset)
-        }
+        // The region is zero-filled: every control word, park word and stamp starts at 0.
+        let wiring = EngineWiring(plan: plan, layout: layout, base: region.base)
+        self.wiring = wiring
+        stopping = wiring.stopping
+        nextSequence = wiring.nextSequence
+        let rings = wiring.rings
         let errorTables = plan.channels.map { _ in
             let table = UnsafeMutablePointer<(any Error)?>.allocate(capacity: capacity)
             table.initialize(repeating: nil, count: capacity)
@@ -111,55 +101,51 @@ final class EngineCore: @unchecked Sendable {
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
-                            nodeNames: plan.nodes.map(\.name), policy: options.idle)
+                            nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
+                            messages: wiring.messages[plan.outputChannel])
         callerSpins = options.idle.callerSpins
         submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
+        inputWakeTargets = wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil)
 
-        func wakeTargets(of channel: Int, excludingWorker own: Int?) -> [UnsafeMutablePointer<Atomic<UInt32>>] {
-            var workers: [Int] = []
-            for s in plan.channels[channel].consumers {
-                let w = plan.segments[s].worker
-                if w != own && !workers.contains(w) { workers.append(w) }
+        if isolated {
+            workers = []
+            RegionHeader(plan: plan, options: options).write(to: region.base)
+            do {
+                supervisor = try Supervisor(core: self)
+            } catch {
+                shutdown()
+                throw error
             }
-            return workers.sorted().map { parkWords[$0] }
+            return
         }
-        inputWakeTargets = wakeTargets(of: plan.inputChannel, excludingWorker: nil)
-        let board = self.board
 
-        // One runner per segment, grouped by worker.
-        var runnersByWorker = [[SegmentRunner]](repeating: [], count: plan.workerCount)
-        for segment in plan.segments {
-            let nodes = segment.nodes.map { plan.nodes[$0] }
-            let scratchLayouts = nodes.dropLast().map(\.layout)
-            let output = plan.channels[segment.outputChannel]
-            let runner = SegmentRunner(
-                inputs: segment.inputChannels.map { rings[$0] },
-                inputErrors: segment.inputChannels.map { errorTables[$0] },
-                kernels: nodes.map { $0.makeKernel!() },
-                kernelNodes: segment.nodes,
-                scratch: scratchOffsets[segment.id].map { base + $0 },
-                scratchDestroy: scratchLayouts.map { $0.isTrivial ? nil : $0.destroy },
-                output: rings[segment.outputChannel], outputErrors: errorTables[segment.outputChannel],
-                outputDestroy: output.layout.isTrivial ? nil : output.layout.destroy,
-                wakeTargets: wakeTargets(of: segment.outputChannel, excludingWorker: segment.worker),
-                resultBoard: segment.outputChannel == plan.outputChannel ? board : nil)
-            runnersByWorker[segment.worker].append(runner)
-        }
+        // Thread mode: one runner per segment, grouped by worker, one pinned thread per worker.
+        let board = self.board
         let stopping = self.stopping
         workers = (0..<plan.workerCount).map { w in
-            Worker(index: w, runners: runnersByWorker[w], parkWord: parkWords[w], stopping: stopping,
-                   options: options, numaNode: plan.numaNode)
+            Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
+                                                          sharedFutex: false, start: 0),
+                   parkWord: wiring.parkWords[w], stopping: stopping, options: options, numaNode: plan.numaNode,
+                   control: wiring.controls[w], sharedFutex: false)
         }
+        statistics?.install(workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
         do {
             for worker in workers {
-                threads.append(try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) {
+                // The thread keeps the core (and so the mapped region) alive until it returns: a thread
+                // left detached by `shutdown()` in a stuck stage never touches unmapped memory.
+                threads.append(try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) { [self] in
                     worker.run()
+                    withExtendedLifetime(self) {}
                 })
             }
+            if options.stageTimeLimit != nil { supervisor = try Supervisor(core: self) }
+        } catch let error as GraphError {
+            shutdown()
+            throw error
         } catch {
             shutdown()
-            throw .platform(operation: "pthread_create", errno: error)
+            throw .platform(operation: "pthread_create", errno: error as? Errno ?? .invalidArgument)
         }
     }
 
@@ -218,6 +204,33 @@ final class EngineCore: @unchecked Sendable {
         return (k, 1 + more)
     }
 
+    /// Claims `count` consecutive sequences at once (all or nothing), blocking up to the submit timeout
+    /// until that many slots are free together. All at once, because a caller holding part of a batch
+    /// uncollected while others claim past it could end up waiting for its own slots.
+    @usableFromInline
+    func claimAll(_ count: Int) throws(GraphError) -> Int {
+        precondition(count >= 1 && count <= plan.capacity)
+        var spins = callerSpins
+        var deadline: UInt64 = 0
+        while true {
+            if board.isStopping { throw board.stoppedError() }
+            let k = nextSequence.pointee.load(ordering: .relaxed)
+            var n = 0
+            while n < count && board.hasSpace(for: k &+ n) { n &+= 1 }
+            if n == count {
+                if nextSequence.pointee.compareExchange(expected: k, desired: k &+ count, ordering: .acquiringAndReleasing).exchanged {
+                    return k
+                }
+                continue
+            }
+            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            let now = MonotonicClock.now()
+            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
+            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
+            board.sleepUntilSpace(for: k &+ n, timeoutNanoseconds: Int64(deadline &- now))
+        }
+    }
+
     /// Extends a claim that ends at `k`, if nobody claimed `k + 1` meanwhile.
     @inline(__always)
     private func tryClaimContiguous(after k: Int, upTo limit: Int) -> Int? {
@@ -233,11 +246,12 @@ final class EngineCore: @unchecked Sendable {
     /// per execution).
     @usableFromInline @inline(__always)
     func publishInputs(first: Int, count: Int) {
+        if let statistics { statistics.stampInputs(input, first: first, count: count) }
         for k in first..<(first &+ count) {
             input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        for target in inputWakeTargets { Worker.wake(target) }
+        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
 
     /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
@@ -246,7 +260,7 @@ final class EngineCore: @unchecked Sendable {
         var spins = callerSpins
         var deadline: UInt64 = 0
         while true {
-            if board.isStopping { throw .shutDown }
+            if board.isStopping { throw board.stoppedError() }
             if let k = tryClaim() { return k }
             if spins > 0 { spins &-= 1; CPU.relax(); continue }
             let now = MonotonicClock.now()
@@ -263,7 +277,7 @@ final class EngineCore: @unchecked Sendable {
         var attempts = 0
         let deadline = MonotonicClock.now() &+ UInt64(max(0, submitTimeoutNanoseconds))
         while true {
-            if board.isStopping { throw .shutDown }
+            if board.isStopping { throw board.stoppedError() }
             if let k = tryClaim() { return k }
             if MonotonicClock.now() >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
             attempts &+= 1
@@ -282,13 +296,16 @@ final class EngineCore: @unchecked Sendable {
     /// Publishes the input of `k` and wakes the head workers if they parked.
     @usableFromInline
     func publishInput(_ k: Int) {
+        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
-        for target in inputWakeTargets { Worker.wake(target) }
+        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
 
     // MARK: Shutdown
 
-    /// Stops the workers, joins their threads, answers every waiter and unbinds actors. Idempotent.
+    /// Stops the workers, answers every waiter and unbinds actors. Idempotent. Returns within about
+    /// ``CompileOptions/shutdownGracePeriod`` even while a stage is stuck: a worker process is
+    /// killed, a worker thread is left detached (it keeps the region mapped until it returns).
     func shutdown() {
         let first = lifecycle.withLock { done -> Bool in
             if done { return false }
@@ -297,14 +314,47 @@ final class EngineCore: @unchecked Sendable {
         }
         guard first else { return }
         stopping.pointee.store(1, ordering: .sequentiallyConsistent)
-        for worker in workers {
-            worker.parkWord.pointee.store(0, ordering: .sequentiallyConsistent)
-            Futex.wake(futexWord(worker.parkWord), count: Int32.max)
+        for word in wiring.parkWords {
+            word.pointee.store(0, ordering: .sequentiallyConsistent)
+            Futex.wake(futexWord(word), count: Int32.max, shared: isolated)
         }
-        for thread in threads { thread.join() }
+        let grace = max(0, options.shutdownGracePeriod.nanoseconds)
+        let deadline = MonotonicClock.now() &+ UInt64(grace)
+        for thread in threads {
+            let now = MonotonicClock.now()
+            if !thread.join(timeoutNanoseconds: now >= deadline ? 0 : Int64(deadline &- now)) {
+                detachedThreads.add(1, ordering: .relaxed)
+                logger.warning("shutdown: a worker thread is still inside a stage after the grace period; left detached")
+            }
+        }
+        supervisor?.stop(deadline: deadline)
         board.wakeAllForShutdown()
-        boundActors.forEach { $0.unbind() }
+        if detachedThreads.load(ordering: .relaxed) == 0 {
+            boundActors.forEach { $0.unbind() }
+        } else if !boundActors.isEmpty {
+            // A detached thread may still be inside an actor's stage: the actors stay bound
+            // (`withState` refuses, a new compile throws actorAlreadyBound) rather than race.
+            logger.warning("shutdown: actors stay bound while a detached worker thread may still use them")
+        }
     }
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
+
+    /// The monotonic-clock deadline `timeout` from now (never 0, which means "none").
+    @usableFromInline
+    static func deadline(after timeout: Duration) -> UInt64 {
+        max(1, MonotonicClock.now() &+ UInt64(max(0, timeout.nanoseconds)))
+    }
+}
+
+extension RegionHeader {
+    init(plan: ExecutionPlan, options: CompileOptions) {
+        self.init(fingerprint: PlanFingerprint.of(plan), workerCount: plan.workerCount, capacity: plan.capacity,
+                  placement: options.placement.code, batchSize: options.batchSize,
+                  workerSpins: options.idle.workerSpins, callerSpins: options.idle.callerSpins,
+                  spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
+                  parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
+                  useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs)
+        statisticsInterval = options.statistics.sampleInterval ?? 0
+    }
 }

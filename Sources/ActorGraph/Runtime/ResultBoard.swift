@@ -21,9 +21,20 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline let callerSpins: Int
     @usableFromInline let spinNanoseconds: UInt64
     @usableFromInline let parkTimeoutNanoseconds: Int64
+    /// Futex calls are shared (process mode: publishers and waiters are in different processes).
+    @usableFromInline let sharedFutex: Bool
+    /// Process mode: the result ring's failure messages (a failure's description, crash reasons).
+    let messages: UnsafeMutableRawPointer?
+    /// In a worker child: the parent's notification eventfd. A child cannot resume the parent's
+    /// continuations; it marks the slot ``ResultWaiterBits/continuationReady`` and signals this,
+    /// and the parent's supervisor resumes them (``resumeReadyContinuations()``).
+    let remoteNotifyFD: Int32?
+    /// Why the graph stopped when it was not `shutdown()`: every waiter and later call gets it.
+    let terminalError = Mutex<GraphError?>(nil)
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
-         nodeNames: [String], policy: IdlePolicy) {
+         nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
+         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil) {
         self.ring = ring
         self.errors = errors
         self.stopping = stopping
@@ -31,6 +42,9 @@ final class ResultBoard: @unchecked Sendable {
         self.callerSpins = policy.callerSpins
         self.spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
         self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
+        self.sharedFutex = sharedFutex
+        self.messages = messages
+        self.remoteNotifyFD = remoteNotifyFD
         continuations = .allocate(capacity: ring.capacity)
         continuations.initialize(repeating: nil, count: ring.capacity)
     }
@@ -41,6 +55,10 @@ final class ResultBoard: @unchecked Sendable {
     }
 
     @inlinable var isStopping: Bool { stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 }
+
+    /// The error for a call that finds the graph stopped: ``GraphError/shutDown``, or why it failed.
+    @usableFromInline
+    func stoppedError() -> GraphError { terminalError.withLock { $0 } ?? .shutDown }
 
     // MARK: Publisher side (a worker)
 
@@ -54,9 +72,13 @@ final class ResultBoard: @unchecked Sendable {
 
     private func deliver(_ k: Int, bits: UInt32) {
         if bits & ResultWaiterBits.parkedThread != 0 {
-            Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max)
+            Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max, shared: sharedFutex)
         }
-        if bits & ResultWaiterBits.continuation != 0 {
+        if let fd = remoteNotifyFD, bits & ResultWaiterBits.continuation != 0 {
+            // In a worker child: hand the resumption to the parent.
+            ring.resultWaiters(k).pointee.bitwiseOr(ResultWaiterBits.continuationReady, ordering: .sequentiallyConsistent)
+            EventFD.signal(fd)
+        } else if bits & (ResultWaiterBits.continuation | ResultWaiterBits.continuationReady) != 0 {
             let slot = k & ring.mask
             let continuation = continuations[slot]
             continuations[slot] = nil
@@ -70,9 +92,10 @@ final class ResultBoard: @unchecked Sendable {
     // MARK: Waiter side (callers)
 
     /// Blocks until sequence `k` is published: spins, then parks on the slot's stamp (futex).
-    /// Throws ``GraphError/shutDown`` when the graph stops first.
+    /// Throws ``GraphError/shutDown`` when the graph stops first, and ``GraphError/timedOut`` once the
+    /// monotonic clock passes `deadline` (nanoseconds; 0: no deadline) — the caller then abandons `k`.
     @usableFromInline
-    func waitPublished(_ k: Int) throws(GraphError) {
+    func waitPublished(_ k: Int, deadline: UInt64 = 0) throws(GraphError) {
         if spin(until: k) { return }
         let stampWord = ring.stampWord(k)
         let waiters = ring.resultWaiters(k)
@@ -80,8 +103,31 @@ final class ResultBoard: @unchecked Sendable {
             waiters.pointee.bitwiseOr(ResultWaiterBits.parkedThread, ordering: .sequentiallyConsistent)
             let seen = stampWord.pointee.load(ordering: .sequentiallyConsistent)
             if seen == SlotRing.stamp(k) { return }
-            if isStopping { throw .shutDown }
-            _ = Futex.wait(on: futexWord(stampWord), expected: seen, timeoutNanoseconds: parkTimeoutNanoseconds)
+            if isStopping { throw stoppedError() }
+            var timeout = parkTimeoutNanoseconds
+            if deadline != 0 {
+                let now = MonotonicClock.now()
+                if now >= deadline { throw .timedOut }
+                timeout = min(timeout, Int64(deadline &- now))
+            }
+            _ = Futex.wait(on: futexWord(stampWord), expected: seen, timeoutNanoseconds: timeout, shared: sharedFutex)
+        }
+    }
+
+    /// Suspends until `k` is published or `deadline` passes (``GraphError/timedOut``): polls with
+    /// sleeps that grow from 20 µs to 1 ms, so no continuation outlives the call.
+    @usableFromInline
+    func awaitPublished(_ k: Int, deadline: UInt64) async throws(GraphError) {
+        var step: UInt64 = 20_000
+        var spins = min(callerSpins, 2_000)
+        while true {
+            if ring.isPublished(k) { return }
+            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            if isStopping { throw stoppedError() }
+            let now = MonotonicClock.now()
+            if now >= deadline { throw .timedOut }
+            try? await Task.sleep(nanoseconds: min(step, deadline &- now))
+            step = min(step &* 2, 1_000_000)
         }
     }
 
@@ -131,7 +177,7 @@ final class ResultBoard: @unchecked Sendable {
                 current = original
             }
         }
-        if !ring.isPublished(k) { throw .shutDown }
+        if !ring.isPublished(k) { throw stoppedError() }
     }
 
     /// After `k` is published: the value's address, or the stage failure (the slot is then collected).
@@ -155,11 +201,40 @@ final class ResultBoard: @unchecked Sendable {
         return ring.value(k)
     }
 
-    /// The typed error of a failed result slot.
+    /// The typed error of a failed result slot: a stage's error, or (process mode, decoded from the
+    /// slot's message) a thrown error's text, a worker crash or a stage past its time limit.
     func failureError(_ k: Int, _ failure: Int32) -> GraphError {
-        let node = Int(failure) - 1
-        let error = errors[k & ring.mask] ?? GraphError.shutDown
-        return .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)", error: error)
+        func name(_ node: Int) -> String { node >= 0 && node < nodeNames.count ? nodeNames[node] : "node \(node)" }
+        if let messages {
+            let (detail, text) = FailureMessage.read(messages + (k & ring.mask) * FailureMessage.slotBytes)
+            switch failure {
+            case FailureCode.workerCrashed: return .workerCrashed(worker: Int(detail), reason: text)
+            case FailureCode.stageTimedOut: return .stageTimedOut(node: name(Int(detail)))
+            default: return .stageFailed(node: name(Int(failure) - 1), error: IsolatedStageError(description: text))
+            }
+        }
+        return .stageFailed(node: name(Int(failure) - 1), error: errors[k & ring.mask] ?? GraphError.shutDown)
+    }
+
+    /// Parent side, process mode: resumes the continuations whose results a worker child published
+    /// (slots marked ``ResultWaiterBits/continuationReady``). Called by the supervisor thread.
+    func resumeReadyContinuations() {
+        for i in 0..<ring.capacity {
+            let waiters = ring.resultWaiters(i)
+            var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
+            while current & ResultWaiterBits.continuationReady != 0 {
+                let (exchanged, original) = waiters.pointee.compareExchange(
+                    expected: current, desired: current & ~(ResultWaiterBits.continuationReady | ResultWaiterBits.continuation),
+                    ordering: .sequentiallyConsistent)
+                if exchanged {
+                    let continuation = continuations[i]
+                    continuations[i] = nil
+                    continuation?.resume()
+                    break
+                }
+                current = original
+            }
+        }
     }
 
     /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
@@ -172,7 +247,7 @@ final class ResultBoard: @unchecked Sendable {
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
             space.pointee.store(0, ordering: .relaxed)
-            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
         }
     }
 
@@ -183,6 +258,14 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline @inline(__always)
     func checkNotTaken(_ k: Int) throws(GraphError) {
         guard !wasTaken(k) else { throw .alreadyWaited(sequence: k) }
+    }
+
+    /// A pending execution's timed wait gave up on `k`: mark it taken now (so the pending execution
+    /// neither abandons it a second time when dropped nor can be waited again), then abandon it.
+    @usableFromInline
+    func abandonAfterTimeout(_ k: Int) {
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        abandon(k)
     }
 
     /// Whether the result of `k` was collected (waited for, failed, or dropped and collected).
@@ -205,7 +288,7 @@ final class ResultBoard: @unchecked Sendable {
             let space = ring.spaceWaiters(k)
             if space.pointee.load(ordering: .relaxed) != 0 {
                 space.pointee.store(0, ordering: .relaxed)
-                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
             }
         }
     }
@@ -241,7 +324,8 @@ final class ResultBoard: @unchecked Sendable {
         ring.spaceWaiters(k).pointee.store(1, ordering: .sequentiallyConsistent)
         let seen = word.pointee.load(ordering: .sequentiallyConsistent)
         if seen == SlotRing.stamp(k &- ring.capacity) || isStopping { return }
-        _ = Futex.wait(on: futexWord(word), expected: seen, timeoutNanoseconds: min(timeoutNanoseconds, parkTimeoutNanoseconds))
+        _ = Futex.wait(on: futexWord(word), expected: seen, timeoutNanoseconds: min(timeoutNanoseconds, parkTimeoutNanoseconds),
+                       shared: sharedFutex)
     }
 
     // MARK: Shutdown
@@ -253,7 +337,7 @@ final class ResultBoard: @unchecked Sendable {
             let bits = ring.resultWaiters(k).pointee.exchange(0, ordering: .sequentiallyConsistent)
             deliver(k, bits: bits & ~ResultWaiterBits.abandoned)
             ring.spaceWaiters(k).pointee.store(0, ordering: .relaxed)
-            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
         }
     }
 }

@@ -24,15 +24,29 @@ final class SegmentRunner {
     let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
     /// Set when `output` is the result ring (unretained: the engine core owns the board and outlives the workers).
     let resultBoard: Unmanaged<ResultBoard>?
+    /// Process mode: the failure-message areas of the inputs and of the output (one text per slot),
+    /// where a failure's description crosses processes; `nil` in thread mode.
+    let inputMessages: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>
+    let outputMessages: UnsafeMutableRawPointer?
+    /// The worker's progress counter and current-node word (its control block; relaxed stores only).
+    let progress: UnsafeMutablePointer<Atomic<UInt64>>
+    let currentNode: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Wake-ups use shared futexes (process mode: the consumer may be another process).
+    let sharedFutex: Bool
     /// The next sequence this segment processes.
     @exclusivity(unchecked) private(set) var next = 0
+    /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
+    /// Set once before the worker starts.
+    @exclusivity(unchecked) var statistics: SegmentStatistics?
 
     init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
          scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
          output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
-         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?) {
+         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
+         inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
+         control: WorkerControl, sharedFutex: Bool, start: Int) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -53,6 +67,13 @@ final class SegmentRunner {
         self.wakeTargets = .allocate(capacity: wakeTargets.count)
         _ = self.wakeTargets.initialize(from: wakeTargets)
         self.resultBoard = resultBoard.map { Unmanaged.passUnretained($0) }
+        self.inputMessages = .allocate(capacity: inputMessages.count)
+        _ = self.inputMessages.initialize(from: inputMessages)
+        self.outputMessages = outputMessages
+        self.progress = control.progress
+        self.currentNode = control.node
+        self.sharedFutex = sharedFutex
+        self.next = start
     }
 
     deinit {
@@ -64,6 +85,7 @@ final class SegmentRunner {
         scratch.deallocate()
         arguments.deallocate()
         wakeTargets.deallocate()
+        inputMessages.deallocate()
     }
 
     /// Whether the next execution's inputs are all published.
@@ -85,8 +107,9 @@ final class SegmentRunner {
         var n = 0
         while n < limit && runOne() { n &+= 1 }
         if n > 0 {
+            if let statistics { statistics.processed.pointee.store(next, ordering: .relaxed) }
             atomicMemoryFence(ordering: .sequentiallyConsistent)
-            for target in wakeTargets { Worker.wake(target) }
+            for target in wakeTargets { Worker.wake(target, shared: sharedFutex) }
             if let board = resultBoard {
                 board._withUnsafeGuaranteedRef { board in
                     for k in first..<(first &+ n) { board.didPublish(k) }
@@ -98,10 +121,32 @@ final class SegmentRunner {
 
     /// Runs the next execution if its inputs are ready, and publishes its output (release; the
     /// caller, ``runBatch(_:)``, fences and wakes). Returns whether it ran.
+    ///
+    /// With statistics off this costs one predicted branch more than the bare body; sampled
+    /// executions take the out-of-line ``runSampled(_:)``.
     @inline(__always)
     func runOne() -> Bool {
         guard isReady() else { return false }
+        if let statistics, statistics.isSampled(next) {
+            runSampled(statistics)
+        } else {
+            var clock = NoStageClock()
+            run(&clock)
+        }
+        return true
+    }
+
+    @inline(never)
+    private func runSampled(_ statistics: SegmentStatistics) {
+        var clock = SampledStageClock(statistics)
+        run(&clock)
+    }
+
+    /// The body of one execution, specialized for the unsampled (no-op) and the sampled clock.
+    @inline(__always)
+    private func run<Clock: StageClock>(_ clock: inout Clock) {
         let k = next
+        clock.pickedUp(k, inputs: inputs)
         let outputSlot = k & output.mask
         // The slot still holds execution k - capacity: destroy its value before reusing it.
         let previousFailure = output.failure(k).pointee
@@ -118,36 +163,53 @@ final class SegmentRunner {
             if f != 0 {
                 failure = f
                 outputErrors[outputSlot] = inputErrors[i][k & inputs[i].mask]
+                if let out = outputMessages, let from = inputMessages[i] {
+                    FailureMessage.copy(from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
+                                        to: out + outputSlot &* FailureMessage.slotBytes)
+                }
+                statistics?.countSkipped()
                 break
             }
             arguments[i] = UnsafeRawPointer(inputs[i].value(k))
         }
         if failure == 0 {
-            failure = runKernels(into: output.value(k), outputSlot: outputSlot)
+            failure = runKernels(into: output.value(k), outputSlot: outputSlot, clock: &clock)
         }
+        clock.willPublish(k, output: output)
         output.failure(k).pointee = failure
         output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         next = k &+ 1
-        return true
+        // Single writer (this worker): a relaxed load and store, no read-modify-write.
+        progress.pointee.store(progress.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     /// Calls the kernels in order; returns 0, or the failing node's index + 1 (error stored).
     @inline(__always)
-    private func runKernels(into destination: UnsafeMutableRawPointer, outputSlot: Int) -> Int32 {
+    private func runKernels<Clock: StageClock>(into destination: UnsafeMutableRawPointer, outputSlot: Int,
+                                               clock: inout Clock) -> Int32 {
         let last = kernels.count - 1
         var source = UnsafePointer(arguments)
         var j = 0
         do {
             while j <= last {
+                currentNode.pointee.store(UInt32(truncatingIfNeeded: kernelNodes[j] &+ 1), ordering: .relaxed)
                 try kernels[j](source, j == last ? destination : scratch[j])
+                clock.kernelFinished(j)
                 if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
                 source = UnsafePointer(arguments + inputs.count + j)
                 j &+= 1
             }
+            currentNode.pointee.store(0, ordering: .relaxed)
             return 0
         } catch {
+            currentNode.pointee.store(0, ordering: .relaxed)
             if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
-            outputErrors[outputSlot] = error
+            if let out = outputMessages {
+                FailureMessage.write(String(describing: error), detail: kernelNodes[j], to: out + outputSlot &* FailureMessage.slotBytes)
+            } else {
+                outputErrors[outputSlot] = error
+            }
+            statistics?.countFailure(kernel: j)
             return kernelNodes[j] &+ 1
         }
     }

@@ -6,7 +6,7 @@ import Synchronization
 /// parks through its own io_uring (a futex-wait SQE on its park word) until a producer rings it.
 ///
 /// `@unchecked Sendable`: configured before its thread starts; afterwards its mutable state is touched
-/// only by that thread, except `parkCount` (atomic) and the park word (atomic, in the region).
+/// only by that thread, except its control block and park word (atomics, in the region).
 final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]
@@ -19,18 +19,19 @@ final class Worker: @unchecked Sendable {
     let parkTimeoutNanoseconds: Int64
     let useIORing: Bool
     let numaNode: Int?
-    /// How the worker parked, decided on its thread at start (io_uring futex-wait or plain futex).
-    private(set) var parkMechanism = ParkMechanism.futex
     /// I/O work on this worker's ring (sources and sinks at the graph's edges), installed before start.
     var attachment: RingAttachment?
-    /// Times the worker parked (diagnostics).
-    let parkCount = Atomic<Int>(0)
+    /// The worker's control block in the region: how it parks and how often (diagnostics).
+    let control: WorkerControl
+    /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
+    let sharedFutex: Bool
     private static let parkTag: UInt64 = 0xA6_0000_0000_0001
 
     enum ParkMechanism: String { case ioUring = "io_uring futex-wait", futex = "futex" }
 
     init(index: Int, runners: [SegmentRunner], parkWord: UnsafeMutablePointer<Atomic<UInt32>>,
-         stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?) {
+         stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?,
+         control: WorkerControl, sharedFutex: Bool) {
         self.index = index
         self.runners = runners
         self.parkWord = parkWord
@@ -41,14 +42,16 @@ final class Worker: @unchecked Sendable {
         self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
         self.useIORing = options.useIORing
         self.numaNode = numaNode
+        self.control = control
+        self.sharedFutex = sharedFutex
     }
 
     /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked.
     @inline(__always)
-    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
+    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) {
         guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
         if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
-            Futex.wake(futexWord(parkWord))
+            Futex.wake(futexWord(parkWord), shared: shared)
         }
     }
 
@@ -63,12 +66,17 @@ final class Worker: @unchecked Sendable {
         } else if useIORing && Worker.futexWaitSupported {
             ring = try? IORing(entries: 8)
         }
-        let parksOnRing = ring != nil && useIORing && Worker.futexWaitSupported
-        parkMechanism = parksOnRing ? .ioUring : .futex
+        // A worker with I/O on its ring parks on that ring whenever the kernel has futex-wait (its
+        // completions and its doorbell both end the wait), even with `useIORing` off.
+        let parksOnRing = ring != nil && (useIORing || attachment != nil) && Worker.futexWaitSupported
+        control.parkMechanism.pointee = parksOnRing ? 1 : 0
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var idle = 0
         var idleSince: UInt64 = 0
+        // After a park that ended with nothing to do (its safety-net timeout), park again at once
+        // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
+        var reparkAtOnce = false
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
         schedule.withUnsafeBufferPointer { schedule in
@@ -79,7 +87,11 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { idle = 0; idleSince = 0; continue }
+                if progressed { idle = 0; idleSince = 0; reparkAtOnce = false; continue }
+                if reparkAtOnce {
+                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
+                    continue
+                }
                 idle &+= 1
                 if idle < spins { CPU.relax(); continue }
                 // `spins` empty polls: park only once idle for `spinTime` too (one clock read per `spins` polls).
@@ -88,7 +100,7 @@ final class Worker: @unchecked Sendable {
                 if idleSince == 0 { idleSince = now }
                 if now &- idleSince < spinNanoseconds { continue }
                 idleSince = 0
-                park(ring: parksOnRing ? ring : nil, armed: &armed)
+                reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
             }
         }
         if let ring { attachment?.stop(ring: ring) }
@@ -109,31 +121,47 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
+    /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
+    @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
 
-    private func park(ring: IORing?, armed: inout Bool) {
+    /// How a park ended.
+    enum ParkOutcome { case notParked, doorbell, timedOut }
+
+    /// Announces the park, re-checks, and sleeps until a producer rings the park word, an I/O
+    /// completion arrives (a worker with an attachment), shutdown, or the park timeout.
+    @discardableResult
+    private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
+        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
+        var completions = false
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
             || attachment?.hasWork == true {
             parkWord.pointee.store(0, ordering: .relaxed)
-            return
+            return .notParked
         }
-        parkCount.add(1, ordering: .relaxed)
+        control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if let ring {
             if !armed {
-                armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag)
+                armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag, shared: sharedFutex)
             }
-            _ = try? ring.submitAndWait(timeoutNanoseconds: parkTimeoutNanoseconds)
+            // With the doorbell armed on the ring, the only other things that end the wait are this
+            // ring's own completions; the timeout is a safety net (shutdown also rings the doorbell).
+            _ = try? ring.submitAndWait(timeoutNanoseconds: armed ? parkTimeoutNanoseconds : min(parkTimeoutNanoseconds, 1_000_000))
             ring.reapCompletions { completion in
-                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion) }
+                if completion.userData == Worker.parkTag { armed = false } else { attachment?.handle(completion); completions = true }
             }
         } else if let ioRing = attachmentRing {
-            // Parking on a plain futex would miss I/O: sleep on the ring with a short timeout instead.
+            // No futex-wait on this kernel: the doorbell cannot end a wait on the ring, so poll it.
             _ = try? ioRing.submitAndWait(timeoutNanoseconds: min(parkTimeoutNanoseconds, 1_000_000))
         } else {
-            _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds)
+            _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds, shared: sharedFutex)
         }
+        // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
+        let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
         parkWord.pointee.store(0, ordering: .relaxed)
+        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
+        return doorbell || completions ? .doorbell : .timedOut
     }
 
     /// Whether this host lets workers park through io_uring; logged once when it does not.

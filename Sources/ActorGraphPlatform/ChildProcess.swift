@@ -1,0 +1,148 @@
+import CPlatformShims
+import Glibc
+
+/// A child process started with `posix_spawn` (never `fork` without `exec`: the parent is
+/// multithreaded), held through a pidfd so that it can be watched in `poll`, signalled without a
+/// pid-reuse race, and reaped with `waitid(P_PIDFD)`.
+///
+/// `@unchecked Sendable`: `pid` and `pidfd` are immutable; `reap`, `signal` and `close` (which touch
+/// the cached exit reason) are meant for one owner thread at a time (the engine's supervisor).
+public final class ChildProcess: @unchecked Sendable {
+    /// The child's process id.
+    public let pid: Int32
+    /// A pidfd for the child (close-on-exec): readable in `poll` once the child has exited.
+    public let pidfd: Int32
+    private var reaped: ExitReason?
+    private var closed = false
+
+    /// How a child ended.
+    public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
+        /// It called `exit(code)`.
+        case exited(Int32)
+        /// A signal killed it (`dumped`: it left a core).
+        case signaled(Int32, dumped: Bool)
+
+        /// `exit status 3`, `signal 9 (SIGKILL)`, `signal 6 (SIGABRT), core dumped`.
+        public var description: String {
+            switch self {
+            case .exited(let code): return "exit status \(code)"
+            case .signaled(let sig, let dumped):
+                return "signal \(sig) (\(ChildProcess.signalName(sig)))" + (dumped ? ", core dumped" : "")
+            }
+        }
+    }
+
+    /// Spawns `path` with `arguments` (argv, including argv[0]) and `environment` (`KEY=VALUE`).
+    /// - Parameter inheriting: descriptors the child keeps at the same numbers although they are
+    ///   close-on-exec here; every other close-on-exec descriptor stays closed in the child.
+    public init(path: String, arguments: [String], environment: [String], inheriting: [Int32]) throws(Errno) {
+        var pid: pid_t = 0
+        let r = ChildProcess.withCStrings(arguments) { argv in
+            ChildProcess.withCStrings(environment) { envp in
+                inheriting.withUnsafeBufferPointer { keep in
+                    cplatform_spawn(&pid, path, argv, envp, keep.baseAddress, Int32(keep.count))
+                }
+            }
+        }
+        guard r == 0 else { throw Errno(rawValue: r) }
+        let fd = cplatform_pidfd_open(pid)
+        guard fd >= 0 else {
+            // Without a pidfd the child cannot be watched: stop it now.
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw Errno(rawValue: -fd)
+        }
+        self.pid = pid
+        self.pidfd = fd
+    }
+
+    /// Sends `signal` through the pidfd. Returns false when the child is already gone.
+    @discardableResult
+    public func signal(_ signal: Int32) -> Bool {
+        guard !closed else { return false }
+        return cplatform_pidfd_send_signal(pidfd, signal) == 0
+    }
+
+    /// Reaps the child: waits for it to exit (or, with `block: false`, returns `nil` while it runs).
+    /// Idempotent: later calls return the same reason.
+    public func reap(block: Bool) -> ExitReason? {
+        if let reaped { return reaped }
+        guard !closed else { return nil }
+        var code: Int32 = 0
+        var status: Int32 = 0
+        var r: Int32
+        repeat { r = cplatform_waitid_pidfd(pidfd, block ? 0 : 1, &code, &status) } while r == -EINTR
+        guard r > 0 else { return nil }
+        let reason: ExitReason
+        switch code {
+        case Int32(CLD_EXITED): reason = .exited(status)
+        case Int32(CLD_DUMPED): reason = .signaled(status, dumped: true)
+        default: reason = .signaled(status, dumped: false)
+        }
+        reaped = reason
+        return reason
+    }
+
+    /// Waits up to `timeoutNanoseconds` for the child to exit (poll on the pidfd); true when it did.
+    public func waitForExit(timeoutNanoseconds: Int64) -> Bool {
+        if reaped != nil { return true }
+        var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, timeoutNanoseconds))
+        while true {
+            let now = MonotonicClock.now()
+            let left = now >= deadline ? 0 : Int32(min(Int64(Int32.max), Int64((deadline - now + 999_999) / 1_000_000)))
+            let r = poll(&fds, 1, left)
+            if r > 0 { return true }
+            if r == 0 { return false }
+            if errno != EINTR { return false }
+        }
+    }
+
+    /// Closes the pidfd. A child not reaped yet is killed and reaped first (no zombie is left).
+    public func close() {
+        guard !closed else { return }
+        if reaped == nil {
+            signal(SIGKILL)
+            _ = reap(block: true)
+        }
+        closed = true
+        Glibc.close(pidfd)
+    }
+
+    deinit { close() }
+
+    /// `SIGKILL`, `SIGSEGV`, … for the common signals; `SIG<n>` otherwise.
+    public static func signalName(_ sig: Int32) -> String {
+        switch sig {
+        case SIGKILL: return "SIGKILL"
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGILL: return "SIGILL"
+        case SIGTRAP: return "SIGTRAP"
+        case SIGBUS: return "SIGBUS"
+        case SIGFPE: return "SIGFPE"
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        case SIGSTOP: return "SIGSTOP"
+        default: return "SIG\(sig)"
+        }
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
+        defer { for p in pointers { free(p) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// The calling process's parent-death signal and parent check, for a child that must not outlive
+/// its parent.
+public enum ParentWatch {
+    /// Asks the kernel to send `signal` when the parent (the thread that spawned us) exits, then
+    /// re-checks the parent: returns false when it is already gone (it died before the request).
+    public static func dieWithParent(expectedParent: Int32, signal: Int32 = SIGKILL) -> Bool {
+        _ = cplatform_set_parent_death_signal(signal)
+        return getppid() == expectedParent
+    }
+}

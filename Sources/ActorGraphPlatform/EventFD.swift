@@ -1,0 +1,46 @@
+import CPlatformShims
+import Glibc
+
+/// A non-blocking, close-on-exec eventfd: a counter another thread (or a child process that
+/// inherited it) bumps to make the descriptor readable in `poll`.
+///
+/// `@unchecked Sendable`: `signal` is a `write(2)` any thread may make; `drain` and `close` belong to
+/// the owner, which closes only after every other user is done.
+public final class EventFD: @unchecked Sendable {
+    /// The descriptor.
+    public let fileDescriptor: Int32
+    private var closed = false
+
+    /// Creates an eventfd with counter 0.
+    public init() throws(Errno) {
+        let fd = cplatform_eventfd()
+        guard fd >= 0 else { throw Errno(rawValue: -fd) }
+        fileDescriptor = fd
+    }
+
+    /// Adds one to the counter (makes the descriptor readable).
+    public func signal() { EventFD.signal(fileDescriptor) }
+
+    /// Adds one to the counter of eventfd `fd` (e.g. one inherited from a parent process).
+    public static func signal(_ fd: Int32) {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
+    }
+
+    /// Reads and resets the counter; 0 when it was already 0.
+    @discardableResult
+    public func drain() -> UInt64 {
+        var value: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &value) { read(fileDescriptor, $0.baseAddress, 8) }
+        return n == 8 ? value : 0
+    }
+
+    /// Closes the descriptor. Idempotent.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fileDescriptor)
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,194 @@
+import ActorGraph
+import ActorGraphExamples
+import ActorGraphPlatform
+import ArgumentParser
+import Glibc
+import Synchronization
+
+/// `actorgraph faults`: kills isolated workers in every way the engine must survive while callers
+/// keep submitting, and checks that every execution got exactly one answer.
+struct Faults: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "faults",
+        abstract: "Inject worker faults (trap, abort, SIGKILL, SIGSTOP, a stage that never returns) into isolated workers under load.",
+        discussion: """
+        One process tree: the graph's worker is a child process (isolation .processes) with a stage \
+        time limit. Submitter threads keep executing throughout; each execution's result must be \
+        2·id + 1 or a typed error, exactly once. Ends with one line: \
+        `faults: injected=K submitted=N answered=N lost=0 hung=0 restarts=R max_recovery_ms=X`, \
+        where max_recovery_ms is the worst time from a worker's death to the next successful \
+        execution. Exits non-zero if anything was lost, hung, answered twice or wrong.
+        """)
+
+    @Flag(help: "One round of the five faults (default: three rounds).")
+    var quick = false
+
+    @Option(help: "Submitter threads executing throughout.")
+    var submitters = 2
+
+    @Flag(help: "Keep a standby process per worker (CompileOptions.standbyWorkers): recovery activates it instead of spawning.")
+    var standby = false
+
+    func validate() throws {
+        // 0 or a negative count used to trap (index out of range) instead of refusing the value.
+        guard (1...64).contains(submitters) else { throw ValidationError("--submitters must be 1...64 (got \(submitters))") }
+    }
+
+    func run() throws {
+        let rounds = quick ? 1 : 3
+        let spacing: UInt32 = quick ? 150_000 : 300_000 // µs between faults
+        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
+                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)),
+                                     isolation: .processes,
+                                     restartPolicy: RestartPolicy(maxRestarts: 5 * rounds + 5, window: .seconds(60)),
+                                     stageTimeLimit: .milliseconds(200))
+        options.shutdownGracePeriod = .milliseconds(500)
+        options.standbyWorkers = standby
+        let compiled: CompiledGraph<FaultInjection.Request, Int>
+        do {
+            compiled = try FaultInjection.graph().compile(options)
+        } catch {
+            throw CLI.fail(error)
+        }
+        let ledger = Ledger()
+        let stop = Atomic<Bool>(false)
+        // Submitters: unique ids, blocking execute with a deadline (a timeout would be a hang).
+        var threads: [PinnedThread] = []
+        for t in 0..<max(1, submitters) {
+            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) {
+                var i = 0
+                while !stop.load(ordering: .relaxed) {
+                    let id = t << 40 | i
+                    i += 1
+                    ledger.execute(compiled, FaultInjection.Request(id: id))
+                }
+            })
+        }
+        usleep(spacing)
+        var injected = 0
+        var killTimes: [UInt64] = []
+        for _ in 0..<rounds {
+            // A trapping stage, abort(): executions that carry the fault.
+            for action in [FaultInjection.Action.trap, .abort] {
+                ledger.execute(compiled, FaultInjection.Request(id: 1 << 50 | injected, action: action))
+                injected += 1
+                usleep(spacing)
+            }
+            // SIGKILL and SIGSTOP of the worker from outside.
+            for signal in [SIGKILL, SIGSTOP] {
+                // The worker of the previous fault may still be restarting: wait for its replacement.
+                var pid = compiled.isolationStatistics.workerProcessIDs[0]
+                var waited = 0
+                while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = compiled.isolationStatistics.workerProcessIDs[0] }
+                if pid > 0 {
+                    if signal == SIGKILL { killTimes.append(MonotonicClock.now()) }
+                    kill(pid, signal)
+                }
+                injected += 1
+                // The stopped worker is caught by the stage time limit once work is waiting for it.
+                ledger.execute(compiled, FaultInjection.Request(id: 1 << 50 | injected | 1 << 45))
+                usleep(spacing)
+            }
+            // A stage that never returns.
+            ledger.execute(compiled, FaultInjection.Request(id: 1 << 50 | injected, action: .hang))
+            injected += 1
+            usleep(spacing)
+        }
+        stop.store(true, ordering: .relaxed)
+        threads.forEach { $0.join() }
+        let statistics = compiled.isolationStatistics
+        compiled.shutdown()
+        let report = ledger.report(restarts: statistics.restarts, deaths: statistics.deathTimes)
+        print("faults: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
+              + "hung=\(report.hung) restarts=\(statistics.restarts) max_recovery_ms=\(LatencySummary.fixed(report.maxRecoveryMilliseconds, decimals: 1))")
+        print("faults: SIGKILL to the first typed error of an execution in flight: worst \(LatencySummary.fixed(ledger.worstAnswerMilliseconds(after: killTimes), decimals: 2)) ms over \(killTimes.count) kill(s)")
+        var problems: [String] = []
+        if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
+        if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
+        if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
+        if report.wrong > 0 { problems.append("\(report.wrong) wrong result(s)") }
+        if statistics.restarts < injected { problems.append("only \(statistics.restarts) restart(s) for \(injected) fault(s)") }
+        if statistics.restartsExhausted { problems.append("restarts exhausted") }
+        if !problems.isEmpty { throw CLI.fail("faults: " + problems.joined(separator: ", ")) }
+    }
+}
+
+/// Every execution's answers, by id, and the first success after each worker death.
+final class Ledger: Sendable {
+    private struct State {
+        var answers: [Int: Int] = [:]
+        var submitted = 0
+        var successes: [UInt64] = []
+        var errorTimes: [UInt64] = []
+        var typedErrors = 0
+        var hung = 0
+        var wrong = 0
+        var duplicates = 0
+    }
+    private let state = Mutex(State())
+
+    /// Executes one request and records its one answer (a result or a typed error).
+    func execute(_ compiled: CompiledGraph<FaultInjection.Request, Int>, _ request: FaultInjection.Request) {
+        state.withLock { $0.submitted += 1 }
+        do {
+            let value = try compiled.execute(request, timeout: .seconds(10))
+            let now = MonotonicClock.now()
+            // The value names the execution it belongs to: a result delivered to the wrong caller
+            // shows up as a second answer for its real owner.
+            let owner = (value - 1) / 2
+            state.withLock {
+                $0.successes.append(now)
+                if owner != request.id { $0.wrong += 1 }
+                $0.answers[owner, default: 0] += 1
+                if $0.answers[owner]! > 1 { $0.duplicates += 1 }
+            }
+        } catch {
+            let now = MonotonicClock.now()
+            state.withLock {
+                if case .timedOut = error { $0.hung += 1; return }
+                $0.typedErrors += 1
+                $0.errorTimes.append(now)
+                $0.answers[request.id, default: 0] += 1
+                if $0.answers[request.id]! > 1 { $0.duplicates += 1 }
+            }
+        }
+    }
+
+    struct Report {
+        var submitted: Int
+        var answered: Int
+        var lost: Int
+        var hung: Int
+        var duplicates: Int
+        var wrong: Int
+        var maxRecoveryMilliseconds: Double
+    }
+
+    /// The worst time from each of `kills` to the first typed error answered after it, in ms.
+    func worstAnswerMilliseconds(after kills: [UInt64]) -> Double {
+        state.withLock { s in
+            let sorted = s.errorTimes.sorted()
+            var worst: UInt64 = 0
+            for kill in kills {
+                if let first = sorted.first(where: { $0 > kill }) { worst = max(worst, first &- kill) }
+            }
+            return Double(worst) / 1e6
+        }
+    }
+
+    func report(restarts: Int, deaths: [UInt64]) -> Report {
+        state.withLock { s in
+            let answered = s.successes.count + s.typedErrors
+            let sorted = s.successes.sorted()
+            var worst: UInt64 = 0
+            for death in deaths {
+                // The first successful execution after the death.
+                var lo = 0, hi = sorted.count
+                while lo < hi { let mid = (lo + hi) / 2; if sorted[mid] <= death { lo = mid + 1 } else { hi = mid } }
+                if lo < sorted.count { worst = max(worst, sorted[lo] &- death) }
+            }
+            return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
+                          duplicates: s.duplicates, wrong: s.wrong, maxRecoveryMilliseconds: Double(worst) / 1e6)
+        }
+    }
+}

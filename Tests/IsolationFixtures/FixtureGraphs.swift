@@ -1,0 +1,86 @@
+import ActorGraph
+import Glibc
+
+/// What the `fault` stage does with one execution (the fault-injection vocabulary of the tests).
+public enum FaultAction: Int32, Sendable {
+    /// Return `value * 2`.
+    case none = 0
+    /// Index an array out of bounds (a Swift runtime trap).
+    case trap = 1
+    /// Call `abort()`.
+    case abort = 2
+    /// Never return (stands in for a stuck call).
+    case hang = 3
+    /// Throw ``FixtureError``.
+    case throwError = 4
+    /// Call `exit(7)`.
+    case exit = 5
+    /// Sleep `value` milliseconds, then return `value * 2`.
+    case slow = 6
+}
+
+/// One execution's input: a value and what the `fault` stage should do with it (trivially copyable).
+public struct Job: Sendable, Equatable {
+    /// The value.
+    public var value: Int
+    /// The fault to inject, as a ``FaultAction`` raw value.
+    public var action: Int32
+
+    /// A job.
+    public init(_ value: Int, _ action: FaultAction = .none) {
+        self.value = value
+        self.action = action.rawValue
+    }
+}
+
+/// The error the `fault` stage throws for ``FaultAction/throwError``.
+public struct FixtureError: Error, CustomStringConvertible {
+    /// The value of the execution.
+    public let value: Int
+    /// `fixture error for value N: ünïcödé ✓`.
+    public var description: String { "fixture error for value \(value): ünïcödé ✓" }
+}
+
+/// Graphs shared by the isolation tests and the worker executable that runs them.
+public enum FixtureGraphs {
+    /// `x + 1`.
+    public static func echo() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in x.then(name: "plus1") { $0 + 1 } }
+    }
+
+    /// `fault` (does the job's action, else `value * 2`) then `plus1`: `2 * value + 1`.
+    public static func faulty() -> Graph<Job, Int> {
+        Graph(input: Job.self) { x in
+            x.then(name: "fault") { job -> Int in
+                switch FaultAction(rawValue: job.action) ?? .none {
+                case .none: return job.value * 2
+                case .trap:
+                    let small = [1, 2]
+                    return small[job.value + 5]
+                case .abort: Glibc.abort()
+                case .hang:
+                    while true { sleep(1000) }
+                case .throwError: throw FixtureError(value: job.value)
+                case .exit: Glibc.exit(7)
+                case .slow:
+                    usleep(useconds_t(job.value * 1000))
+                    return job.value * 2
+                }
+            }
+            .then(name: "plus1") { $0 + 1 }
+        }
+    }
+
+    /// The diamond: (2x + 1) + (2x)², one stage per worker with `.spread`.
+    public static func diamond() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            let a = x.then(name: "scale") { $0 * 2 }
+            let b = a.then(name: "plus1") { $0 + 1 }
+            let c = a.then(name: "square") { $0 * $0 }
+            return zip(b, c).then(name: "sum") { $0 + $1 }
+        }
+    }
+
+    /// Every graph the fixture executable can run as a worker.
+    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond()] }
+}
