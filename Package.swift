@@ -94,7 +94,8 @@ let package = Package(
             swiftSettings: sanitized
         ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
-        .target(name: "CMallocCounter"),
+        .target(name: "CMallocCounter",
+                cSettings: sanitizer == nil ? [] : [.define("ACTORGRAPH_NO_MALLOC_INTERPOSER")]),
         .executableTarget(
             name: "actorgraph",
             dependencies: [
