@@ -1,3 +1,4 @@
+import ActorGraphReliability
 import Foundation
 import XCTest
 
@@ -91,20 +92,15 @@ final class CLIBadValueTests: XCTestCase {
     }
 
     /// Runs the binary; returns its exit status (128 + signal when killed) and its stderr.
+    /// Spawned with posix_spawn through `ChildProcess` (stderr read through a pipe, stdout dropped by
+    /// the shell's redirections; `exec` keeps the binary's own exit status).
     static func run(_ binary: URL, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        var environment = ProcessInfo.processInfo.environment
-        environment["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = environment
-        try process.run()
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return (status, String(decoding: data, as: UTF8.self))
+        setenv("SWIFT_BACKTRACE", "enable=no", 1)
+        let child = try ChildProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", binary.path] + arguments)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while child.isRunning && ContinuousClock.now < deadline { usleep(2_000) }
+        let status = child.stop(signal: SIGKILL)
+        let code: Int32 = (status & 0x7f) != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        return (code, child.output.joined(separator: "\n"))
     }
 }
