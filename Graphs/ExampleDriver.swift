@@ -34,10 +34,13 @@ public enum ExampleDriver {
             notes.append(describePlacement(compiled))
             statistics = compiled.statistics
             statisticsDOT = statistics.map { compiled.dot(statistics: $0) }
-            let cpus = CPU.allowedCPUs().count
-            if cpus > 0 && compiled.workerCount + 1 > cpus {
-                notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread spin on \(cpus) CPU(s): "
-                    + "oversubscribed, so latency is set by the OS scheduler (use fewer --workers)")
+            let cpus = compiled.effectiveCPUs
+            notes.append("effective CPUs: \(cpus)")
+            if Double(compiled.workerCount + 1) > cpus.cpus {
+                notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread want more than the "
+                    + "\(CgroupCPU.formatCPUs(cpus.cpus)) effective CPU(s): oversubscribed, so idle threads "
+                    + (cpus.isQuotaLimited ? "take turns or park to stay under the CPU quota" : "yield to each other")
+                    + " (wait strategy \(compiled.waitStrategy))" + (compiled.workerCount > 1 ? "; fewer --workers is faster" : ""))
             }
         case .pipelined:
             let compiled = try graph.compile(options.compileOptions)

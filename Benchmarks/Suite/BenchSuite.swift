@@ -83,6 +83,12 @@ public struct BenchSummary: Codable, Sendable {
     public var echo64kCompiledOverSequential: Double
     /// `echo.process` p50 (worker in a child process) over `echo` p50 (worker thread), same run.
     public var echoProcessOverThread: Double
+    /// p50 of `oversubscribed.diamond` (3 workers + caller on 2 CPUs), ns; NaN when skipped.
+    public var oversubscribedDiamondP50: Double = .nan
+    /// Executions per second of `oversubscribed.diamond`, back to back; NaN when skipped.
+    public var oversubscribedDiamondPerSecond: Double = .nan
+    /// Slowest `quota.echo` execution (1-CPU cgroup quota), ns; NaN when skipped.
+    public var quotaEchoMax: Double = .nan
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -94,6 +100,8 @@ public struct BenchSummary: Codable, Sendable {
             + " echo64k_compiled_over_dynamic=\(fmt(echo64kCompiledOverDynamic, 2))"
             + " echo64k_compiled_over_sequential=\(fmt(echo64kCompiledOverSequential, 2))"
             + " echo_process_over_thread=\(fmt(echoProcessOverThread, 2))"
+            + " oversubscribed_diamond_p50_ns=\(fmt(oversubscribedDiamondP50, 0)) oversubscribed_diamond_per_s=\(fmt(oversubscribedDiamondPerSecond, 0))"
+            + " quota_echo_max_ns=\(fmt(quotaEchoMax, 0))"
     }
 }
 
@@ -105,6 +113,8 @@ public struct MachineInfo: Codable, Sendable {
     public var onlineCPUs: Int
     /// CPUs this process may run on (its affinity mask).
     public var allowedCPUs: [Int]
+    /// The CPUs it may really use: affinity mask and cgroup CPU quota (``EffectiveCPUs``).
+    public var effectiveCPUs: String = ""
     /// The kernel release (`uname -r`).
     public var kernel: String
     /// Configured NUMA nodes (1 without NUMA).
@@ -152,6 +162,8 @@ public struct BenchReport: Codable, Sendable {
     public var recovery: PathResult?
     /// The same with ``CompileOptions/standbyWorkers`` (a standby process is activated).
     public var recoveryStandby: PathResult?
+    /// The contended cases (oversubscription, CPU quota, competing processes), when run.
+    public var contended: ContendedResults?
     /// The headline numbers.
     public var summary: BenchSummary
     /// Where the files were written.
@@ -200,6 +212,7 @@ public enum BenchSuite {
         let context = RunContext(budget: budget, counter: counter, callerCPU: callerCPU)
         let machine = machineInfo(allowed: allowed)
         say("actorgraph bench (\(options.quick ? "quick" : "full")): \(machine.cpuModel), \(allowed.count) CPUs allowed \(allowed), kernel \(machine.kernel)")
+        say("effective CPUs: \(machine.effectiveCPUs)")
         say("compiled graphs: \(workers) pinned worker(s) on the highest CPU(s) + the measuring thread pinned to CPU \(callerCPU.map(String.init) ?? "none")")
         say("allocations: \(allocationMethod)")
         say("other load before the run: \(fmt(busyBefore, 2)) of \(CPU.onlineCount) CPUs busy")
@@ -342,7 +355,10 @@ public enum BenchSuite {
             }
         }
 
-        // 5. Summary, table, files.
+        // 5. Contended cases: oversubscribed, under a CPU quota, beside busy processes.
+        let contended = try ContendedCases.run(options, budget: budget, context: context, counter: counter)
+
+        // 6. Summary, table, files.
         func p50(_ name: String, _ path: String) -> Double? {
             latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
         }
@@ -361,7 +377,7 @@ public enum BenchSuite {
         if let echo {
             say("echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases")
         }
-        let summary = BenchSummary(
+        var summary = BenchSummary(
             echoP50RatioToPingPong: Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)),
             echoP99RatioToPingPong: Double(interleaved.echo.p99) / Double(max(1, interleaved.pingPong.p99)),
             compiledVsDynamicEcho: speedup("echo"),
@@ -376,6 +392,11 @@ public enum BenchSuite {
                 guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0 else { return .nan }
                 return process / thread
             }())
+        if let d = contended?.oversubscribedDiamond {
+            summary.oversubscribedDiamondP50 = Double(d.stats.p50)
+            summary.oversubscribedDiamondPerSecond = d.stats.throughputPerSecond
+        }
+        if let q = contended?.quotaEcho { summary.quotaEchoMax = Double(q.stats.max) }
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -385,7 +406,7 @@ public enum BenchSuite {
             allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
-            recoveryStandby: recoveryStandby,
+            recoveryStandby: recoveryStandby, contended: contended,
             summary: summary, files: [], statisticsOverhead: statisticsOverhead)
         print("")
         print(ReportWriter.table(report))
@@ -442,8 +463,8 @@ public enum BenchSuite {
         let release = withUnsafeBytes(of: &name.release) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed, kernel: release,
-                           numaNodes: NUMA.nodeCount)
+        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed,
+                           effectiveCPUs: EffectiveCPUs.current().description, kernel: release, numaNodes: NUMA.nodeCount)
     }
 }
 

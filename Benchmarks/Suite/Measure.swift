@@ -206,10 +206,6 @@ enum Measure {
 
     // MARK: Physical limit
 
-    /// Two threads pinned to two CPUs bounce one cache line (`Synchronization.Atomic`): the initiator
-    /// stores an odd value and spins until the responder answers with the next even one. Each sample
-    /// is one round trip, timed like the engine's. `pause` selects whether the spin loops use the
-    /// `pause` hint, as the engine's spin loops do.
     /// Isolated-worker recovery: `kills` times, SIGKILL the worker process and time from the kill to
     /// the next successful execution (executions answered with `workerCrashed` meanwhile are retried).
     /// With `standby`, each round first waits until the standby process is there (and 200 ms for it
@@ -226,8 +222,11 @@ enum Measure {
                 usleep(200_000)
                 for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
             }
-            let pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
-            guard pid > 0 else { throw BenchFailure(description: "no worker process to kill") }
+            // The restarted worker may serve executions a few ms before the supervisor records its pid.
+            var pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
+            var waited = 0
+            while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = graph.isolationStatistics.workerProcessIDs.first ?? 0 }
+            guard pid > 0 else { throw BenchFailure(description: "no worker process to kill after 5 s") }
             let t0 = MonotonicClock.now()
             kill(pid, SIGKILL)
             while true {
@@ -244,6 +243,10 @@ enum Measure {
                            allocations: nil, checksum: checksum)
     }
 
+    /// Two threads pinned to two CPUs bounce one cache line (`Synchronization.Atomic`): the initiator
+    /// stores an odd value and spins until the responder answers with the next even one. Each sample
+    /// is one round trip, timed like the engine's. `pause` selects whether the spin loops use the
+    /// `pause` hint, as the engine's spin loops do.
     static func pingPong(cpus: (Int?, Int?), warmup: Int, iterations: Int, pause: Bool) throws -> Measurement {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
         defer { raw.deallocate() }

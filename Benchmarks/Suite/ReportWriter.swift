@@ -72,6 +72,29 @@ enum ReportWriter {
                 + "p50 \(fmtNs(rec.stats.p50))  max \(fmtNs(rec.stats.max))"
                 + (r.recoveryStandby.map { "; activating a standby process: p50 \(fmtNs($0.stats.p50))  max \(fmtNs($0.stats.max))" } ?? ""))
         }
+        if let c = r.contended {
+            out.append("")
+            out.append("CONTENDED (effective CPUs: \(c.effectiveCPUs))")
+            out.append(row(["case", "p50", "p99", "p99.9", "max", "exec/s", "target / note"], [32, 9, 9, 9, 10, 10, 40]))
+            func add(_ p: PathResult?, _ note: String) {
+                guard let p else { return }
+                out.append(row([p.name, fmtNs(p.stats.p50), fmtNs(p.stats.p99), fmtNs(p.stats.p999), fmtNs(p.stats.max),
+                                fmtRate(p.stats.throughputPerSecond), "  " + note], [32, 9, 9, 9, 10, 10, 40]))
+            }
+            add(c.oversubscribedDiamond, "p50 <= 20 µs, >= 200 k/s")
+            if let t = c.oversubscribedChain3PerSecond {
+                out.append(row(["oversubscribed.chain3.pipelined", "-", "-", "-", "-", fmtRate(t), "  >= 5 M/s (window 512)"],
+                               [32, 9, 9, 9, 10, 10, 40]))
+            }
+            if let skipped = c.quotaSkipped {
+                out.append("quota.echo skipped: \(skipped)")
+            } else {
+                let throttled = c.quotaThrottledPeriods.map { "throttled \($0)/\(c.quotaPeriods ?? 0) periods" } ?? "throttling unread"
+                add(c.quotaEcho, "max <= 2 ms, p99.9 <= 20 µs; \(throttled)")
+            }
+            add(c.quietEcho, "alone")
+            add(c.competingEcho, "one busy process per CPU")
+        }
         out.append("")
         out.append("MEMORY: peak RSS \(fmtBytes(r.peakRSSBytesAfterCompiled)) after the compiled cases, \(fmtBytes(r.peakRSSBytes)) at the end")
         out.append("ALLOCATIONS: \(r.allocationMethod)")

@@ -20,6 +20,10 @@ public enum CPU {
     @inlinable @inline(__always)
     public static func relax() { cplatform_cpu_relax() }
 
+    /// Offers this CPU to another runnable thread (`sched_yield`); returns at once when none waits.
+    @inlinable @inline(__always)
+    public static func yield() { sched_yield() }
+
     /// The CPU the calling thread is running on right now, or `nil`.
     public static var current: Int? {
         let cpu = cplatform_current_cpu()

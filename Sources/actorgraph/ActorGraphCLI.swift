@@ -79,6 +79,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Pin each worker thread to its own CPU.")
     var pin = true
 
+    @Option(help: "How idle workers and waiting callers wait: adaptive (default), busy-spin, yielding or blocking.")
+    var waitStrategy: WaitStrategyArgument = .adaptive
+
     @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
     var isolated = false
 
@@ -96,9 +99,24 @@ struct EngineOptions: ParsableArguments {
     }
 
     var compileOptions: CompileOptions {
-        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, isolation: isolated ? .processes : .threads)
+        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin,
+                                     idle: IdlePolicy(strategy: waitStrategy.strategy), isolation: isolated ? .processes : .threads)
         options.statistics = stats ? .sampled(every: statsEvery) : .off
         return options
+    }
+}
+
+/// `--wait-strategy` values.
+enum WaitStrategyArgument: String, ExpressibleByArgument, CaseIterable {
+    case adaptive, busySpin = "busy-spin", yielding, blocking
+
+    var strategy: WaitStrategy {
+        switch self {
+        case .adaptive: .adaptive
+        case .busySpin: .busySpin
+        case .yielding: .yielding
+        case .blocking: .blocking
+        }
     }
 }
 

@@ -11,8 +11,8 @@ public struct CompileOptions: Sendable {
     /// execution and times 1 in 16, recorded by the workers into preallocated per-worker storage.
     public var statistics: StatisticsMode = .off
 
-    /// Worker threads. `nil` fits the machine: one fewer than the CPUs available (the caller spins
-    /// too), at least one, so there are never more spinning threads than cores.
+    /// Worker threads. `nil` fits the machine: one fewer than the effective CPUs (affinity mask and
+    /// cgroup CPU quota, rounded up; the caller spins too), at least one.
     public var workers: Int?
     /// Executions in flight at most; also every channel's capacity. Rounded up to a power of two.
     public var capacity: Int
@@ -119,14 +119,19 @@ public struct IdlePolicy: Sendable {
     public var spinTime: Duration
     /// The longest a parked thread sleeps before it re-checks for shutdown (a safety net, not a poll).
     public var parkTimeout: Duration
+    /// How an idle thread waits: spin, yield, park, or adapt to contention (the default). With
+    /// `.busySpin` and `.yielding` nothing parks; with `.blocking` the spin limits are not used.
+    public var strategy: WaitStrategy
 
-    /// The default: spin for 1 ms of idleness (and at least 20 000 polls) before parking.
+    /// The default: spin for 1 ms of idleness (and at least 20 000 polls) before parking, yielding or
+    /// parking sooner when the CPUs are oversubscribed or a CPU quota would be exceeded.
     public init(workerSpins: Int = 20_000, callerSpins: Int = 20_000, spinTime: Duration = .milliseconds(1),
-                parkTimeout: Duration = .milliseconds(100)) {
+                parkTimeout: Duration = .milliseconds(100), strategy: WaitStrategy = .adaptive) {
         self.workerSpins = workerSpins
         self.callerSpins = callerSpins
         self.spinTime = spinTime
         self.parkTimeout = parkTimeout
+        self.strategy = strategy
     }
 
     /// Park almost at once: for oversubscribed machines and tests.

@@ -5,7 +5,8 @@ enum Compiler {
     /// Lays out validated `nodes` (see ``validate(nodes:builder:inputNode:outputNode:outputBuilder:outputName:)``).
     static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int,
                      options: CompileOptions) throws(GraphError) -> ExecutionPlan {
-        let (capacity, workerCount, cpus, numaNode) = try validate(options: options)
+        let limit = CgroupCPU.currentLimit()
+        let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
         if options.isolation == .processes {
             // Values cross the process boundary as raw bytes: no references, nothing to retain.
             for node in nodes where !node.layout.isTrivial {
@@ -13,8 +14,11 @@ enum Compiler {
             }
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
-        return plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
-                    workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
+        var plan = plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
+                        workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
+        plan.effectiveCPUs = effective
+        plan.cpuStatPath = limit.cpuStatPath
+        return plan
     }
 
     /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
@@ -61,8 +65,10 @@ enum Compiler {
         guard reaches[inputNode] else { throw .outputNotFromInput(node: outputName) }
     }
 
-    /// Returns (capacity rounded to a power of two, workers, CPUs for pinned workers, NUMA node).
-    static func validate(options: CompileOptions) throws(GraphError) -> (Int, Int, [Int]?, Int?) {
+    /// Returns (capacity rounded to a power of two, workers, CPUs for pinned workers, NUMA node,
+    /// effective CPUs). `quota` is the process's cgroup CPU quota (``CgroupCPU/currentLimit()``).
+    static func validate(options: CompileOptions, quota: CPUQuota? = nil)
+        throws(GraphError) -> (Int, Int, [Int]?, Int?, EffectiveCPUs) {
         guard options.capacity >= 1, options.capacity <= CompileOptions.maxCapacity else {
             throw .invalidCapacity(options.capacity)
         }
@@ -80,17 +86,22 @@ enum Compiler {
             let nodeCPUs = Set(NUMA.cpus(ofNode: node))
             available = available.filter { nodeCPUs.contains($0) }
         }
-        let workers = options.workers ?? max(1, available.count - 1)
+        // The quota caps the CPUs worth using: a 1.5-CPU container gets 2 (rounded up), never more than the mask.
+        let effective = EffectiveCPUs(affinity: available.count, quota: quota)
+        let workers = options.workers ?? max(1, effective.count - 1)
         guard workers >= 1 else { throw .invalidWorkerCount(workers) }
         var cpus: [Int]? = nil
         if options.pinWorkers {
-            guard workers <= available.count else { throw .tooManyWorkers(requested: workers, cpus: available.count) }
-            // Highest CPUs first: CPU 0 usually takes interrupts and the caller.
-            cpus = Array(available.reversed().prefix(workers))
+            guard workers <= effective.count else { throw .tooManyWorkers(requested: workers, cpus: effective.count) }
+            // Highest CPUs first: CPU 0 usually takes interrupts and the caller. Under a quota smaller
+            // than the mask, only the lowest `effective.count` CPUs: threads that must take turns
+            // on a CPU's worth of budget do it on one CPU (a caller pinned low shares it).
+            let usable = effective.isQuotaLimited ? Array(available.prefix(effective.count)) : available
+            cpus = Array(usable.reversed().prefix(workers))
         }
         var capacity = 1
         while capacity < options.capacity { capacity <<= 1 }
-        return (capacity, workers, cpus, options.numaNode)
+        return (capacity, workers, cpus, options.numaNode, effective)
     }
 
     // MARK: Placement

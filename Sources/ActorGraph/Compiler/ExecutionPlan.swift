@@ -1,3 +1,5 @@
+import ActorGraphPlatform
+
 /// The compiler's result before memory is allocated: which node runs where, which chains are fused,
 /// and which edges are channels.
 struct ExecutionPlan {
@@ -38,4 +40,8 @@ struct ExecutionPlan {
     /// The CPU of each worker (`nil` when not pinned).
     let workerCPUs: [Int?]
     let numaNode: Int?
+    /// The CPUs the process could really use at compile time (affinity mask and cgroup quota).
+    var effectiveCPUs = EffectiveCPUs(affinity: 1, quota: nil)
+    /// The `cpu.stat` of the cgroup setting the quota, watched for throttling (`nil` without a quota).
+    var cpuStatPath: String?
 }

@@ -112,6 +112,13 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Worker threads running the graph.
     public var workerCount: Int { core.plan.workerCount }
 
+    /// The CPUs the process could really use when the graph was compiled: its affinity mask and its
+    /// cgroup CPU quota (`effectiveCPUs.cpus` keeps a quota's fraction, `count` rounds it up).
+    public var effectiveCPUs: EffectiveCPUs { core.plan.effectiveCPUs }
+
+    /// How idle workers and waiting callers wait (``IdlePolicy/strategy``).
+    public var waitStrategy: WaitStrategy { core.idlePolicy.strategy }
+
     /// The worker each named node runs on.
     public var placement: [String: Int] {
         var result: [String: Int] = [:]

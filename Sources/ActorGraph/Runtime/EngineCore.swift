@@ -21,7 +21,7 @@ final class EngineCore: @unchecked Sendable {
     let inputWakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>]
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let nextSequence: UnsafeMutablePointer<Atomic<Int>>
-    @usableFromInline let callerSpins: Int
+    let idlePolicy: IdlePolicy
     @usableFromInline let submitTimeoutNanoseconds: Int64
     /// Workers are child processes (``Isolation/processes``): futexes are shared.
     let isolated: Bool
@@ -44,6 +44,7 @@ final class EngineCore: @unchecked Sendable {
     init(plan: ExecutionPlan, options: CompileOptions,
          attachWorker0: ((EngineCore) -> RingAttachment)? = nil) throws(GraphError) {
         self.plan = plan
+        Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
         self.options = options
         let isolated = options.isolation == .processes
         self.isolated = isolated
@@ -103,7 +104,7 @@ final class EngineCore: @unchecked Sendable {
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
                             messages: wiring.messages[plan.outputChannel])
-        callerSpins = options.idle.callerSpins
+        idlePolicy = options.idle
         submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
         inputWakeTargets = wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil)
 
@@ -210,7 +211,8 @@ final class EngineCore: @unchecked Sendable {
     @usableFromInline
     func claimAll(_ count: Int) throws(GraphError) -> Int {
         precondition(count >= 1 && count <= plan.capacity)
-        var spins = callerSpins
+        var backoff = Backoff(policy: idlePolicy, role: .caller)
+        defer { backoff.finish() }
         var deadline: UInt64 = 0
         while true {
             if board.isStopping { throw board.stoppedError() }
@@ -223,7 +225,7 @@ final class EngineCore: @unchecked Sendable {
                 }
                 continue
             }
-            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            if backoff.idle() == .retry { continue }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
             if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
@@ -257,12 +259,19 @@ final class EngineCore: @unchecked Sendable {
     /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
     @usableFromInline
     func claim() throws(GraphError) -> Int {
-        var spins = callerSpins
+        if !board.isStopping, let k = tryClaim() { return k }
+        return try claimSlowly()
+    }
+
+    /// `claim` when the graph is full: back off (WaitStrategy.swift), then sleep until a slot frees.
+    private func claimSlowly() throws(GraphError) -> Int {
+        var backoff = Backoff(policy: idlePolicy, role: .caller)
+        defer { backoff.finish() }
         var deadline: UInt64 = 0
         while true {
             if board.isStopping { throw board.stoppedError() }
             if let k = tryClaim() { return k }
-            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            if backoff.idle() == .retry { continue }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
             if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
@@ -354,7 +363,8 @@ extension RegionHeader {
                   workerSpins: options.idle.workerSpins, callerSpins: options.idle.callerSpins,
                   spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
                   parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
-                  useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs)
+                  useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs,
+                  waitStrategy: options.idle.strategy.code)
         statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }

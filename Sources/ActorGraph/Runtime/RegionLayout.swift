@@ -195,6 +195,8 @@ struct RegionHeader {
     var cpus: [Int?]
     /// ``CompileOptions/statistics``: the sampling interval, 0 when off (field 12).
     var statisticsInterval = 0
+    /// ``WaitStrategy/code`` of the workers' idle policy (field 13).
+    var waitStrategy: Int = 3
 
     static let maxWorkers = (RegionLayout.headerBytes - 512) / 8
 
@@ -204,6 +206,7 @@ struct RegionHeader {
                                Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode)]
         for (i, f) in fields.enumerated() { base.storeBytes(of: f, toByteOffset: i * 8, as: Int64.self) }
         base.storeBytes(of: Int64(statisticsInterval), toByteOffset: 12 * 8, as: Int64.self)
+        base.storeBytes(of: Int64(waitStrategy), toByteOffset: 13 * 8, as: Int64.self)
         for (i, cpu) in cpus.enumerated() { base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self) }
     }
 
@@ -221,7 +224,7 @@ struct RegionHeader {
                             placement: Int(field(4)), batchSize: Int(field(5)), workerSpins: Int(field(6)),
                             callerSpins: Int(field(7)), spinTimeNanoseconds: Int(field(8)),
                             parkTimeoutNanoseconds: Int(field(9)), useIORing: field(10) != 0, numaNode: Int(field(11)),
-                            cpus: cpus, statisticsInterval: Int(field(12)))
+                            cpus: cpus, statisticsInterval: Int(field(12)), waitStrategy: Int(field(13)))
     }
 
     /// The options a child runs its worker with.
@@ -229,11 +232,22 @@ struct RegionHeader {
         var o = CompileOptions(workers: workerCount, capacity: capacity, pinWorkers: cpus.first.map { $0 != nil } ?? false,
                                idle: IdlePolicy(workerSpins: workerSpins, callerSpins: callerSpins,
                                                 spinTime: .nanoseconds(spinTimeNanoseconds),
-                                                parkTimeout: .nanoseconds(parkTimeoutNanoseconds)),
+                                                parkTimeout: .nanoseconds(parkTimeoutNanoseconds),
+                                                strategy: WaitStrategy(code: waitStrategy)),
                                batchSize: batchSize, useIORing: useIORing)
         o.placement = Placement(code: placement)
         o.statistics = statisticsInterval > 0 ? .sampled(every: statisticsInterval) : .off
         return o
+    }
+}
+
+extension WaitStrategy {
+    /// How the region header stores it.
+    var code: Int {
+        switch self { case .busySpin: return 0; case .yielding: return 1; case .blocking: return 2; case .adaptive: return 3 }
+    }
+    init(code: Int) {
+        switch code { case 0: self = .busySpin; case 1: self = .yielding; case 2: self = .blocking; default: self = .adaptive }
     }
 }
 

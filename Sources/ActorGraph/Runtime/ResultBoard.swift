@@ -18,8 +18,9 @@ final class ResultBoard: @unchecked Sendable {
     let continuations: UnsafeMutablePointer<UnsafeContinuation<Void, Never>?>
     @usableFromInline let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     @usableFromInline let nodeNames: [String]
-    @usableFromInline let callerSpins: Int
-    @usableFromInline let spinNanoseconds: UInt64
+    let policy: IdlePolicy
+    /// A fresh caller back-off, copied by each wait (nothing to compute per execution).
+    let callerBackoff: Backoff
     @usableFromInline let parkTimeoutNanoseconds: Int64
     /// Futex calls are shared (process mode: publishers and waiters are in different processes).
     @usableFromInline let sharedFutex: Bool
@@ -39,8 +40,8 @@ final class ResultBoard: @unchecked Sendable {
         self.errors = errors
         self.stopping = stopping
         self.nodeNames = nodeNames
-        self.callerSpins = policy.callerSpins
-        self.spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
+        self.policy = policy
+        self.callerBackoff = Backoff(policy: policy, role: .caller)
         self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
         self.sharedFutex = sharedFutex
         self.messages = messages
@@ -119,7 +120,7 @@ final class ResultBoard: @unchecked Sendable {
     @usableFromInline
     func awaitPublished(_ k: Int, deadline: UInt64) async throws(GraphError) {
         var step: UInt64 = 20_000
-        var spins = min(callerSpins, 2_000)
+        var spins = policy.strategy == .blocking ? 0 : min(policy.callerSpins, 2_000)
         while true {
             if ring.isPublished(k) { return }
             if spins > 0 { spins &-= 1; CPU.relax(); continue }
@@ -131,27 +132,25 @@ final class ResultBoard: @unchecked Sendable {
         }
     }
 
-    /// Spins until `k` is published (true) or `callerSpins` polls and `spinTime` have passed (false).
+    /// Spins (or yields) until `k` is published (true) or the back-off says park (false): after
+    /// `callerSpins` polls and `spinTime`, or sooner under contention (WaitStrategy.swift).
     @inline(__always)
     func spin(until k: Int) -> Bool {
-        var spins = callerSpins
-        var started: UInt64 = 0
+        if ring.isPublished(k) { return true }
+        var backoff = callerBackoff
+        defer { backoff.finish() }
         while true {
             if ring.isPublished(k) { return true }
-            CPU.relax()
-            spins &-= 1
-            if spins > 0 { continue }
-            let now = MonotonicClock.now()
-            if started == 0 { started = now }
-            if now &- started >= spinNanoseconds { return false }
-            spins = callerSpins
+            if backoff.idle() == .park { return false }
+            // Busy-spinning and yielding never park: they notice shutdown here.
+            if backoff.polls & 1023 == 0 && isStopping { return false }
         }
     }
 
     /// Suspends until sequence `k` is published, without blocking a thread once spinning is over.
     @usableFromInline
     func awaitPublished(_ k: Int) async throws(GraphError) {
-        var spins = min(callerSpins, 2_000)
+        var spins = policy.strategy == .blocking ? 0 : min(policy.callerSpins, 2_000)
         while spins > 0 {
             if ring.isPublished(k) { return }
             CPU.relax()

@@ -13,8 +13,7 @@ final class Worker: @unchecked Sendable {
     /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
-    let spins: Int
-    let spinNanoseconds: UInt64
+    let idlePolicy: IdlePolicy
     let batchSize: Int
     let parkTimeoutNanoseconds: Int64
     let useIORing: Bool
@@ -36,8 +35,7 @@ final class Worker: @unchecked Sendable {
         self.runners = runners
         self.parkWord = parkWord
         self.stopping = stopping
-        self.spins = options.idle.workerSpins
-        self.spinNanoseconds = UInt64(max(0, options.idle.spinTime.nanoseconds))
+        self.idlePolicy = options.idle
         self.batchSize = options.batchSize
         self.parkTimeoutNanoseconds = options.idle.parkTimeout.nanoseconds
         self.useIORing = options.useIORing
@@ -72,8 +70,7 @@ final class Worker: @unchecked Sendable {
         control.parkMechanism.pointee = parksOnRing ? 1 : 0
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
-        var idle = 0
-        var idleSince: UInt64 = 0
+        var backoff = Backoff(policy: idlePolicy, role: .worker)
         // After a park that ended with nothing to do (its safety-net timeout), park again at once
         // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
         var reparkAtOnce = false
@@ -87,22 +84,17 @@ final class Worker: @unchecked Sendable {
                     if n > 0 { progressed = true }
                 }
                 if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed { idle = 0; idleSince = 0; reparkAtOnce = false; continue }
+                if progressed { backoff.progressed(); reparkAtOnce = false; continue }
                 if reparkAtOnce {
                     reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
                     continue
                 }
-                idle &+= 1
-                if idle < spins { CPU.relax(); continue }
-                // `spins` empty polls: park only once idle for `spinTime` too (one clock read per `spins` polls).
-                idle = 0
-                let now = MonotonicClock.now()
-                if idleSince == 0 { idleSince = now }
-                if now &- idleSince < spinNanoseconds { continue }
-                idleSince = 0
+                // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
+                if backoff.idle() == .retry { continue }
                 reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
             }
         }
+        backoff.finish()
         if let ring { attachment?.stop(ring: ring) }
         ring?.close()
     }
