@@ -1,6 +1,14 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// `ACTORGRAPH_SANITIZE=thread|address` (set by `scripts/sanitizers.sh` only) instruments this
+/// package's own targets. SwiftPM's `--sanitize` instruments every package, and swift-collections'
+/// BasicContainers does not compile under `-sanitize=thread` with Swift 6.3.1 (LLVM "Invalid
+/// bitcast" in `_HTable+Bitmap.swift`). Unset (every normal build), these settings are empty.
+let sanitizer = Context.environment["ACTORGRAPH_SANITIZE"].flatMap { ["thread", "address"].contains($0) ? $0 : nil }
+let sanitized: [SwiftSetting] = sanitizer.map { [.unsafeFlags(["-sanitize=\($0)"])] } ?? []
+let sanitizedLink: [LinkerSetting] = sanitizer.map { [.unsafeFlags(["-sanitize=\($0)"])] } ?? []
+
 let package = Package(
     name: "ActorGraph",
     platforms: [.macOS(.v15)],
@@ -8,6 +16,7 @@ let package = Package(
         .library(name: "ActorGraph", targets: ["ActorGraph"]),
         .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
         .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
+        .library(name: "ActorGraphReliability", targets: ["ActorGraphReliability"]),
         .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
@@ -34,7 +43,8 @@ let package = Package(
             name: "ActorGraphPlatform",
             dependencies: [
                 "CLibURing", "CLibNUMA", "CPlatformShims", "CServiceSignals",
-            ]
+            ],
+            swiftSettings: sanitized
         ),
         // The engine: DSL, compiler, channels, runtime, dynamic path.
         .target(
@@ -42,7 +52,8 @@ let package = Package(
             dependencies: [
                 "ActorGraphPlatform",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: sanitized
         ),
         // Statistics export: swift-metrics reporter, Prometheus text, a small scrape endpoint.
         .target(
@@ -51,13 +62,19 @@ let package = Package(
                 "ActorGraph", "ActorGraphPlatform",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: sanitized
         ),
         // Example graphs users run (`actorgraph list`).
         .target(
             name: "ActorGraphExamples",
-            dependencies: ["ActorGraph", "ActorGraphPlatform"],
-            path: "Graphs"
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform",
+                // ExampleDriver keeps pending executions in a UniqueArray (was imported undeclared).
+                .product(name: "BasicContainers", package: "swift-collections"),
+            ],
+            path: "Graphs",
+            swiftSettings: sanitized
         ),
         // The in-process benchmark suite behind `actorgraph bench`; Benchmarks/ (its own package) reuses it.
         .target(
@@ -67,37 +84,51 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "BasicContainers", package: "swift-collections"),
             ],
-            path: "Benchmarks/Suite"
+            path: "Benchmarks/Suite",
+            swiftSettings: sanitized
+        ),
+        // Reliability tools behind `actorgraph soak` and `actorgraph fuzz-udp` (testable as a library).
+        .target(
+            name: "ActorGraphReliability",
+            dependencies: ["ActorGraph", "ActorGraphPlatform", "ActorGraphExamples"],
+            swiftSettings: sanitized
         ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
-        .target(name: "CMallocCounter"),
+        .target(name: "CMallocCounter",
+                cSettings: sanitizer == nil ? [] : [.define("ACTORGRAPH_NO_MALLOC_INTERPOSER")]),
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "ActorGraphReliability", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: sanitized,
             // Export the counting malloc family so shared libraries bind to it ahead of glibc's.
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
-                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]
+                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })] + sanitizedLink
         ),
         .testTarget(name: "ActorGraphTests", dependencies: [
             "ActorGraph", "ActorGraphPlatform",
             .product(name: "BasicContainers", package: "swift-collections"),
-        ]),
+        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
         // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
         // (inside XCTest, /proc/self/exe is the test runner, which knows no graphs).
-        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures"),
+        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures",
+                swiftSettings: sanitized),
         .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
-                          path: "Tests/IsolationFixtureMain"),
+                          path: "Tests/IsolationFixtureMain", swiftSettings: sanitized, linkerSettings: sanitizedLink),
         .testTarget(name: "IsolationTests",
-                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"]),
-        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"]),
+                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
         // The metrics export and the `actorgraph serve` process (scraped over HTTP, stopped by signals).
         .testTarget(name: "ServiceTests", dependencies: [
             "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
             .product(name: "CoreMetrics", package: "swift-metrics"),
-        ]),
+        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"],
+                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]
 )

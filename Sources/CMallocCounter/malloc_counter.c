@@ -21,6 +21,9 @@ static inline void count_call(void) {
 uint64_t actorgraph_malloc_calls(void) { return __atomic_load_n(&calls, __ATOMIC_RELAXED); }
 void actorgraph_malloc_counting(int on) { __atomic_store_n(&enabled, on, __ATOMIC_RELAXED); }
 
+#ifndef ACTORGRAPH_NO_MALLOC_INTERPOSER
+// Sanitizer builds (ACTORGRAPH_SANITIZE, see Package.swift) leave the allocator to the sanitizer:
+// its runtime owns malloc, and a second definition makes the executable abort at start.
 void *malloc(size_t size) { count_call(); return __libc_malloc(size); }
 void *calloc(size_t count, size_t size) { count_call(); return __libc_calloc(count, size); }
 void *realloc(void *pointer, size_t size) { count_call(); return __libc_realloc(pointer, size); }
@@ -34,3 +37,4 @@ int posix_memalign(void **result, size_t alignment, size_t size) {
     *result = p;
     return 0;
 }
+#endif

@@ -35,9 +35,37 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Bench.self,
             Serve.self,
             Load.self,
+            SoakCommand.self,
+            FuzzUDPCommand.self,
             Faults.self,
         ],
         defaultSubcommand: Run.self)
+
+    /// Parses and runs the command. A bad command line is reported in one line
+    /// (`actorgraph: error: …`, then a non-zero exit), not ArgumentParser's usage block; `--help`
+    /// still prints the full help.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error) // --help, --version: the full text
+            }
+            let message = self.message(for: error)
+                .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            if !message.isEmpty {
+                let trimmed = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+                CLI.printError("actorgraph: error: \(trimmed) (see `actorgraph help`)")
+            }
+            Glibc.exit(code.rawValue)
+        }
+    }
 }
 
 /// Compile options shared by `run` and `describe`.
@@ -62,6 +90,13 @@ struct EngineOptions: ParsableArguments {
 
     @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
     var statsEvery = 16
+
+    func validate() throws {
+        // 0 or a negative sampling period was accepted silently.
+        guard statsEvery >= 1 && statsEvery <= 1 << 30 else {
+            throw ValidationError("--stats-every must be 1...\(1 << 30) (got \(statsEvery))")
+        }
+    }
 
     var compileOptions: CompileOptions {
         var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin,

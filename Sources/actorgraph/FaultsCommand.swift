@@ -29,6 +29,11 @@ struct Faults: ParsableCommand {
     @Flag(help: "Keep a standby process per worker (CompileOptions.standbyWorkers): recovery activates it instead of spawning.")
     var standby = false
 
+    func validate() throws {
+        // 0 or a negative count used to trap (index out of range) instead of refusing the value.
+        guard (1...64).contains(submitters) else { throw ValidationError("--submitters must be 1...64 (got \(submitters))") }
+    }
+
     func run() throws {
         let rounds = quick ? 1 : 3
         let spacing: UInt32 = quick ? 150_000 : 300_000 // µs between faults

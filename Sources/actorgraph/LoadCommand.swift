@@ -39,6 +39,17 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
+    func validate() throws {
+        // A negative, NaN, infinite or huge value used to trap converting to nanoseconds.
+        if let seconds, !(seconds > 0 && seconds <= 1e9) {
+            throw ValidationError("--seconds must be a positive number of seconds up to 1e9 (got \(seconds))")
+        }
+        // Converted to milliseconds as an integer: NaN, infinite or huge values would trap.
+        if !(drainTimeout >= 0 && drainTimeout <= 86_400) {
+            throw ValidationError("--drain-timeout must be 0...86400 seconds (got \(drainTimeout))")
+        }
+    }
+
     func run() async throws {
         guard name == "telematics" else { throw CLI.fail("only 'telematics' has a network edge (got '\(name)')") }
         do {
@@ -136,6 +147,9 @@ struct Load: AsyncParsableCommand {
     func validate() throws {
         guard name == "telematics" else { throw ValidationError("only 'telematics' has a network edge (got '\(name)')") }
         guard rate > 0, count > 0 else { throw ValidationError("--rate and --count must be positive") }
+        // An infinite rate used to trap converting the send interval to an integer.
+        guard rate <= 1e8 else { throw ValidationError("--rate must be at most 1e8 records per second (got \(rate))") }
+        guard malformedEvery >= 0 else { throw ValidationError("--malformed-every must be 0 (none) or positive (got \(malformedEvery))") }
     }
 
     func run() async throws {

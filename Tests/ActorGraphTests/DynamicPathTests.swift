@@ -38,6 +38,36 @@ final class DynamicPathTests: XCTestCase {
         }
     }
 
+    /// Regression (found by `RandomGraphPropertyTests`): the sequential path stopped at the first stage
+    /// that threw in declaration order, so it named a different failing node than the compiled and
+    /// dynamic paths (which forward the first failed input in argument order) and skipped stages on
+    /// independent branches, leaving stage and actor state behind theirs.
+    func testSequentialStoppedAtFirstFailureInDeclarationOrder() async throws {
+        let graph = { (counter: ActorRef<Int>) in
+            Graph(input: Int.self) { x in
+                let early = x.then(name: "early") { v -> Int in throw Boom(value: v) }   // declared first
+                let late = x.then(name: "late") { v -> Int in throw Boom(value: -v) }    // declared second
+                let counted = x.then(counter, name: "count") { state, v in state += 1; return v }
+                return zip(late, early, counted).then(name: "join") { a, b, c in a + b + c }
+            }
+        }
+        let counters = (0..<3).map { ActorRef(0, name: "counter\($0)") }
+        let compiled = try graph(counters[0]).compile(testOptions(workers: 2, placement: .spread))
+        let dynamic = try graph(counters[1]).dynamic()
+        let sequential = try graph(counters[2]).sequential()
+        for i in 1...5 {
+            var failed: [String] = []
+            func record(_ error: GraphError) { failed.append(describe(error)) }
+            do { _ = try await compiled.execute(i) } catch { record(error) }
+            do { _ = try await dynamic.execute(i) } catch { record(error) }
+            do { _ = try sequential.execute(i) } catch { record(error) }
+            let expected = "stageFailed(late, Boom(value: \(-i)))"
+            XCTAssertEqual(failed, [expected, expected, expected], "the first failed input of 'join' in argument order")
+        }
+        compiled.shutdown()
+        XCTAssertEqual(counters.map { $0.withState { $0 } }, [5, 5, 5], "the independent branch ran on every path")
+    }
+
     func testMalformedGraphsAreRejectedLikeCompile() {
         let dead = Graph(input: Int.self) { x in
             _ = x.then(name: "orphan") { $0 }

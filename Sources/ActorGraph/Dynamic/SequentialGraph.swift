@@ -1,5 +1,10 @@
 /// Every stage called in order on the caller's thread, into preallocated buffers: the honest lower
 /// bound for trivial stages with no parallelism. Not thread-safe: use one per thread.
+///
+/// Failures follow the compiled engine's dataflow rule: a stage runs when none of its inputs failed;
+/// a node whose input failed forwards the failure of its first failed input (argument order) without
+/// running; stages not downstream of a failure still run. So outcomes and stage/actor state match
+/// the compiled and dynamic paths execution for execution.
 public final class SequentialGraph<Input, Output> {
     let nodes: [NodeSpec]
     let inputNode: Int
@@ -8,6 +13,10 @@ public final class SequentialGraph<Input, Output> {
     let buffers: [UnsafeMutableRawPointer]
     let arguments: [UnsafeMutablePointer<UnsafeRawPointer>]
     private var initialized: [Bool]
+    /// Per node: -1, or the index of the node whose failure this node carries (set during one execution).
+    private var failedBy: [Int]
+    /// The error of each node that threw during the current execution.
+    private var errors: [(any Error)?]
 
     init(nodes: [NodeSpec], inputNode: Int, outputNode: Int) {
         self.nodes = nodes
@@ -22,6 +31,8 @@ public final class SequentialGraph<Input, Output> {
             return arguments
         }
         initialized = Array(repeating: false, count: nodes.count)
+        failedBy = Array(repeating: -1, count: nodes.count)
+        errors = Array(repeating: nil, count: nodes.count)
     }
 
     deinit {
@@ -31,9 +42,15 @@ public final class SequentialGraph<Input, Output> {
     }
 
     private func clear() {
-        for node in nodes where initialized[node.index] {
-            if !node.layout.isTrivial { node.layout.destroy(buffers[node.index]) }
-            initialized[node.index] = false
+        for node in nodes {
+            if initialized[node.index] {
+                if !node.layout.isTrivial { node.layout.destroy(buffers[node.index]) }
+                initialized[node.index] = false
+            }
+            if failedBy[node.index] >= 0 {
+                if failedBy[node.index] == node.index { errors[node.index] = nil }
+                failedBy[node.index] = -1
+            }
         }
     }
 
@@ -42,14 +59,22 @@ public final class SequentialGraph<Input, Output> {
         defer { clear() }
         buffers[inputNode].initializeMemory(as: Input.self, to: input)
         initialized[inputNode] = true
-        for node in nodes where node.index != inputNode {
+        nextNode: for node in nodes where node.index != inputNode {
+            for input in node.inputs where failedBy[input] >= 0 {
+                failedBy[node.index] = failedBy[input]
+                continue nextNode
+            }
             do {
                 try kernels[node.index]!(arguments[node.index], buffers[node.index])
             } catch {
-                throw .stageFailed(node: node.name, error: error)
+                failedBy[node.index] = node.index
+                errors[node.index] = error
+                continue
             }
             initialized[node.index] = true
         }
+        let failed = failedBy[outputNode]
+        if failed >= 0 { throw .stageFailed(node: nodes[failed].name, error: errors[failed]!) }
         return buffers[outputNode].assumingMemoryBound(to: Output.self).pointee
     }
 }

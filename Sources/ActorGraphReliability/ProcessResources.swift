@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What the process holds, read from `/proc/self`: resident memory, open descriptors, threads and
+/// memory mappings. Comparing two samples taken in the same state shows leaks.
+public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
+    /// Resident set size in KiB (`VmRSS` of `/proc/self/status`).
+    public var rssKiB: Int
+    /// Entries of `/proc/self/fd` (the directory's own descriptor excluded).
+    public var openFileDescriptors: Int
+    /// Entries of `/proc/self/task`, less the Swift concurrency pool's threads (see `poolThreads`).
+    public var threads: Int
+    /// Threads of libdispatch's root queues (the Swift concurrency pool: names containing "qos").
+    /// libdispatch starts and retires them on its own schedule (idle ones exit after a few seconds),
+    /// so they are counted apart; a call stuck on one shows up as a hang instead.
+    public var poolThreads: Int
+    /// Lines of `/proc/self/maps`.
+    public var mappings: Int
+
+    /// Samples the current process.
+    public static func sample() -> ProcessResources {
+        ProcessResources(
+            rssKiB: statusField("VmRSS:") ?? -1,
+            openFileDescriptors: max(0, directoryEntries("/proc/self/fd") - 1),
+            threads: directoryEntries("/proc/self/task") - poolThreadCount(),
+            poolThreads: poolThreadCount(),
+            mappings: lineCount("/proc/self/maps"))
+    }
+
+    /// `rss_kib=… fds=… threads=… maps=…`.
+    public var description: String {
+        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings)"
+    }
+
+    /// Entries of a directory other than `.` and `..`; -1 when it cannot be read.
+    static func directoryEntries(_ path: String) -> Int {
+        guard let dir = opendir(path) else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { name in
+                name[0] == UInt8(ascii: ".") && (name[1] == 0 || (name[1] == UInt8(ascii: ".") && name[2] == 0))
+            }
+            if !isDot { count += 1 }
+        }
+        return count
+    }
+
+    /// The whole of a small `/proc` file (they report size 0, so read until EOF).
+    static func read(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
+    /// Threads whose name (`/proc/self/task/N/comm`) marks them as libdispatch root-queue workers.
+    static func poolThreadCount() -> Int {
+        guard let dir = opendir("/proc/self/task") else { return 0 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true else { continue }
+            let comm = String(decoding: read("/proc/self/task/\(name)/comm"), as: UTF8.self)
+            if comm.contains("qos") { count += 1 }
+        }
+        return count
+    }
+
+    static func lineCount(_ path: String) -> Int {
+        read(path).reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+    }
+
+    /// The number after `field` in `/proc/self/status` (in kB for memory fields).
+    static func statusField(_ field: String) -> Int? {
+        let text = String(decoding: read("/proc/self/status"), as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
+            return Int(line.dropFirst(field.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+        }
+        return nil
+    }
+}
