@@ -69,7 +69,7 @@ public struct DatagramFuzzer {
         defer { socket.close() }
         try socket.connect(host: "127.0.0.1", port: configuration.port)
         socket.setReceiveTimeout(nanoseconds: 20_000_000)
-        var rng = FuzzRandom(seed: configuration.seed)
+        var rng = SplitMix64(seed: configuration.seed)
         var tally = Tally()
         var outstandingValid: [UInt64: UInt32] = [:] // timestamp → vehicle
         var outstandingErrors = 0
@@ -160,7 +160,7 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
     /// Writes one datagram of a random kind into `buffer`; returns its length and kind. Every
     /// 40-byte record carries `sequence` as its timestamp, so replies can be matched.
     static func make(into buffer: UnsafeMutableRawBufferPointer, sequence: UInt64,
-                     using rng: inout FuzzRandom) -> (Int, DatagramKind) {
+                     using rng: inout SplitMix64) -> (Int, DatagramKind) {
         let roll = Int.random(in: 0..<100, using: &rng)
         let kind: DatagramKind = switch roll {
         case 0..<30: .valid
@@ -234,18 +234,6 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
     }
 }
 
-/// SplitMix64 for the fuzzer: reproducible datagrams from the printed seed.
-struct FuzzRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension ProcessResources {
     /// `VmRSS` of another process, in KiB (nil when it is gone).

@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphExamples
 import ActorGraphPlatform
 import Synchronization
 #if canImport(Glibc)
@@ -127,7 +128,7 @@ public final class Soak: Sendable {
     /// Runs the soak: warm-up, baseline sample, measured phase, settle, final sample. `progress`
     /// receives a line every few seconds.
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async -> Report {
-        var rng = SoakRandom(seed: configuration.seed)
+        var rng = SplitMix64(seed: configuration.seed)
         // Submitters live for the whole soak: they are part of the baseline, not a leak.
         var threads: [PinnedThread] = []
         var hangFlags: [SubmitterFlag] = []
@@ -332,7 +333,7 @@ public final class Soak: Sendable {
     private func batchLoop(_ flag: SubmitterFlag, seed: UInt64) {
         defer { flag.finish() }
         var view = GraphView()
-        var rng = SoakRandom(seed: configuration.seed ^ 0xBA7C ^ seed)
+        var rng = SplitMix64(seed: configuration.seed ^ 0xBA7C ^ seed)
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
@@ -391,7 +392,7 @@ public final class Soak: Sendable {
     private func pipelinedLoop(_ flag: SubmitterFlag) {
         defer { flag.finish() }
         var view = GraphView()
-        var rng = SoakRandom(seed: configuration.seed ^ 0x5EED)
+        var rng = SplitMix64(seed: configuration.seed ^ 0x5EED)
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
@@ -596,7 +597,7 @@ enum SoakShape: Int, CaseIterable {
 
     /// Random options that never make more threads spin than CPUs: workers are unpinned and park
     /// eagerly (the submitters already oversubscribe a small machine).
-    static func options(using rng: inout SoakRandom) -> CompileOptions {
+    static func options(using rng: inout SplitMix64) -> CompileOptions {
         let cpus = max(1, CPU.allowedCPUs().count)
         let capacity = 1 << Int.random(in: 0...10, using: &rng)
         let idle = IdlePolicy(workerSpins: Int.random(in: 16...512, using: &rng), callerSpins: Int.random(in: 16...512, using: &rng),
@@ -619,18 +620,6 @@ struct SoakCounter: ActorGraph.Stage, Sendable {
     }
 }
 
-/// SplitMix64: reproducible choices from the printed seed.
-struct SoakRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension Duration {
     var nanosecondsValue: Int64 {

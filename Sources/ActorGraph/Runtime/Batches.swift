@@ -145,9 +145,7 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
         let board = core.takeUnretainedValue().board
         try board.checkNotTaken(k)
         try board.waitPublished(k)
-        let value = try board.take(k).assumingMemoryBound(to: Output.self).pointee
-        board.collect(k)
-        return value
+        return try board.takeValue(k, as: Output.self)
     }
 
     /// Waits for every execution not yet waited for, in order, handing each result to `body`, then
@@ -303,9 +301,7 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
             chunks.advanceFront(by: 1)
             inFlight &-= 1
             do throws(GraphError) {
-                let value = try core.board.take(k).assumingMemoryBound(to: Output.self).pointee
-                core.board.collect(k)
-                return .success(value)
+                return .success(try core.board.takeValue(k, as: Output.self))
             } catch {
                 return .failure(error)
             }

@@ -94,9 +94,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     @inlinable
     func takeResult(_ k: Int) throws(GraphError) -> Output {
-        let value = try core.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        core.board.collect(k)
-        return value
+        try core.board.takeValue(k, as: Output.self)
     }
 
     /// Stops the workers and joins their threads; waiters of unfinished executions get
@@ -207,9 +205,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
             if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
             throw error
         }
-        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        engine.board.collect(k)
-        return value
+        return try engine.board.takeValue(k, as: Output.self)
     }
 
     /// Suspends until the execution completes or `timeout` passes (then ``GraphError/timedOut``;
@@ -225,9 +221,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
             if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
             throw error
         }
-        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        engine.board.collect(k)
-        return value
+        return try engine.board.takeValue(k, as: Output.self)
     }
 
     /// Blocks until the execution completes and returns its output, or throws its failure.
@@ -237,9 +231,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
         let engine = core.takeUnretainedValue()
         try engine.board.checkNotTaken(k)
         try engine.board.waitPublished(k)
-        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        engine.board.collect(k)
-        return value
+        return try engine.board.takeValue(k, as: Output.self)
     }
 
     /// Blocks until the execution completes and lends its output to `body` in place, without copying
@@ -262,9 +254,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
         let engine = core.takeUnretainedValue()
         try engine.board.checkNotTaken(k)
         try await engine.board.awaitPublished(k)
-        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        engine.board.collect(k)
-        return value
+        return try engine.board.takeValue(k, as: Output.self)
     }
 
     deinit {

@@ -191,6 +191,14 @@ final class ResultBoard: @unchecked Sendable {
         return ring.value(k)
     }
 
+    /// After `k` is published: a copy of its output (or its failure thrown); the slot is freed either way.
+    @inlinable
+    func takeValue<Output>(_ k: Int, as _: Output.Type) throws(GraphError) -> Output {
+        let value = try take(k).assumingMemoryBound(to: Output.self).pointee
+        collect(k)
+        return value
+    }
+
     /// After `k` is published: the value's address, or the stage failure thrown without freeing the
     /// slot (the caller frees it, e.g. with ``collect(first:count:)``).
     @usableFromInline
