@@ -166,6 +166,11 @@ public enum IsolatedWorker {
                 statistics?.install(workers: [worker], inputCount: wiring.nextSequence)
             }
         }
+        // The wait strategy's CPU accounting, as the parent's compile set it: from the process's affinity
+        // and quota, read *before* this thread is pinned (pinned, the affinity is one CPU, and a lone
+        // worker plus the caller it assumes would look crowded and yield instead of spinning).
+        let limit = CgroupCPU.currentLimit()
+        Contention.shared.update(EffectiveCPUs(affinity: CPU.allowedCPUs().count, quota: limit.quota), cpuStatPath: limit.cpuStatPath)
         if let cpu = plan.workerCPUs[w] { _ = cplatform_pin_current_thread(Int32(cpu)) }
         cplatform_set_thread_name("actorgraph-p\(w)")
         control.state.pointee.store(WorkerControl.ready, ordering: .sequentiallyConsistent)
