@@ -10,7 +10,11 @@ final class SegmentRunner {
     let inputs: UnsafeMutableBufferPointer<SlotRing>
     let inputErrors: UnsafeMutableBufferPointer<UnsafeMutablePointer<(any Error)?>>
     /// One kernel per node, head first, and each kernel's node index.
-    let kernels: UnsafeMutableBufferPointer<KernelFunction>
+    /// Each kernel behind a reference, called borrowed (`Unmanaged`, +0): loading a closure out of a
+    /// buffer would retain and release its context on every call (perf: swift_release at ~15 % of the
+    /// worker in chain3). `kernelBoxes` keeps them alive.
+    let kernels: UnsafeMutableBufferPointer<Unmanaged<KernelBox>>
+    private let kernelBoxes: [KernelBox]
     let kernelNodes: UnsafeMutableBufferPointer<Int32>
     /// `arguments[0..<inputs.count]` feed the head; `arguments[inputs.count + j]` points at scratch `j`.
     let arguments: UnsafeMutablePointer<UnsafeRawPointer>
@@ -51,8 +55,10 @@ final class SegmentRunner {
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
         _ = self.inputErrors.initialize(from: inputErrors)
-        self.kernels = .allocate(capacity: kernels.count)
-        _ = self.kernels.initialize(from: kernels)
+        let boxes = kernels.map(KernelBox.init)
+        self.kernelBoxes = boxes
+        self.kernels = .allocate(capacity: boxes.count)
+        _ = self.kernels.initialize(from: boxes.map { Unmanaged.passUnretained($0) })
         self.kernelNodes = .allocate(capacity: kernelNodes.count)
         _ = self.kernelNodes.initialize(from: kernelNodes.map { Int32($0) })
         self.scratch = .allocate(capacity: scratch.count)
@@ -197,7 +203,8 @@ final class SegmentRunner {
         do {
             while j <= last {
                 currentNode.pointee.store(UInt32(truncatingIfNeeded: kernelNodes[j] &+ 1), ordering: .relaxed)
-                try kernels[j](source, j == last ? destination : scratch[j])
+                let target = j == last ? destination : scratch[j]
+                try kernels[j]._withUnsafeGuaranteedRef { try $0.run(source, target) }
                 clock.kernelFinished(j)
                 if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
                 source = UnsafePointer(arguments + inputs.count + j)
@@ -217,4 +224,10 @@ final class SegmentRunner {
             return kernelNodes[j] &+ 1
         }
     }
+}
+
+/// A kernel held by a class, so that the worker can call it through an unretained reference.
+final class KernelBox {
+    let run: KernelFunction
+    init(_ run: @escaping KernelFunction) { self.run = run }
 }
