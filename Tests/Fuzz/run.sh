@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harness (Fuzz/ package, -sanitize=fuzzer,address) and runs it.
-# Usage: bash Fuzz/run.sh [RUNS]   (default 1 000 000 inputs; any libFuzzer flags may follow)
+# Builds the libFuzzer harness (Tests/Fuzz/ package, -sanitize=fuzzer,address) and runs it.
+# Usage: bash Tests/Fuzz/run.sh [RUNS]   (default 1 000 000 inputs; any libFuzzer flags may follow)
 set -euo pipefail
 cd "$(dirname "$0")"
 runs="${1:-1000000}"; shift || true

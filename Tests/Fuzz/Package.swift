@@ -2,11 +2,11 @@
 import PackageDescription
 
 /// libFuzzer harnesses for ActorGraph's network edge, kept out of the main package so its build
-/// carries no unsafe flags. Build and run with `bash Fuzz/run.sh` (see Fuzz/README.md).
+/// carries no unsafe flags. Build and run with `bash Tests/Fuzz/run.sh` (see Tests/Fuzz/README.md).
 let package = Package(
     name: "ActorGraphFuzz",
     dependencies: [
-        .package(name: "ActorGraph", path: ".."),
+        .package(name: "ActorGraph", path: "../.."),
     ],
     targets: [
         // The record decoder behind `actorgraph serve telematics` (SampleCodec via RecordCodec), the
