@@ -47,8 +47,9 @@ extension CompiledGraph {
             // Keep the window full.
             if remaining > 0 && inFlight < window && !chunks.isFull {
                 let want = Swift.min(window - inFlight, remaining)
-                // Someone else may hold every slot: with nothing of ours in flight, block like `submit`.
-                let claimed = inFlight == 0 ? try core.claim(upTo: want) : core.tryClaim(upTo: want)
+                // Someone else may hold every slot: with nothing of ours in flight, block for one like
+                // `submit` (the next round claims the rest of the window in one go).
+                let claimed = inFlight == 0 ? (try core.claim(), 1) : core.tryClaim(upTo: want)
                 if let (first, n) = claimed {
                     for k in first..<(first &+ n) {
                         core.inputSlot(k).initializeMemory(as: Input.self, to: inputs[index])

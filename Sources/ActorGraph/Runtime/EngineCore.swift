@@ -196,15 +196,6 @@ final class EngineCore: @unchecked Sendable {
         }
     }
 
-    /// Claims between 1 and `limit` consecutive sequences, blocking like ``claim()`` for the first.
-    @usableFromInline
-    func claim(upTo limit: Int) throws(GraphError) -> (first: Int, count: Int) {
-        if let claimed = tryClaim(upTo: limit) { return claimed }
-        let k = try claim()
-        guard limit > 1, let more = tryClaimContiguous(after: k, upTo: limit - 1) else { return (k, 1) }
-        return (k, 1 + more)
-    }
-
     /// Claims `count` consecutive sequences at once (all or nothing), blocking up to the submit timeout
     /// until that many slots are free together. All at once, because a caller holding part of a batch
     /// uncollected while others claim past it could end up waiting for its own slots.
@@ -231,16 +222,6 @@ final class EngineCore: @unchecked Sendable {
             if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
             board.sleepUntilSpace(for: k &+ n, timeoutNanoseconds: Int64(deadline &- now))
         }
-    }
-
-    /// Extends a claim that ends at `k`, if nobody claimed `k + 1` meanwhile.
-    @inline(__always)
-    private func tryClaimContiguous(after k: Int, upTo limit: Int) -> Int? {
-        var n = 0
-        while n < limit && board.hasSpace(for: k &+ 1 &+ n) { n &+= 1 }
-        guard n > 0, nextSequence.pointee.compareExchange(
-            expected: k &+ 1, desired: k &+ 1 &+ n, ordering: .acquiringAndReleasing).exchanged else { return nil }
-        return n
     }
 
     /// Publishes the inputs of `count` sequences from `first` with release stores, then one fence and
