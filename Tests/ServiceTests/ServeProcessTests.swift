@@ -27,18 +27,11 @@ final class ServeProcessTests: XCTestCase {
     /// it; every record it admitted is answered (the drain), later datagrams are counted, exit 0.
     func testSIGINTDuringLoadWithInheritedSIGIGNAnswersEveryAdmittedRecord() throws {
         let binary = try XCTUnwrap(Self.binary, "build the CLI first: swift build --build-tests")
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: "/bin/sh")
-        serve.arguments = ["-c", #"trap "" INT; exec "$0" "$@""#, binary.path,
-                           "serve", "telematics", "--port", "0", "--workers", "1", "--no-pin", "--stats"]
-        let output = Pipe()
-        serve.standardOutput = output
-        serve.standardError = output
-        try serve.run()
-        let reader = LineReader(output.fileHandleForReading)
+        let (serve, reader, udpPort) = try Self.startServe(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", #"trap "" INT; exec "$0" "$@""#, binary.path,
+             "serve", "telematics", "--port", "0", "--workers", "1", "--no-pin", "--stats"])
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
-        let serving = try XCTUnwrap(reader.line(containing: "serving telematics on udp 127.0.0.1:", within: 20))
-        let udpPort = try XCTUnwrap(Self.port(after: "udp 127.0.0.1:", in: serving))
         let pidLine = try XCTUnwrap(reader.line(containing: "SIGINT or SIGTERM", within: 5))
         XCTAssertTrue(pidLine.hasPrefix("pid \(serve.processIdentifier):"), "exec kept the pid: \(pidLine)")
 
@@ -80,6 +73,25 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertTrue(rest.contains("dominant node:"), rest)
     }
 
+    /// Starts `serve` (stdout and stderr through one pipe) and waits for its banner: the process, a
+    /// reader of its output lines, and the UDP port it bound.
+    static func startServe(_ executable: URL, _ arguments: [String]) throws -> (Process, LineReader, UInt16) {
+        let serve = Process()
+        serve.executableURL = executable
+        serve.arguments = arguments
+        let output = Pipe()
+        serve.standardOutput = output
+        serve.standardError = output
+        try serve.run()
+        let reader = LineReader(output.fileHandleForReading)
+        let serving = reader.line(containing: "serving telematics on udp 127.0.0.1:", within: 20)
+        guard let serving, let udpPort = port(after: "udp 127.0.0.1:", in: serving) else {
+            kill(serve.processIdentifier, SIGKILL)
+            throw ServeDidNotStart()
+        }
+        return (serve, reader, udpPort)
+    }
+
     static func port(after marker: String, in line: String) -> UInt16? {
         guard let range = line.range(of: marker) else { return nil }
         return UInt16(line[range.upperBound...].prefix { $0.isNumber })
@@ -87,18 +99,10 @@ final class ServeProcessTests: XCTestCase {
 
     private func stop(with signo: Int32, name: String, records: Int) throws {
         let binary = try XCTUnwrap(Self.binary, "build the CLI first: swift build --build-tests")
-        let serve = Process()
-        serve.executableURL = binary
-        serve.arguments = ["serve", "telematics", "--port", "0", "--metrics-port", "0", "--workers", "1", "--no-pin"]
-        let output = Pipe()
-        serve.standardOutput = output
-        serve.standardError = output
-        try serve.run()
-        let reader = LineReader(output.fileHandleForReading)
+        let (serve, reader, udpPort) = try Self.startServe(
+            binary, ["serve", "telematics", "--port", "0", "--metrics-port", "0", "--workers", "1", "--no-pin"])
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
 
-        let serving = try XCTUnwrap(reader.line(containing: "serving telematics on udp 127.0.0.1:", within: 20))
-        let udpPort = try XCTUnwrap(Self.port(after: "udp 127.0.0.1:", in: serving))
         let metricsLine = try XCTUnwrap(reader.line(containing: "metrics: http://127.0.0.1:", within: 5))
         let metricsPort = try XCTUnwrap(Self.port(after: "http://127.0.0.1:", in: metricsLine))
         XCTAssertNotNil(reader.line(containing: "SIGINT or SIGTERM", within: 5))
@@ -138,6 +142,9 @@ final class ServeProcessTests: XCTestCase {
 }
 
 /// Reads a child's output line by line with deadlines (no wait without a way out).
+/// `serve` printed no banner with its UDP port within 20 s (fails the test, like a failed `XCTUnwrap`).
+struct ServeDidNotStart: Error {}
+
 final class LineReader: @unchecked Sendable {
     // @unchecked Sendable: `buffer` is only touched under `lock`.
     private let lock = NSLock()
