@@ -17,22 +17,29 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     /// libdispatch starts and retires them on its own schedule (idle ones exit after a few seconds),
     /// so they are counted apart; a call stuck on one shows up as a hang instead.
     public var poolThreads: Int
-    /// Lines of `/proc/self/maps`.
+    /// Lines of `/proc/self/maps`. Includes what the C library and the Swift runtime map lazily
+    /// and keep (malloc arenas, cached thread stacks), so a healthy process may end a little above
+    /// its baseline; see `engineMappings` for the exact count.
     public var mappings: Int
+    /// Mappings the engine itself creates and must release exactly: shared regions (`memfd:`) and
+    /// io_uring rings (`anon_inode:[io_uring]`).
+    public var engineMappings: Int
 
     /// Samples the current process.
     public static func sample() -> ProcessResources {
-        ProcessResources(
+        let maps = mappingCounts()
+        return ProcessResources(
             rssKiB: statusField("VmRSS:") ?? -1,
             openFileDescriptors: max(0, directoryEntries("/proc/self/fd") - 1),
             threads: directoryEntries("/proc/self/task") - poolThreadCount(),
             poolThreads: poolThreadCount(),
-            mappings: lineCount("/proc/self/maps"))
+            mappings: maps.all,
+            engineMappings: maps.engine)
     }
 
-    /// `rss_kib=… fds=… threads=… maps=…`.
+    /// `rss_kib=… fds=… threads=… pool_threads=… maps=… engine_maps=…`.
     public var description: String {
-        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings)"
+        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings) engine_maps=\(engineMappings)"
     }
 
     /// Entries of a directory other than `.` and `..`; -1 when it cannot be read.
@@ -78,8 +85,14 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         return count
     }
 
-    static func lineCount(_ path: String) -> Int {
-        read(path).reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+    /// Lines of `/proc/self/maps`, and those naming a memfd or an io_uring instance.
+    static func mappingCounts() -> (all: Int, engine: Int) {
+        var all = 0, engine = 0
+        for line in String(decoding: read("/proc/self/maps"), as: UTF8.self).split(separator: "\n") {
+            all += 1
+            if line.contains("/memfd:") || line.contains("[io_uring]") { engine += 1 }
+        }
+        return (all, engine)
     }
 
     /// The number after `field` in `/proc/self/status` (in kB for memory fields).

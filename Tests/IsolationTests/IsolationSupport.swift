@@ -55,8 +55,11 @@ func countEntries(_ path: String) -> Int {
     return n
 }
 
-/// Lines of /proc/self/maps.
-func countMappings() -> Int { readSmallFile("/proc/self/maps").split(separator: "\n").count }
+/// Lines of /proc/self/maps that the engine creates and must release exactly: shared regions
+/// (memfd) and io_uring rings. (The total also moves with malloc arenas and cached thread stacks.)
+func countEngineMappings() -> Int {
+    readSmallFile("/proc/self/maps").split(separator: "\n").filter { $0.contains("/memfd:") || $0.contains("[io_uring]") }.count
+}
 
 func readSmallFile(_ path: String) -> String {
     guard let f = fopen(path, "r") else { return "" }
