@@ -112,6 +112,36 @@ public final class ChildProcess: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Sends `signal` to the process `pid` only if it is a child of this process, without a
+    /// pid-reuse race: the pid is pinned with a pidfd first, its parent is checked in
+    /// `/proc/<pid>/status` and the signal goes through the pidfd (if the child was reaped meanwhile
+    /// and the pid reused, the pidfd still names the dead child and the signal fails). For fault
+    /// injection from outside the engine (`actorgraph faults`, the soak): a stale pid read from
+    /// ``IsolationStatistics``-style snapshots can never hit an unrelated process.
+    /// - Returns: true when the signal was delivered.
+    public static func signal(child pid: Int32, _ signal: Int32) -> Bool {
+        guard pid > 0 else { return false }
+        let fd = cplatform_pidfd_open(pid)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        guard parentProcessID(of: pid) == getpid() else { return false }
+        return cplatform_pidfd_send_signal(fd, signal) == 0
+    }
+
+    /// The `PPid:` of `/proc/<pid>/status`; nil when the process is gone or the file unreadable.
+    static func parentProcessID(of pid: Int32) -> Int32? {
+        guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("PPid:") {
+                return Int32(text.dropFirst(5).drop { $0 == " " || $0 == "\t" }.prefix { $0.isNumber })
+            }
+        }
+        return nil
+    }
+
     /// `SIGKILL`, `SIGSEGV`, … for the common signals; `SIG<n>` otherwise.
     public static func signalName(_ sig: Int32) -> String {
         switch sig {

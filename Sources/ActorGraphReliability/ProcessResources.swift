@@ -24,6 +24,9 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     /// Mappings the engine itself creates and must release exactly: shared regions (`memfd:`) and
     /// io_uring rings (`anon_inode:[io_uring]`).
     public var engineMappings: Int
+    /// Child processes, running or not yet reaped (isolated workers and their standbys): see
+    /// ``WorkerFaults/childProcesses()``.
+    public var childProcesses: Int
 
     /// Samples the current process.
     public static func sample() -> ProcessResources {
@@ -34,12 +37,13 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             threads: directoryEntries("/proc/self/task") - poolThreadCount(),
             poolThreads: poolThreadCount(),
             mappings: maps.all,
-            engineMappings: maps.engine)
+            engineMappings: maps.engine,
+            childProcesses: WorkerFaults.childProcesses().count)
     }
 
-    /// `rss_kib=… fds=… threads=… pool_threads=… maps=… engine_maps=…`.
+    /// `rss_kib=… fds=… threads=… pool_threads=… maps=… engine_maps=… children=…`.
     public var description: String {
-        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings) engine_maps=\(engineMappings)"
+        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings) engine_maps=\(engineMappings) children=\(childProcesses)"
     }
 
     /// Entries of a directory other than `.` and `..`; -1 when it cannot be read.

@@ -16,6 +16,12 @@ import Musl
 /// or a typed error) when it arrives: each must arrive exactly once and carry the execution's own
 /// identity. Process resources are sampled at the start and the end, in the same idle state.
 ///
+/// With ``Configuration/processGraphs`` about one graph in ``Configuration/processGraphEvery`` runs its
+/// workers as child processes (``Isolation/processes``) while a fault injector kills (`SIGKILL`) and
+/// stops (`SIGSTOP`) them at random times; the engine answers the executions they held with typed
+/// errors (counted by kind), restarts them, and detects a stopped worker through
+/// ``CompileOptions/stageTimeLimit``. No child process may be left at the end.
+///
 /// On a machine with few CPUs the soak oversubscribes on purpose: workers are unpinned and park
 /// eagerly, so no more threads spin than there are CPUs.
 public final class Soak: Sendable {
@@ -49,13 +55,26 @@ public final class Soak: Sendable {
         /// and does not grow with the number of graphs. A per-graph leak exceeds it within the quick
         /// soak's ~40 graphs.
         public var mapGrowthLimit: Int
+        /// Whether some graphs run their workers as child processes (``Isolation/processes``) under
+        /// injected `SIGKILL`s and `SIGSTOP`s. The worker program (`workerExecutable`, or this program)
+        /// must call `IsolatedWorker.runIfChild(graphs:)` with ``Soak/isolatableGraphs`` first thing in `main`.
+        public var processGraphs: Bool
+        /// With `processGraphs`, about one graph in this many is a process graph (seeded choice).
+        public var processGraphEvery: Int
+        /// The worker program of process graphs (``CompileOptions/workerExecutable``); nil: this program.
+        public var workerExecutable: String?
+        /// Time between two faults injected into a living process graph (each one a `SIGKILL` or a
+        /// `SIGSTOP` of one of its worker processes, picked at random).
+        public var faultInterval: ClosedRange<Duration>
 
-        /// The defaults: one submitter of each kind, graphs living 50 ms–1 s.
+        /// The defaults: one submitter of each kind, graphs living 50 ms–1 s, threads only.
         public init(duration: Duration = .seconds(60), blockingSubmitters: Int = 1, asyncSubmitters: Int = 2,
                     pipelinedSubmitters: Int = 1, pipelineWindow: Int = 16, batchSubmitters: Int = 1,
                     graphLifetime: ClosedRange<Duration> = .milliseconds(50) ... .seconds(1),
                     seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)), hangTimeout: Duration = .seconds(60),
-                    rssGrowthLimitKiB: Int = 64 << 10, mapGrowthLimit: Int = 16) {
+                    rssGrowthLimitKiB: Int = 64 << 10, mapGrowthLimit: Int = 16,
+                    processGraphs: Bool = false, processGraphEvery: Int = 3, workerExecutable: String? = nil,
+                    faultInterval: ClosedRange<Duration> = .milliseconds(20) ... .milliseconds(250)) {
             self.duration = duration
             self.blockingSubmitters = blockingSubmitters
             self.asyncSubmitters = asyncSubmitters
@@ -67,6 +86,10 @@ public final class Soak: Sendable {
             self.hangTimeout = hangTimeout
             self.rssGrowthLimitKiB = rssGrowthLimitKiB
             self.mapGrowthLimit = mapGrowthLimit
+            self.processGraphs = processGraphs
+            self.processGraphEvery = max(1, processGraphEvery)
+            self.workerExecutable = workerExecutable
+            self.faultInterval = faultInterval
         }
     }
 
@@ -82,10 +105,17 @@ public final class Soak: Sendable {
         public var duplicated: Int
         /// Answers by kind.
         public var values: Int, stageFailures: Int, shutdownErrors: Int, capacityErrors: Int, otherErrors: Int
+        /// Answers of process graphs by kind: ``GraphError/workerCrashed(worker:reason:)`` (the worker
+        /// died with the execution in it), ``GraphError/stageTimedOut(node:)`` (its worker was killed
+        /// for the stage time limit: a stopped worker) and ``GraphError/restartsExhausted(worker:restarts:)``.
+        public var crashAnswers: Int, timeLimitAnswers: Int, restartsExhaustedAnswers: Int
+        /// What happened to process graphs: how many ran, the faults injected into their workers, and
+        /// what their supervisors saw (see ``ProcessFaults``).
+        public var processFaults: ProcessFaults
         /// Graphs compiled and shut down; how many of them were shut down with executions in flight.
         public var graphs: Int, shutdownsInFlight: Int
-        /// Compiles that failed (always a bug here: every option is valid).
-        public var compileFailures: Int
+        /// Compiles that failed (always a bug here: every option is valid), and the first few errors.
+        public var compileFailures: Int, compileErrors: [String]
         /// Whether a submitter failed to return within the hang timeout.
         public var hung: Bool
         /// Resources at the start and at the end, both sampled with no graph alive.
@@ -102,6 +132,9 @@ public final class Soak: Sendable {
         public var threadGrowth: Int { end.threads - start.threads }
         public var mapGrowth: Int { end.mappings - start.mappings }
         public var engineMapGrowth: Int { end.engineMappings - start.engineMappings }
+        /// Child processes alive or unreaped at the end that were not there at the start (worker
+        /// processes of shut-down graphs: must be 0).
+        public var childrenLeft: Int { max(0, end.childProcesses - start.childProcesses) }
 
         /// True when nothing was lost, duplicated, leaked or hung.
         public var passed: Bool { failedChecks.isEmpty }
@@ -114,6 +147,7 @@ public final class Soak: Sendable {
             if answered != executions { failed.append("answered=\(answered) != executions=\(executions)") }
             if hung { failed.append("hung: a submitter did not return") }
             if compileFailures != 0 { failed.append("compile_failures=\(compileFailures) (must be 0)") }
+            if childrenLeft != 0 { failed.append("children_left=\(childrenLeft) (must be 0)") }
             if otherErrors != 0 { failed.append("other_errors=\(otherErrors) (must be 0)") }
             if fdGrowth > 0 { failed.append("fd_growth=\(fdGrowth) (must be <= 0)") }
             if threadGrowth > 0 { failed.append("thread_growth=\(threadGrowth) (must be <= 0)") }
@@ -123,9 +157,18 @@ public final class Soak: Sendable {
             return failed
         }
 
-        /// The details: answers by kind, graphs, resources, seed.
+        /// The details: resources at the start and the end, then (the line just before the summary)
+        /// answers by kind, graphs, process-worker faults, seed.
         public var details: String {
-            "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) map_growth_limit=\(mapGrowthLimit)\nsoak: start \(start)\nsoak: end   \(end)"
+            let p = processFaults
+            return "soak: start \(start)\nsoak: end   \(end)\n"
+                + "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) "
+                + "crash_errors=\(crashAnswers) time_limit_errors=\(timeLimitAnswers) restarts_exhausted_errors=\(restartsExhaustedAnswers) "
+                + "other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) "
+                + "process_graphs=\(p.graphs) kills=\(p.kills) stops=\(p.stops) crashes=\(p.crashes) restarts=\(p.restarts) "
+                + "time_limit_kills=\(p.timeLimitKills) exhausted_graphs=\(p.exhaustedGraphs) children_left=\(childrenLeft) "
+                + "hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) map_growth_limit=\(mapGrowthLimit)"
+                + compileErrors.map { "\nsoak: compile error: \($0)" }.joined()
         }
 
         /// The one summary line, in exactly this form.
@@ -146,9 +189,33 @@ public final class Soak: Sendable {
     let paused = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
     let nextID = Atomic<Int>(1)
+    /// The first few compile errors (each one is a failure: every option the soak picks is valid).
+    let compileErrors = Mutex<[String]>([])
 
     /// A soak that will run with `configuration`.
     public init(_ configuration: Configuration) { self.configuration = configuration }
+
+    /// The graphs a soak runs in worker processes: a program running a soak with
+    /// ``Configuration/processGraphs`` passes them to `IsolatedWorker.runIfChild(graphs:)`.
+    public static var isolatableGraphs: [any IsolatableGraph] { SoakShape.processCrossable.map { $0.graph() } }
+
+    /// Why process workers cannot run here (the system refused a call they need: `posix_spawn`,
+    /// pidfds, sealed memfds, e.g. under a seccomp profile), or nil when a probe graph compiled with
+    /// ``Isolation/processes`` ran. Any other failure is not "unavailable": the soak then counts it.
+    public static func processWorkersUnavailable(workerExecutable: String?) -> String? {
+        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager, isolation: .processes,
+                                     workerExecutable: workerExecutable)
+        do {
+            let graph = try SoakShape.echo.graph().compile(options)
+            defer { graph.shutdown() }
+            _ = try? graph.execute(2)
+            return nil
+        } catch GraphError.platform(let operation, let errno) {
+            return "\(operation): \(errno)"
+        } catch {
+            return nil
+        }
+    }
 
     /// Runs the soak: warm-up, baseline sample, measured phase, settle, final sample. `progress`
     /// receives a line every few seconds.
@@ -177,29 +244,43 @@ public final class Soak: Sendable {
         let tasks = asyncFlags.map { flag in Task { [self] in await asyncLoop(flag) } }
 
         // Warm-up: a few graphs of every shape, so lazily created runtime state (the concurrency
-        // pool's threads, malloc arenas, cached thread stacks) exists before the baseline.
+        // pool's threads, malloc arenas, cached thread stacks) exists before the baseline; process
+        // graphs with faults too (a supervisor's restart path, the log handler).
+        var faults = ProcessFaults()
+        var faultRNG = SplitMix64(seed: configuration.seed ^ 0xFA17)
         for shape in SoakShape.allCases {
-            await cycle(shape: shape, options: SoakShape.options(using: &rng), lifetime: .milliseconds(60), inFlight: false)
+            await cycle(shape: shape, options: SoakShape.options(using: &rng), lifetime: .milliseconds(60), inFlight: false,
+                        faults: &faults, faultRNG: &faultRNG)
+        }
+        if configuration.processGraphs {
+            for shape in SoakShape.processCrossable {
+                await cycle(shape: shape, options: processOptions(using: &rng), lifetime: .milliseconds(300), inFlight: false,
+                            faults: &faults, faultRNG: &faultRNG)
+            }
         }
         let startSample = await settledSample()
         ledger.reset()
+        faults = ProcessFaults()
         let startedAt = ContinuousClock.now
         var lastProgress = startedAt
         var graphs = 0, inFlight = 0, compileFailures = 0
         while ContinuousClock.now - startedAt < configuration.duration {
-            let shape = SoakShape.allCases.randomElement(using: &rng)!
+            let isolated = configuration.processGraphs && Int.random(in: 0..<configuration.processGraphEvery, using: &rng) == 0
+            let shape = (isolated ? SoakShape.processCrossable : SoakShape.allCases).randomElement(using: &rng)!
             let lifetime = Duration.nanoseconds(Int64.random(
                 in: configuration.graphLifetime.lowerBound.nanosecondsValue...configuration.graphLifetime.upperBound.nanosecondsValue,
                 using: &rng))
             let abrupt = Int.random(in: 0..<4, using: &rng) != 0
-            let ok = await cycle(shape: shape, options: SoakShape.options(using: &rng), lifetime: lifetime, inFlight: abrupt)
+            let options = isolated ? processOptions(using: &rng) : SoakShape.options(using: &rng)
+            let ok = await cycle(shape: shape, options: options, lifetime: lifetime, inFlight: abrupt,
+                                 faults: &faults, faultRNG: &faultRNG)
             graphs += 1
             if abrupt { inFlight += 1 }
             if !ok { compileFailures += 1 }
             if ContinuousClock.now - lastProgress > .seconds(10) {
                 lastProgress = ContinuousClock.now
                 let c = ledger.snapshot()
-                progress("soak: t=\((ContinuousClock.now - startedAt).components.seconds)s graphs=\(graphs) executions=\(c.executions) answered=\(c.answered) rss_kib=\(ProcessResources.sample().rssKiB)")
+                progress("soak: t=\((ContinuousClock.now - startedAt).components.seconds)s graphs=\(graphs) process_graphs=\(faults.graphs) kills=\(faults.kills) stops=\(faults.stops) executions=\(c.executions) answered=\(c.answered) rss_kib=\(ProcessResources.sample().rssKiB)")
             }
         }
         // Stop: no new calls; wait until every submitter is between calls (a call that never
@@ -221,8 +302,10 @@ public final class Soak: Sendable {
         return Report(
             executions: c.executions, answered: c.answered, lost: c.executions - c.answered, duplicated: c.duplicated,
             values: c.values, stageFailures: c.stageFailures, shutdownErrors: c.shutdownErrors,
-            capacityErrors: c.capacityErrors, otherErrors: c.otherErrors, graphs: graphs, shutdownsInFlight: inFlight,
-            compileFailures: compileFailures, hung: hung, start: startSample, end: endSample,
+            capacityErrors: c.capacityErrors, otherErrors: c.otherErrors,
+            crashAnswers: c.crashErrors, timeLimitAnswers: c.timeLimitErrors, restartsExhaustedAnswers: c.restartsExhaustedErrors,
+            processFaults: faults, graphs: graphs, shutdownsInFlight: inFlight,
+            compileFailures: compileFailures, compileErrors: compileErrors.withLock { $0 }, hung: hung, start: startSample, end: endSample,
             rssGrowthLimitKiB: configuration.rssGrowthLimitKiB, mapGrowthLimit: configuration.mapGrowthLimit, seed: configuration.seed)
     }
 
@@ -240,25 +323,52 @@ public final class Soak: Sendable {
             let mappingSlack = ContinuousClock.now - startedAt < .seconds(10) ? 0 : configuration.mapGrowthLimit
             if sample.threads == target.threads && sample.openFileDescriptors == target.openFileDescriptors
                 && sample.engineMappings <= target.engineMappings && sample.mappings <= target.mappings + mappingSlack
-                && sample.poolThreads <= target.poolThreads { break }
+                && sample.poolThreads <= target.poolThreads && sample.childProcesses <= target.childProcesses { break }
         } while ContinuousClock.now - startedAt < .seconds(30)
         return sample
     }
 
+    /// Options of a process graph: ``SoakShape/options(using:)`` with ``Isolation/processes``, a
+    /// stage time limit (a stopped worker is killed once work waits for it), a short shutdown grace
+    /// period (a stopped worker cannot exit by itself), sometimes a standby process per worker, and
+    /// a restart policy generous enough for every injected fault — except about one graph in six,
+    /// which allows 0–2 restarts so that the failed-graph path (`restartsExhausted`) runs too.
+    func processOptions(using rng: inout SplitMix64) -> CompileOptions {
+        var options = SoakShape.options(using: &rng)
+        options.isolation = .processes
+        options.workerExecutable = configuration.workerExecutable
+        options.stageTimeLimit = .milliseconds(Int.random(in: 100...400, using: &rng))
+        options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
+        options.handshakeTimeout = .seconds(10)
+        options.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
+        options.restartPolicy = Int.random(in: 0..<6, using: &rng) == 0
+            ? RestartPolicy(maxRestarts: Int.random(in: 0...2, using: &rng), window: .seconds(60))
+            : RestartPolicy(maxRestarts: 100_000, window: .seconds(60))
+        return options
+    }
+
     /// Compiles one graph, lets the submitters run it for `lifetime`, then shuts it down: with
     /// executions in flight (`inFlight`), or after pausing the submitters and letting them drain.
+    /// A process graph gets faults injected into its workers meanwhile (counted in `faults`).
     /// Returns false when compile failed.
     @discardableResult
-    private func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool) async -> Bool {
+    private func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
+                       faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
         let graph: CompiledGraph<Int, SoakOutput>
         do {
             graph = try shape.graph().compile(options)
         } catch {
+            compileErrors.withLock { if $0.count < 4 { $0.append("\(error)") } }
             return false
         }
         publish(graph)
         paused.store(false, ordering: .sequentiallyConsistent)
-        try? await Task.sleep(for: lifetime)
+        if options.isolation == .processes {
+            faults.graphs += 1
+            await injectFaults(into: graph, for: lifetime, faults: &faults, rng: &faultRNG)
+        } else {
+            try? await Task.sleep(for: lifetime)
+        }
         if !inFlight {
             // Graceful: no new executions; wait until every submitter is between calls.
             paused.store(true, ordering: .sequentiallyConsistent)
@@ -271,7 +381,40 @@ public final class Soak: Sendable {
         publish(nil)
         graph.shutdown()
         paused.store(false, ordering: .sequentiallyConsistent)
+        if options.isolation == .processes {
+            // After shutdown: the supervisor has stopped, so its counts are final.
+            let statistics = graph.isolationStatistics
+            faults.crashes += statistics.crashes
+            faults.restarts += statistics.restarts
+            faults.timeLimitKills += statistics.stuckStageReports
+            if statistics.restartsExhausted { faults.exhaustedGraphs += 1 }
+        }
         return true
+    }
+
+    /// Sends `SIGKILL` (3 in 5) or `SIGSTOP` to a random worker process of `graph` at random
+    /// intervals (``Configuration/faultInterval``) until `lifetime` has passed. A worker being
+    /// restarted (no process id yet) is skipped for that fault; a stopped worker is left to the
+    /// engine (its stage time limit, or shutdown's `SIGKILL`).
+    private func injectFaults(into graph: CompiledGraph<Int, SoakOutput>, for lifetime: Duration,
+                              faults: inout ProcessFaults, rng: inout SplitMix64) async {
+        let end = ContinuousClock.now + lifetime
+        let interval = configuration.faultInterval
+        while true {
+            let gap = Duration.nanoseconds(Int64.random(
+                in: interval.lowerBound.nanosecondsValue...interval.upperBound.nanosecondsValue, using: &rng))
+            let worker = Int.random(in: 0..<max(1, graph.isolationStatistics.workerProcessIDs.count), using: &rng)
+            let kill = Int.random(in: 0..<5, using: &rng) < 3
+            if ContinuousClock.now + gap >= end {
+                try? await Task.sleep(until: end, clock: .continuous)
+                return
+            }
+            try? await Task.sleep(for: gap)
+            guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero) else { continue }
+            if WorkerFaults.send(kill ? SIGKILL : SIGSTOP, to: pid) {
+                if kill { faults.kills += 1 } else { faults.stops += 1 }
+            }
+        }
     }
 
     private func publish(_ graph: CompiledGraph<Int, SoakOutput>?) {
@@ -333,17 +476,19 @@ public final class Soak: Sendable {
                 let first = nextID.add(16, ordering: .relaxed).newValue - 15
                 let ids = Array(first..<(first + 16))
                 var next = 0
+                var last: GraphError? = nil
                 for await result in graph.results(for: ids, window: 1 + round % 16) {
                     ledger.started()
                     switch result {
-                    case .success(let output): ledger.answer(ids[next], carried: output)
-                    case .failure(let error): ledger.answer(ids[next], error: error)
+                    case .success(let output): ledger.answer(ids[next], carried: output); last = nil
+                    case .failure(let error): ledger.answer(ids[next], error: error); last = error
                     }
                     next += 1
                     if next == ids.count { break }
                 }
-                // After a shutdown the stream reports it once and ends: the rest share that answer.
-                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: GraphError.shutDown); next += 1 }
+                // A stream that cannot go on (shut down, restarts exhausted, no room) reports that
+                // error once and ends: the rest share that answer.
+                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: last ?? GraphError.shutDown); next += 1 }
             } else {
                 let id = nextID.add(1, ordering: .relaxed).newValue
                 ledger.started()
@@ -485,12 +630,14 @@ final class Ledger: Sendable {
     private let executions = Atomic<Int>(0), answered = Atomic<Int>(0), duplicated = Atomic<Int>(0)
     private let values = Atomic<Int>(0), stageFailures = Atomic<Int>(0), shutdownErrors = Atomic<Int>(0)
     private let capacityErrors = Atomic<Int>(0), otherErrors = Atomic<Int>(0)
+    private let crashErrors = Atomic<Int>(0), timeLimitErrors = Atomic<Int>(0), restartsExhaustedErrors = Atomic<Int>(0)
     /// Submitters inside a call (graceful shutdowns wait for zero).
     let busy = Atomic<Int>(0)
 
     struct Counters {
         var executions = 0, answered = 0, duplicated = 0
         var values = 0, stageFailures = 0, shutdownErrors = 0, capacityErrors = 0, otherErrors = 0
+        var crashErrors = 0, timeLimitErrors = 0, restartsExhaustedErrors = 0
     }
 
     /// Zeroes every counter; only while no submitter is inside a call.
@@ -499,6 +646,8 @@ final class Ledger: Sendable {
         duplicated.store(0, ordering: .relaxed); values.store(0, ordering: .relaxed)
         stageFailures.store(0, ordering: .relaxed); shutdownErrors.store(0, ordering: .relaxed)
         capacityErrors.store(0, ordering: .relaxed); otherErrors.store(0, ordering: .relaxed)
+        crashErrors.store(0, ordering: .relaxed); timeLimitErrors.store(0, ordering: .relaxed)
+        restartsExhaustedErrors.store(0, ordering: .relaxed)
     }
 
     func snapshot() -> Counters {
@@ -506,7 +655,9 @@ final class Ledger: Sendable {
             executions: executions.load(ordering: .acquiring), answered: answered.load(ordering: .acquiring),
             duplicated: duplicated.load(ordering: .acquiring), values: values.load(ordering: .acquiring),
             stageFailures: stageFailures.load(ordering: .acquiring), shutdownErrors: shutdownErrors.load(ordering: .acquiring),
-            capacityErrors: capacityErrors.load(ordering: .acquiring), otherErrors: otherErrors.load(ordering: .acquiring))
+            capacityErrors: capacityErrors.load(ordering: .acquiring), otherErrors: otherErrors.load(ordering: .acquiring),
+            crashErrors: crashErrors.load(ordering: .acquiring), timeLimitErrors: timeLimitErrors.load(ordering: .acquiring),
+            restartsExhaustedErrors: restartsExhaustedErrors.load(ordering: .acquiring))
     }
 
     func started() { executions.add(1, ordering: .relaxed) }
@@ -525,8 +676,20 @@ final class Ledger: Sendable {
         switch error {
         case GraphError.stageFailed(_, let inner as SoakFailure) where inner.id == id:
             answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
+        case GraphError.stageFailed(_, let inner as IsolatedStageError) where inner.description == SoakFailure(id: id).description:
+            // A process worker's stage failure arrives as the thrown error's text.
+            answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
         case GraphError.stageFailed:
             duplicated.add(1, ordering: .relaxed) // another execution's failure
+        // Process graphs: the worker holding the execution died (killed, or killed for the stage
+        // time limit after a SIGSTOP), or the graph failed for good. These carry no execution id,
+        // so they count as this execution's one answer.
+        case GraphError.workerCrashed:
+            answered.add(1, ordering: .relaxed); crashErrors.add(1, ordering: .relaxed)
+        case GraphError.stageTimedOut:
+            answered.add(1, ordering: .relaxed); timeLimitErrors.add(1, ordering: .relaxed)
+        case GraphError.restartsExhausted:
+            answered.add(1, ordering: .relaxed); restartsExhaustedErrors.add(1, ordering: .relaxed)
         case GraphError.shutDown:
             answered.add(1, ordering: .relaxed); shutdownErrors.add(1, ordering: .relaxed)
         case GraphError.capacityExceeded:
@@ -560,9 +723,34 @@ public struct SoakOutput: Sendable, Equatable {
 }
 
 /// Thrown by soak stages for about one execution in `SoakShape.failEvery`; carries the execution's id.
-public struct SoakFailure: Error, Sendable, Equatable {
+public struct SoakFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The failing execution.
     public var id: Int
+
+    /// `SoakFailure(id: N)`: what a process worker's caller receives (``IsolatedStageError``).
+    public var description: String { "SoakFailure(id: \(id))" }
+}
+
+/// Process graphs of a soak and the faults injected into their workers.
+public struct ProcessFaults: Sendable, Equatable {
+    /// Graphs compiled with ``Isolation/processes``.
+    public var graphs = 0
+    /// `SIGKILL`s delivered to worker processes.
+    public var kills = 0
+    /// `SIGSTOP`s delivered to worker processes.
+    public var stops = 0
+    /// Worker deaths the supervisors saw while their graphs ran (injected kills, kills for the
+    /// stage time limit; not those of `shutdown()`).
+    public var crashes = 0
+    /// Worker processes restarted after a death.
+    public var restarts = 0
+    /// Workers the supervisors killed for making no progress past the stage time limit (stopped ones).
+    public var timeLimitKills = 0
+    /// Graphs that used up their restart policy and failed (``GraphError/restartsExhausted(worker:restarts:)``).
+    public var exhaustedGraphs = 0
+
+    /// Nothing yet.
+    public init() {}
 }
 
 @inline(__always)
@@ -575,6 +763,10 @@ func soakShouldFail(_ id: Int, salt: Int) -> Bool {
 /// Graph shapes the soak cycles through: every one carries the id to the output and fails randomly.
 enum SoakShape: Int, CaseIterable {
     case echo, chain, diamond, fanOutStrings
+
+    /// The shapes whose values are trivially copyable, so they can run in worker processes
+    /// (`fanOutStrings` carries `String` and `[Int]`).
+    static let processCrossable: [SoakShape] = [.echo, .chain, .diamond]
 
     func graph() -> Graph<Int, SoakOutput> {
         switch self {

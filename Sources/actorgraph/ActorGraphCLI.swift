@@ -1,6 +1,7 @@
 import ActorGraph
 import ActorGraphBenchSuite
 import ActorGraphExamples
+import ActorGraphReliability
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Musl
 @main
 enum Entry {
     static func main() async {
-        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs })
+        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs })
         await ActorGraphCLI.main()
     }
 }

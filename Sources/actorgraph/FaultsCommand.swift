@@ -1,6 +1,7 @@
 import ActorGraph
 import ActorGraphExamples
 import ActorGraphPlatform
+import ActorGraphReliability
 import ArgumentParser
 import Glibc
 import Synchronization
@@ -77,12 +78,9 @@ struct Faults: ParsableCommand {
             // SIGKILL and SIGSTOP of the worker from outside.
             for signal in [SIGKILL, SIGSTOP] {
                 // The worker of the previous fault may still be restarting: wait for its replacement.
-                var pid = compiled.isolationStatistics.workerProcessIDs[0]
-                var waited = 0
-                while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = compiled.isolationStatistics.workerProcessIDs[0] }
-                if pid > 0 {
+                if let pid = WorkerFaults.processID(of: compiled, worker: 0, waitingUpTo: .seconds(5)) {
                     if signal == SIGKILL { killTimes.append(MonotonicClock.now()) }
-                    kill(pid, signal)
+                    WorkerFaults.send(signal, to: pid)
                 }
                 injected += 1
                 // The stopped worker is caught by the stage time limit once work is waiting for it.
