@@ -337,7 +337,7 @@ public final class Soak: Sendable {
         var options = SoakShape.options(using: &rng)
         options.isolation = .processes
         options.workerExecutable = configuration.workerExecutable
-        options.stageTimeLimit = .milliseconds(Int.random(in: 100...400, using: &rng))
+        options.stageTimeLimit = .milliseconds(Int.random(in: 60...250, using: &rng))
         options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
         options.handshakeTimeout = .seconds(10)
         options.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
@@ -394,12 +394,13 @@ public final class Soak: Sendable {
 
     /// Sends `SIGKILL` (3 in 5) or `SIGSTOP` to a random worker process of `graph` at random
     /// intervals (``Configuration/faultInterval``) until `lifetime` has passed. A worker being
-    /// restarted (no process id yet) is skipped for that fault; a stopped worker is left to the
-    /// engine (its stage time limit, or shutdown's `SIGKILL`).
+    /// restarted (no process id yet) is skipped for that fault, and so is a worker this injector
+    /// stopped: it is left to the engine (its stage time limit, or shutdown's `SIGKILL`).
     private func injectFaults(into graph: CompiledGraph<Int, SoakOutput>, for lifetime: Duration,
                               faults: inout ProcessFaults, rng: inout SplitMix64) async {
         let end = ContinuousClock.now + lifetime
         let interval = configuration.faultInterval
+        var stopped: Set<Int32> = []
         while true {
             let gap = Duration.nanoseconds(Int64.random(
                 in: interval.lowerBound.nanosecondsValue...interval.upperBound.nanosecondsValue, using: &rng))
@@ -410,9 +411,9 @@ public final class Soak: Sendable {
                 return
             }
             try? await Task.sleep(for: gap)
-            guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero) else { continue }
+            guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero), !stopped.contains(pid) else { continue }
             if WorkerFaults.send(kill ? SIGKILL : SIGSTOP, to: pid) {
-                if kill { faults.kills += 1 } else { faults.stops += 1 }
+                if kill { faults.kills += 1 } else { faults.stops += 1; stopped.insert(pid) }
             }
         }
     }
