@@ -48,12 +48,12 @@ public final class Soak: Sendable {
         public var hangTimeout: Duration
         /// RSS growth (KiB) beyond which the soak reports a leak.
         public var rssGrowthLimitKiB: Int
-        /// Growth of `/proc/self/maps` lines beyond which the soak reports a leak. The engine's own
+        /// Growth of `/proc/self/maps` lines (malloc arena heaps excluded, see
+        /// `ProcessResources.mallocArenaHeaps`) beyond which the soak reports a leak. The engine's own
         /// mappings (shared regions, io_uring rings) must return to the baseline exactly; this bound
-        /// is for what glibc and the Swift runtime create lazily and keep (a malloc arena for a
-        /// thread that first allocates late, a cached thread stack of a new size), which is bounded
-        /// and does not grow with the number of graphs. A per-graph leak exceeds it within the quick
-        /// soak's ~40 graphs.
+        /// is for what the Swift runtime and glibc map lazily and keep (a cached thread stack), which
+        /// is bounded and does not grow with the number of graphs. A per-graph leak exceeds it within
+        /// the quick soak's ~40 graphs.
         public var mapGrowthLimit: Int
         /// Whether some graphs run their workers as child processes (``Isolation/processes``) under
         /// injected `SIGKILL`s and `SIGSTOP`s. The worker program (`workerExecutable`, or this program)
@@ -120,6 +120,9 @@ public final class Soak: Sendable {
         public var hung: Bool
         /// Resources at the start and at the end, both sampled with no graph alive.
         public var start: ProcessResources, end: ProcessResources
+        /// Mappings present at the end and not at the start (`+ …`) and the reverse (`- …`), as
+        /// size, permissions and pathname: what `map_growth` consists of.
+        public var mappingChanges: [String]
         /// The RSS growth (KiB) above which growth counts as a leak.
         public var rssGrowthLimitKiB: Int
         /// The growth of all mappings above which growth counts as a leak (engine mappings: none).
@@ -161,13 +164,15 @@ public final class Soak: Sendable {
         /// answers by kind, graphs, process-worker faults, seed.
         public var details: String {
             let p = processFaults
-            return "soak: start \(start)\nsoak: end   \(end)\n"
+            return "soak: start \(start)\nsoak: end   \(end)"
+                + (mappingChanges.isEmpty || (mapGrowth == 0 && engineMapGrowth == 0) ? "" : "\nsoak: mappings " + mappingChanges.prefix(24).joined(separator: ", "))
+                + "\n"
                 + "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) "
                 + "crash_errors=\(crashAnswers) time_limit_errors=\(timeLimitAnswers) restarts_exhausted_errors=\(restartsExhaustedAnswers) "
                 + "other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) "
                 + "process_graphs=\(p.graphs) kills=\(p.kills) stops=\(p.stops) crashes=\(p.crashes) restarts=\(p.restarts) "
                 + "time_limit_kills=\(p.timeLimitKills) exhausted_graphs=\(p.exhaustedGraphs) children_left=\(childrenLeft) "
-                + "hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) map_growth_limit=\(mapGrowthLimit)"
+                + "hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) arena_map_growth=\(end.mallocArenaHeaps - start.mallocArenaHeaps) map_growth_limit=\(mapGrowthLimit)"
                 + compileErrors.map { "\nsoak: compile error: \($0)" }.joined()
         }
 
@@ -259,6 +264,7 @@ public final class Soak: Sendable {
             }
         }
         let startSample = await settledSample()
+        let startMappings = ProcessResources.mappingSignatures()
         ledger.reset()
         faults = ProcessFaults()
         let startedAt = ContinuousClock.now
@@ -292,6 +298,7 @@ public final class Soak: Sendable {
         }
         let hung = ledger.busy.load(ordering: .sequentiallyConsistent) > 0
         let endSample = hung ? ProcessResources.sample() : await settledSample(target: startSample)
+        let endMappings = ProcessResources.mappingSignatures()
         stopping.store(true, ordering: .sequentiallyConsistent)
         if !hung {
             while hangFlags.contains(where: { !$0.isFinished }) { try? await Task.sleep(for: .milliseconds(1)) }
@@ -306,7 +313,19 @@ public final class Soak: Sendable {
             crashAnswers: c.crashErrors, timeLimitAnswers: c.timeLimitErrors, restartsExhaustedAnswers: c.restartsExhaustedErrors,
             processFaults: faults, graphs: graphs, shutdownsInFlight: inFlight,
             compileFailures: compileFailures, compileErrors: compileErrors.withLock { $0 }, hung: hung, start: startSample, end: endSample,
+            mappingChanges: Self.multisetChanges(from: startMappings, to: endMappings),
             rssGrowthLimitKiB: configuration.rssGrowthLimitKiB, mapGrowthLimit: configuration.mapGrowthLimit, seed: configuration.seed)
+    }
+
+    /// The elements whose count differs between `start` and `end`, as `+ element` (more at the end)
+    /// and `- element` (fewer), once per unit of difference.
+    static func multisetChanges(from start: [String], to end: [String]) -> [String] {
+        var counts: [String: Int] = [:]
+        for line in end { counts[line, default: 0] += 1 }
+        for line in start { counts[line, default: 0] -= 1 }
+        return counts.sorted { $0.key < $1.key }.flatMap { line, n in
+            Array(repeating: (n > 0 ? "+ " : "- ") + line, count: abs(n))
+        }
     }
 
     /// Samples resources once nothing is running; waits (up to 30 s) for the counts to return to
