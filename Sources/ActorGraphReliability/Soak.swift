@@ -253,15 +253,20 @@ public final class Soak: Sendable {
         // graphs with faults too (a supervisor's restart path, the log handler).
         var faults = ProcessFaults()
         var faultRNG = SplitMix64(seed: configuration.seed ^ 0xFA17)
+        // Each with the most workers the soak uses, so glibc's cache of thread stacks holds as many
+        // as any later graph frees (a stack cached later shows up as two more mappings).
         for shape in SoakShape.allCases {
-            await cycle(shape: shape, options: SoakShape.options(using: &rng), lifetime: .milliseconds(60), inFlight: false,
+            var options = SoakShape.options(using: &rng)
+            options.workers = SoakShape.maxWorkers
+            await cycle(shape: shape, options: options, lifetime: .milliseconds(60), inFlight: false,
                         faults: &faults, faultRNG: &faultRNG)
         }
         if configuration.processGraphs {
-            for shape in SoakShape.processCrossable {
-                await cycle(shape: shape, options: processOptions(using: &rng), lifetime: .milliseconds(300), inFlight: false,
-                            faults: &faults, faultRNG: &faultRNG)
-            }
+            // One is enough (the same code runs for every shape); each costs a spawn per worker.
+            var options = processOptions(using: &rng)
+            options.workers = SoakShape.maxWorkers
+            await cycle(shape: .diamond, options: options, lifetime: .milliseconds(200), inFlight: false,
+                        faults: &faults, faultRNG: &faultRNG)
         }
         let startSample = await settledSample()
         let startMappings = ProcessResources.mappingSignatures()
@@ -350,7 +355,7 @@ public final class Soak: Sendable {
     /// Options of a process graph: ``SoakShape/options(using:)`` with ``Isolation/processes``, a
     /// stage time limit (a stopped worker is killed once work waits for it), a short shutdown grace
     /// period (a stopped worker cannot exit by itself), sometimes a standby process per worker, and
-    /// a restart policy generous enough for every injected fault — except about one graph in six,
+    /// a restart policy generous enough for every injected fault — except about one graph in eight,
     /// which allows 0–2 restarts so that the failed-graph path (`restartsExhausted`) runs too.
     func processOptions(using rng: inout SplitMix64) -> CompileOptions {
         var options = SoakShape.options(using: &rng)
@@ -360,7 +365,7 @@ public final class Soak: Sendable {
         options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
         options.handshakeTimeout = .seconds(10)
         options.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
-        options.restartPolicy = Int.random(in: 0..<6, using: &rng) == 0
+        options.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
             ? RestartPolicy(maxRestarts: Int.random(in: 0...2, using: &rng), window: .seconds(60))
             : RestartPolicy(maxRestarts: 100_000, window: .seconds(60))
         return options
@@ -414,7 +419,9 @@ public final class Soak: Sendable {
     /// Sends `SIGKILL` (3 in 5) or `SIGSTOP` to a random worker process of `graph` at random
     /// intervals (``Configuration/faultInterval``) until `lifetime` has passed. A worker being
     /// restarted (no process id yet) is skipped for that fault, and so is a worker this injector
-    /// stopped: it is left to the engine (its stage time limit, or shutdown's `SIGKILL`).
+    /// stopped: it is left to the engine (its stage time limit, or shutdown's `SIGKILL`). Returns
+    /// early once the graph has failed (restarts exhausted): every call to it fails at once, so
+    /// keeping it would only count the same error over and over.
     private func injectFaults(into graph: CompiledGraph<Int, SoakOutput>, for lifetime: Duration,
                               faults: inout ProcessFaults, rng: inout SplitMix64) async {
         let end = ContinuousClock.now + lifetime
@@ -425,11 +432,12 @@ public final class Soak: Sendable {
                 in: interval.lowerBound.nanosecondsValue...interval.upperBound.nanosecondsValue, using: &rng))
             let worker = Int.random(in: 0..<max(1, graph.isolationStatistics.workerProcessIDs.count), using: &rng)
             let kill = Int.random(in: 0..<5, using: &rng) < 3
-            if ContinuousClock.now + gap >= end {
-                try? await Task.sleep(until: end, clock: .continuous)
-                return
+            let at = min(end, ContinuousClock.now + gap)
+            while ContinuousClock.now < at {
+                if graph.isolationStatistics.restartsExhausted { return }
+                try? await Task.sleep(for: min(.milliseconds(10), at - ContinuousClock.now))
             }
-            try? await Task.sleep(for: gap)
+            if at == end { return }
             guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero), !stopped.contains(pid) else { continue }
             if WorkerFaults.send(kill ? SIGKILL : SIGSTOP, to: pid) {
                 if kill { faults.kills += 1 } else { faults.stops += 1; stopped.insert(pid) }
@@ -464,6 +472,13 @@ public final class Soak: Sendable {
         return (graph, false)
     }
 
+    /// After an answer saying the graph failed for good (restarts exhausted), waits 200 µs: every
+    /// further call fails at once until the controller replaces the graph, and a thread retrying in
+    /// a tight loop would only count that error thousands of times.
+    private func pauseIfFailedForGood(_ error: any Error) {
+        if case GraphError.restartsExhausted = error { usleep(200) }
+    }
+
     private func blockingLoop(_ flag: SubmitterFlag) {
         defer { flag.finish() }
         var view = GraphView()
@@ -476,7 +491,7 @@ public final class Soak: Sendable {
             do {
                 ledger.answer(id, carried: try graph.execute(id))
             } catch {
-                ledger.answer(id, error: error)
+                ledger.answer(id, error: error); pauseIfFailedForGood(error)
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
@@ -491,6 +506,10 @@ public final class Soak: Sendable {
             if stop { return }
             guard let graph else { try? await Task.sleep(for: .microseconds(200)); continue }
             round &+= 1
+            // A call that fails at once (a failed graph: restarts exhausted) never suspends; without
+            // a yield two such loops would hold both threads of a 2-CPU cooperative pool forever and
+            // starve the task that shuts the graph down.
+            var mustYield = false
             if round % 8 == 0 {
                 // The async results stream: ids in, results in input order.
                 let first = nextID.add(16, ordering: .relaxed).newValue - 15
@@ -509,6 +528,7 @@ public final class Soak: Sendable {
                 // A stream that cannot go on (shut down, restarts exhausted, no room) reports that
                 // error once and ends: the rest share that answer.
                 while next < ids.count { ledger.started(); ledger.answer(ids[next], error: last ?? GraphError.shutDown); next += 1 }
+                mustYield = last != nil
             } else {
                 let id = nextID.add(1, ordering: .relaxed).newValue
                 ledger.started()
@@ -516,9 +536,12 @@ public final class Soak: Sendable {
                     ledger.answer(id, carried: try await graph.execute(id))
                 } catch {
                     ledger.answer(id, error: error)
+                    if case GraphError.stageFailed = error {} else { mustYield = true }
+                    if case GraphError.restartsExhausted = error { try? await Task.sleep(for: .microseconds(200)) }
                 }
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
+            if mustYield { await Task.yield() }
         }
     }
 
@@ -548,14 +571,14 @@ public final class Soak: Sendable {
                         delivered += 1
                     }
                 } catch {
-                    for id in ids[delivered...] { ledger.started(); ledger.answer(id, error: error) }
+                    for id in ids[delivered...] { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
                 }
             default:
                 let batch: PendingBatch<SoakOutput>
                 do {
                     batch = try graph.submit(contentsOf: ids)
                 } catch {
-                    for id in ids { ledger.started(); ledger.answer(id, error: error) }
+                    for id in ids { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
                     ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
                     continue
                 }
@@ -606,7 +629,7 @@ public final class Soak: Sendable {
         do {
             pending = try graph.submit(id)
         } catch {
-            ledger.answer(id, error: error)
+            ledger.answer(id, error: error); pauseIfFailedForGood(error)
             return // the graph is full or shut down: wait for what is in flight
         }
         if waitInReverse {
@@ -835,15 +858,17 @@ enum SoakShape: Int, CaseIterable {
         }
     }
 
+    /// The most workers a soak graph gets: 2, or 1 on a single CPU.
+    static var maxWorkers: Int { max(1, min(2, CPU.allowedCPUs().count)) }
+
     /// Random options that never make more threads spin than CPUs: workers are unpinned and park
     /// eagerly (the submitters already oversubscribe a small machine).
     static func options(using rng: inout SplitMix64) -> CompileOptions {
-        let cpus = max(1, CPU.allowedCPUs().count)
         let capacity = 1 << Int.random(in: 0...10, using: &rng)
         let idle = IdlePolicy(workerSpins: Int.random(in: 16...512, using: &rng), callerSpins: Int.random(in: 16...512, using: &rng),
                               spinTime: .zero, parkTimeout: .milliseconds(Int.random(in: 5...50, using: &rng)))
         return CompileOptions(
-            workers: Int.random(in: 1...max(1, min(2, cpus)), using: &rng), capacity: capacity, pinWorkers: false,
+            workers: Int.random(in: 1...maxWorkers, using: &rng), capacity: capacity, pinWorkers: false,
             idle: idle, submitTimeout: .milliseconds(Int.random(in: 50...2_000, using: &rng)),
             placement: [.automatic, .spread, .singleWorker].randomElement(using: &rng)!,
             batchSize: [1, 4, 32, 256].randomElement(using: &rng)!,
