@@ -196,6 +196,8 @@ public final class Soak: Sendable {
     let nextID = Atomic<Int>(1)
     /// The first few compile errors (each one is a failure: every option the soak picks is valid).
     let compileErrors = Mutex<[String]>([])
+    /// Where `compile` and `shutdown` run (off the cooperative pool: see ``BlockingCalls``); set by `run`.
+    let control = Mutex<BlockingCalls?>(nil)
 
     /// A soak that will run with `configuration`.
     public init(_ configuration: Configuration) { self.configuration = configuration }
@@ -226,7 +228,11 @@ public final class Soak: Sendable {
     /// receives a line every few seconds.
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async -> Report {
         var rng = SplitMix64(seed: configuration.seed)
-        // Submitters live for the whole soak: they are part of the baseline, not a leak.
+        // Submitters (and the thread for blocking calls) live for the whole soak: they are part of
+        // the baseline, not a leak.
+        let blocking = BlockingCalls()
+        control.withLock { $0 = blocking }
+        defer { blocking.stop(); control.withLock { $0 = nil } }
         var threads: [PinnedThread] = []
         var hangFlags: [SubmitterFlag] = []
         for i in 0..<configuration.blockingSubmitters {
@@ -378,10 +384,14 @@ public final class Soak: Sendable {
     @discardableResult
     private func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
                        faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
+        let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, GraphError> = {
+            do throws(GraphError) { return .success(try shape.graph().compile(options)) } catch { return .failure(error) }
+        }
+        let blocking = control.withLock { $0 }
         let graph: CompiledGraph<Int, SoakOutput>
-        do {
-            graph = try shape.graph().compile(options)
-        } catch {
+        switch await blocking?.run(compile) ?? compile() {
+        case .success(let compiled): graph = compiled
+        case .failure(let error):
             compileErrors.withLock { if $0.count < 4 { $0.append("\(error)") } }
             return false
         }
@@ -403,7 +413,7 @@ public final class Soak: Sendable {
         }
         // New calls stop first; calls already inside the graph meet the shutdown.
         publish(nil)
-        graph.shutdown()
+        if let blocking { await blocking.run { graph.shutdown() } } else { graph.shutdown() }
         paused.store(false, ordering: .sequentiallyConsistent)
         if options.isolation == .processes {
             // After shutdown: the supervisor has stopped, so its counts are final.

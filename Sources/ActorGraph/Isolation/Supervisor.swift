@@ -394,6 +394,15 @@ final class Supervisor: @unchecked Sendable {
             let first = wiring.firstUnpublished(segment: segment.id, frontier: frontier)
             let ring = wiring.rings[segment.outputChannel]
             let messages = wiring.messages[segment.outputChannel]!
+            if segment.outputChannel == plan.outputChannel {
+                // A worker publishes a batch of results first and looks for their waiters after it
+                // (one fence per batch): one that died in between left published results whose
+                // waiters were never told (an async caller would wait until shutdown, an abandoned
+                // slot would never be freed). Every uncollected result is in the last `capacity`
+                // sequences; `didPublish` does nothing where no waiter is registered. (Should the
+                // slot pass to `k + capacity` meanwhile, its waiter takes the wake-up as spurious.)
+                for k in max(0, frontier &- plan.capacity)..<first where !board.wasCollected(k) { board.didPublish(k) }
+            }
             for k in first..<max(first, frontier) {
                 let timedOut = stuckIn?.segment == segment.id && k == first
                 ring.failure(k).pointee = timedOut ? FailureCode.stageTimedOut : FailureCode.workerCrashed

@@ -68,18 +68,43 @@ final class ResultBoard: @unchecked Sendable {
     func didPublish(_ k: Int) {
         let waiters = ring.resultWaiters(k)
         guard waiters.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
+        if let fd = remoteNotifyFD {
+            deliverToParent(k, notify: fd)
+            return
+        }
         deliver(k, bits: waiters.pointee.exchange(0, ordering: .sequentiallyConsistent))
+    }
+
+    /// In a worker child, which can be killed at any instruction: a registered continuation is
+    /// handed to the parent (``ResultWaiterBits/continuation`` replaced by
+    /// ``ResultWaiterBits/continuationReady``) in one atomic step, and no other bit is cleared
+    /// before its work is done. (Taking the word with `exchange(0)` first, as a thread does, lost the
+    /// continuation for good when the child died between the two steps: nobody, not even
+    /// shutdown, resumed that caller.) What a dead child leaves undone here is finished by the
+    /// supervisor (``Supervisor`` calls ``didPublish(_:)`` in the parent for its published results).
+    private func deliverToParent(_ k: Int, notify fd: Int32) {
+        let waiters = ring.resultWaiters(k)
+        var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
+        while current & ResultWaiterBits.continuation != 0 {
+            let (exchanged, original) = waiters.pointee.compareExchange(
+                expected: current, desired: (current & ~ResultWaiterBits.continuation) | ResultWaiterBits.continuationReady,
+                ordering: .sequentiallyConsistent)
+            if exchanged { EventFD.signal(fd); break }
+            current = original
+        }
+        if current & ResultWaiterBits.parkedThread != 0 {
+            Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max, shared: sharedFutex)
+        }
+        if current & ResultWaiterBits.abandoned != 0 {
+            collect(k)
+        }
     }
 
     private func deliver(_ k: Int, bits: UInt32) {
         if bits & ResultWaiterBits.parkedThread != 0 {
             Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max, shared: sharedFutex)
         }
-        if let fd = remoteNotifyFD, bits & ResultWaiterBits.continuation != 0 {
-            // In a worker child: hand the resumption to the parent.
-            ring.resultWaiters(k).pointee.bitwiseOr(ResultWaiterBits.continuationReady, ordering: .sequentiallyConsistent)
-            EventFD.signal(fd)
-        } else if bits & (ResultWaiterBits.continuation | ResultWaiterBits.continuationReady) != 0 {
+        if bits & (ResultWaiterBits.continuation | ResultWaiterBits.continuationReady) != 0 {
             let slot = k & ring.mask
             let continuation = continuations[slot]
             continuations[slot] = nil
@@ -157,26 +182,36 @@ final class ResultBoard: @unchecked Sendable {
             spins &-= 1
         }
         let waiters = ring.resultWaiters(k)
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            continuations[k & ring.mask] = continuation
-            waiters.pointee.bitwiseOr(ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
-            guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) || isStopping else {
-                return // the publisher or shutdown resumes us
-            }
-            // Already done: take the registration back unless the publisher or shutdown already took it.
-            var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
-            while current & ResultWaiterBits.continuation != 0 {
-                let (exchanged, original) = waiters.pointee.compareExchange(
-                    expected: current, desired: current & ~ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
-                if exchanged {
-                    continuations[k & ring.mask] = nil
-                    continuation.resume()
-                    return
+        while true {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                continuations[k & ring.mask] = continuation
+                waiters.pointee.bitwiseOr(ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
+                guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) || isStopping else {
+                    return // the publisher or shutdown resumes us
                 }
-                current = original
+                // Already done: take the registration back unless the publisher or shutdown already took it.
+                var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
+                while current & ResultWaiterBits.continuation != 0 {
+                    let (exchanged, original) = waiters.pointee.compareExchange(
+                        expected: current, desired: current & ~ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
+                    if exchanged {
+                        continuations[k & ring.mask] = nil
+                        continuation.resume()
+                        return
+                    }
+                    current = original
+                }
             }
+            if ring.isPublished(k) { return }
+            if isStopping { throw stoppedError() }
+            // Neither published nor stopped: a wake-up meant for the slot's previous sequence (the
+            // supervisor's sweep after a worker process died, see `Supervisor.fail`). Wait again.
         }
-        if !ring.isPublished(k) { throw stoppedError() }
+    }
+
+    /// Whether the result slot of `k` was collected (the slot may already serve `k + capacity`).
+    func wasCollected(_ k: Int) -> Bool {
+        ring.collectedWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k)
     }
 
     /// After `k` is published: the value's address, or the stage failure (the slot is then collected).
