@@ -2,6 +2,7 @@ import ActorGraph
 import ActorGraphPlatform
 import Glibc
 import IsolationFixtures
+import Synchronization
 import XCTest
 
 /// The worker executable the tests spawn: built beside the test bundle (a dependency of this
@@ -111,4 +112,11 @@ func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [
     let mine: Result<Int, GraphError>
     do { mine = .success(try pending.wait(timeout: .seconds(20))) } catch { mine = .failure(error) }
     return [mine] + rest
+}
+
+/// One answer handed from a task to the test.
+final class AnswerBox: Sendable {
+    private let value = Mutex<Result<Int, GraphError>?>(nil)
+    func set(_ result: Result<Int, GraphError>) { value.withLock { $0 = result } }
+    func get() -> Result<Int, GraphError>? { value.withLock { $0 } }
 }

@@ -57,6 +57,38 @@ final class IsolationTests: XCTestCase {
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
     }
 
+    /// A worker publishes a batch of results and looks for their waiters after the batch: one that
+    /// died in between (here the next execution of the same batch traps) left the async caller of an
+    /// already published result suspended until shutdown. Found by the soak (kills at random); the
+    /// supervisor now tells the waiters of the dead worker's published results.
+    func testAsyncWaiterOfAResultPublishedJustBeforeTheWorkerDiedIsResumed() async throws {
+        let compiled = try FixtureGraphs.faulty().compile(processOptions(capacity: 8))
+        defer { compiled.shutdown() }
+        let box = AnswerBox()
+        let waiter = Task {
+            do { box.set(.success(try await compiled.execute(Job(150, .slow)))) } catch { box.set(.failure(error)) }
+        }
+        // The worker is inside the slow stage; the caller is suspended on its continuation.
+        try await Task.sleep(for: .milliseconds(50))
+        // Ready before the slow one finishes, so the worker runs it in the same batch: it traps after
+        // the slow result was published and before the batch's waiters were looked at.
+        do {
+            _ = try compiled.execute(Job(1, .trap))
+            XCTFail("expected workerCrashed")
+        } catch {
+            guard case .workerCrashed = error else { return XCTFail("expected workerCrashed, got \(error)") }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while box.get() == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        switch box.get() {
+        case .success(let value)?: XCTAssertEqual(value, 301)
+        case .failure(let error)?: XCTFail("the slow execution's result was published before the crash, got \(error)")
+        case nil: XCTFail("the async caller was not resumed (its result was published just before the worker died)")
+        }
+        compiled.shutdown()
+        _ = await waiter.result
+    }
+
     func testTwoWorkerProcessesOneCrashesDownstreamForwardsTheFailure() throws {
         // fault on one worker, plus1 on the other: the crash is forwarded by the live worker.
         let compiled = try FixtureGraphs.faulty().compile(processOptions(workers: 2, placement: .spread))
