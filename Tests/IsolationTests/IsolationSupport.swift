@@ -79,7 +79,7 @@ func readSmallFile(_ path: String) -> String {
 func sleepMilliseconds(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
 
 /// One answer per execution: the result, or the typed error.
-enum Answer: Equatable, CustomStringConvertible {
+enum Answer: Equatable, CustomStringConvertible, Sendable {
     case value(Int)
     case error(String)
 
@@ -116,7 +116,7 @@ func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [
 
 /// One answer handed from a task to the test.
 final class AnswerBox: Sendable {
-    private let value = Mutex<Result<Int, GraphError>?>(nil)
-    func set(_ result: Result<Int, GraphError>) { value.withLock { $0 = result } }
-    func get() -> Result<Int, GraphError>? { value.withLock { $0 } }
+    private let value = Mutex<Answer?>(nil)
+    func set(_ answer: Answer) { value.withLock { $0 = answer } }
+    func get() -> Answer? { value.withLock { $0 } }
 }

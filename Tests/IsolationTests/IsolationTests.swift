@@ -66,14 +66,14 @@ final class IsolationTests: XCTestCase {
         defer { compiled.shutdown() }
         let box = AnswerBox()
         let waiter = Task {
-            do { box.set(.success(try await compiled.execute(Job(150, .slow)))) } catch { box.set(.failure(error)) }
+            do { box.set(.value(try await compiled.execute(Job(150, .slow)))) } catch { box.set(.error("\(error)")) }
         }
         // The worker is inside the slow stage; the caller is suspended on its continuation.
         try await Task.sleep(for: .milliseconds(50))
         // Ready before the slow one finishes, so the worker runs it in the same batch: it traps after
         // the slow result was published and before the batch's waiters were looked at.
         do {
-            _ = try compiled.execute(Job(1, .trap))
+            _ = try await compiled.execute(Job(1, .trap))
             XCTFail("expected workerCrashed")
         } catch {
             guard case .workerCrashed = error else { return XCTFail("expected workerCrashed, got \(error)") }
@@ -81,8 +81,8 @@ final class IsolationTests: XCTestCase {
         let deadline = ContinuousClock.now + .seconds(10)
         while box.get() == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         switch box.get() {
-        case .success(let value)?: XCTAssertEqual(value, 301)
-        case .failure(let error)?: XCTFail("the slow execution's result was published before the crash, got \(error)")
+        case .value(let value)?: XCTAssertEqual(value, 301)
+        case .error(let error)?: XCTFail("the slow execution's result was published before the crash, got \(error)")
         case nil: XCTFail("the async caller was not resumed (its result was published just before the worker died)")
         }
         compiled.shutdown()
