@@ -72,31 +72,55 @@ final class ResultBoard: @unchecked Sendable {
             deliverToParent(k, notify: fd)
             return
         }
-        deliver(k, bits: waiters.pointee.exchange(0, ordering: .sequentiallyConsistent))
+        let bits = waiters.pointee.exchange(0, ordering: .sequentiallyConsistent)
+        guard bits != 0 else { return }
+        // A publisher can look late: by now `k` may have been collected and its slot reused by
+        // `k + capacity`, whose waiters set these bits (collect clears the word before it stores
+        // the collected stamp, so with that stamp visible every bit here is the new occupant's).
+        // Taking them for `k` would lose them: an abandoned execution never collected (capacity
+        // leaked for good), a parked waiter woken only by its park timeout.
+        if ring.collectedWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) {
+            handOver(bits, to: k &+ ring.capacity)
+        } else {
+            deliver(k, bits: bits)
+        }
     }
 
-    /// In a worker child, which can be killed at any instruction: a registered continuation is
-    /// handed to the parent (``ResultWaiterBits/continuation`` replaced by
-    /// ``ResultWaiterBits/continuationReady``) in one atomic step, and no other bit is cleared
-    /// before its work is done. (Taking the word with `exchange(0)` first, as a thread does, lost the
-    /// continuation for good when the child died between the two steps: nobody, not even
-    /// shutdown, resumed that caller.) What a dead child leaves undone here is finished by the
-    /// supervisor (``Supervisor`` calls ``didPublish(_:)`` in the parent for its published results).
+    /// Gives bits taken by a late ``didPublish(_:)`` back to the slot's new occupant `k`; if `k` is
+    /// already published its publisher may have looked while the bits were away, so deliver them.
+    private func handOver(_ bits: UInt32, to k: Int) {
+        ring.resultWaiters(k).pointee.bitwiseOr(bits, ordering: .sequentiallyConsistent)
+        if ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) { didPublish(k) }
+    }
+
+    /// In a worker child, which can be killed at any instruction: the bits are taken like
+    /// ``didPublish(_:)`` does, except that a registered continuation is not taken but replaced by
+    /// ``ResultWaiterBits/continuationReady`` in the same atomic step (the parent resumes it, told
+    /// through the notification eventfd). Taking the word first and marking it after lost the caller
+    /// for good when the child died in between: nobody, not even shutdown, resumed it. A late look
+    /// (the slot already serves `k + capacity`) may mark that occupant's continuation ready too: its
+    /// caller then sees a wake-up without its result and waits again (``awaitPublished(_:)``). A child
+    /// killed before it delivers is covered by the supervisor, which calls ``didPublish(_:)`` in the
+    /// parent for the dead worker's uncollected results.
     private func deliverToParent(_ k: Int, notify fd: Int32) {
         let waiters = ring.resultWaiters(k)
         var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
-        while current & ResultWaiterBits.continuation != 0 {
+        while true {
+            let ready = current & (ResultWaiterBits.continuation | ResultWaiterBits.continuationReady) != 0
+            let desired = ready ? ResultWaiterBits.continuationReady : 0
+            if current == desired { break }
             let (exchanged, original) = waiters.pointee.compareExchange(
-                expected: current, desired: (current & ~ResultWaiterBits.continuation) | ResultWaiterBits.continuationReady,
-                ordering: .sequentiallyConsistent)
-            if exchanged { EventFD.signal(fd); break }
+                expected: current, desired: desired, ordering: .sequentiallyConsistent)
+            if exchanged { break }
             current = original
         }
-        if current & ResultWaiterBits.parkedThread != 0 {
-            Futex.wake(futexWord(ring.stampWord(k)), count: Int32.max, shared: sharedFutex)
-        }
-        if current & ResultWaiterBits.abandoned != 0 {
-            collect(k)
+        if current & ResultWaiterBits.continuation != 0 { EventFD.signal(fd) }
+        let taken = current & ~(ResultWaiterBits.continuation | ResultWaiterBits.continuationReady)
+        guard taken != 0 else { return }
+        if ring.collectedWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) {
+            handOver(taken, to: k &+ ring.capacity)
+        } else {
+            deliver(k, bits: taken)
         }
     }
 
@@ -288,6 +312,23 @@ final class ResultBoard: @unchecked Sendable {
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
+            space.pointee.store(0, ordering: .relaxed)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
+        }
+    }
+
+    /// ``collect(_:)`` for an ``ExclusiveSubmitter``: the collected stamp with a release store, no
+    /// full fence. Nobody else claims while the owner holds submission, so no submitter can be
+    /// sleeping for this slot but one that began before the owner took over: that one wakes at its
+    /// park timeout and is refused. The relaxed look only saves the futex call in the common case.
+    @usableFromInline @inline(__always)
+    func collectExclusive(_ k: Int) {
+        let waiters = ring.resultWaiters(k)
+        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        let space = ring.spaceWaiters(k)
+        if space.pointee.load(ordering: .relaxed) != 0 {
             space.pointee.store(0, ordering: .relaxed)
             Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
         }
