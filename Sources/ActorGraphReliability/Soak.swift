@@ -19,8 +19,9 @@ import Musl
 /// With ``Configuration/processGraphs`` about one graph in ``Configuration/processGraphEvery`` runs its
 /// workers as child processes (``Isolation/processes``) while a fault injector kills (`SIGKILL`) and
 /// stops (`SIGSTOP`) them at random times; the engine answers the executions they held with typed
-/// errors (counted by kind), restarts them, and detects a stopped worker through
-/// ``CompileOptions/stageTimeLimit``. No child process may be left at the end.
+/// errors (counted by kind), restarts them, and kills a stopped worker (its supervisor looks for
+/// stopped children every few milliseconds; ``CompileOptions/stageTimeLimit`` is set as well). No
+/// child process may be left at the end.
 ///
 /// On a machine with few CPUs the soak oversubscribes on purpose: workers are unpinned and park
 /// eagerly, so no more threads spin than there are CPUs.
@@ -106,8 +107,9 @@ public final class Soak: Sendable {
         /// Answers by kind.
         public var values: Int, stageFailures: Int, shutdownErrors: Int, capacityErrors: Int, otherErrors: Int
         /// Answers of process graphs by kind: ``GraphError/workerCrashed(worker:reason:)`` (the worker
-        /// died with the execution in it), ``GraphError/stageTimedOut(node:)`` (its worker was killed
-        /// for the stage time limit: a stopped worker) and ``GraphError/restartsExhausted(worker:restarts:)``.
+        /// died with the execution in it, killed or stopped and then killed by its supervisor),
+        /// ``GraphError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
+        /// ``GraphError/restartsExhausted(worker:restarts:)``.
         public var crashAnswers: Int, timeLimitAnswers: Int, restartsExhaustedAnswers: Int
         /// What happened to process graphs: how many ran, the faults injected into their workers, and
         /// what their supervisors saw (see ``ProcessFaults``).
@@ -359,8 +361,8 @@ public final class Soak: Sendable {
     }
 
     /// Options of a process graph: ``SoakShape/options(using:)`` with ``Isolation/processes``, a
-    /// stage time limit (a stopped worker is killed once work waits for it), a short shutdown grace
-    /// period (a stopped worker cannot exit by itself), sometimes a standby process per worker, and
+    /// stage time limit (a second net for a worker that makes no progress; a stopped one is normally
+    /// killed first by the supervisor's stop check), a short shutdown grace period, sometimes a standby process per worker, and
     /// a restart policy generous enough for every injected fault — except about one graph in eight,
     /// which allows 0–2 restarts so that the failed-graph path (`restartsExhausted`) runs too.
     func processOptions(using rng: inout SplitMix64) -> CompileOptions {
@@ -429,7 +431,7 @@ public final class Soak: Sendable {
     /// Sends `SIGKILL` (3 in 5) or `SIGSTOP` to a random worker process of `graph` at random
     /// intervals (``Configuration/faultInterval``) until `lifetime` has passed. A worker being
     /// restarted (no process id yet) is skipped for that fault, and so is a worker this injector
-    /// stopped: it is left to the engine (its stage time limit, or shutdown's `SIGKILL`). Returns
+    /// stopped: it is left to the engine (its supervisor kills a stopped worker). Returns
     /// early once the graph has failed (restarts exhausted): every call to it fails at once, so
     /// keeping it would only count the same error over and over.
     private func injectFaults(into graph: CompiledGraph<Int, SoakOutput>, for lifetime: Duration,
@@ -734,8 +736,8 @@ final class Ledger: Sendable {
             answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
         case GraphError.stageFailed:
             duplicated.add(1, ordering: .relaxed) // another execution's failure
-        // Process graphs: the worker holding the execution died (killed, or killed for the stage
-        // time limit after a SIGSTOP), or the graph failed for good. These carry no execution id,
+        // Process graphs: the worker holding the execution died (killed, or stopped and then killed
+        // by its supervisor), or the graph failed for good. These carry no execution id,
         // so they count as this execution's one answer.
         case GraphError.workerCrashed:
             answered.add(1, ordering: .relaxed); crashErrors.add(1, ordering: .relaxed)
@@ -792,12 +794,12 @@ public struct ProcessFaults: Sendable, Equatable {
     public var kills = 0
     /// `SIGSTOP`s delivered to worker processes.
     public var stops = 0
-    /// Worker deaths the supervisors saw while their graphs ran (injected kills, kills for the
-    /// stage time limit; not those of `shutdown()`).
+    /// Worker deaths the supervisors saw while their graphs ran (injected kills, stopped workers
+    /// the supervisors killed; not those of `shutdown()`).
     public var crashes = 0
     /// Worker processes restarted after a death.
     public var restarts = 0
-    /// Workers the supervisors killed for making no progress past the stage time limit (stopped ones).
+    /// Workers the supervisors killed for making no progress past the stage time limit.
     public var timeLimitKills = 0
     /// Graphs that used up their restart policy and failed (``GraphError/restartsExhausted(worker:restarts:)``).
     public var exhaustedGraphs = 0

@@ -15,7 +15,7 @@ struct SoakCommand: AsyncParsableCommand {
         flight. About one graph in three runs its workers as child processes (isolation .processes, \
         off with --no-processes) while they are killed (SIGKILL) and stopped (SIGSTOP) at random; \
         their executions must still be answered once (worker crashed, stage time limit, restarts \
-        exhausted: counted by kind in the details line) and no child process may be left. Ends with `soak: executions=N answered=N lost=0 duplicated=0 rss_growth_kib=X \
+        exhausted: counted by kind in the details line, with the kills, stops, crashes and restarts) and no child process may be left. Ends with `soak: executions=N answered=N lost=0 duplicated=0 rss_growth_kib=X \
         fd_growth=0 thread_growth=0 map_growth=0` and a non-zero exit when anything is \
         lost, duplicated or leaked (the engine's own mappings, memfd regions and io_uring rings, must \
         return exactly; other mappings may grow by what glibc and the Swift runtime keep, up to 16 lines).
