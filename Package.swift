@@ -128,7 +128,7 @@ let package = Package(
             "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"],
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]
 )
