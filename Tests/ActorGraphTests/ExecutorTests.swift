@@ -1,5 +1,6 @@
 import ActorGraph
 import Foundation
+import GraphTestSupport
 import XCTest
 
 /// Executions through the compiled engine: shapes, state, errors, capacity, shutdown, pipelining.

@@ -1,5 +1,6 @@
 import ActorGraph
 import BasicContainers
+import GraphTestSupport
 import Synchronization
 import XCTest
 

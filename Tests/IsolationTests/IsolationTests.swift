@@ -1,4 +1,5 @@
 import ActorGraph
+import GraphTestSupport
 import ActorGraphPlatform
 import Glibc
 import IsolationFixtures
@@ -435,17 +436,4 @@ final class IsolationTests: XCTestCase {
 func waitForRestarts<I, O>(_ compiled: CompiledGraph<I, O>, _ n: Int) {
     var waited = 0
     while compiled.isolationStatistics.restarts < n && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
-}
-
-/// Asserts that `body` throws a `GraphError` matching `check`.
-func assertGraphError<T: ~Copyable>(_ body: @autoclosure () throws -> T, file: StaticString = #filePath, line: UInt = #line,
-                                    _ check: (GraphError) -> Bool) {
-    do {
-        _ = try body()
-        XCTFail("expected a GraphError", file: file, line: line)
-    } catch let error as GraphError {
-        XCTAssertTrue(check(error), "unexpected error: \(error)", file: file, line: line)
-    } catch {
-        XCTFail("unexpected error type: \(error)", file: file, line: line)
-    }
 }
