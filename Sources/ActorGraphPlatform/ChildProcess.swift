@@ -98,6 +98,16 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// The signal that stopped the child (`SIGSTOP`, `SIGTSTP`, …) while it is stopped now; `nil`
+    /// while it runs or is gone. Leaves the stop reportable (`WNOWAIT`).
+    public func stopSignal() -> Int32? {
+        guard !closed, reaped == nil else { return nil }
+        var signal: Int32 = 0
+        var r: Int32
+        repeat { r = cplatform_waitid_pidfd_stopped(pidfd, &signal) } while r == -EINTR
+        return r > 0 ? signal : nil
+    }
+
     /// Waits up to `timeoutNanoseconds` for the child to exit (poll on the pidfd); true when it did.
     public func waitForExit(timeoutNanoseconds: Int64) -> Bool {
         if state.withLock({ $0.reaped != nil }) { return true }

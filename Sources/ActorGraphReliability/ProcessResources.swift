@@ -17,10 +17,14 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     /// libdispatch starts and retires them on its own schedule (idle ones exit after a few seconds),
     /// so they are counted apart; a call stuck on one shows up as a hang instead.
     public var poolThreads: Int
-    /// Lines of `/proc/self/maps`. Includes what the C library and the Swift runtime map lazily
-    /// and keep (malloc arenas, cached thread stacks), so a healthy process may end a little above
-    /// its baseline; see `engineMappings` for the exact count.
+    /// Lines of `/proc/self/maps`, less the malloc arena heaps (counted in `mallocArenaHeaps`).
+    /// Still includes what the Swift runtime and glibc keep once mapped (cached thread stacks), so a
+    /// healthy process may end a few lines above its baseline; `engineMappings` is exact.
     public var mappings: Int
+    /// Lines of glibc's per-thread malloc arena heaps: 64 MiB reservations aligned to 64 MiB (a
+    /// read-write part and the `---p` rest). glibc creates an arena lazily when a thread finds the
+    /// others locked, up to 8 per CPU, and never unmaps one, so they are counted apart.
+    public var mallocArenaHeaps: Int
     /// Mappings the engine itself creates and must release exactly: shared regions (`memfd:`) and
     /// io_uring rings (`anon_inode:[io_uring]`).
     public var engineMappings: Int
@@ -33,13 +37,14 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             openFileDescriptors: max(0, directoryEntries("/proc/self/fd") - 1),
             threads: directoryEntries("/proc/self/task") - poolThreadCount(),
             poolThreads: poolThreadCount(),
-            mappings: maps.all,
+            mappings: maps.all - maps.arena,
+            mallocArenaHeaps: maps.arena,
             engineMappings: maps.engine)
     }
 
-    /// `rss_kib=… fds=… threads=… pool_threads=… maps=… engine_maps=…`.
+    /// `rss_kib=… fds=… threads=… pool_threads=… maps=… arena_maps=… engine_maps=…`.
     public var description: String {
-        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings) engine_maps=\(engineMappings)"
+        "rss_kib=\(rssKiB) fds=\(openFileDescriptors) threads=\(threads) pool_threads=\(poolThreads) maps=\(mappings) arena_maps=\(mallocArenaHeaps) engine_maps=\(engineMappings)"
     }
 
     /// Entries of a directory other than `.` and `..`; -1 when it cannot be read.
@@ -85,14 +90,47 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         return count
     }
 
-    /// Lines of `/proc/self/maps`, and those naming a memfd or an io_uring instance.
-    static func mappingCounts() -> (all: Int, engine: Int) {
-        var all = 0, engine = 0
+    /// Each mapping of `/proc/self/maps` as its size in KiB, permissions and pathname (addresses,
+    /// offsets and inodes left out), so two listings can be compared as multisets.
+    public static func mappingSignatures() -> [String] {
+        String(decoding: read("/proc/self/maps"), as: UTF8.self).split(separator: "\n").map { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 5 else { return String(line) }
+            let range = fields[0].split(separator: "-")
+            var size = 0
+            if range.count == 2, let lo = Int(range[0], radix: 16), let hi = Int(range[1], radix: 16) { size = (hi - lo) >> 10 }
+            let path = fields.count > 5 ? fields[5...].joined(separator: " ") : "[anon]"
+            return "\(size)KiB \(fields[1]) \(path)"
+        }
+    }
+
+    /// Lines of `/proc/self/maps`; those of malloc arena heaps; those naming a memfd or an io_uring
+    /// instance.
+    static func mappingCounts() -> (all: Int, arena: Int, engine: Int) {
+        let heapSize = 64 << 20  // glibc's HEAP_MAX_SIZE on 64-bit: 2 × DEFAULT_MMAP_THRESHOLD_MAX
+        var all = 0, arena = 0, engine = 0
+        // (start, end, perms, named) of each line, in address order.
+        var previous: (start: Int, end: Int, readWrite: Bool, named: Bool)?
         for line in String(decoding: read("/proc/self/maps"), as: UTF8.self).split(separator: "\n") {
             all += 1
             if line.contains("/memfd:") || line.contains("[io_uring]") { engine += 1 }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            let range = fields.first?.split(separator: "-") ?? []
+            guard fields.count >= 5, range.count == 2, let start = Int(range[0], radix: 16), let end = Int(range[1], radix: 16) else {
+                previous = nil
+                continue
+            }
+            let named = fields.count > 5
+            let perms = fields[1]
+            // An arena heap: an anonymous rw-p part at a 64 MiB boundary followed by an anonymous
+            // ---p part, together exactly 64 MiB.
+            if let p = previous, p.readWrite, !p.named, !named, perms == "---p", p.end == start,
+               p.start % heapSize == 0, end - p.start == heapSize {
+                arena += 2
+            }
+            previous = (start, end, perms == "rw-p", named)
         }
-        return (all, engine)
+        return (all, arena, engine)
     }
 
     /// The number after `field` in `/proc/self/status` (in kB for memory fields).

@@ -42,12 +42,12 @@ public final class Soak: Sendable {
         public var hangTimeout: Duration
         /// RSS growth (KiB) beyond which the soak reports a leak.
         public var rssGrowthLimitKiB: Int
-        /// Growth of `/proc/self/maps` lines beyond which the soak reports a leak. The engine's own
+        /// Growth of `/proc/self/maps` lines (malloc arena heaps excluded, see
+        /// `ProcessResources.mallocArenaHeaps`) beyond which the soak reports a leak. The engine's own
         /// mappings (shared regions, io_uring rings) must return to the baseline exactly; this bound
-        /// is for what glibc and the Swift runtime create lazily and keep (a malloc arena for a
-        /// thread that first allocates late, a cached thread stack of a new size), which is bounded
-        /// and does not grow with the number of graphs. A per-graph leak exceeds it within the quick
-        /// soak's ~40 graphs.
+        /// is for what the Swift runtime and glibc map lazily and keep (a cached thread stack), which
+        /// is bounded and does not grow with the number of graphs. A per-graph leak exceeds it within
+        /// the quick soak's ~40 graphs.
         public var mapGrowthLimit: Int
 
         /// The defaults: one submitter of each kind, graphs living 50 ms–1 s.
@@ -90,6 +90,9 @@ public final class Soak: Sendable {
         public var hung: Bool
         /// Resources at the start and at the end, both sampled with no graph alive.
         public var start: ProcessResources, end: ProcessResources
+        /// Mappings present at the end and not at the start (`+ …`) and the reverse (`- …`), as
+        /// size, permissions and pathname: what `map_growth` consists of.
+        public var mappingChanges: [String]
         /// The RSS growth (KiB) above which growth counts as a leak.
         public var rssGrowthLimitKiB: Int
         /// The growth of all mappings above which growth counts as a leak (engine mappings: none).
@@ -125,7 +128,8 @@ public final class Soak: Sendable {
 
         /// The details: answers by kind, graphs, resources, seed.
         public var details: String {
-            "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) map_growth_limit=\(mapGrowthLimit)\nsoak: start \(start)\nsoak: end   \(end)"
+            "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) arena_map_growth=\(end.mallocArenaHeaps - start.mallocArenaHeaps) map_growth_limit=\(mapGrowthLimit)\nsoak: start \(start)\nsoak: end   \(end)"
+                + (mappingChanges.isEmpty || (mapGrowth == 0 && engineMapGrowth == 0) ? "" : "\nsoak: mappings " + mappingChanges.prefix(24).joined(separator: ", "))
         }
 
         /// The one summary line, in exactly this form.
@@ -182,6 +186,7 @@ public final class Soak: Sendable {
             await cycle(shape: shape, options: SoakShape.options(using: &rng), lifetime: .milliseconds(60), inFlight: false)
         }
         let startSample = await settledSample()
+        let startMappings = ProcessResources.mappingSignatures()
         ledger.reset()
         let startedAt = ContinuousClock.now
         var lastProgress = startedAt
@@ -211,6 +216,7 @@ public final class Soak: Sendable {
         }
         let hung = ledger.busy.load(ordering: .sequentiallyConsistent) > 0
         let endSample = hung ? ProcessResources.sample() : await settledSample(target: startSample)
+        let endMappings = ProcessResources.mappingSignatures()
         stopping.store(true, ordering: .sequentiallyConsistent)
         if !hung {
             while hangFlags.contains(where: { !$0.isFinished }) { try? await Task.sleep(for: .milliseconds(1)) }
@@ -223,7 +229,19 @@ public final class Soak: Sendable {
             values: c.values, stageFailures: c.stageFailures, shutdownErrors: c.shutdownErrors,
             capacityErrors: c.capacityErrors, otherErrors: c.otherErrors, graphs: graphs, shutdownsInFlight: inFlight,
             compileFailures: compileFailures, hung: hung, start: startSample, end: endSample,
+            mappingChanges: Self.multisetChanges(from: startMappings, to: endMappings),
             rssGrowthLimitKiB: configuration.rssGrowthLimitKiB, mapGrowthLimit: configuration.mapGrowthLimit, seed: configuration.seed)
+    }
+
+    /// The elements whose count differs between `start` and `end`, as `+ element` (more at the end)
+    /// and `- element` (fewer), once per unit of difference.
+    static func multisetChanges(from start: [String], to end: [String]) -> [String] {
+        var counts: [String: Int] = [:]
+        for line in end { counts[line, default: 0] += 1 }
+        for line in start { counts[line, default: 0] -= 1 }
+        return counts.sorted { $0.key < $1.key }.flatMap { line, n in
+            Array(repeating: (n > 0 ? "+ " : "- ") + line, count: abs(n))
+        }
     }
 
     /// Samples resources once nothing is running; waits (up to 30 s) for the counts to return to

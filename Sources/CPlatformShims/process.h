@@ -65,6 +65,19 @@ static inline int cplatform_waitid_pidfd(int pidfd, int nohang, int *code, int *
     return (int)info.si_pid;
 }
 
+/// waitid(P_PIDFD, pidfd, WSTOPPED | WNOHANG | WNOWAIT): whether the child is stopped now (by a
+/// job-control signal), without consuming the report. Returns the pid (and the stopping signal in
+/// *signal) when stopped, 0 when not, or -errno.
+static inline int cplatform_waitid_pidfd_stopped(int pidfd, int *signal) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r = waitid((idtype_t)CPLATFORM_P_PIDFD, (id_t)pidfd, &info, WSTOPPED | WNOHANG | WNOWAIT);
+    if (r == -1) return -errno;
+    if (info.si_pid == 0 || info.si_code != CLD_STOPPED) return 0;
+    *signal = info.si_status;
+    return (int)info.si_pid;
+}
+
 /// eventfd2(0, EFD_CLOEXEC | EFD_NONBLOCK). Returns the fd or -errno.
 static inline int cplatform_eventfd(void) {
     long r = syscall(SYS_eventfd2, 0, 02000000 /* EFD_CLOEXEC */ | 04000 /* EFD_NONBLOCK */);

@@ -70,6 +70,9 @@ final class Supervisor: @unchecked Sendable {
     private var restartTimes: [[UInt64]]
     private var watches: [Watch]
     private var stuck: [(node: Int, segment: Int)?]
+    /// The signal that stopped a worker process which the supervisor then killed (reported as the
+    /// death's reason instead of SIGKILL).
+    private var stoppedBy: [Int32?]
     private let executable: String
     private let arguments: [String]
     private let environment: [String]
@@ -86,6 +89,7 @@ final class Supervisor: @unchecked Sendable {
         restartTimes = Array(repeating: [], count: plan.workerCount)
         watches = Array(repeating: Watch(), count: plan.workerCount)
         stuck = Array(repeating: nil, count: plan.workerCount)
+        stoppedBy = Array(repeating: nil, count: plan.workerCount)
         executable = options.workerExecutable ?? "/proc/self/exe"
         arguments = CommandLine.arguments
         environment = IsolatedWorker.inheritedEnvironment()
@@ -288,9 +292,12 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func watch() {
-        let period: Int32 = options.stageTimeLimit.map { limit in
+        // Wake-ups: a quarter of the stage time limit (at most 50 ms); in process mode at least
+        // every `stopCheckMilliseconds`, to notice a worker stopped by a job-control signal.
+        var period: Int32 = options.stageTimeLimit.map { limit in
             Int32(max(1, min(50, limit.nanoseconds / 4_000_000)))
         } ?? -1
+        if isolated { period = period < 0 ? Self.stopCheckMilliseconds : min(period, Self.stopCheckMilliseconds) }
         var fds: [pollfd] = []
         // The process behind each polled pidfd (compared by identity after the poll: handling one
         // death can replace another slot's process, and descriptor numbers are reused).
@@ -321,7 +328,28 @@ final class Supervisor: @unchecked Sendable {
                     handleDeath(of: owner.worker)
                 }
             }
+            if isolated { killStoppedProcesses() }
             if period > 0 { sample() }
+        }
+    }
+
+    /// How often (ms) process mode looks for stopped workers: the bound on noticing a `SIGSTOP`.
+    static let stopCheckMilliseconds: Int32 = 5
+
+    /// A worker process stopped by a job-control signal (`SIGSTOP`, `SIGTSTP`, …) holds its
+    /// executions forever: kill it, so that the death is handled like a crash (its executions are
+    /// answered with ``GraphError/workerCrashed(worker:reason:)`` naming the signal, and it is
+    /// restarted). A stopped standby is killed too and replaced.
+    private func killStoppedProcesses() {
+        guard !isStopping else { return }
+        for (w, child) in children.enumerated() {
+            guard let child, stoppedBy[w] == nil, stuck[w] == nil, let signal = child.stopSignal() else { continue }
+            stoppedBy[w] = signal
+            logger.warning("worker process \(w) was stopped by \(ChildProcess.signalName(signal)): killing it")
+            child.signal(SIGKILL)
+        }
+        for spare in spares {
+            if let spare, spare.stopSignal() != nil { spare.signal(SIGKILL) }
         }
     }
 
@@ -337,7 +365,10 @@ final class Supervisor: @unchecked Sendable {
         if isStopping { return }
         let stuckIn = stuck[w]
         stuck[w] = nil
+        let stopSignal = stoppedBy[w]
+        stoppedBy[w] = nil
         let text = stuckIn.map { "killed: stage '\(plan.nodes[$0.node].name)' ran past the stage time limit" }
+            ?? stopSignal.map { "stopped by \(ChildProcess.signalName($0)); killed" }
             ?? (reason?.description ?? "unknown")
         statistics.withLock { $0.crashes += 1; $0.lastCrashReason = text; $0.deathTimes.append(detected) }
         logger.warning("worker process \(w) died (\(text)); answering its executions and restarting it")
