@@ -101,11 +101,14 @@ public final class ChildProcess: Sendable {
     /// The signal that stopped the child (`SIGSTOP`, `SIGTSTP`, …) while it is stopped now; `nil`
     /// while it runs or is gone. Leaves the stop reportable (`WNOWAIT`).
     public func stopSignal() -> Int32? {
-        guard !closed, reaped == nil else { return nil }
-        var signal: Int32 = 0
-        var r: Int32
-        repeat { r = cplatform_waitid_pidfd_stopped(pidfd, &signal) } while r == -EINTR
-        return r > 0 ? signal : nil
+        // Under the lock (the wait does not block), so `close` cannot close the pidfd meanwhile.
+        state.withLock { state in
+            guard !state.closed, state.reaped == nil else { return nil }
+            var signal: Int32 = 0
+            var r: Int32
+            repeat { r = cplatform_waitid_pidfd_stopped(pidfd, &signal) } while r == -EINTR
+            return r > 0 ? signal : nil
+        }
     }
 
     /// Waits up to `timeoutNanoseconds` for the child to exit (poll on the pidfd); true when it did.
