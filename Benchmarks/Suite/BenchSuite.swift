@@ -266,14 +266,17 @@ public enum BenchSuite {
             latency.append(r)
             progress(r)
         }
-        // Pipelined throughput: one submit + wait per execution, then the batch API, same graph shape.
-        for (name, batch, capacity, window) in [("chain3.pipelined", false, 1024, 512), ("chain3.batch", true, 4096, 4096)]
+        // Pipelined throughput: one submit + wait per execution (shared path, then an exclusive
+        // submitter), then the batch API, same graph shape.
+        for (name, batch, exclusive, capacity, window) in [("chain3.pipelined", false, false, 1024, 512),
+                                                           ("chain3.exclusive", false, true, 1024, 512),
+                                                           ("chain3.batch", true, false, 4096, 4096)]
         where options.includes(name) || options.includes("pipelined") {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: capacity))
             defer { graph.shutdown() }
             let r = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
                 try Measure.pipelinedCompiled(graph, window: window, executions: budget.pipelinedExecutions,
-                                              rounds: budget.pipelinedRounds, batch: batch, counter: counter)
+                                              rounds: budget.pipelinedRounds, batch: batch, exclusive: exclusive, counter: counter)
             }
             let t = ThroughputResult(name: name, path: "compiled", window: window, rounds: r.perSecond,
                                      perSecond: median(r.perSecond), allocationsPerExecution: r.allocationsPerExecution)

@@ -37,6 +37,21 @@ public enum BenchDrivers {
         return sum
     }
 
+    /// Runs `executions` executions of `graph` through an ``ExclusiveSubmitter`` (one `submit` per
+    /// execution, results received in order), up to `window` in flight. Returns a checksum of the
+    /// outputs. Allocates nothing.
+    public static func exclusive(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Int) throws(GraphError) -> UInt64 {
+        let window = max(1, min(window, graph.capacity))
+        var submitter = try graph.exclusiveSubmitter()
+        var sum: UInt64 = 0
+        for i in 0..<executions {
+            if submitter.inFlight == window { sum &+= try submitter.receive() }
+            try submitter.submit(UInt64(i))
+        }
+        while submitter.inFlight > 0 { sum &+= try submitter.receive() }
+        return sum
+    }
+
     /// Runs `executions` executions of `graph` through the batch API (`executeAll`): submissions
     /// claimed and published in chunks, results read in place, `window` in flight. Returns a
     /// checksum of the outputs. Allocates nothing.

@@ -157,9 +157,10 @@ enum Measure {
 
     /// Keeps `window` executions in flight: submit ahead, wait behind, in order. Returns the best of
     /// `rounds` rounds of `executions` each, and the allocations over all rounds.
-    /// `batch` selects the batch API (`executeAll`) instead of one `submit` + `wait` per execution.
+    /// `batch` selects the batch API (`executeAll`) instead of one `submit` + `wait` per execution;
+    /// `exclusive` one `submit` per execution through an ``ExclusiveSubmitter``.
     static func pipelinedCompiled(_ graph: CompiledGraph<UInt64, UInt64>, window: Int, executions: Int, rounds: Int,
-                                  batch: Bool = false,
+                                  batch: Bool = false, exclusive: Bool = false,
                                   counter: AllocationCounter?) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
         let window = max(1, min(window, graph.capacity))
         let ring = BenchDrivers.Window(window)
@@ -169,7 +170,8 @@ enum Measure {
         func round(_ n: Int) throws(GraphError) -> UInt64 {
             let start = MonotonicClock.now()
             checksum &+= batch ? try BenchDrivers.batched(graph, executions: n, window: window)
-                               : try BenchDrivers.pipelined(graph, executions: n, window: ring)
+                : exclusive ? try BenchDrivers.exclusive(graph, executions: n, window: window)
+                : try BenchDrivers.pipelined(graph, executions: n, window: ring)
             return MonotonicClock.now() &- start
         }
         _ = try round(min(executions, 100_000)) // warm-up

@@ -54,6 +54,20 @@ final class SubmitWaitAPITests: XCTestCase {
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
     }
 
+    func testALateWakeUpCheckCannotStealTheNextOccupantsAbandonBit() throws {
+        // A worker publishes k, sees a waiter bit and only then takes the word; meanwhile k was
+        // collected, its slot reused by k + capacity and that execution dropped: its abandon bit
+        // must not be taken for k (it was, and the slot then never came back).
+        let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(10)))
+        defer { compiled.shutdown() }
+        var pending = UniqueArray<PendingExecution<Int>>(capacity: 8)
+        for round in 0..<3_000 {
+            for i in 0..<(round % 9) { pending.append(try compiled.submit(i)) }
+            pending.removeAll()                                // all dropped unwaited, newest last
+        }
+        for i in 0..<100 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
+    }
+
     func testBatchWaitInAnyOrderThenWaitAllDeliversEachResultOnce() throws {
         let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 7), name: "check").then(name: "double") { $0 * 2 } }
         let compiled = try graph.compile(testOptions(capacity: 256))

@@ -207,6 +207,33 @@ final class IsolationTests: XCTestCase {
         try assertServesAgain(compiled, restarts: 1, replacing: pid)
     }
 
+    func testAnExclusiveSubmitterGetsCrashAnswersAndGoesOnAfterTheRestart() throws {
+        // The supervisor reads the claimed frontier from the claim counter: the exclusive bit must
+        // not make it fail sequences that were never claimed (or none at all).
+        let compiled = try FixtureGraphs.faulty().compile(processOptions())
+        defer { compiled.shutdown() }
+        let pid = compiled.isolationStatistics.workerProcessIDs[0]
+        var submitter = try compiled.exclusiveSubmitter()
+        let jobs = [Job(1), Job(2, .abort)] + (3...8).map { Job($0) }
+        for job in jobs { try submitter.submit(job) }
+        XCTAssertEqual(try submitter.receive(), 3)
+        for job in jobs.dropFirst() {
+            do {
+                let value = try submitter.receive()
+                XCTAssertEqual(value, 2 * job.value + 1) // claimed after the restart
+            } catch {
+                guard case .workerCrashed(0, let reason) = error else { return XCTFail("unexpected \(error)") }
+                XCTAssertTrue(reason.contains("SIGABRT"), reason)
+            }
+        }
+        for i in 10..<200 {
+            try submitter.submit(Job(i))
+            XCTAssertEqual(try submitter.receive(), 2 * i + 1)
+        }
+        _ = consume submitter
+        try assertServesAgain(compiled, restarts: 1, replacing: pid)
+    }
+
     func testSIGSTOPIsNoticedWithoutAStageTimeLimit() throws {
         // No stage time limit: the supervisor notices the stopped process by itself, kills it and
         // answers its executions with the signal's name.

@@ -35,6 +35,11 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     case shutDown
     /// A batch holds more inputs than can be in flight at once.
     case batchTooLarge(count: Int, capacity: Int)
+    /// An ``ExclusiveSubmitter`` owns this graph's submissions until it is dropped: other submits,
+    /// batches and a second exclusive submitter are refused.
+    case exclusiveSubmitterOpen
+    /// ``ExclusiveSubmitter/receive()`` was called with nothing in flight.
+    case nothingInFlight
     /// The result of this pending execution was already waited for (a result is delivered once).
     case alreadyWaited(sequence: Int)
     /// The execution did not complete within the caller's timeout; its slot comes back when it does.
@@ -74,6 +79,8 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
         case .shutDown: return "the compiled graph is shut down"
         case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
+        case .exclusiveSubmitterOpen: return "an exclusive submitter owns this graph's submissions until it is dropped"
+        case .nothingInFlight: return "receive() was called with no execution in flight"
         case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
         case .timedOut: return "the execution did not complete within the timeout"
         case .notIsolatable(let node, let type):

@@ -173,7 +173,7 @@ final class EngineCore: @unchecked Sendable {
     func tryClaim() -> Int? {
         while true {
             let k = nextSequence.pointee.load(ordering: .relaxed)
-            guard board.hasSpace(for: k) else { return nil }
+            guard k & EngineCore.exclusiveBit == 0, board.hasSpace(for: k) else { return nil }
             if nextSequence.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged {
                 return k
             }
@@ -186,6 +186,7 @@ final class EngineCore: @unchecked Sendable {
     func tryClaim(upTo limit: Int) -> (first: Int, count: Int)? {
         while true {
             let k = nextSequence.pointee.load(ordering: .relaxed)
+            guard k & EngineCore.exclusiveBit == 0 else { return nil }
             // Results are collected in any order (waits, drops), so every slot is checked.
             var n = 0
             while n < limit && board.hasSpace(for: k &+ n) { n &+= 1 }
@@ -208,6 +209,7 @@ final class EngineCore: @unchecked Sendable {
         while true {
             if board.isStopping { throw board.stoppedError() }
             let k = nextSequence.pointee.load(ordering: .relaxed)
+            if k & EngineCore.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
             var n = 0
             while n < count && board.hasSpace(for: k &+ n) { n &+= 1 }
             if n == count {
@@ -252,6 +254,7 @@ final class EngineCore: @unchecked Sendable {
         while true {
             if board.isStopping { throw board.stoppedError() }
             if let k = tryClaim() { return k }
+            if isHeldExclusively { throw .exclusiveSubmitterOpen }
             if backoff.idle() == .retry { continue }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
@@ -269,10 +272,91 @@ final class EngineCore: @unchecked Sendable {
         while true {
             if board.isStopping { throw board.stoppedError() }
             if let k = tryClaim() { return k }
+            if isHeldExclusively { throw .exclusiveSubmitterOpen }
             if MonotonicClock.now() >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
             attempts &+= 1
             if attempts < 16 { await Task.yield() } else { try? await Task.sleep(for: .microseconds(20)) }
         }
+    }
+
+    // MARK: Exclusive submission
+
+    /// Set in `nextSequence` while an ``ExclusiveSubmitter`` owns submission: other claims see it
+    /// and refuse (``GraphError/exclusiveSubmitterOpen``), so the owner advances the counter with
+    /// plain release stores instead of a compare-and-swap per execution. Sequences stay far below it.
+    @usableFromInline static let exclusiveBit = 1 << 62
+
+    /// Whether an ``ExclusiveSubmitter`` holds submission now.
+    var isHeldExclusively: Bool { nextSequence.pointee.load(ordering: .relaxed) & EngineCore.exclusiveBit != 0 }
+
+    /// The number of sequences claimed so far (the claim counter without the exclusive bit).
+    var claimedCount: Int { nextSequence.pointee.load(ordering: .acquiring) & ~EngineCore.exclusiveBit }
+
+    /// Takes submission for one owner: sets the exclusive bit with one CAS. Returns the next sequence.
+    func acquireExclusive() throws(GraphError) -> Int {
+        while true {
+            if board.isStopping { throw board.stoppedError() }
+            let k = nextSequence.pointee.load(ordering: .relaxed)
+            if k & EngineCore.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
+            if nextSequence.pointee.compareExchange(expected: k, desired: k | EngineCore.exclusiveBit,
+                                                    ordering: .acquiringAndReleasing).exchanged {
+                return k
+            }
+        }
+    }
+
+    /// Gives submission back at `next` (the owner's next sequence): clears the exclusive bit.
+    func releaseExclusive(next: Int) {
+        nextSequence.pointee.store(next, ordering: .sequentiallyConsistent)
+    }
+
+    /// Claims `k` for the exclusive owner: waits (like ``claim()``) until its slot is free, then
+    /// advances the counter with a release store (no other thread writes it meanwhile).
+    @usableFromInline @inline(__always)
+    func claimExclusive(_ k: Int) throws(GraphError) {
+        if _slowPath(!board.hasSpace(for: k) || board.isStopping) { try waitForSpaceExclusive(k) }
+        nextSequence.pointee.store((k &+ 1) | EngineCore.exclusiveBit, ordering: .releasing)
+    }
+
+    /// The exclusive owner's slot `k` is still taken (an older execution not yet collected): make
+    /// sure the workers run what was published (the wake-up check the fast path left out), then
+    /// back off and sleep until it frees, up to the submit timeout.
+    @usableFromInline
+    func waitForSpaceExclusive(_ k: Int) throws(GraphError) {
+        ensureInputsSeen()
+        var backoff = Backoff(policy: idlePolicy, role: .caller)
+        defer { backoff.finish() }
+        var deadline: UInt64 = 0
+        while true {
+            if board.isStopping { throw board.stoppedError() }
+            if board.hasSpace(for: k) { return }
+            if backoff.idle() == .retry { continue }
+            let now = MonotonicClock.now()
+            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
+            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
+            board.sleepUntilSpace(for: k, timeoutNanoseconds: Int64(deadline &- now))
+        }
+    }
+
+    /// Publishes the exclusive owner's input `k` with a release store and wakes a head worker
+    /// only if it is visibly parked. The full fence that closes the race with a worker *about to*
+    /// park is left to ``ensureInputsSeen()``, which the owner runs before it waits for anything.
+    @usableFromInline @inline(__always)
+    func publishInputExclusive(_ k: Int) {
+        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
+        input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        for target in inputWakeTargets where target.pointee.load(ordering: .relaxed) != 0 {
+            Worker.wake(target, shared: isolated)
+        }
+    }
+
+    /// The other half of the Dekker pair for inputs published by ``publishInputExclusive(_:)``: a
+    /// full fence, then the wake-up check. A head worker either saw the inputs before parking or is
+    /// seen parked here and woken.
+    @usableFromInline
+    func ensureInputsSeen() {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
 
     /// The input slot of claimed sequence `k`, emptied of execution `k - capacity`'s value.

@@ -68,7 +68,25 @@ final class ResultBoard: @unchecked Sendable {
     func didPublish(_ k: Int) {
         let waiters = ring.resultWaiters(k)
         guard waiters.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
-        deliver(k, bits: waiters.pointee.exchange(0, ordering: .sequentiallyConsistent))
+        let bits = waiters.pointee.exchange(0, ordering: .sequentiallyConsistent)
+        guard bits != 0 else { return }
+        // A publisher can look late: by now `k` may have been collected and its slot reused by
+        // `k + capacity`, whose waiters set these bits (collect clears the word before it stores
+        // the collected stamp, so with that stamp visible every bit here is the new occupant's).
+        // Taking them for `k` would lose them: an abandoned execution never collected (capacity
+        // leaked for good), a parked waiter woken only by its park timeout.
+        if ring.collectedWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) {
+            handOver(bits, to: k &+ ring.capacity)
+        } else {
+            deliver(k, bits: bits)
+        }
+    }
+
+    /// Gives bits taken by a late ``didPublish(_:)`` back to the slot's new occupant `k`; if `k` is
+    /// already published its publisher may have looked while the bits were away, so deliver them.
+    private func handOver(_ bits: UInt32, to k: Int) {
+        ring.resultWaiters(k).pointee.bitwiseOr(bits, ordering: .sequentiallyConsistent)
+        if ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) { didPublish(k) }
     }
 
     private func deliver(_ k: Int, bits: UInt32) {
@@ -253,6 +271,23 @@ final class ResultBoard: @unchecked Sendable {
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
         let space = ring.spaceWaiters(k)
         if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
+            space.pointee.store(0, ordering: .relaxed)
+            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
+        }
+    }
+
+    /// ``collect(_:)`` for an ``ExclusiveSubmitter``: the collected stamp with a release store, no
+    /// full fence. Nobody else claims while the owner holds submission, so no submitter can be
+    /// sleeping for this slot but one that began before the owner took over: that one wakes at its
+    /// park timeout and is refused. The relaxed look only saves the futex call in the common case.
+    @usableFromInline @inline(__always)
+    func collectExclusive(_ k: Int) {
+        let waiters = ring.resultWaiters(k)
+        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        let space = ring.spaceWaiters(k)
+        if space.pointee.load(ordering: .relaxed) != 0 {
             space.pointee.store(0, ordering: .relaxed)
             Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
         }

@@ -96,7 +96,8 @@ struct SampledStageClock: StageClock {
             if published != 0 && now >= published {
                 LogBuckets.record(now &- published, into: read + 2, sum: read)
             }
-            let ahead = statistics.producerCounts[i].pointee.load(ordering: .relaxed) &- k
+            // (The input's producer count is the claim counter: its exclusive-submitter bit is masked.)
+            let ahead = (statistics.producerCounts[i].pointee.load(ordering: .relaxed) & ~EngineCore.exclusiveBit) &- k
             LogBuckets.record(UInt64(max(ahead, 1)), into: read + 2 + LogBuckets.count, sum: read + 1)
         }
     }
