@@ -180,6 +180,14 @@ public enum BenchSuite {
         [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
     }
 
+    /// The pipelined throughput cases (compiled path): one submit + wait per execution (shared path,
+    /// then an exclusive submitter), then the batch API, same graph shape.
+    static let pipelinedCases: [(name: String, batch: Bool, exclusive: Bool, capacity: Int, window: Int)] = [
+        ("chain3.pipelined", false, false, 1024, 512),
+        ("chain3.exclusive", false, true, 1024, 512),
+        ("chain3.batch", true, false, 4096, 4096),
+    ]
+
     /// Every name a `--case` selector is matched against (``BenchOptions/cases``): the cases of the
     /// table, the pipelined and paced ones (paced periods of the quick or the full run), the
     /// contended ones, and the group names `pipelined`, `paced`, `recovery`, `stats`, `contended`.
@@ -187,7 +195,7 @@ public enum BenchSuite {
     public static func caseNames(quick: Bool = false) -> [String] {
         let budget = quick ? Budget.quick : Budget.full
         let paced = budget.pacedPeriodsMicroseconds.flatMap { period in ["echo", "chain3"].map { "paced.\($0).\(period)us" } }
-        let names = LatencyCase.all.map(\.name) + ["chain3.pipelined", "chain3.batch", "pipelined"] + paced
+        let names = LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
             + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"]
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
@@ -268,9 +276,7 @@ public enum BenchSuite {
         }
         // Pipelined throughput: one submit + wait per execution (shared path, then an exclusive
         // submitter), then the batch API, same graph shape.
-        for (name, batch, exclusive, capacity, window) in [("chain3.pipelined", false, false, 1024, 512),
-                                                           ("chain3.exclusive", false, true, 1024, 512),
-                                                           ("chain3.batch", true, false, 4096, 4096)]
+        for (name, batch, exclusive, capacity, window) in pipelinedCases
         where options.includes(name) || options.includes("pipelined") {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: capacity))
             defer { graph.shutdown() }

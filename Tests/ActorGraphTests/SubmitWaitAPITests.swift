@@ -60,7 +60,7 @@ final class SubmitWaitAPITests: XCTestCase {
         // must not be taken for k (it was, and the slot then never came back).
         let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(10)))
         defer { compiled.shutdown() }
-        var pending = UniqueArray<PendingExecution<Int>>(capacity: 8)
+        var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 8)
         for round in 0..<3_000 {
             for i in 0..<(round % 9) { pending.append(try compiled.submit(i)) }
             pending.removeAll()                                // all dropped unwaited, newest last

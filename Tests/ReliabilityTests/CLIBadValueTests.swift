@@ -81,7 +81,7 @@ final class CLIBadValueTests: XCTestCase {
             XCTAssertTrue(stderr.contains(name), "\(name) missing from: \(stderr)")
         }
         // Selectors that select something (names, groups, dot-separated prefixes and suffixes) pass.
-        let valid = ["echo", "echo.process", "chain8", "1KiB", "process", "pipelined", "chain3.batch", "paced",
+        let valid = ["echo", "echo.process", "chain8", "1KiB", "process", "pipelined", "chain3.batch", "chain3.exclusive", "exclusive", "paced",
                      "paced.chain3.100us", "recovery", "stats", "contended", "quota.echo", "oversubscribed"]
         XCTAssertEqual(BenchSuite.unknownCases(valid, quick: true), [])
         XCTAssertEqual(BenchSuite.unknownCases(["nosuch", "echo.", "chain", "paced.echo.1000us"], quick: true),
