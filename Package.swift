@@ -108,8 +108,11 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
                 .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })] + sanitizedLink
         ),
+        // Assertions shared by the test targets (`assertGraphError`).
+        .target(name: "GraphTestSupport", dependencies: ["ActorGraph"], path: "Tests/GraphTestSupport",
+                swiftSettings: sanitized),
         .testTarget(name: "ActorGraphTests", dependencies: [
-            "ActorGraph", "ActorGraphPlatform",
+            "ActorGraph", "ActorGraphPlatform", "GraphTestSupport",
             .product(name: "BasicContainers", package: "swift-collections"),
         ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
         // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
@@ -119,7 +122,7 @@ let package = Package(
         .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
                           path: "Tests/IsolationFixtureMain", swiftSettings: sanitized, linkerSettings: sanitizedLink),
         .testTarget(name: "IsolationTests",
-                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures"],
+                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures", "GraphTestSupport"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
         .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
@@ -128,7 +131,7 @@ let package = Package(
             "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples"],
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]
 )

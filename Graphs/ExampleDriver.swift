@@ -96,7 +96,7 @@ public enum ExampleDriver {
         _ count: Int, window: Int, compiled: CompiledGraph<Input, Output>, input: (Int) -> Input,
         recorder: inout RunRecorder<Input, Output>
     ) throws(GraphError) {
-        var pending = UniqueArray<PendingExecution<Output>>(capacity: window)
+        var pending = UniqueArray<PendingExecution<Output>>(minimumCapacity: window)
         var inputs: [Input] = []
         var started: [UInt64] = []
         inputs.reserveCapacity(window)

@@ -180,10 +180,51 @@ public enum BenchSuite {
         [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
     }
 
+    /// The pipelined throughput cases (compiled path): one submit + wait per execution (shared path,
+    /// then an exclusive submitter), then the batch API, same graph shape.
+    static let pipelinedCases: [(name: String, batch: Bool, exclusive: Bool, capacity: Int, window: Int)] = [
+        ("chain3.pipelined", false, false, 1024, 512),
+        ("chain3.exclusive", false, true, 1024, 512),
+        ("chain3.batch", true, false, 4096, 4096),
+    ]
+
+    /// Every name a `--case` selector is matched against (``BenchOptions/cases``): the cases of the
+    /// table, the pipelined and paced ones (paced periods of the quick or the full run), the
+    /// contended ones, and the group names `pipelined`, `paced`, `recovery`, `stats`, `contended`.
+    /// Keep it in step with the names `run` asks `includes` about.
+    public static func caseNames(quick: Bool = false) -> [String] {
+        let budget = quick ? Budget.quick : Budget.full
+        let paced = budget.pacedPeriodsMicroseconds.flatMap { period in ["echo", "chain3"].map { "paced.\($0).\(period)us" } }
+        let names = LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
+            + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"]
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+
+    /// The selectors in `cases` that select nothing: neither one of ``caseNames(quick:)`` nor a
+    /// dot-separated prefix or suffix of one (`chain8`, `1KiB`, `process`).
+    public static func unknownCases(_ cases: [String], quick: Bool = false) -> [String] {
+        let names = caseNames(quick: quick)
+        return cases.filter { selector in
+            !names.contains { BenchOptions(cases: [selector]).includes($0) }
+        }
+    }
+
+    /// One line naming the selectors in `cases` that select nothing and listing the valid names;
+    /// `nil` when every selector selects something.
+    public static func caseSelectionError(_ cases: [String], quick: Bool = false) -> String? {
+        let unknown = unknownCases(cases, quick: quick)
+        guard !unknown.isEmpty else { return nil }
+        return "unknown bench case \(unknown.map { "'\($0)'" }.joined(separator: ", ")); valid cases "
+            + "(or a dot-separated prefix or suffix of one): \(caseNames(quick: quick).joined(separator: ", "))"
+    }
+
     /// Runs the suite: compiled path of every case first (then peak RSS is read), the ping-pong,
     /// the sequential path, then the dynamic path; prints progress and the table, writes the files,
-    /// and prints the `summary:` line last.
+    /// and prints the `summary:` line last. Throws before measuring anything when a selector in
+    /// ``BenchOptions/cases`` selects nothing (see ``caseSelectionError(_:quick:)``).
     public static func run(_ options: BenchOptions) async throws -> BenchReport {
+        if let message = caseSelectionError(options.cases, quick: options.quick) { throw BenchFailure(description: message) }
         let started = MonotonicClock.now()
         var wallClock = timespec()
         clock_gettime(CLOCK_REALTIME, &wallClock)
@@ -235,9 +276,7 @@ public enum BenchSuite {
         }
         // Pipelined throughput: one submit + wait per execution (shared path, then an exclusive
         // submitter), then the batch API, same graph shape.
-        for (name, batch, exclusive, capacity, window) in [("chain3.pipelined", false, false, 1024, 512),
-                                                           ("chain3.exclusive", false, true, 1024, 512),
-                                                           ("chain3.batch", true, false, 4096, 4096)]
+        for (name, batch, exclusive, capacity, window) in pipelinedCases
         where options.includes(name) || options.includes("pipelined") {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: capacity))
             defer { graph.shutdown() }

@@ -13,7 +13,7 @@ public enum BenchDrivers {
         /// Allocates room for `count` pending executions (at least one).
         public init(_ count: Int) {
             self.count = max(1, count)
-            pending = UniqueArray(capacity: self.count)
+            pending = UniqueArray(minimumCapacity: self.count)
         }
     }
 

@@ -17,6 +17,8 @@ struct Measurement: Sendable {
 }
 
 /// Carries a value out of a thread that has been joined.
+/// `@unchecked Sendable`: written by that thread only, read only after `join` (which orders the write
+/// before the read).
 final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
@@ -28,7 +30,7 @@ struct BenchFailure: Error, CustomStringConvertible {
 
 /// Runs `body` on a new thread pinned to `cpu` and waits for it. The measuring loops of the compiled
 /// and sequential paths and the ping-pong run here, never on the cooperative pool.
-func onPinnedThread<T>(name: String, cpu: Int?, _ body: @escaping () throws -> T) throws -> T {
+func onPinnedThread<T>(name: String, cpu: Int?, _ body: sending @escaping () throws -> T) throws -> T {
     let box = Box<Result<T, any Error>?>(nil)
     let thread: PinnedThread
     do {

@@ -1,19 +1,25 @@
 import CPlatformShims
 import Glibc
+import Synchronization
 
 /// A child process started with `posix_spawn` (never `fork` without `exec`: the parent is
 /// multithreaded), held through a pidfd so that it can be watched in `poll`, signalled without a
 /// pid-reuse race, and reaped with `waitid(P_PIDFD)`.
 ///
-/// `@unchecked Sendable`: `pid` and `pidfd` are immutable; `reap`, `signal` and `close` (which touch
-/// the cached exit reason) are meant for one owner thread at a time (the engine's supervisor).
-public final class ChildProcess: @unchecked Sendable {
+/// `Sendable` (checked): `pid` and `pidfd` are constants; the cached exit reason and the closed flag
+/// are behind a `Mutex`. The blocking wait in `reap` runs outside the lock, so ``signal(_:)`` can stop
+/// a child another thread is waiting for. Reaping is meant for one owner at a time (the engine's
+/// supervisor): of two threads reaping at once, one may get `nil` while the other gets the reason.
+public final class ChildProcess: Sendable {
     /// The child's process id.
     public let pid: Int32
     /// A pidfd for the child (close-on-exec): readable in `poll` once the child has exited.
     public let pidfd: Int32
-    private var reaped: ExitReason?
-    private var closed = false
+    private struct State {
+        var reaped: ExitReason?
+        var closed = false
+    }
+    private let state = Mutex(State())
 
     /// How a child ended.
     public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
@@ -60,43 +66,54 @@ public final class ChildProcess: @unchecked Sendable {
     /// Sends `signal` through the pidfd. Returns false when the child is already gone.
     @discardableResult
     public func signal(_ signal: Int32) -> Bool {
-        guard !closed else { return false }
-        return cplatform_pidfd_send_signal(pidfd, signal) == 0
+        // Under the lock, so `close` cannot close the pidfd (and its number be reused) meanwhile.
+        state.withLock { state in
+            guard !state.closed else { return false }
+            return cplatform_pidfd_send_signal(pidfd, signal) == 0
+        }
     }
 
     /// Reaps the child: waits for it to exit (or, with `block: false`, returns `nil` while it runs).
     /// Idempotent: later calls return the same reason.
     public func reap(block: Bool) -> ExitReason? {
-        if let reaped { return reaped }
+        let (cached, closed) = state.withLock { ($0.reaped, $0.closed) }
+        if let cached { return cached }
         guard !closed else { return nil }
         var code: Int32 = 0
         var status: Int32 = 0
         var r: Int32
         repeat { r = cplatform_waitid_pidfd(pidfd, block ? 0 : 1, &code, &status) } while r == -EINTR
-        guard r > 0 else { return nil }
+        // Not exited yet, or reaped by another thread in the meantime (ECHILD): whatever is cached.
+        guard r > 0 else { return state.withLock { $0.reaped } }
         let reason: ExitReason
         switch code {
         case Int32(CLD_EXITED): reason = .exited(status)
         case Int32(CLD_DUMPED): reason = .signaled(status, dumped: true)
         default: reason = .signaled(status, dumped: false)
         }
-        reaped = reason
-        return reason
+        return state.withLock { state in
+            if let first = state.reaped { return first }
+            state.reaped = reason
+            return reason
+        }
     }
 
     /// The signal that stopped the child (`SIGSTOP`, `SIGTSTP`, …) while it is stopped now; `nil`
     /// while it runs or is gone. Leaves the stop reportable (`WNOWAIT`).
     public func stopSignal() -> Int32? {
-        guard !closed, reaped == nil else { return nil }
-        var signal: Int32 = 0
-        var r: Int32
-        repeat { r = cplatform_waitid_pidfd_stopped(pidfd, &signal) } while r == -EINTR
-        return r > 0 ? signal : nil
+        // Under the lock (the wait does not block), so `close` cannot close the pidfd meanwhile.
+        state.withLock { state in
+            guard !state.closed, state.reaped == nil else { return nil }
+            var signal: Int32 = 0
+            var r: Int32
+            repeat { r = cplatform_waitid_pidfd_stopped(pidfd, &signal) } while r == -EINTR
+            return r > 0 ? signal : nil
+        }
     }
 
     /// Waits up to `timeoutNanoseconds` for the child to exit (poll on the pidfd); true when it did.
     public func waitForExit(timeoutNanoseconds: Int64) -> Bool {
-        if reaped != nil { return true }
+        if state.withLock({ $0.reaped != nil }) { return true }
         var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         let deadline = MonotonicClock.now() &+ UInt64(max(0, timeoutNanoseconds))
         while true {
@@ -111,13 +128,17 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Closes the pidfd. A child not reaped yet is killed and reaped first (no zombie is left).
     public func close() {
+        let (reaped, closed) = state.withLock { ($0.reaped, $0.closed) }
         guard !closed else { return }
         if reaped == nil {
             signal(SIGKILL)
             _ = reap(block: true)
         }
-        closed = true
-        Glibc.close(pidfd)
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.closed = true
+            Glibc.close(pidfd)
+        }
     }
 
     deinit { close() }

@@ -1,15 +1,17 @@
 import CPlatformShims
 import Glibc
+import Synchronization
 
 /// A non-blocking, close-on-exec eventfd: a counter another thread (or a child process that
 /// inherited it) bumps to make the descriptor readable in `poll`.
 ///
-/// `@unchecked Sendable`: `signal` is a `write(2)` any thread may make; `drain` and `close` belong to
-/// the owner, which closes only after every other user is done.
-public final class EventFD: @unchecked Sendable {
+/// `Sendable` (checked): the descriptor is a constant and the closed flag is atomic; `signal` and
+/// `drain` are a `write(2)` and a `read(2)` any thread may make. The owner closes it only after every
+/// other user is done (a descriptor number can be reused once closed).
+public final class EventFD: Sendable {
     /// The descriptor.
     public let fileDescriptor: Int32
-    private var closed = false
+    private let closed = Atomic(false)
 
     /// Creates an eventfd with counter 0.
     public init() throws(Errno) {
@@ -37,8 +39,7 @@ public final class EventFD: @unchecked Sendable {
 
     /// Closes the descriptor. Idempotent.
     public func close() {
-        guard !closed else { return }
-        closed = true
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Glibc.close(fileDescriptor)
     }
 

@@ -1,13 +1,20 @@
 import CPlatformShims
 import Glibc
+import Synchronization
 
 /// A POSIX thread, optionally pinned to one CPU, with an explicit stack size. Joined by ``join()``.
-public final class PinnedThread: @unchecked Sendable {
-    private var handle: pthread_t
-    private var joined = false
+///
+/// `Sendable` (checked): the handle and CPU are constants, and whether the thread was joined is
+/// behind a `Mutex`, so any thread may join it (a second joiner waits for the first).
+public final class PinnedThread: Sendable {
+    private let handle: pthread_t
+    /// True once joined or detached: `pthread_join`/`pthread_detach` is called at most once.
+    private let joined = Mutex(false)
     /// The CPU the thread was pinned to, or `nil` when it floats.
     public let cpu: Int?
 
+    /// What the new thread receives through `pthread_create`'s context pointer: `body` was handed
+    /// over (`sending`), so from here on only that thread touches it.
     private final class Body {
         let run: () -> Void
         let name: String
@@ -19,7 +26,9 @@ public final class PinnedThread: @unchecked Sendable {
     /// - Parameters:
     ///   - cpu: pins the thread to this CPU before `body` runs (`pthread_attr_setaffinity_np`).
     ///   - stackSize: the thread's stack in bytes; large enough for stages that keep big values on the stack.
-    public init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: @escaping () -> Void) throws(Errno) {
+    ///   - body: runs on the new thread; it is handed over (`sending`), so what it captures must not be
+    ///     used by the caller afterwards unless it is `Sendable`.
+    public init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: sending @escaping () -> Void) throws(Errno) {
         self.cpu = cpu
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
@@ -43,9 +52,11 @@ public final class PinnedThread: @unchecked Sendable {
 
     /// Waits for the thread to finish. Idempotent; must not be called from the thread itself.
     public func join() {
-        guard !joined else { return }
-        joined = true
-        pthread_join(handle, nil)
+        joined.withLock { joined in
+            guard !joined else { return }
+            joined = true
+            pthread_join(handle, nil)
+        }
     }
 
     /// Waits up to `timeoutNanoseconds` for the thread to finish (`pthread_timedjoin_np`). Returns
@@ -53,10 +64,12 @@ public final class PinnedThread: @unchecked Sendable {
     /// resources go back when it returns) and never joined again.
     @discardableResult
     public func join(timeoutNanoseconds: Int64) -> Bool {
-        guard !joined else { return true }
-        joined = true
-        if cplatform_timed_join(handle, timeoutNanoseconds) == 0 { return true }
-        pthread_detach(handle)
-        return false
+        joined.withLock { joined in
+            guard !joined else { return true }
+            joined = true
+            if cplatform_timed_join(handle, timeoutNanoseconds) == 0 { return true }
+            pthread_detach(handle)
+            return false
+        }
     }
 }

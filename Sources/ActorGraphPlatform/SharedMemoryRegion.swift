@@ -1,5 +1,6 @@
 import CPlatformShims
 import Glibc
+import Synchronization
 
 /// One anonymous shared-memory region: `memfd_create` + `ftruncate` + `mmap(MAP_SHARED)`.
 ///
@@ -7,23 +8,30 @@ import Glibc
 /// no page fault happens on the hot path. It is unmapped and its descriptor closed by ``close()`` or `deinit`.
 /// The memfd has no name in any file system (never under `/dev/shm`): only this process and the
 /// children it hands the descriptor to can map it.
-public final class SharedMemoryRegion: @unchecked Sendable {
+///
+/// `package`, not `public`: only the engine and this package's tests map regions.
+/// `@unchecked Sendable` only because `base` is a raw pointer: every stored property is a constant
+/// and the closed flag is atomic. The memory behind `base` is shared on purpose (with the workers and
+/// worker processes); every access to it follows the engine's layout and its atomics (`RegionLayout`,
+/// `SlotRing`); the engine unmaps it in its `deinit`, which no worker thread outlives (each holds the
+/// engine).
+package final class SharedMemoryRegion: @unchecked Sendable {
     /// The first byte of the mapping.
-    public let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     /// The mapping's size in bytes (a multiple of the page size).
-    public let size: Int
+    package let size: Int
     /// The memfd backing the mapping (close-on-exec; a child inherits it only when spawned with it kept).
-    public let fileDescriptor: Int32
+    package let fileDescriptor: Int32
     /// The NUMA node the pages were bound to, if any.
-    public let numaNode: Int?
-    private var isClosed = false
+    package let numaNode: Int?
+    private let isClosed = Atomic(false)
 
     /// Maps a new region of at least `byteCount` bytes named `name` (visible in `/proc/self/maps`).
     /// - Parameters:
     ///   - numaNode: binds the pages to this node with libnuma before they are touched.
     ///   - sealed: seals the memfd against growing and shrinking (`F_SEAL_GROW | F_SEAL_SHRINK |
     ///     F_SEAL_SEAL`), so a process it is shared with cannot truncate it under the others.
-    public init(name: String, byteCount: Int, numaNode: Int? = nil, sealed: Bool = false) throws(Errno) {
+    package init(name: String, byteCount: Int, numaNode: Int? = nil, sealed: Bool = false) throws(Errno) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let size = max(page, (byteCount + page - 1) / page * page)
         let fd = cplatform_memfd_create(name, CPLATFORM_MFD_CLOEXEC | (sealed ? CPLATFORM_MFD_ALLOW_SEALING : 0))
@@ -56,7 +64,7 @@ public final class SharedMemoryRegion: @unchecked Sendable {
 
     /// Maps the whole of an existing memfd `fd` (inherited from a parent process) and takes
     /// ownership of the descriptor. Pre-faults it like a new region (reads only: the contents stay).
-    public init(mapping fd: Int32) throws(Errno) {
+    package init(mapping fd: Int32) throws(Errno) {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw Errno(rawValue: errno) }
         let size = Int(st.st_size)
@@ -88,15 +96,14 @@ public final class SharedMemoryRegion: @unchecked Sendable {
     }
 
     /// The seals on the memfd (`F_GET_SEALS` bits), or `nil` when it cannot be read.
-    public var seals: Int32? {
+    package var seals: Int32? {
         let r = cplatform_memfd_seals(fileDescriptor)
         return r < 0 ? nil : r
     }
 
     /// Unmaps the region and closes the memfd. Idempotent.
-    public func close() {
-        guard !isClosed else { return }
-        isClosed = true
+    package func close() {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         munmap(base, size)
         Glibc.close(fileDescriptor)
     }

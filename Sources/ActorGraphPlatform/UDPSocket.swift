@@ -1,12 +1,16 @@
 import Glibc
+import Synchronization
 
 /// A UDP socket bound to an IPv4 address: the descriptor io_uring reads and writes.
-public final class UDPSocket: @unchecked Sendable {
+///
+/// `Sendable` (checked): the descriptor and port are constants and the closed flag is atomic; the
+/// calls it makes (`send`, `recv`, `setsockopt`) are thread-safe system calls.
+public final class UDPSocket: Sendable {
     /// The socket descriptor.
     public let fileDescriptor: Int32
     /// The bound port (the kernel's choice when 0 was asked for).
     public let port: UInt16
-    private var isClosed = false
+    private let isClosed = Atomic(false)
 
     /// Opens a socket bound to `host:port` (`port` 0 picks a free one), with `receiveBuffer` bytes of kernel buffer.
     public init(bindingTo host: String = "127.0.0.1", port: UInt16, receiveBuffer: Int32 = 4 << 20) throws(Errno) {
@@ -78,8 +82,7 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Closes the socket. Idempotent.
     public func close() {
-        guard !isClosed else { return }
-        isClosed = true
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Glibc.close(fileDescriptor)
     }
 

@@ -21,8 +21,12 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .long, help: "Directory for results.json, results.csv, latency.svg and table.txt.")
     var output = "bench-results"
 
-    @Option(name: .customLong("case"), help: "Run only this case or case prefix (repeatable): echo, chain3, chain8, diamond, fanout4, pipelined, paced, ...")
+    @Option(name: .customLong("case"), help: "Run only this case or case prefix (repeatable): echo, chain3, chain8, diamond, fanout4, pipelined, paced, ... (an unknown one is refused with the list)")
     var cases: [String] = []
+
+    func validate() throws {
+        if let message = BenchSuite.caseSelectionError(cases, quick: quick) { throw ValidationError(message) }
+    }
 
     func run() async throws {
         actorgraph_malloc_counting(1)

@@ -56,7 +56,7 @@ struct Faults: ParsableCommand {
         // Submitters: unique ids, blocking execute with a deadline (a timeout would be a hang).
         var threads: [PinnedThread] = []
         for t in 0..<max(1, submitters) {
-            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) {
+            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
                 var i = 0
                 while !stop.load(ordering: .relaxed) {
                     let id = t << 40 | i

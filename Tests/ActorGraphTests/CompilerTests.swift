@@ -1,4 +1,5 @@
 @testable import ActorGraph
+import GraphTestSupport
 import XCTest
 
 /// Validation, placement and fusion.

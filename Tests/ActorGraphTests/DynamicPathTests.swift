@@ -1,4 +1,5 @@
 import ActorGraph
+import GraphTestSupport
 import XCTest
 
 /// The dynamic task path and the sequential path give the same results and errors as the compiled path.

@@ -1,5 +1,6 @@
 import ActorGraph
 import Foundation
+import GraphTestSupport
 import Synchronization
 import XCTest
 
@@ -162,7 +163,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
         var answered = 0
         while submitter.inFlight > 0 {
             do { _ = try submitter.receive() } catch {
-                guard case .shutDown? = error as? GraphError else { return XCTFail("unexpected \(error)") }
+                guard case .shutDown = error else { return XCTFail("unexpected \(error)") }
             }
             answered += 1
         }

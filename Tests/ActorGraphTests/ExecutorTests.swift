@@ -1,5 +1,6 @@
 import ActorGraph
 import Foundation
+import GraphTestSupport
 import XCTest
 
 /// Executions through the compiled engine: shapes, state, errors, capacity, shutdown, pipelining.
@@ -303,6 +304,7 @@ final class ExecutorTests: XCTestCase {
 }
 
 /// Holds a ~Copyable pending execution in collections.
+/// `@unchecked Sendable`: each box is waited on by one thread only (the test or one waiter thread).
 final class PendingBox: @unchecked Sendable {
     var pending: PendingExecution<Int>?
     init(_ p: consuming PendingExecution<Int>) { pending = consume p }
@@ -313,6 +315,7 @@ final class PendingBox: @unchecked Sendable {
 }
 
 /// A latch stages block on, to hold executions in flight.
+/// `@unchecked Sendable`: `isOpen` is only touched under `condition`'s lock.
 final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
     private var isOpen = false
@@ -324,6 +327,7 @@ final class Gate: @unchecked Sendable {
     }
 }
 
+/// A counter several threads bump. `@unchecked Sendable`: `count` is only touched under `lock`.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0

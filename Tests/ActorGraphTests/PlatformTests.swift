@@ -53,6 +53,7 @@ final class PlatformTests: XCTestCase {
         guard IORing.supportsFutexWait() else { throw XCTSkip("kernel lacks IORING_OP_FUTEX_WAIT") }
         let ring = try IORing(entries: 4)
         defer { ring.close() }
+        // `nonisolated(unsafe)`: the kernel reads the word; this thread alone writes it.
         nonisolated(unsafe) let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         defer { word.deallocate() }
         word.pointee = 1

@@ -844,10 +844,10 @@ extension Blueprint {
 }
 
 /// One option out of range, with the `GraphError` it must produce.
-struct BadOptions: @unchecked Sendable {
+struct BadOptions: Sendable {
     var kind: String
     var options: CompileOptions
-    var matches: (GraphError) -> Bool
+    var matches: @Sendable (GraphError) -> Bool
 
     static func random(using rng: inout SplitMix64) -> BadOptions {
         var o = PropertyOptions.safe.compileOptions

@@ -67,6 +67,8 @@ final class SlotRingTests: XCTestCase {
         let ring = makeRing()
         let total = 3_000
         let readers = 2
+        // `nonisolated(unsafe)` (both pointers): reader r writes only its own row of `seen`, read here
+        // after its final progress store (release/acquire); `progress` holds atomics.
         nonisolated(unsafe) let seen = UnsafeMutablePointer<Int>.allocate(capacity: readers * total)
         seen.initialize(repeating: -1, count: readers * total)
         defer { seen.deallocate() }

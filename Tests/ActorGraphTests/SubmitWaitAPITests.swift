@@ -1,5 +1,6 @@
 import ActorGraph
 import BasicContainers
+import GraphTestSupport
 import Synchronization
 import XCTest
 
@@ -22,7 +23,7 @@ final class SubmitWaitAPITests: XCTestCase {
     func testPendingExecutionsInAUniqueArrayWaitedInAnyOrder() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 64))
         defer { compiled.shutdown() }
-        var pending = UniqueArray<PendingExecution<Int>>(capacity: 64)
+        var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 64)
         for i in 0..<64 { pending.append(try compiled.submit(i)) }
         // Reverse order, then every other one again must fail.
         for i in stride(from: 63, through: 0, by: -1) {
@@ -40,7 +41,7 @@ final class SubmitWaitAPITests: XCTestCase {
         // `capacity` sequences from the oldest unwaited one can be in flight: here 4.
         let compiled = try diamondGraph().compile(testOptions(capacity: 4, submitTimeout: .seconds(10)))
         defer { compiled.shutdown() }
-        var kept = UniqueArray<PendingExecution<Int>>(capacity: 2)
+        var kept = UniqueArray<PendingExecution<Int>>(minimumCapacity: 2)
         for round in 0..<1_000 {
             _ = try compiled.submit(round)                    // dropped at once, never waited
             kept.append(try compiled.submit(round))
@@ -59,7 +60,7 @@ final class SubmitWaitAPITests: XCTestCase {
         // must not be taken for k (it was, and the slot then never came back).
         let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(10)))
         defer { compiled.shutdown() }
-        var pending = UniqueArray<PendingExecution<Int>>(capacity: 8)
+        var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 8)
         for round in 0..<3_000 {
             for i in 0..<(round % 9) { pending.append(try compiled.submit(i)) }
             pending.removeAll()                                // all dropped unwaited, newest last
@@ -121,7 +122,7 @@ final class SubmitWaitAPITests: XCTestCase {
     func testBatchClaimsAllItsSlotsAtOnceSoItNeverWaitsForItself() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(3)))
         defer { compiled.shutdown() }
-        var held = UniqueArray<PendingExecution<Int>>(capacity: 4)
+        var held = UniqueArray<PendingExecution<Int>>(minimumCapacity: 4)
         for i in 0..<4 { held.append(try compiled.submit(i)) }          // sequences 0...3, not waited yet
         let batchResults = Mutex<[Int]?>(nil)
         let batchThread = Thread {

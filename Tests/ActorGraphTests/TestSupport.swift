@@ -43,16 +43,3 @@ func diamondGraph() -> Graph<Int, Int> {
 }
 
 func diamondExpected(_ x: Int) -> Int { (2 * x + 1) + (2 * x) * (2 * x) }
-
-/// Asserts that `body` throws a `GraphError` matching `check`.
-func assertGraphError<T: ~Copyable>(_ body: @autoclosure () throws -> T, file: StaticString = #filePath, line: UInt = #line,
-                         _ check: (GraphError) -> Bool) {
-    do {
-        _ = try body()
-        XCTFail("expected a GraphError", file: file, line: line)
-    } catch let error as GraphError {
-        XCTAssertTrue(check(error), "unexpected error: \(error)", file: file, line: line)
-    } catch {
-        XCTFail("unexpected error type: \(error)", file: file, line: line)
-    }
-}

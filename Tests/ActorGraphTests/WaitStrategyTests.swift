@@ -83,7 +83,7 @@ final class WaitStrategyTests: XCTestCase {
         let done = Atomic<Int>(0)
         var threads: [PinnedThread] = []
         for t in 0..<3 {
-            threads.append(try PinnedThread(name: "caller\(t)", cpu: nil) {
+            threads.append(try PinnedThread(name: "caller\(t)", cpu: nil) { @Sendable in
                 for i in 0..<3_000 {
                     let x = t * 100_000 + i
                     if (try? compiled.execute(x)) != diamondExpected(x) { failures.add(1, ordering: .relaxed) }

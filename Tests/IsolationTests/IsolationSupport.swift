@@ -45,6 +45,31 @@ func childProcesses() -> [Int32] {
 }
 
 /// Entries in a /proc directory of this process (`fd`, `task`).
+/// Threads of this process other than libdispatch's pool (names containing "qos"), which starts and
+/// retires workers on its own schedule. Waits up to 5 s for the count to come down to `target`:
+/// a joined thread's `/proc` entry can outlive the join by a moment.
+func countThreads(settlingTo target: Int? = nil) -> Int {
+    func count() -> Int {
+        guard let dir = opendir("/proc/self/task") else { return -1 }
+        defer { closedir(dir) }
+        var n = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true else { continue }
+            if !readSmallFile("/proc/self/task/\(name)/comm").contains("qos") { n += 1 }
+        }
+        return n
+    }
+    var n = count()
+    guard let target else { return n }
+    let deadline = ContinuousClock.now + .seconds(5)
+    while n > target && ContinuousClock.now < deadline {
+        usleep(10_000)
+        n = count()
+    }
+    return n
+}
+
 func countEntries(_ path: String) -> Int {
     guard let dir = opendir(path) else { return -1 }
     defer { closedir(dir) }

@@ -1,4 +1,5 @@
 import ActorGraph
+import GraphTestSupport
 import ActorGraphPlatform
 import Glibc
 import IsolationFixtures
@@ -441,7 +442,7 @@ final class IsolationTests: XCTestCase {
         }
         try cycle()
         try cycle()
-        let fds = countEntries("/proc/self/fd"), tasks = countEntries("/proc/self/task"), maps = countEngineMappings()
+        let fds = countEntries("/proc/self/fd"), tasks = countThreads(), maps = countEngineMappings()
         for _ in 0..<100 { try cycle() }
         // Refused starts clean up too.
         let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
@@ -452,7 +453,7 @@ final class IsolationTests: XCTestCase {
         }
         XCTAssertEqual(childProcesses(), [])
         XCTAssertEqual(countEntries("/proc/self/fd"), fds, "descriptors leaked")
-        XCTAssertEqual(countEntries("/proc/self/task"), tasks, "threads leaked")
+        XCTAssertEqual(countThreads(settlingTo: tasks), tasks, "threads leaked (libdispatch pool threads not counted)")
         XCTAssertEqual(countEngineMappings(), maps, "shared regions or io_uring rings leaked")
     }
 
@@ -519,17 +520,4 @@ final class IsolationTests: XCTestCase {
 func waitForRestarts<I, O>(_ compiled: CompiledGraph<I, O>, _ n: Int) {
     var waited = 0
     while compiled.isolationStatistics.restarts < n && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
-}
-
-/// Asserts that `body` throws a `GraphError` matching `check`.
-func assertGraphError<T: ~Copyable>(_ body: @autoclosure () throws -> T, file: StaticString = #filePath, line: UInt = #line,
-                                    _ check: (GraphError) -> Bool) {
-    do {
-        _ = try body()
-        XCTFail("expected a GraphError", file: file, line: line)
-    } catch let error as GraphError {
-        XCTAssertTrue(check(error), "unexpected error: \(error)", file: file, line: line)
-    } catch {
-        XCTFail("unexpected error type: \(error)", file: file, line: line)
-    }
 }

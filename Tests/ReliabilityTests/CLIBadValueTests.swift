@@ -1,3 +1,4 @@
+import ActorGraphBenchSuite
 import ActorGraphReliability
 import Foundation
 import XCTest
@@ -26,7 +27,7 @@ final class CLIBadValueTests: XCTestCase {
         ["soak", "--blocking", "0", "--async", "0", "--pipelined", "0", "--batch", "0"], ["soak", "--batch=-2"], ["soak", "--seed=-1"],
         ["fuzz-udp", "--count", "0"], ["fuzz-udp", "--window", "0"], ["fuzz-udp", "--window", "65"],
         ["fuzz-udp", "--rss-limit-kib=-1"], ["fuzz-udp", "--seed", "abc"],
-        ["bench", "--quick", "--nosuch-flag"],
+        ["bench", "--quick", "--nosuch-flag"], ["bench", "--case", "nosuch"], ["bench", "--quick", "--case", "echo", "--case", "nosuch"],
         ["serve", "telematics", "--drain-timeout", "nan"], ["serve", "telematics", "--drain-timeout=-1"],
         ["serve", "telematics", "--metrics-port", "70000"],
         ["faults", "--submitters", "0"], ["faults", "--submitters=-1"], ["faults", "--submitters", "abc"],
@@ -67,6 +68,26 @@ final class CLIBadValueTests: XCTestCase {
             let (status, stderr) = try Self.run(binary, arguments)
             XCTAssertEqual(status, 64, "\(arguments): \(stderr)")
         }
+    }
+
+    /// Regression: `bench --case nosuch` ran the suite's fixed parts (ping-pong, interleaved echo)
+    /// and exited 0; an unknown case is refused with the valid names, before anything is measured.
+    func testBenchUnknownCaseWasAcceptedAndExitedZero() throws {
+        let binary = try Self.actorgraphBinary()
+        let (status, stderr) = try Self.run(binary, ["bench", "--quick", "--case", "nosuch"])
+        XCTAssertEqual(status, 64, stderr)
+        XCTAssertTrue(stderr.hasPrefix("actorgraph: error: unknown bench case 'nosuch'; valid cases"), stderr)
+        for name in ["echo", "chain3.pipelined", "paced.echo.10us", "oversubscribed.diamond", "contended"] {
+            XCTAssertTrue(stderr.contains(name), "\(name) missing from: \(stderr)")
+        }
+        // Selectors that select something (names, groups, dot-separated prefixes and suffixes) pass.
+        let valid = ["echo", "echo.process", "chain8", "1KiB", "process", "pipelined", "chain3.batch", "chain3.exclusive", "exclusive", "paced",
+                     "paced.chain3.100us", "recovery", "stats", "contended", "quota.echo", "oversubscribed"]
+        XCTAssertEqual(BenchSuite.unknownCases(valid, quick: true), [])
+        XCTAssertEqual(BenchSuite.unknownCases(["nosuch", "echo.", "chain", "paced.echo.1000us"], quick: true),
+                       ["nosuch", "echo.", "chain", "paced.echo.1000us"])
+        XCTAssertEqual(BenchSuite.unknownCases(["paced.echo.1000us"], quick: false), [], "the full run paces at 1 ms too")
+        XCTAssertNil(BenchSuite.caseSelectionError([]))
     }
 
     /// Regression: `load --rate inf` trapped converting the send interval; `--malformed-every=-1`

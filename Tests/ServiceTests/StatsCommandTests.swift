@@ -11,7 +11,7 @@ final class StatsCommandTests: XCTestCase {
         // stdout through a pipe read to its end; stderr into a file (no second pipe to drain).
         let out = Pipe()
         let errPath = NSTemporaryDirectory() + "actorgraph-stats-\(UUID().uuidString).err"
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errPath) }
         let err = try XCTUnwrap(FileHandle(forWritingAtPath: errPath))
         process.standardOutput = out

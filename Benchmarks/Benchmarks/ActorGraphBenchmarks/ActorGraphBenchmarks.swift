@@ -15,6 +15,8 @@ import ActorGraphBenchSuite
 import Benchmark
 
 /// Holds what `setup` made for the benchmark closure.
+/// `@unchecked Sendable`: the harness runs `setup`, the measured closure and `teardown` one after
+/// another, never at once, so `value` is never written while it is read.
 final class Holder<T>: @unchecked Sendable {
     var value: T?
 }
@@ -25,6 +27,7 @@ let timed: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal]
 /// left out of the metrics on purpose: its background sampler allocates while the clock runs (16
 /// mallocs per iteration seen), which would hide the engine's count; `actorgraph bench` reports
 /// peak RSS instead.
+/// `nonisolated(unsafe)`: an immutable constant; `BenchmarkThresholds` is not declared `Sendable`.
 nonisolated(unsafe) let noAllocations: [BenchmarkMetric: BenchmarkThresholds] = [
     .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0]),
 ]

@@ -66,7 +66,7 @@ public func fuzzOneDatagram(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// State kept across inputs, like the service keeps it across datagrams.
 enum Harness {
     nonisolated(unsafe) static var detector = DetectStage() // libFuzzer calls the entry point on one thread
-    nonisolated(unsafe) static var sink = AlertSink()
+    nonisolated(unsafe) static var sink = AlertSink() // same: one thread
 
     static func detect(_ sample: VehicleSample) {
         let result = detector.process(sample)
