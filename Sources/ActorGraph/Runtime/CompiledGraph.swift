@@ -228,10 +228,18 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     @inlinable
     public func wait() throws(GraphError) -> Output {
         let k = sequence
-        let engine = core.takeUnretainedValue()
-        try engine.board.checkNotTaken(k)
-        try engine.board.waitPublished(k)
-        return try engine.board.takeValue(k, as: Output.self)
+        // Through a guaranteed reference: a local strong copy of the engine (or its board) costs a
+        // retain/release pair per call, each a locked instruction (a full fence on x86).
+        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, GraphError> in
+            do throws(GraphError) {
+                try engine.board.checkNotTaken(k)
+                if !engine.board.ring.isPublished(k) { try engine.board.waitPublished(k) }
+                return .success(try engine.board.takeValue(k, as: Output.self))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
     }
 
     /// Blocks until the execution completes and lends its output to `body` in place, without copying
@@ -258,8 +266,10 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     }
 
     deinit {
-        let engine = core.takeUnretainedValue()
-        if !engine.board.wasTaken(sequence) { engine.board.abandon(sequence) }
+        let k = sequence
+        core._withUnsafeGuaranteedRef { engine in
+            if !engine.board.wasTaken(k) { engine.board.abandon(k) }
+        }
         core.release()
     }
 }

@@ -28,12 +28,28 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     @usableFromInline var next: Int
     /// The oldest sequence not yet received.
     @usableFromInline var oldest: Int
+    // The hot path's view of the region, copied once so that a submit or a receive touches no
+    // object (a retain or release is a locked instruction: a full fence on x86).
+    @usableFromInline let input: SlotRing
+    @usableFromInline let results: SlotRing
+    @usableFromInline let words: SubmitterWords
+    @usableFromInline let sharedFutex: Bool
+    /// Neither input destruction (a non-trivial input type) nor statistics stamps are needed:
+    /// submit runs entirely on the copied pointers.
+    @usableFromInline let plainInputs: Bool
 
     init(core: EngineCore) throws(GraphError) {
         let k = try core.acquireExclusive()
         self.core = Unmanaged.passRetained(core)
         next = k
         oldest = k
+        input = core.input
+        results = core.board.ring
+        let wakeTargets = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>.allocate(capacity: core.inputWakeTargets.count)
+        _ = wakeTargets.initialize(from: core.inputWakeTargets)
+        words = SubmitterWords(counter: core.nextSequence, stopping: core.stopping, wakeTargets: wakeTargets)
+        sharedFutex = core.isolated
+        plainInputs = core.inputDestroy == nil && core.statistics == nil
     }
 
     /// Executions submitted and not yet received.
@@ -43,12 +59,17 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// taken (``CompiledGraph/capacity`` executions in flight: receive some first), up to the
     /// submit timeout (``GraphError/capacityExceeded(capacity:)``).
     @inlinable
-    public mutating func submit(_ input: Input) throws(GraphError) {
-        let engine = core.takeUnretainedValue()
+    public mutating func submit(_ value: Input) throws(GraphError) {
         let k = next
-        try engine.claimExclusive(k)
-        engine.inputSlot(k).initializeMemory(as: Input.self, to: input)
-        engine.publishInputExclusive(k)
+        if _slowPath(!plainInputs || !hasSpace(k) || words.stopping.pointee.load(ordering: .relaxed) != 0) {
+            try submitSlowly(value)
+            return
+        }
+        // Only this owner writes the counter while the exclusive bit is set.
+        words.counter.pointee.store((k &+ 1) | EngineCore.exclusiveBit, ordering: .releasing)
+        input.value(k).initializeMemory(as: Input.self, to: value)
+        input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        for target in words.wakeTargets where _slowPath(target.pointee.load(ordering: .relaxed) != 0) { wake(target) }
         next = k &+ 1
     }
 
@@ -57,16 +78,9 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// nothing was submitted since the last receive.
     @inlinable
     public mutating func receive() throws(GraphError) -> Output {
-        let engine = core.takeUnretainedValue()
-        let k = oldest
-        guard k < next else { throw .nothingInFlight }
-        oldest = k &+ 1
-        if !engine.board.ring.isPublished(k) {
-            engine.ensureInputsSeen()
-            try engine.board.waitPublished(k)
-        }
-        let value = try engine.board.take(k).assumingMemoryBound(to: Output.self).pointee
-        engine.board.collectExclusive(k)
+        let k = try nextResult()
+        let value = results.value(k).assumingMemoryBound(to: Output.self).pointee
+        collect(k)
         return value
     }
 
@@ -74,17 +88,68 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// ring, for large payloads); the slot is freed when `body` returns.
     @inlinable
     public mutating func receive<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
-        let engine = core.takeUnretainedValue()
+        let k = try nextResult()
+        defer { collect(k) }
+        return body(results.value(k).assumingMemoryBound(to: Output.self).pointee)
+    }
+
+    /// Whether sequence `k` may be admitted: the result of `k - capacity` has been collected.
+    @inlinable @inline(__always)
+    func hasSpace(_ k: Int) -> Bool {
+        results.collectedWord(k).pointee.load(ordering: .acquiring) == SlotRing.stamp(k &- results.capacity)
+    }
+
+    /// The next sequence to receive, once published and not failed (a failure is thrown and its
+    /// slot freed).
+    @inlinable @inline(__always)
+    mutating func nextResult() throws(GraphError) -> Int {
         let k = oldest
         guard k < next else { throw .nothingInFlight }
         oldest = k &+ 1
-        if !engine.board.ring.isPublished(k) {
-            engine.ensureInputsSeen()
-            try engine.board.waitPublished(k)
-        }
-        let slot = try engine.board.take(k).assumingMemoryBound(to: Output.self)
-        defer { engine.board.collectExclusive(k) }
-        return body(slot.pointee)
+        if _slowPath(results.stampWord(k).pointee.load(ordering: .acquiring) != SlotRing.stamp(k)) { try waitSlowly(k) }
+        if _slowPath(results.failure(k).pointee != 0) { try throwFailure(k) }
+        return k
+    }
+
+    /// Frees the slot of received `k` (release stores: nobody else claims while this owner holds
+    /// submission; see ``ResultBoard/collectExclusive(_:)``).
+    @inlinable @inline(__always)
+    func collect(_ k: Int) {
+        let waiters = results.resultWaiters(k)
+        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        results.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        results.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
+        if _slowPath(results.spaceWaiters(k).pointee.load(ordering: .relaxed) != 0) { wakeSpaceWaiters(k) }
+    }
+
+    @usableFromInline
+    mutating func submitSlowly(_ value: Input) throws(GraphError) {
+        let engine = core.takeUnretainedValue()
+        let k = next
+        try engine.claimExclusive(k)
+        engine.inputSlot(k).initializeMemory(as: Input.self, to: value)
+        engine.publishInputExclusive(k)
+        next = k &+ 1
+    }
+
+    @usableFromInline
+    func waitSlowly(_ k: Int) throws(GraphError) {
+        let engine = core.takeUnretainedValue()
+        engine.ensureInputsSeen()
+        try engine.board.waitPublished(k)
+    }
+
+    @usableFromInline
+    func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) { Worker.wake(parkWord, shared: sharedFutex) }
+
+    @usableFromInline
+    func throwFailure(_ k: Int) throws(GraphError) {
+        _ = try core.takeUnretainedValue().board.take(k)   // throws the failure and frees the slot
+    }
+
+    @usableFromInline
+    func wakeSpaceWaiters(_ k: Int) {
+        core.takeUnretainedValue().board.collectExclusive(k)
     }
 
     deinit {
@@ -92,8 +157,22 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         for k in oldest..<next { engine.board.abandon(k) }
         engine.ensureInputsSeen()   // abandoned executions must still run, to free their slots
         engine.releaseExclusive(next: next)
+        words.wakeTargets.deallocate()
         core.release()
     }
+}
+
+/// The region words an ``ExclusiveSubmitter`` touches on its hot path.
+///
+/// `@unchecked Sendable`: raw pointers into the graph's shared region, which the submitter keeps
+/// mapped (it holds the engine); every access goes through atomics under the ring protocol
+/// (SlotRing.swift), and `wakeTargets` is a private copy written once in `init` and read-only after.
+@usableFromInline
+struct SubmitterWords: @unchecked Sendable {
+    @usableFromInline let counter: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let stopping: UnsafeMutablePointer<Atomic<UInt32>>
+    /// The head workers' park words (a copy of the engine's list, freed by the submitter's `deinit`).
+    @usableFromInline let wakeTargets: UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>
 }
 
 extension CompiledGraph {
