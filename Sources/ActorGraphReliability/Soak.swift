@@ -39,7 +39,8 @@ public final class Soak: Sendable {
         /// Executions a pipelined submitter keeps in flight (bounded by each graph's capacity).
         public var pipelineWindow: Int
         /// Threads using the batch APIs: `submit(contentsOf:)` (waited for in random order or with
-        /// `waitAll`) and `executeAll`.
+        /// `waitAll`), `executeAll`, and bursts through an ``ExclusiveSubmitter`` (which refuses
+        /// every other submitter meanwhile; half of them dropped with executions in flight).
         public var batchSubmitters: Int
         /// Each graph runs for a random time in this range before it is shut down.
         public var graphLifetime: ClosedRange<Duration>
@@ -111,6 +112,11 @@ public final class Soak: Sendable {
         /// ``GraphError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
         /// ``GraphError/restartsExhausted(worker:restarts:)``.
         public var crashAnswers: Int, timeLimitAnswers: Int, restartsExhaustedAnswers: Int
+        /// Calls refused while the batch submitter held an ``ExclusiveSubmitter``
+        /// (``GraphError/exclusiveSubmitterOpen``), and executions an exclusive submitter dropped
+        /// in flight (answered by design with nothing: their slots must come back, which later
+        /// executions of the same graph depend on).
+        public var exclusiveRefusals: Int, exclusiveDropped: Int
         /// What happened to process graphs: how many ran, the faults injected into their workers, and
         /// what their supervisors saw (see ``ProcessFaults``).
         public var processFaults: ProcessFaults
@@ -171,6 +177,7 @@ public final class Soak: Sendable {
                 + "\n"
                 + "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) "
                 + "crash_errors=\(crashAnswers) time_limit_errors=\(timeLimitAnswers) restarts_exhausted_errors=\(restartsExhaustedAnswers) "
+                + "exclusive_refusals=\(exclusiveRefusals) exclusive_dropped=\(exclusiveDropped) "
                 + "other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) "
                 + "process_graphs=\(p.graphs) kills=\(p.kills) stops=\(p.stops) crashes=\(p.crashes) restarts=\(p.restarts) "
                 + "time_limit_kills=\(p.timeLimitKills) exhausted_graphs=\(p.exhaustedGraphs) children_left=\(childrenLeft) "
@@ -324,6 +331,7 @@ public final class Soak: Sendable {
             values: c.values, stageFailures: c.stageFailures, shutdownErrors: c.shutdownErrors,
             capacityErrors: c.capacityErrors, otherErrors: c.otherErrors,
             crashAnswers: c.crashErrors, timeLimitAnswers: c.timeLimitErrors, restartsExhaustedAnswers: c.restartsExhaustedErrors,
+            exclusiveRefusals: c.exclusiveRefusals, exclusiveDropped: c.exclusiveDropped,
             processFaults: faults, graphs: graphs, shutdownsInFlight: inFlight,
             compileFailures: compileFailures, compileErrors: compileErrors.withLock { $0 }, hung: hung, start: startSample, end: endSample,
             mappingChanges: Self.multisetChanges(from: startMappings, to: endMappings),
@@ -487,8 +495,11 @@ public final class Soak: Sendable {
     /// After an answer saying the graph failed for good (restarts exhausted), waits 200 µs: every
     /// further call fails at once until the controller replaces the graph, and a thread retrying in
     /// a tight loop would only count that error thousands of times.
+    /// Refused while another submitter holds the graph exclusively: waits 100 µs instead of
+    /// retrying at once (on 2 CPUs a refused thread would otherwise compete with the holder).
     private func pauseIfFailedForGood(_ error: any Error) {
         if case GraphError.restartsExhausted = error { usleep(200) }
+        if case GraphError.exclusiveSubmitterOpen = error { usleep(100) }
     }
 
     private func blockingLoop(_ flag: SubmitterFlag) {
@@ -550,6 +561,7 @@ public final class Soak: Sendable {
                     ledger.answer(id, error: error)
                     if case GraphError.stageFailed = error {} else { mustYield = true }
                     if case GraphError.restartsExhausted = error { try? await Task.sleep(for: .microseconds(200)) }
+                    if case GraphError.exclusiveSubmitterOpen = error { try? await Task.sleep(for: .microseconds(100)) }
                 }
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
@@ -569,7 +581,11 @@ public final class Soak: Sendable {
             let n = Int.random(in: 1...max(1, min(64, graph.capacity)), using: &rng)
             let first = nextID.add(n, ordering: .relaxed).newValue - n + 1
             let ids = Array(first..<(first + n))
-            switch Int.random(in: 0..<3, using: &rng) {
+            // 1 in 9 an exclusive burst; of the rest, a third executeAll, two thirds submit(contentsOf:).
+            let pick = Int.random(in: 0..<9, using: &rng)
+            switch pick == 8 ? 3 : pick % 3 {
+            case 3:
+                exclusiveBurst(graph, ids, rng: &rng)
             case 0:
                 // executeAll: each result handed over in input order; a throw answers the rest.
                 var delivered = 0
@@ -614,6 +630,48 @@ public final class Soak: Sendable {
                 }
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Holds the graph's submissions with an ``ExclusiveSubmitter`` for `ids` (every other
+    /// submitter is refused meanwhile), keeps a random window in flight, receives in order, and
+    /// half the time drops the submitter with executions still in flight.
+    private func exclusiveBurst(_ graph: CompiledGraph<Int, SoakOutput>, _ ids: [Int], rng: inout SplitMix64) {
+        var submitter: ExclusiveSubmitter<Int, SoakOutput>
+        do {
+            submitter = try graph.exclusiveSubmitter()
+        } catch {
+            for id in ids { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
+            return
+        }
+        let window = Int.random(in: 1...max(1, min(ids.count, graph.capacity)), using: &rng)
+        let dropAfter = Bool.random(using: &rng) ? Int.random(in: 0...ids.count, using: &rng) : ids.count
+        var received = 0
+        func receiveOne(_ submitter: inout ExclusiveSubmitter<Int, SoakOutput>) {
+            do {
+                let output = try submitter.receive()
+                ledger.answer(ids[received], carried: output)
+            } catch {
+                ledger.answer(ids[received], error: error)
+            }
+            received += 1
+        }
+        var submitted = 0
+        while submitted < dropAfter {
+            if submitter.inFlight == window { receiveOne(&submitter) }
+            ledger.started()
+            do {
+                try submitter.submit(ids[submitted])
+            } catch {
+                ledger.answer(ids[submitted], error: error); pauseIfFailedForGood(error)
+                break
+            }
+            submitted += 1
+        }
+        if dropAfter < ids.count {
+            ledger.dropped(submitter.inFlight)   // abandoned when it is dropped below
+        } else {
+            while submitter.inFlight > 0 { receiveOne(&submitter) }
         }
     }
 
@@ -686,6 +744,7 @@ final class Ledger: Sendable {
     private let values = Atomic<Int>(0), stageFailures = Atomic<Int>(0), shutdownErrors = Atomic<Int>(0)
     private let capacityErrors = Atomic<Int>(0), otherErrors = Atomic<Int>(0)
     private let crashErrors = Atomic<Int>(0), timeLimitErrors = Atomic<Int>(0), restartsExhaustedErrors = Atomic<Int>(0)
+    private let exclusiveRefusals = Atomic<Int>(0), exclusiveDropped = Atomic<Int>(0)
     /// Submitters inside a call (graceful shutdowns wait for zero).
     let busy = Atomic<Int>(0)
 
@@ -693,6 +752,7 @@ final class Ledger: Sendable {
         var executions = 0, answered = 0, duplicated = 0
         var values = 0, stageFailures = 0, shutdownErrors = 0, capacityErrors = 0, otherErrors = 0
         var crashErrors = 0, timeLimitErrors = 0, restartsExhaustedErrors = 0
+        var exclusiveRefusals = 0, exclusiveDropped = 0
     }
 
     /// Zeroes every counter; only while no submitter is inside a call.
@@ -703,6 +763,7 @@ final class Ledger: Sendable {
         capacityErrors.store(0, ordering: .relaxed); otherErrors.store(0, ordering: .relaxed)
         crashErrors.store(0, ordering: .relaxed); timeLimitErrors.store(0, ordering: .relaxed)
         restartsExhaustedErrors.store(0, ordering: .relaxed)
+        exclusiveRefusals.store(0, ordering: .relaxed); exclusiveDropped.store(0, ordering: .relaxed)
     }
 
     func snapshot() -> Counters {
@@ -712,10 +773,16 @@ final class Ledger: Sendable {
             stageFailures: stageFailures.load(ordering: .acquiring), shutdownErrors: shutdownErrors.load(ordering: .acquiring),
             capacityErrors: capacityErrors.load(ordering: .acquiring), otherErrors: otherErrors.load(ordering: .acquiring),
             crashErrors: crashErrors.load(ordering: .acquiring), timeLimitErrors: timeLimitErrors.load(ordering: .acquiring),
-            restartsExhaustedErrors: restartsExhaustedErrors.load(ordering: .acquiring))
+            restartsExhaustedErrors: restartsExhaustedErrors.load(ordering: .acquiring),
+            exclusiveRefusals: exclusiveRefusals.load(ordering: .acquiring), exclusiveDropped: exclusiveDropped.load(ordering: .acquiring))
     }
 
     func started() { executions.add(1, ordering: .relaxed) }
+
+    /// `count` executions an exclusive submitter dropped in flight: nothing is delivered for them.
+    func dropped(_ count: Int) {
+        answered.add(count, ordering: .relaxed); exclusiveDropped.add(count, ordering: .relaxed)
+    }
 
     /// A value arrived for execution `id`.
     func answer(_ id: Int, carried output: SoakOutput) {
@@ -749,6 +816,8 @@ final class Ledger: Sendable {
             answered.add(1, ordering: .relaxed); shutdownErrors.add(1, ordering: .relaxed)
         case GraphError.capacityExceeded:
             answered.add(1, ordering: .relaxed); capacityErrors.add(1, ordering: .relaxed)
+        case GraphError.exclusiveSubmitterOpen:
+            answered.add(1, ordering: .relaxed); exclusiveRefusals.add(1, ordering: .relaxed)
         default:
             answered.add(1, ordering: .relaxed); otherErrors.add(1, ordering: .relaxed)
         }
