@@ -14,13 +14,8 @@ final class SoakTests: XCTestCase {
         print(report.description)
         XCTAssertGreaterThan(report.executions, 0)
         XCTAssertGreaterThanOrEqual(report.graphs, 2, "several compile/shutdown cycles")
-        XCTAssertEqual(report.answered, report.executions)
-        XCTAssertEqual(report.lost, 0)
-        XCTAssertEqual(report.duplicated, 0)
-        XCTAssertFalse(report.hung)
+        assertEveryExecutionAnsweredOnce(report)
         XCTAssertEqual(report.compileFailures, 0)
-        XCTAssertEqual(report.otherErrors, 0)
-        XCTAssertGreaterThan(report.values, 0)
         XCTAssertGreaterThan(report.stageFailures, 0, "stages fail at random")
         XCTAssertEqual(report.processFaults, ProcessFaults(), "threads only unless asked")
         XCTAssertEqual(report.crashAnswers + report.timeLimitAnswers + report.restartsExhaustedAnswers, 0)
@@ -63,15 +58,21 @@ final class SoakTests: XCTestCase {
         XCTAssertGreaterThan(report.processFaults.crashes, 0, "the supervisors saw the deaths")
         XCTAssertGreaterThan(report.crashAnswers + report.timeLimitAnswers + report.restartsExhaustedAnswers, 0,
                              "executions held by killed workers were answered with typed errors")
-        XCTAssertEqual(report.answered, report.executions)
-        XCTAssertEqual(report.lost, 0)
-        XCTAssertEqual(report.duplicated, 0)
-        XCTAssertFalse(report.hung)
-        XCTAssertEqual(report.otherErrors, 0)
-        XCTAssertGreaterThan(report.values, 0)
+        assertEveryExecutionAnsweredOnce(report)
         XCTAssertEqual(report.childrenLeft, 0, "\(report.start) -> \(report.end)")
         XCTAssertEqual(report.end.childProcesses, 0, "every worker process reaped")
         XCTAssertEqual(report.fdGrowth, 0, "\(report.start) -> \(report.end)")
         XCTAssertEqual(report.engineMapGrowth, 0, "\(report.start) -> \(report.end)")
     }
+}
+
+/// What every soak must show: each execution answered once, by a value or an expected typed
+/// error, and no submitter hung.
+private func assertEveryExecutionAnsweredOnce(_ report: Soak.Report, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(report.answered, report.executions, file: file, line: line)
+    XCTAssertEqual(report.lost, 0, file: file, line: line)
+    XCTAssertEqual(report.duplicated, 0, file: file, line: line)
+    XCTAssertFalse(report.hung, file: file, line: line)
+    XCTAssertEqual(report.otherErrors, 0, file: file, line: line)
+    XCTAssertGreaterThan(report.values, 0, file: file, line: line)
 }

@@ -122,6 +122,22 @@ struct SlotRing: @unchecked Sendable {
         stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
     }
 
+    /// Result ring: the first steps of freeing `k`'s slot — clear its waiter bits, record `k` as
+    /// taken. Relaxed: the collected stamp the caller stores next (release or stronger) publishes
+    /// both, and `didPublish` relies on the bits being cleared before that stamp.
+    @inlinable @inline(__always)
+    func markTaken(_ k: Int) {
+        let waiters = resultWaiters(k)
+        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
+        takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+    }
+
+    /// Result ring: whether sequence `k` may be admitted (the result of `k - capacity` was collected).
+    @inlinable @inline(__always)
+    func isFree(for k: Int) -> Bool {
+        collectedWord(k).pointee.load(ordering: .acquiring) == SlotRing.stamp(k &- capacity)
+    }
+
     /// Readies a zero-filled ring for use as the result ring: every slot starts collected, so the
     /// first `capacity` sequences are admitted.
     func initializeAsResultRing() {

@@ -61,7 +61,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     @inlinable
     public mutating func submit(_ value: Input) throws(GraphError) {
         let k = next
-        if _slowPath(!plainInputs || !hasSpace(k) || words.stopping.pointee.load(ordering: .relaxed) != 0) {
+        if _slowPath(!plainInputs || !results.isFree(for: k) || words.stopping.pointee.load(ordering: .relaxed) != 0) {
             try submitSlowly(value)
             return
         }
@@ -93,12 +93,6 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         return body(results.value(k).assumingMemoryBound(to: Output.self).pointee)
     }
 
-    /// Whether sequence `k` may be admitted: the result of `k - capacity` has been collected.
-    @inlinable @inline(__always)
-    func hasSpace(_ k: Int) -> Bool {
-        results.collectedWord(k).pointee.load(ordering: .acquiring) == SlotRing.stamp(k &- results.capacity)
-    }
-
     /// The next sequence to receive, once published and not failed (a failure is thrown and its
     /// slot freed).
     @inlinable @inline(__always)
@@ -111,13 +105,13 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         return k
     }
 
-    /// Frees the slot of received `k` (release stores: nobody else claims while this owner holds
-    /// submission; see ``ResultBoard/collectExclusive(_:)``).
+    /// Frees the slot of received `k`: ``ResultBoard/collect(_:)`` with a release store and no full
+    /// fence. Nobody else claims while this owner holds submission, so no submitter can be sleeping
+    /// for this slot but one that began before the owner took over: that one wakes at its park
+    /// timeout and is refused. The relaxed look only saves the futex call in the common case.
     @inlinable @inline(__always)
     func collect(_ k: Int) {
-        let waiters = results.resultWaiters(k)
-        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
-        results.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        results.markTaken(k)
         results.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         if _slowPath(results.spaceWaiters(k).pointee.load(ordering: .relaxed) != 0) { wakeSpaceWaiters(k) }
     }
@@ -149,7 +143,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
 
     @usableFromInline
     func wakeSpaceWaiters(_ k: Int) {
-        core.takeUnretainedValue().board.collectExclusive(k)
+        core.takeUnretainedValue().board.wakeSpaceWaiters(k)
     }
 
     deinit {

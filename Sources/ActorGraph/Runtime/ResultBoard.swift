@@ -306,32 +306,17 @@ final class ResultBoard: @unchecked Sendable {
     /// Frees the slot of `k` for execution `k + capacity` and wakes a submitter waiting for it.
     @usableFromInline
     func collect(_ k: Int) {
-        let waiters = ring.resultWaiters(k)
-        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
-        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+        ring.markTaken(k)
         ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .sequentiallyConsistent)
-        let space = ring.spaceWaiters(k)
-        if space.pointee.load(ordering: .sequentiallyConsistent) != 0 {
-            space.pointee.store(0, ordering: .relaxed)
-            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
-        }
+        if ring.spaceWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 { wakeSpaceWaiters(k) }
     }
 
-    /// ``collect(_:)`` for an ``ExclusiveSubmitter``: the collected stamp with a release store, no
-    /// full fence. Nobody else claims while the owner holds submission, so no submitter can be
-    /// sleeping for this slot but one that began before the owner took over: that one wakes at its
-    /// park timeout and is refused. The relaxed look only saves the futex call in the common case.
-    @usableFromInline @inline(__always)
-    func collectExclusive(_ k: Int) {
-        let waiters = ring.resultWaiters(k)
-        if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
-        ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
-        ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
-        let space = ring.spaceWaiters(k)
-        if space.pointee.load(ordering: .relaxed) != 0 {
-            space.pointee.store(0, ordering: .relaxed)
-            Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
-        }
+    /// Wakes the submitters sleeping for the slot of `k` (``sleepUntilSpace(for:timeoutNanoseconds:)``),
+    /// once its collected stamp is stored.
+    @usableFromInline
+    func wakeSpaceWaiters(_ k: Int) {
+        ring.spaceWaiters(k).pointee.store(0, ordering: .relaxed)
+        Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
     }
 
     /// Throws ``GraphError/alreadyWaited(sequence:)`` when the result of `k` was already taken (its
@@ -361,18 +346,12 @@ final class ResultBoard: @unchecked Sendable {
     func collect(first: Int, count: Int) {
         guard count > 0 else { return }
         for k in first..<(first &+ count) {
-            let waiters = ring.resultWaiters(k)
-            if waiters.pointee.load(ordering: .relaxed) != 0 { waiters.pointee.store(0, ordering: .relaxed) }
-            ring.takenWord(k).pointee.store(k &+ 1, ordering: .relaxed)
+            ring.markTaken(k)
             ring.collectedWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        for k in first..<(first &+ count) {
-            let space = ring.spaceWaiters(k)
-            if space.pointee.load(ordering: .relaxed) != 0 {
-                space.pointee.store(0, ordering: .relaxed)
-                Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
-            }
+        for k in first..<(first &+ count) where ring.spaceWaiters(k).pointee.load(ordering: .relaxed) != 0 {
+            wakeSpaceWaiters(k)
         }
     }
 
@@ -396,9 +375,7 @@ final class ResultBoard: @unchecked Sendable {
 
     /// Whether sequence `k` may be admitted: the result of `k - capacity` has been collected.
     @inlinable @inline(__always)
-    func hasSpace(for k: Int) -> Bool {
-        ring.collectedWord(k).pointee.load(ordering: .acquiring) == SlotRing.stamp(k &- ring.capacity)
-    }
+    func hasSpace(for k: Int) -> Bool { ring.isFree(for: k) }
 
     /// Sleeps until the slot of `k` is collected, `timeoutNanoseconds` pass, or shutdown.
     @usableFromInline
