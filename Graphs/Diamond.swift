@@ -88,7 +88,7 @@ public enum DiamondExample {
                 format: { x, r in
                     ["diamond(\(x)) = \(x)² + (2·\(x) + 1) = \(r.value)   [stats seen \(r.seen), running mean \(r.runningMean)]"]
                 },
-                finally: { ["stats actor final state: " + stats.withState { $0.summary }] })
+                finally: { [try "stats actor final state: " + stats.withState { $0.summary }] })
         },
         describe: { options in
             let compiled = try graph().compile(options)

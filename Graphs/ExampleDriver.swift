@@ -14,7 +14,7 @@ public enum ExampleDriver {
         options: ExampleRunOptions,
         input: (Int) -> Input,
         format: @escaping (Input, Output) -> [String],
-        finally: () -> [String] = { [] }
+        finally: () throws -> [String] = { [] }
     ) async throws -> ExampleRunReport {
         guard options.count >= 1 else {
             throw ExampleInputError(example: example, input: String(options.count), reason: "--count must be at least 1")
@@ -69,7 +69,7 @@ public enum ExampleDriver {
             }
         }
         let elapsed = MonotonicClock.now() &- start
-        notes.append(contentsOf: finally())
+        notes.append(contentsOf: try finally())
         return ExampleRunReport(
             lines: recorder.lines, latenciesNanoseconds: recorder.latencies, notes: notes,
             executions: options.count, omittedExecutions: max(0, options.count - options.resultLimit),

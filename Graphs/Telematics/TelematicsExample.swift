@@ -22,7 +22,7 @@ public enum TelematicsExample {
                 return try await ExampleDriver.run(
                     TelematicsGraph.graph(sink: sink), example: "telematics", options: options,
                     input: { samples[$0] }, format: { s, r in [describe(s, r)] },
-                    finally: { sink.withState { ["alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)"] } })
+                    finally: { try sink.withState { ["alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)"] } })
             }
             let sink = ActorRef(AlertSink(), name: "alerts")
             let served = try TelematicsGraph.graph(sink: sink).serve(codec: TelematicsGraph.codec, options: options.compileOptions)
@@ -33,7 +33,7 @@ public enum TelematicsExample {
             let graphStatistics = served.compiled.statistics
             let statisticsDOT = graphStatistics.map { served.compiled.dot(statistics: $0) }
             served.shutdown()
-            let alerts = sink.withState { ($0.harshBrakingCount, $0.speedingCount) }
+            let alerts = try sink.withState { ($0.harshBrakingCount, $0.speedingCount) }
             var lines = [
                 "sent \(report.sent) records over loopback UDP: \(report.replies) replies, \(report.errorReplies) error replies (malformed on purpose), \(report.missing) missing",
                 "harsh braking: \(report.harshBrakingReplies) alerts (expected \(report.expectedHarshBraking)); speeding: \(report.speedingReplies) (expected \(report.expectedSpeeding))",

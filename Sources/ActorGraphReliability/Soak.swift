@@ -122,6 +122,9 @@ public final class Soak: Sendable {
         public var processFaults: ProcessFaults
         /// Graphs compiled and shut down; how many of them were shut down with executions in flight.
         public var graphs: Int, shutdownsInFlight: Int
+        /// The shutdown contract (thread-mode graphs): stage starts seen after `shutdown()` returned,
+        /// and graphs whose actor was not free once `shutdown()` returned. Both must be 0.
+        public var startsAfterShutdown: Int, actorsNotFreeAfterShutdown: Int
         /// Compiles that failed (always a bug here: every option is valid), and the first few errors.
         public var compileFailures: Int, compileErrors: [String]
         /// Whether a submitter failed to return within the hang timeout.
@@ -158,6 +161,8 @@ public final class Soak: Sendable {
             if answered != executions { failed.append("answered=\(answered) != executions=\(executions)") }
             if hung { failed.append("hung: a submitter did not return") }
             if compileFailures != 0 { failed.append("compile_failures=\(compileFailures) (must be 0)") }
+            if startsAfterShutdown != 0 { failed.append("starts_after_shutdown=\(startsAfterShutdown) (must be 0)") }
+            if actorsNotFreeAfterShutdown != 0 { failed.append("actors_not_free=\(actorsNotFreeAfterShutdown) (must be 0)") }
             if childrenLeft != 0 { failed.append("children_left=\(childrenLeft) (must be 0)") }
             if otherErrors != 0 { failed.append("other_errors=\(otherErrors) (must be 0)") }
             if fdGrowth > 0 { failed.append("fd_growth=\(fdGrowth) (must be <= 0)") }
@@ -179,6 +184,7 @@ public final class Soak: Sendable {
                 + "crash_errors=\(crashAnswers) time_limit_errors=\(timeLimitAnswers) restarts_exhausted_errors=\(restartsExhaustedAnswers) "
                 + "exclusive_refusals=\(exclusiveRefusals) exclusive_dropped=\(exclusiveDropped) "
                 + "other_errors=\(otherErrors) graphs=\(graphs) shutdowns_in_flight=\(shutdownsInFlight) compile_failures=\(compileFailures) "
+                + "starts_after_shutdown=\(startsAfterShutdown) actors_not_free=\(actorsNotFreeAfterShutdown) "
                 + "process_graphs=\(p.graphs) kills=\(p.kills) stops=\(p.stops) crashes=\(p.crashes) restarts=\(p.restarts) "
                 + "time_limit_kills=\(p.timeLimitKills) exhausted_graphs=\(p.exhaustedGraphs) children_left=\(childrenLeft) "
                 + "hung=\(hung) seed=\(seed) engine_map_growth=\(engineMapGrowth) arena_map_growth=\(end.mallocArenaHeaps - start.mallocArenaHeaps) map_growth_limit=\(mapGrowthLimit)"
@@ -193,6 +199,8 @@ public final class Soak: Sendable {
 
     let configuration: Configuration
     let ledger = Ledger()
+    /// The shutdown contract over every thread-mode graph (``ShutdownProbe``).
+    let shutdownChecks = ShutdownChecks()
     /// The graph submitters use (nil between graphs). Written rarely, under the lock, then
     /// `generation` is bumped (release); submitters re-read it only when `generation` changed.
     let slot = Mutex<CompiledGraph<Int, SoakOutput>?>(nil)
@@ -286,6 +294,7 @@ public final class Soak: Sendable {
         let startSample = await settledSample()
         let startMappings = ProcessResources.mappingSignatures()
         ledger.reset()
+        shutdownChecks.reset()
         faults = ProcessFaults()
         let startedAt = ContinuousClock.now
         var lastProgress = startedAt
@@ -333,6 +342,8 @@ public final class Soak: Sendable {
             crashAnswers: c.crashErrors, timeLimitAnswers: c.timeLimitErrors, restartsExhaustedAnswers: c.restartsExhaustedErrors,
             exclusiveRefusals: c.exclusiveRefusals, exclusiveDropped: c.exclusiveDropped,
             processFaults: faults, graphs: graphs, shutdownsInFlight: inFlight,
+            startsAfterShutdown: shutdownChecks.startsAfterShutdown.load(ordering: .relaxed),
+            actorsNotFreeAfterShutdown: shutdownChecks.actorsNotFree.load(ordering: .relaxed),
             compileFailures: compileFailures, compileErrors: compileErrors.withLock { $0 }, hung: hung, start: startSample, end: endSample,
             mappingChanges: Self.multisetChanges(from: startMappings, to: endMappings),
             rssGrowthLimitKiB: configuration.rssGrowthLimitKiB, mapGrowthLimit: configuration.mapGrowthLimit, seed: configuration.seed)
@@ -394,8 +405,9 @@ public final class Soak: Sendable {
     @discardableResult
     private func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
                        faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
+        let probe = ShutdownProbe()
         let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, GraphError> = {
-            do throws(GraphError) { return .success(try shape.graph().compile(options)) } catch { return .failure(error) }
+            do throws(GraphError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
         }
         let blocking = control.withLock { $0 }
         let graph: CompiledGraph<Int, SoakOutput>
@@ -424,7 +436,16 @@ public final class Soak: Sendable {
         // New calls stop first; calls already inside the graph meet the shutdown.
         publish(nil)
         if let blocking { await blocking.run { graph.shutdown() } } else { graph.shutdown() }
+        probe.didReturnFromShutdown()
         paused.store(false, ordering: .sequentiallyConsistent)
+        if options.isolation == .threads {
+            // No soak stage gets stuck, so the worker stopped within the grace period and its
+            // actors are free now; a stage starting later would be counted by the probe (looked at
+            // a few milliseconds later, when a worker that ignored the stop would have started one).
+            if shape == .diamond && (try? probe.calls.withState { $0 }) == nil { shutdownChecks.actorsNotFree.add(1, ordering: .relaxed) }
+            try? await Task.sleep(for: .milliseconds(2))
+            shutdownChecks.startsAfterShutdown.add(probe.startsAfterShutdown.load(ordering: .relaxed), ordering: .relaxed)
+        }
         if options.isolation == .processes {
             // After shutdown: the supervisor has stopped, so its counts are final.
             let statistics = graph.isolationStatistics
@@ -728,6 +749,19 @@ public final class Soak: Sendable {
 }
 
 /// Set once a submitter returned.
+/// Shutdown-contract violations summed over a soak.
+final class ShutdownChecks: Sendable {
+    /// Stage starts after `shutdown()` had returned.
+    let startsAfterShutdown = Atomic<Int>(0)
+    /// Graphs whose actor was still bound (its state unreadable) after `shutdown()` returned.
+    let actorsNotFree = Atomic<Int>(0)
+
+    func reset() {
+        startsAfterShutdown.store(0, ordering: .relaxed)
+        actorsNotFree.store(0, ordering: .relaxed)
+    }
+}
+
 final class SubmitterFlag: Sendable {
     private let done = Atomic<Bool>(false)
     func finish() { done.store(true, ordering: .releasing) }
@@ -892,18 +926,19 @@ enum SoakShape: Int, CaseIterable {
     /// (`fanOutStrings` carries `String` and `[Int]`).
     static let processCrossable: [SoakShape] = [.echo, .chain, .diamond]
 
-    func graph() -> Graph<Int, SoakOutput> {
+    func graph(probe: ShutdownProbe = ShutdownProbe()) -> Graph<Int, SoakOutput> {
         switch self {
         case .echo:
             return Graph(input: Int.self) { x in
                 x.then(name: "echo") { id -> SoakOutput in
+                    probe.stageStarted()
                     if soakShouldFail(id, salt: 1) { throw SoakFailure(id: id) }
                     return SoakOutput(id: id, check: id &* 3 &+ 1, shape: 0)
                 }
             }
         case .chain:
             return Graph(input: Int.self) { x in
-                x.then(name: "a") { ($0, $0 &+ 1) }
+                x.then(name: "a") { id in probe.stageStarted(); return (id, id &+ 1) }
                     .then(SoakCounter(), name: "b")
                     .then(name: "c") { id, v -> SoakOutput in
                         if soakShouldFail(id, salt: 2) { throw SoakFailure(id: id) }
@@ -911,9 +946,9 @@ enum SoakShape: Int, CaseIterable {
                     }
             }
         case .diamond:
-            let calls = ActorRef(0, name: "soak-calls")
+            let calls = probe.calls
             return Graph(input: Int.self) { x in
-                let a = x.then(calls, name: "double") { n, id in n &+= 1; return (id, id &* 2) }
+                let a = x.then(calls, name: "double") { n, id in probe.stageStarted(); n &+= 1; return (id, id &* 2) }
                 let b = a.then(name: "plus1") { id, v -> Int in
                     if soakShouldFail(id, salt: 3) { throw SoakFailure(id: id) }
                     return v &+ 1
@@ -924,7 +959,7 @@ enum SoakShape: Int, CaseIterable {
         case .fanOutStrings:
             // Values holding references (String, [Int]) flow through rings, scratch and zips.
             return Graph(input: Int.self) { x in
-                let s = x.then(name: "text") { String($0) }
+                let s = x.then(name: "text") { id in probe.stageStarted(); return String(id) }
                 let branches = (0..<4).map { i in
                     s.then(name: "len\(i)") { text -> [Int] in
                         if i == 2, let id = Int(text), soakShouldFail(id, salt: 4) { throw SoakFailure(id: id) }
@@ -955,6 +990,21 @@ enum SoakShape: Int, CaseIterable {
             batchSize: [1, 4, 32, 256].randomElement(using: &rng)!,
             useIORing: Int.random(in: 0..<4, using: &rng) != 0)
     }
+}
+
+/// The shutdown contract as the soak checks it for one thread-mode graph: the head stage of every
+/// shape reports each start here, and a start after `shutdown()` returned is counted; the
+/// diamond's actor must be free (its state readable) once `shutdown()` returned.
+final class ShutdownProbe: Sendable {
+    let calls = ActorRef(0, name: "soak-calls")
+    private let shutdownReturned = Atomic<Bool>(false)
+    let startsAfterShutdown = Atomic<Int>(0)
+
+    func stageStarted() {
+        if shutdownReturned.load(ordering: .acquiring) { startsAfterShutdown.add(1, ordering: .relaxed) }
+    }
+
+    func didReturnFromShutdown() { shutdownReturned.store(true, ordering: .releasing) }
 }
 
 /// A stateful stage: adds a running count's parity-free contribution so the check stays exact.

@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
         served.shutdown()
         print("stopping: \(reason); stopped receiving, \(drained ? "drained" : "DRAIN TIMED OUT with \(final.inFlight) left of") \(inFlightAtStop) record(s) in flight")
         print("final: \(final.description)")
-        sink.withState { print("alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)") }
+        try sink.withState { print("alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)") }
         if let graphStatistics {
             print("statistics per node:")
             print(graphStatistics.table)

@@ -66,7 +66,7 @@ final class DynamicPathTests: XCTestCase {
             XCTAssertEqual(failed, [expected, expected, expected], "the first failed input of 'join' in argument order")
         }
         compiled.shutdown()
-        XCTAssertEqual(counters.map { $0.withState { $0 } }, [5, 5, 5], "the independent branch ran on every path")
+        XCTAssertEqual(try counters.map { try $0.withState { $0 } }, [5, 5, 5], "the independent branch ran on every path")
     }
 
     func testMalformedGraphsAreRejectedLikeCompile() {
@@ -90,7 +90,7 @@ final class DynamicPathTests: XCTestCase {
             for i in 1...200 { group.addTask { _ = try await dynamic.execute(i) } }
             try await group.waitForAll()
         }
-        XCTAssertEqual(counter.withState { $0 }, 3 * 200 * 201 / 2)
+        XCTAssertEqual(try counter.withState { $0 }, 3 * 200 * 201 / 2)
     }
 
     func testDynamicShutdown() async throws {

@@ -108,7 +108,7 @@ final class ExecutorTests: XCTestCase {
             XCTAssertEqual(try compiled.execute(i), total + 2 * i)
         }
         compiled.shutdown()
-        ledger.withState { state in
+        try ledger.withState { state in
             XCTAssertEqual(state.count, 500)
             XCTAssertEqual(state.deposits, 500 * 501 / 2)
         }

@@ -119,7 +119,13 @@ final class RandomGraphPropertyTests: XCTestCase {
             if execution.outcome == nil { stats.abandoned += 1 }
         }
         dynamic.shutdown()
-        let states = [compiledActors, sequentialActors, dynamicActors].map { $0.map { $0.withState { $0 } } }
+        let states: [[PropertyActorState]]
+        do {
+            states = try [compiledActors, sequentialActors, dynamicActors].map { try $0.map { try $0.withState { $0 } } }
+        } catch {
+            XCTFail("an actor is still bound after shutdown: \(error)\n\(context)")
+            return false
+        }
         if states[0] != states[1] || states[0] != states[2] {
             XCTFail("actor state differs after shutdown:\n  compiled:   \(states[0])\n  sequential: \(states[1])\n  dynamic:    \(states[2])\n\(context)")
             return false

@@ -172,7 +172,7 @@ final class ExampleGraphsTests: XCTestCase {
         }
         compiled.shutdown()
         XCTAssertFalse(stats.isBound)
-        let final = stats.withState { $0 }
+        let final = try stats.withState { $0 }
         XCTAssertEqual(final.count, 100)
         XCTAssertEqual(final.sum, 5050)
         XCTAssertEqual(final.min, 1)
@@ -190,14 +190,14 @@ final class ExampleGraphsTests: XCTestCase {
         let sequentialStats = ActorRef(RunningStats())
         let sequential = try DiamondExample.graph(stats: sequentialStats).sequential()
         check(try inputs.map { try sequential.execute($0) })
-        XCTAssertEqual(sequentialStats.withState { $0.count }, 5)
+        XCTAssertEqual(try sequentialStats.withState { $0.count }, 5)
 
         let dynamicStats = ActorRef(RunningStats())
         let dynamic = try DiamondExample.graph(stats: dynamicStats).dynamic()
         var dynamicResults: [DiamondResult] = []
         for x in inputs { dynamicResults.append(try await dynamic.execute(x)) }
         check(dynamicResults)
-        XCTAssertEqual(dynamicStats.withState { $0.sum }, 11)
+        XCTAssertEqual(try dynamicStats.withState { $0.sum }, 11)
     }
 
     func testDiamondRunReportsTheActorsFinalState() async throws {

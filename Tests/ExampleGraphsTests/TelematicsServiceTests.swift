@@ -28,7 +28,7 @@ final class TelematicsServiceTests: XCTestCase {
         XCTAssertEqual(stats.rejectedMalformed + stats.rejectedOversized, broken)
         XCTAssertEqual(stats.admitted, 3_000 - broken)
         XCTAssertEqual(report.latenciesNanoseconds.count, report.replies)
-        sink.withState { sink in
+        try sink.withState { sink in
             XCTAssertEqual(sink.harshBrakingCount, report.expectedHarshBraking)
             XCTAssertEqual(sink.speedingCount, report.expectedSpeeding)
         }

@@ -81,6 +81,31 @@ public enum FixtureGraphs {
         }
     }
 
+    /// The environment variable naming the file ``startRecorder()`` appends stage start times to.
+    public static let startLogKey = "ACTORGRAPH_FIXTURE_START_LOG"
+
+    /// `recordStart` appends the monotonic time (ns, one line; the clock is shared by every process)
+    /// to the file named by ``startLogKey``, then sleeps `value` ms (a negative value: forever).
+    public static func startRecorder() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            x.then(name: "recordStart") { v -> Int in
+                if let path = getenv(startLogKey) {
+                    var now = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &now)
+                    let line = "\(Int(now.tv_sec) * 1_000_000_000 + now.tv_nsec)\n"
+                    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+                    if fd >= 0 {
+                        _ = line.withCString { write(fd, $0, strlen($0)) }
+                        close(fd)
+                    }
+                }
+                if v < 0 { while true { sleep(1000) } }
+                usleep(useconds_t(v * 1000))
+                return v
+            }
+        }
+    }
+
     /// Every graph the fixture executable can run as a worker.
-    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond()] }
+    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond(), startRecorder()] }
 }

@@ -1,6 +1,7 @@
 import ActorGraph
 import GraphTestSupport
 import ActorGraphPlatform
+import BasicContainers
 import Glibc
 import IsolationFixtures
 import XCTest
@@ -427,6 +428,40 @@ final class IsolationTests: XCTestCase {
             guard case .shutDown = error else { return XCTFail("expected shutDown, got \(error)") }
         }
         sleepMilliseconds(1_600) // let the stage return, so the thread ends before the next test
+    }
+
+    /// Process mode keeps the shutdown contract: a worker process stops at the next execution
+    /// boundary (queued executions never run), a stuck one is killed after the grace period, and no
+    /// stage starts after `shutdown()` returned. Start times come from the children through a file.
+    func testNoStageStartsAfterShutdownReturnsInProcessMode() throws {
+        for stuck in [false, true] {
+            let path = "/tmp/actorgraph-starts-\(getpid())-\(stuck)"
+            unlink(path)
+            defer { unlink(path) }
+            setenv(FixtureGraphs.startLogKey, path, 1)
+            defer { unsetenv(FixtureGraphs.startLogKey) }
+            var options = processOptions(capacity: 16)
+            options.shutdownGracePeriod = stuck ? .milliseconds(100) : .seconds(2)
+            let compiled = try FixtureGraphs.startRecorder().compile(options)
+            // A deep queue behind a 200 ms stage, or behind a stage that never returns.
+            var submitted = UniqueArray<PendingExecution<Int>>(minimumCapacity: 8)
+            for i in 0..<8 { submitted.append(try compiled.submit(i == 0 && stuck ? -1 : 200)) }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while readSmallFile(path).isEmpty && ContinuousClock.now < deadline { usleep(1_000) }
+            compiled.shutdown()
+            let returnedAt = MonotonicClock.now()
+            var answered = 0
+            for i in 0..<submitted.count {
+                do { _ = try submitted[i].wait(); answered += 1 } catch .shutDown { answered += 1 } catch {
+                    XCTFail("unexpected answer: \(error)")
+                }
+            }
+            XCTAssertEqual(answered, 8, "every waiter is answered")
+            usleep(300_000)
+            let starts = readSmallFile(path).split(separator: "\n").compactMap { UInt64($0) }
+            XCTAssertEqual(starts.count, 1, "only the stage running when shutdown() began ran (stuck: \(stuck))")
+            XCTAssertTrue(starts.allSatisfy { $0 < returnedAt }, "no stage started after shutdown() returned")
+        }
     }
 
     func testHundredCompileShutdownCyclesLeakNothing() throws {

@@ -40,8 +40,9 @@ public struct CompileOptions: Sendable {
     /// worker is reported (log and ``CompiledGraph/stuckStageReports``), and `shutdown()` stops
     /// waiting for it after ``shutdownGracePeriod``.
     public var stageTimeLimit: Duration?
-    /// How long `shutdown()` waits for a worker to stop before it kills the process (process mode)
-    /// or leaves the thread detached (thread mode).
+    /// How long `shutdown()` waits for a stage already running to return before it kills the worker
+    /// process (process mode) or leaves the thread detached (thread mode; its actors come back when
+    /// the stage returns). Executions not started are never waited for.
     public var shutdownGracePeriod: Duration
     /// The executable a worker process runs; `nil`: `/proc/self/exe` (this program, which must call
     /// ``IsolatedWorker/runIfChild(graphs:)`` first thing in `main`).

@@ -3,9 +3,10 @@ import Synchronization
 /// A stateful actor shared by several nodes (Ray's `actor.method.bind`).
 ///
 /// Every node that uses the same `ActorRef` is placed on one worker, so `state` is only ever touched
-/// by one thread. While a compiled graph using it is running the actor is *bound* to that graph:
-/// compiling a second graph that uses it throws ``GraphError/actorAlreadyBound(actor:)``, and
-/// ``withState(_:)`` is only allowed once the graph has shut down.
+/// by one thread. From `compile()` until that worker has stopped, the actor is *bound* to the graph:
+/// compiling a second graph that uses it, or ``withState(_:)``, throws
+/// ``GraphError/actorAlreadyBound(actor:)``. After `shutdown()` returns the actor is free again —
+/// or, if one of its stages outlived the shutdown grace period, as soon as that stage returns.
 ///
 /// The state is handed over with `sending` and never leaves except through `sending` results, so
 /// the compiler rejects a caller that keeps a reference into it while a worker mutates it.
@@ -22,15 +23,20 @@ public final class ActorRef<State>: Sendable {
         self.name = name ?? String(describing: State.self)
     }
 
-    /// Reads or updates the state while no compiled graph is running with this actor. Calls from
-    /// several threads take turns.
-    /// - Precondition: the actor is not bound to a running compiled graph.
-    public func withState<R>(_ body: (inout State) throws -> sending R) rethrows -> sending R {
+    /// Reads or updates the state while no compiled graph holds this actor. Calls from several
+    /// threads take turns.
+    ///
+    /// A graph holds the actor from `compile()` until its worker has stopped: until `shutdown()`
+    /// (or the graph's release) returns, or, when a stage outlived the shutdown grace period, until
+    /// that stage has returned. Meanwhile this throws ``GraphError/actorAlreadyBound(actor:)``
+    /// instead of touching state a worker may be using; afterwards the state is the worker's final one.
+    /// - Throws: ``GraphError/actorAlreadyBound(actor:)``, or what `body` throws.
+    public func withState<R>(_ body: (inout State) throws -> sending R) throws -> sending R {
         while true {
             let (exchanged, current) = access.compareExchange(
                 expected: ActorAccess.free.rawValue, desired: ActorAccess.caller.rawValue, ordering: .acquiring)
             if exchanged { break }
-            precondition(current != ActorAccess.graph.rawValue, "ActorRef '\(name)' is bound to a running compiled graph")
+            if current == ActorAccess.graph.rawValue { throw GraphError.actorAlreadyBound(actor: name) }
             sched_yield()
         }
         defer { access.store(ActorAccess.free.rawValue, ordering: .releasing) }

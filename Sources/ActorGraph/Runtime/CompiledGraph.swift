@@ -97,8 +97,12 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
         try core.board.takeValue(k, as: Output.self)
     }
 
-    /// Stops the workers and joins their threads; waiters of unfinished executions get
-    /// ``GraphError/shutDown``. Idempotent. The rings are unmapped once no handle is left.
+    /// Stops every worker at the next execution boundary and answers every waiter: executions not
+    /// started yet get ``GraphError/shutDown`` and never run; a stage already running is waited for
+    /// up to ``CompileOptions/shutdownGracePeriod`` (then its worker process is killed, or its thread
+    /// left detached: that thread gives its actors back when the stage returns). No stage starts
+    /// after this returns. Idempotent; also run on `deinit`. The rings are unmapped once no handle
+    /// (and no detached thread) is left.
     public func shutdown() { core.shutdown() }
 
     /// Whether ``shutdown()`` ran.

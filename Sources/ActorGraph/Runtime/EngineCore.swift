@@ -34,9 +34,16 @@ final class EngineCore: @unchecked Sendable {
     private var threads: [PinnedThread] = []
     /// Thread workers still running a stage when `shutdown()` gave up waiting (left detached).
     let detachedThreads = Atomic<Int>(0)
+    private let detachedWorkers = Mutex<Set<Int>>([])
     /// Process mode: the worker processes; crash, hang and async-notification handling.
     var supervisor: Supervisor?
     private let boundActors: [ActorBinding]
+    /// Thread mode: the actors each worker's segments use (every node of an actor is on one worker),
+    /// given back when that worker has stopped (``giveBackIfStopped(_:_:)``).
+    private let actorsByWorker: [[ActorBinding]]
+    /// Per worker, ``WorkerExit`` bits: who has seen what of its end. Whoever sets the second bit
+    /// gives the worker's actors back, so that happens exactly once and only after its last stage.
+    private let workerExits: Mutex<[UInt8]>
     private let lifecycle = Mutex<Bool>(false) // true once shut down
 
     /// - Parameter attachWorker0: builds the I/O attachment of worker 0 (a network source/sink),
@@ -62,6 +69,14 @@ final class EngineCore: @unchecked Sendable {
             bound.append(actor)
         }
         self.boundActors = bound
+        var byWorker = [[ActorBinding]](repeating: [], count: plan.workerCount)
+        var placed = Set<ObjectIdentifier>()
+        for (i, node) in plan.nodes.enumerated() {
+            guard let actor = node.actor, let w = plan.nodeWorker[i], placed.insert(actor.id).inserted else { continue }
+            byWorker[w].append(actor)
+        }
+        actorsByWorker = byWorker
+        workerExits = Mutex([UInt8](repeating: 0, count: plan.workerCount))
 
         // Lay out and map the region (sealed against resizing when children share it).
         let layout = RegionLayout(plan: plan, processMode: isolated)
@@ -137,7 +152,9 @@ final class EngineCore: @unchecked Sendable {
                 // left detached by `shutdown()` in a stuck stage never touches unmapped memory.
                 threads.append(try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) { [self] in
                     worker.run()
-                    withExtendedLifetime(self) {}
+                    // Past its last stage: if shutdown already gave up waiting (a stage outlived the
+                    // grace period), this thread gives the worker's actors back.
+                    giveBackIfStopped(worker.index, WorkerExit.threadStopped)
                 })
             }
             if options.stageTimeLimit != nil { supervisor = try Supervisor(core: self) }
@@ -394,22 +411,48 @@ final class EngineCore: @unchecked Sendable {
         }
         let grace = max(0, options.shutdownGracePeriod.nanoseconds)
         let deadline = MonotonicClock.now() &+ UInt64(grace)
-        for thread in threads {
+        // Waiters of executions not yet run are answered now, not after the grace period.
+        board.wakeAllForShutdown()
+        for (w, thread) in threads.enumerated() {
             let now = MonotonicClock.now()
             if !thread.join(timeoutNanoseconds: now >= deadline ? 0 : Int64(deadline &- now)) {
                 detachedThreads.add(1, ordering: .relaxed)
-                logger.warning("shutdown: a worker thread is still inside a stage after the grace period; left detached")
+                detachedWorkers.withLock { $0.insert(w) }
+                logger.warning("shutdown: a worker thread is still inside a stage after the grace period; left detached (its actors come back when the stage returns)")
             }
         }
         supervisor?.stop(deadline: deadline)
         board.wakeAllForShutdown()
-        if detachedThreads.load(ordering: .relaxed) == 0 {
+        if isolated || threads.isEmpty {
+            // Process mode: every child has exited or was killed and reaped. No threads: none ran.
             boundActors.forEach { $0.unbind() }
-        } else if !boundActors.isEmpty {
-            // A detached thread may still be inside an actor's stage: the actors stay bound
-            // (`withState` refuses, a new compile throws actorAlreadyBound) rather than race.
-            logger.warning("shutdown: actors stay bound while a detached worker thread may still use them")
+        } else {
+            for w in 0..<workers.count where w >= threads.count {
+                giveBackIfStopped(w, WorkerExit.threadStopped) // its thread was never started
+            }
+            for w in 0..<workers.count { giveBackIfStopped(w, WorkerExit.shutdownDone) }
         }
+    }
+
+    /// Records `bit` (``WorkerExit``) for worker `w`; the call that completes both bits gives the
+    /// worker's actors back. The thread sets `threadStopped` after its loop (never inside a stage),
+    /// `shutdown()` sets `shutdownDone` after its wait, whether or not the thread stopped in time.
+    private func giveBackIfStopped(_ w: Int, _ bit: UInt8) {
+        let both = workerExits.withLock { exits -> Bool in
+            let before = exits[w]
+            exits[w] |= bit
+            return before != exits[w] && exits[w] == WorkerExit.threadStopped | WorkerExit.shutdownDone
+        }
+        guard both else { return }
+        actorsByWorker[w].forEach { $0.unbind() }
+        if detachedThreadsGivenBack(w) {
+            logger.notice("a worker thread left detached by shutdown has returned from its stage: its actors are free again")
+        }
+    }
+
+    /// Whether worker `w` was one `shutdown()` left detached (for the log line when it comes back).
+    private func detachedThreadsGivenBack(_ w: Int) -> Bool {
+        detachedWorkers.withLock { $0.contains(w) }
     }
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
@@ -419,6 +462,14 @@ final class EngineCore: @unchecked Sendable {
     static func deadline(after timeout: Duration) -> UInt64 {
         max(1, MonotonicClock.now() &+ UInt64(max(0, timeout.nanoseconds)))
     }
+}
+
+/// The two events that end a worker thread's hold on its actors (``EngineCore`` `workerExits`).
+enum WorkerExit {
+    /// The worker's thread left its loop: no stage of it runs again.
+    static let threadStopped: UInt8 = 1
+    /// `shutdown()` finished waiting for the thread (joined, or gave up after the grace period).
+    static let shutdownDone: UInt8 = 2
 }
 
 extension RegionHeader {

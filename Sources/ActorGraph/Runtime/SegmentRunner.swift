@@ -37,6 +37,9 @@ final class SegmentRunner {
     let currentNode: UnsafeMutablePointer<Atomic<UInt32>>
     /// Wake-ups use shared futexes (process mode: the consumer may be another process).
     let sharedFutex: Bool
+    /// The engine's stopping word: once set, no execution starts (checked before each one, so a
+    /// shutdown stops a worker at the next execution boundary, not after its queue or batch).
+    let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     /// The next sequence this segment processes.
     @exclusivity(unchecked) private(set) var next = 0
     /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
@@ -50,7 +53,7 @@ final class SegmentRunner {
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
          wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
          inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
-         control: WorkerControl, sharedFutex: Bool, start: Int) {
+         control: WorkerControl, sharedFutex: Bool, stopping: UnsafeMutablePointer<Atomic<UInt32>>, start: Int) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -79,6 +82,7 @@ final class SegmentRunner {
         self.progress = control.progress
         self.currentNode = control.node
         self.sharedFutex = sharedFutex
+        self.stopping = stopping
         self.next = start
     }
 
@@ -129,14 +133,18 @@ final class SegmentRunner {
         return n
     }
 
-    /// Runs the next execution if its inputs are ready, and publishes its output (release; the
-    /// caller, ``runBatch(_:)``, fences and wakes). Returns whether it ran.
+    /// Runs the next execution if its inputs are ready and the engine is not stopping, and
+    /// publishes its output (release; the caller, ``runBatch(_:)``, fences and wakes). Returns
+    /// whether it ran.
     ///
+    /// The stopping word is read before every execution (an acquire load: a plain load on x86, its
+    /// line shared and unwritten while running): an execution not started when `shutdown()` set it
+    /// never starts, in whichever thread or process would have run it.
     /// With statistics off this costs one predicted branch more than the bare body; sampled
     /// executions take the out-of-line ``runSampled(_:)``.
     @inline(__always)
     func runOne() -> Bool {
-        guard isReady() else { return false }
+        guard isReady(), stopping.pointee.load(ordering: .acquiring) == 0 else { return false }
         if let statistics, statistics.isSampled(next) {
             runSampled(statistics)
         } else {

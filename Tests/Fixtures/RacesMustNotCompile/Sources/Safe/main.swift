@@ -20,7 +20,7 @@ func run() throws {
     let compiled = try graph.compile()
     for i in 1...1000 { _ = try compiled.execute(i) }
     compiled.shutdown()
-    let seen = counter.withState { $0 }
+    let seen = try counter.withState { $0 }
     print("total \(total.n.load(ordering: .relaxed)) seen \(seen)")
 }
 try run()
