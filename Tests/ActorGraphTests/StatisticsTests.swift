@@ -111,10 +111,11 @@ final class StatisticsTests: XCTestCase {
     }
 
     /// An idle worker parks; the next submit rings its doorbell: parks and wake-ups are counted.
+    /// (`submit`, not `execute`: a blocking `execute` runs the stages of a parked worker itself.)
     func testWorkerParksAndWakeUpsAreCounted() throws {
         let compiled = try Graph(input: Int.self) { $0.then { $0 + 1 } }.compile(options(.on))
         for i in 0..<5 {
-            XCTAssertEqual(try compiled.execute(i), i + 1)
+            XCTAssertEqual(try compiled.submit(i).wait(), i + 1)
             Thread.sleep(forTimeInterval: 0.01)  // the worker parks (spinTime zero in tests)
         }
         compiled.shutdown()  // a still snapshot: no park is being recorded while it is read

@@ -53,6 +53,12 @@ public struct CompileOptions: Sendable {
     /// on a futex; a crashed worker is replaced by activating it (no spawn on the recovery path), and a
     /// new standby is started behind it. Costs one idle process per worker.
     public var standbyWorkers: Bool = false
+    /// Thread mode: a blocking `execute` (no deadline) that finds every worker parked runs the
+    /// stages on the calling thread instead of waking a worker on another CPU — the first execution
+    /// after idle then costs about what its stages cost, like a plain Swift actor called inline.
+    /// Off for graphs with a ``stageTimeLimit``, with I/O edges, in process mode, and from the first
+    /// inline run over 1 ms on. `false`: always hand executions to the workers.
+    public var callerTakeover: Bool = true
 
     /// Options that fit the machine.
     public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,

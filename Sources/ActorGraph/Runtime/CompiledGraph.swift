@@ -23,10 +23,16 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     deinit { core.shutdown() }
 
     /// Runs one execution and blocks until its result (spinning first, then parking).
+    ///
+    /// In thread mode, when every worker is parked (the graph was idle), the calling thread runs
+    /// the stages itself instead of waking a worker on another CPU, and gives the workers back
+    /// afterwards (see ``CompileOptions/callerTakeover``).
     @inlinable
     public func execute(_ input: Input) throws(GraphError) -> Output {
-        let k = try enqueue(input)
-        try core.board.waitPublished(k)
+        let k = try core.claim()
+        core.inputSlot(k).initializeMemory(as: Input.self, to: input)
+        core.publishInputRunningIfParked(k)
+        if !core.board.ring.isPublished(k) { try core.board.waitPublished(k) }
         return try takeResult(k)
     }
 
@@ -143,6 +149,10 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public var parkMechanisms: [String] {
         core.wiring.controls.map { $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue }
     }
+
+    /// Executions a blocking `execute` ran on its own thread because every worker was parked
+    /// (``CompileOptions/callerTakeover``; diagnostics).
+    public var callerTakeovers: Int { core.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0 }
 
     /// How many times each worker parked so far (diagnostics).
     public var parkCounts: [Int] { core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) } }

@@ -37,6 +37,9 @@ final class EngineCore: @unchecked Sendable {
     private let detachedWorkers = Mutex<Set<Int>>([])
     /// Process mode: the worker processes; crash, hang and async-notification handling.
     var supervisor: Supervisor?
+    /// Thread mode: lets `execute` run the stages of parked workers on the caller's thread; `nil`
+    /// where that is not allowed (see ``CallerTakeover``). Set once in `init`.
+    private(set) var takeover: CallerTakeover?
     private let boundActors: [ActorBinding]
     /// Thread mode: the actors each worker's segments use (every node of an actor is on one worker),
     /// given back when that worker has stopped (``giveBackIfStopped(_:_:)``).
@@ -119,6 +122,10 @@ final class EngineCore: @unchecked Sendable {
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
                             messages: wiring.messages[plan.outputChannel])
+        board.workerCPUMask = plan.workerCPUs.reduce(0) { mask, cpu in
+            guard let cpu, cpu < 64 else { return mask }
+            return mask | (1 << UInt64(cpu))
+        }
         idlePolicy = options.idle
         submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
         inputWakeTargets = wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil)
@@ -146,6 +153,11 @@ final class EngineCore: @unchecked Sendable {
         }
         statistics?.install(workers: workers, inputCount: nextSequence)
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
+        // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except
+        // where a stage must stay watchable or a worker's ring is bound to its thread.
+        if attachWorker0 == nil && options.stageTimeLimit == nil && options.callerTakeover {
+            takeover = CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing, stopping: stopping)
+        }
         do {
             for worker in workers {
                 // The thread keeps the core (and so the mapped region) alive until it returns: a thread
@@ -392,6 +404,17 @@ final class EngineCore: @unchecked Sendable {
         for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
 
+    /// Publishes the input of `k` for a caller that blocks until its result (`execute` without a
+    /// deadline): when every worker is parked, runs the execution on this thread instead of waking
+    /// one (``CallerTakeover``); otherwise wakes the head workers as ``publishInput(_:)`` does.
+    @usableFromInline
+    func publishInputRunningIfParked(_ k: Int) {
+        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
+        input.publish(k)
+        if let takeover, takeover.runIfParked(k) { return }
+        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
+    }
+
     // MARK: Shutdown
 
     /// Stops the workers, answers every waiter and unbinds actors. Idempotent. Returns within about
@@ -406,8 +429,18 @@ final class EngineCore: @unchecked Sendable {
         guard first else { return }
         stopping.pointee.store(1, ordering: .sequentiallyConsistent)
         for word in wiring.parkWords {
-            word.pointee.store(0, ordering: .sequentiallyConsistent)
-            Futex.wake(futexWord(word), count: Int32.max, shared: isolated)
+            // A word taken over by a caller (2) is left to it: it gives the worker back after its
+            // stage and, seeing `stopping`, rings it then (the other half of this Dekker pair).
+            var current = word.pointee.load(ordering: .sequentiallyConsistent)
+            while current != CallerTakeover.ParkWord.takenOver {
+                let (exchanged, original) = word.pointee.compareExchange(
+                    expected: current, desired: CallerTakeover.ParkWord.awake, ordering: .sequentiallyConsistent)
+                if exchanged {
+                    Futex.wake(futexWord(word), count: Int32.max, shared: isolated)
+                    break
+                }
+                current = original
+            }
         }
         let grace = max(0, options.shutdownGracePeriod.nanoseconds)
         let deadline = MonotonicClock.now() &+ UInt64(grace)

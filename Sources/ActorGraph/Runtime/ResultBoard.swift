@@ -32,6 +32,11 @@ final class ResultBoard: @unchecked Sendable {
     let remoteNotifyFD: Int32?
     /// Why the graph stopped when it was not `shutdown()`: every waiter and later call gets it.
     let terminalError = Mutex<GraphError?>(nil)
+    /// Bit `c` set: a worker is pinned to CPU `c` (CPUs 0–63; 0: none pinned). A waiting caller
+    /// that finds itself on such a CPU yields instead of spinning: the worker that would publish
+    /// its result may be waiting for this very CPU (an unpinned caller lands there until the load
+    /// balancer moves it; spinning there costs a scheduler slice, ~2 ms, per execution).
+    var workerCPUMask: UInt64 = 0
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
          nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
@@ -188,12 +193,22 @@ final class ResultBoard: @unchecked Sendable {
         if ring.isPublished(k) { return true }
         var backoff = callerBackoff
         defer { backoff.finish() }
+        var onWorkerCPU = isOnWorkerCPU()
         while true {
             if ring.isPublished(k) { return true }
+            if onWorkerCPU { CPU.yield() }
             if backoff.idle() == .park { return false }
             // Busy-spinning and yielding never park: they notice shutdown here.
             if backoff.polls & 1023 == 0 && isStopping { return false }
+            if backoff.polls & 63 == 0 { onWorkerCPU = isOnWorkerCPU() }
         }
+    }
+
+    /// Whether the calling thread runs on a CPU a worker is pinned to (``workerCPUMask``).
+    @inline(__always)
+    func isOnWorkerCPU() -> Bool {
+        guard workerCPUMask != 0, let cpu = CPU.current, cpu < 64 else { return false }
+        return workerCPUMask & (1 << UInt64(cpu)) != 0
     }
 
     /// Suspends until sequence `k` is published, without blocking a thread once spinning is over.

@@ -100,8 +100,11 @@ final class SegmentRunner {
 
     /// Whether the next execution's inputs are all published.
     @inline(__always)
-    func isReady() -> Bool {
-        let k = next
+    func isReady() -> Bool { isReady(at: next) }
+
+    /// Whether every input of sequence `k` is published (reads the input rings only).
+    @inline(__always)
+    func isReady(at k: Int) -> Bool {
         for i in 0..<inputs.count where !inputs[i].isPublished(k) { return false }
         return true
     }

@@ -219,6 +219,11 @@ struct Backoff {
             descheduledUntil = now &+ Backoff.descheduledHold
         }
         lastCheck = now
+        // An idle worker that lost its CPU to another thread parks at once: spinning or yielding
+        // there keeps it runnable, so the next execution would wait for the other tenant's slice
+        // (milliseconds beside a busy neighbour), while a parked worker is rung — or, in thread
+        // mode, its segments are run by the caller itself (CallerTakeover.swift).
+        if role == .worker && now < descheduledUntil { return .park }
         // While spinning: `spins` polls *and* `spinTime`; once yielding or parking, the time alone.
         let idleLongEnough = (mode != .spin || polls >= spins) && now &- idleSince >= spinNanoseconds
         let verdict = Contention.shared.verdict(now: now)

@@ -11,6 +11,7 @@ final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]
     /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
+    /// 2 while a caller runs this worker's segments in its place (``CallerTakeover``).
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     let idlePolicy: IdlePolicy
@@ -44,12 +45,16 @@ final class Worker: @unchecked Sendable {
         self.sharedFutex = sharedFutex
     }
 
-    /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked.
+    /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked (and no
+    /// caller has taken it over: then the caller rings it, if needed, when it gives it back).
+    /// Wakes every waiter on the word: a worker can be waiting on it twice at once (its io_uring
+    /// futex-wait still armed while it waits for a caller to give it back), and one wake-up given
+    /// to the armed request alone would leave the thread asleep until its park timeout.
     @inline(__always)
     static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) {
         guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
         if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
-            Futex.wake(futexWord(parkWord), shared: shared)
+            Futex.wake(futexWord(parkWord), count: Int32.max, shared: shared)
         }
     }
 
@@ -129,7 +134,8 @@ final class Worker: @unchecked Sendable {
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
             || attachment?.hasWork == true {
-            parkWord.pointee.store(0, ordering: .relaxed)
+            // Take the announcement back, unless a caller took this worker over meanwhile.
+            _ = reclaimParkWord()
             return .notParked
         }
         control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
@@ -150,10 +156,28 @@ final class Worker: @unchecked Sendable {
             _ = Futex.wait(on: futexWord(parkWord), expected: 1, timeoutNanoseconds: parkTimeoutNanoseconds, shared: sharedFutex)
         }
         // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
-        let doorbell = parkWord.pointee.load(ordering: .relaxed) == 0
-        parkWord.pointee.store(0, ordering: .relaxed)
+        let doorbell = reclaimParkWord()
         if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
         return doorbell || completions ? .doorbell : .timedOut
+    }
+
+    /// Ends a park: brings the park word back to 0 and says whether someone rang (it was 0
+    /// already). Found taken over (2): a caller is running this worker's segments, so wait on the
+    /// word until it gives them back (it stores 1, and rings if there is work or shutdown).
+    private func reclaimParkWord() -> Bool {
+        while true {
+            let word = parkWord.pointee.load(ordering: .sequentiallyConsistent)
+            switch word {
+            case CallerTakeover.ParkWord.awake:
+                return true
+            case CallerTakeover.ParkWord.parked:
+                if parkWord.pointee.compareExchange(expected: word, desired: CallerTakeover.ParkWord.awake,
+                                                    ordering: .sequentiallyConsistent).exchanged { return false }
+            default:
+                _ = Futex.wait(on: futexWord(parkWord), expected: word, timeoutNanoseconds: parkTimeoutNanoseconds,
+                               shared: sharedFutex)
+            }
+        }
     }
 
     /// Whether this host lets workers park through io_uring; logged once when it does not.
