@@ -201,12 +201,12 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     /// Submits `input` if the graph has room; false when it is full.
     private func admit(_ input: Input, from peer: sockaddr_in) -> Bool {
-        guard !core.board.isStopping, let k = core.tryClaim() else { return false }
-        core.inputSlot(k).initializeMemory(as: Input.self, to: input)
+        guard !core.board.isStopping, let k = core.sequencer.tryClaim() else { return false }
+        core.sequencer.slot(k).initializeMemory(as: Input.self, to: input)
         sendPeers[k & (capacity - 1)] = peer
         pending[pendingTail & (capacity - 1)] = k
         pendingTail &+= 1
-        core.publishInput(k)
+        core.sequencer.publish(k)
         local.admitted += 1
         return true
     }

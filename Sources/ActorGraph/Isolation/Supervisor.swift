@@ -420,7 +420,7 @@ final class Supervisor: @unchecked Sendable {
     /// failure for every sequence it had not published, up to the claimed frontier, and make the
     /// replacement start there.
     private func fail(worker w: Int, text: String, stuckIn: (node: Int, segment: Int)?) {
-        let frontier = wiring.nextSequence.pointee.load(ordering: .sequentiallyConsistent) & ~EngineCore.exclusiveBit
+        let frontier = Sequencer.sequence(ofCursor: wiring.nextSequence.pointee.load(ordering: .sequentiallyConsistent))
         for segment in plan.segments where segment.worker == w {
             let first = wiring.firstUnpublished(segment: segment.id, frontier: frontier)
             let ring = wiring.rings[segment.outputChannel]
@@ -501,7 +501,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// A segment of worker `w` whose next execution has every input published (work is waiting).
     private func pendingSegment(of w: Int) -> (node: Int, segment: Int)? {
-        let frontier = wiring.nextSequence.pointee.load(ordering: .relaxed) & ~EngineCore.exclusiveBit
+        let frontier = Sequencer.sequence(ofCursor: wiring.nextSequence.pointee.load(ordering: .relaxed))
         for segment in plan.segments where segment.worker == w {
             let k = wiring.firstUnpublished(segment: segment.id, frontier: frontier)
             guard k < frontier else { continue }

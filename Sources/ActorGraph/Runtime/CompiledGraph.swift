@@ -29,9 +29,10 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// afterwards (see ``CompileOptions/callerTakeover``).
     @inlinable
     public func execute(_ input: Input) throws(GraphError) -> Output {
-        let k = try core.claim()
-        core.inputSlot(k).initializeMemory(as: Input.self, to: input)
-        core.publishInputRunningIfParked(k)
+        let sequencer = core.sequencer
+        let k = try sequencer.claim()
+        sequencer.slot(k).initializeMemory(as: Input.self, to: input)
+        sequencer.publishRunningIfParked(k)
         if !core.board.ring.isPublished(k) { try core.board.waitPublished(k) }
         return try takeResult(k)
     }
@@ -39,7 +40,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Runs one execution; suspends the task (not the thread) while it waits.
     @inlinable
     public func execute(_ input: Input) async throws(GraphError) -> Output {
-        let k = try await core.claimAsync()
+        let k = try await core.sequencer.claimAsync()
         write(input, into: k)
         try await core.board.awaitPublished(k)
         return try takeResult(k)
@@ -64,7 +65,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// ``GraphError/timedOut`` past it (the execution is abandoned, its slot comes back later).
     @inlinable
     public func execute(_ input: Input, timeout: Duration) async throws(GraphError) -> Output {
-        let k = try await core.claimAsync()
+        let k = try await core.sequencer.claimAsync()
         write(input, into: k)
         do {
             try await core.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
@@ -87,15 +88,16 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     @inlinable
     func enqueue(_ input: Input) throws(GraphError) -> Int {
-        let k = try core.claim()
+        let k = try core.sequencer.claim()
         write(input, into: k)
         return k
     }
 
     @inlinable
     func write(_ input: Input, into k: Int) {
-        core.inputSlot(k).initializeMemory(as: Input.self, to: input)
-        core.publishInput(k)
+        let sequencer = core.sequencer
+        sequencer.slot(k).initializeMemory(as: Input.self, to: input)
+        sequencer.publish(k)
     }
 
     @inlinable
@@ -211,15 +213,22 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     @inlinable
     public func wait(timeout: Duration) throws(GraphError) -> Output {
         let k = sequence
-        let engine = core.takeUnretainedValue()
-        try engine.board.checkNotTaken(k)
-        do {
-            try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
-        } catch {
-            if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
-            throw error
+        // A guaranteed reference, as in ``wait()``: no retain/release pair per call.
+        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, GraphError> in
+            do throws(GraphError) {
+                try engine.board.checkNotTaken(k)
+                do throws(GraphError) {
+                    try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+                } catch {
+                    if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
+                    throw error
+                }
+                return .success(try engine.board.takeValue(k, as: Output.self))
+            } catch {
+                return .failure(error)
+            }
         }
-        return try engine.board.takeValue(k, as: Output.self)
+        return try result.get()
     }
 
     /// Suspends until the execution completes or `timeout` passes (then ``GraphError/timedOut``;

@@ -15,14 +15,13 @@ final class EngineCore: @unchecked Sendable {
     let options: CompileOptions
     let region: SharedMemoryRegion
     let wiring: EngineWiring
-    @usableFromInline let input: SlotRing
+    let input: SlotRing
     @usableFromInline let board: ResultBoard
-    let inputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?
-    let inputWakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>]
+    /// Claiming, writing and publishing inputs (the submission side).
+    @usableFromInline let sequencer: Sequencer
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
-    @usableFromInline let nextSequence: UnsafeMutablePointer<Atomic<Int>>
+    let nextSequence: UnsafeMutablePointer<Atomic<Int>>
     let idlePolicy: IdlePolicy
-    @usableFromInline let submitTimeoutNanoseconds: Int64
     /// Workers are child processes (``Isolation/processes``): futexes are shared.
     let isolated: Bool
     let rings: [SlotRing]
@@ -116,7 +115,6 @@ final class EngineCore: @unchecked Sendable {
         self.rings = rings
         self.errorTables = errorTables
         input = rings[plan.inputChannel]
-        inputDestroy = plan.channels[plan.inputChannel].layout.isTrivial ? nil : plan.channels[plan.inputChannel].layout.destroy
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
@@ -127,8 +125,12 @@ final class EngineCore: @unchecked Sendable {
             return mask | (1 << UInt64(cpu))
         }
         idlePolicy = options.idle
-        submitTimeoutNanoseconds = options.submitTimeout.nanoseconds
-        inputWakeTargets = wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil)
+        let inputChannel = plan.channels[plan.inputChannel]
+        sequencer = Sequencer(cursor: nextSequence, input: input, board: board,
+                              wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
+                              sharedFutex: isolated, statistics: statistics,
+                              inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
+                              policy: options.idle, submitTimeout: options.submitTimeout, capacity: capacity)
 
         if isolated {
             workers = []
@@ -156,7 +158,9 @@ final class EngineCore: @unchecked Sendable {
         // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except
         // where a stage must stay watchable or a worker's ring is bound to its thread.
         if attachWorker0 == nil && options.stageTimeLimit == nil && options.callerTakeover {
-            takeover = CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing, stopping: stopping)
+            let takeover = CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing, stopping: stopping)
+            self.takeover = takeover
+            sequencer.install(takeover: takeover)
         }
         do {
             for worker in workers {
@@ -193,226 +197,6 @@ final class EngineCore: @unchecked Sendable {
             table.deallocate()
         }
         region.close()
-    }
-
-    // MARK: Submission
-
-    /// Claims the next sequence number if its slot is free; `nil` when `capacity` executions are in flight.
-    @usableFromInline @inline(__always)
-    func tryClaim() -> Int? {
-        while true {
-            let k = nextSequence.pointee.load(ordering: .relaxed)
-            guard k & EngineCore.exclusiveBit == 0, board.hasSpace(for: k) else { return nil }
-            if nextSequence.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged {
-                return k
-            }
-        }
-    }
-
-    /// Claims up to `limit` consecutive sequence numbers with one CAS: as many, from the next one,
-    /// as have a free slot. Returns the first and how many; `nil` when not even one is free.
-    @usableFromInline @inline(__always)
-    func tryClaim(upTo limit: Int) -> (first: Int, count: Int)? {
-        while true {
-            let k = nextSequence.pointee.load(ordering: .relaxed)
-            guard k & EngineCore.exclusiveBit == 0 else { return nil }
-            // Results are collected in any order (waits, drops), so every slot is checked.
-            var n = 0
-            while n < limit && board.hasSpace(for: k &+ n) { n &+= 1 }
-            guard n > 0 else { return nil }
-            if nextSequence.pointee.compareExchange(expected: k, desired: k &+ n, ordering: .acquiringAndReleasing).exchanged {
-                return (k, n)
-            }
-        }
-    }
-
-    /// Claims `count` consecutive sequences at once (all or nothing), blocking up to the submit timeout
-    /// until that many slots are free together. All at once, because a caller holding part of a batch
-    /// uncollected while others claim past it could end up waiting for its own slots.
-    @usableFromInline
-    func claimAll(_ count: Int) throws(GraphError) -> Int {
-        precondition(count >= 1 && count <= plan.capacity)
-        var backoff = Backoff(policy: idlePolicy, role: .caller)
-        defer { backoff.finish() }
-        var deadline: UInt64 = 0
-        while true {
-            if board.isStopping { throw board.stoppedError() }
-            let k = nextSequence.pointee.load(ordering: .relaxed)
-            if k & EngineCore.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
-            var n = 0
-            while n < count && board.hasSpace(for: k &+ n) { n &+= 1 }
-            if n == count {
-                if nextSequence.pointee.compareExchange(expected: k, desired: k &+ count, ordering: .acquiringAndReleasing).exchanged {
-                    return k
-                }
-                continue
-            }
-            if backoff.idle() == .retry { continue }
-            let now = MonotonicClock.now()
-            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
-            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
-            board.sleepUntilSpace(for: k &+ n, timeoutNanoseconds: Int64(deadline &- now))
-        }
-    }
-
-    /// Publishes the inputs of `count` sequences from `first` with release stores, then one fence and
-    /// one wake-up check for the head workers (instead of a sequentially consistent store and a check
-    /// per execution).
-    @usableFromInline @inline(__always)
-    func publishInputs(first: Int, count: Int) {
-        if let statistics { statistics.stampInputs(input, first: first, count: count) }
-        for k in first..<(first &+ count) {
-            input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
-        }
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
-    }
-
-    /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
-    @usableFromInline
-    func claim() throws(GraphError) -> Int {
-        if !board.isStopping, let k = tryClaim() { return k }
-        return try claimSlowly()
-    }
-
-    /// `claim` when the graph is full: back off (WaitStrategy.swift), then sleep until a slot frees.
-    private func claimSlowly() throws(GraphError) -> Int {
-        var backoff = Backoff(policy: idlePolicy, role: .caller)
-        defer { backoff.finish() }
-        var deadline: UInt64 = 0
-        while true {
-            if board.isStopping { throw board.stoppedError() }
-            if let k = tryClaim() { return k }
-            if isHeldExclusively { throw .exclusiveSubmitterOpen }
-            if backoff.idle() == .retry { continue }
-            let now = MonotonicClock.now()
-            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
-            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
-            board.sleepUntilSpace(for: nextSequence.pointee.load(ordering: .relaxed), timeoutNanoseconds: Int64(deadline &- now))
-        }
-    }
-
-    /// Claims the next sequence number without blocking a thread: while the graph is full the task
-    /// yields, then sleeps in short steps, up to the submit timeout.
-    @usableFromInline
-    func claimAsync() async throws(GraphError) -> Int {
-        var attempts = 0
-        let deadline = MonotonicClock.now() &+ UInt64(max(0, submitTimeoutNanoseconds))
-        while true {
-            if board.isStopping { throw board.stoppedError() }
-            if let k = tryClaim() { return k }
-            if isHeldExclusively { throw .exclusiveSubmitterOpen }
-            if MonotonicClock.now() >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
-            attempts &+= 1
-            if attempts < 16 { await Task.yield() } else { try? await Task.sleep(for: .microseconds(20)) }
-        }
-    }
-
-    // MARK: Exclusive submission
-
-    /// Set in `nextSequence` while an ``ExclusiveSubmitter`` owns submission: other claims see it
-    /// and refuse (``GraphError/exclusiveSubmitterOpen``), so the owner advances the counter with
-    /// plain release stores instead of a compare-and-swap per execution. Sequences stay far below it.
-    @usableFromInline static let exclusiveBit = 1 << 62
-
-    /// Whether an ``ExclusiveSubmitter`` holds submission now.
-    var isHeldExclusively: Bool { nextSequence.pointee.load(ordering: .relaxed) & EngineCore.exclusiveBit != 0 }
-
-    /// The number of sequences claimed so far (the claim counter without the exclusive bit).
-    var claimedCount: Int { nextSequence.pointee.load(ordering: .acquiring) & ~EngineCore.exclusiveBit }
-
-    /// Takes submission for one owner: sets the exclusive bit with one CAS. Returns the next sequence.
-    func acquireExclusive() throws(GraphError) -> Int {
-        while true {
-            if board.isStopping { throw board.stoppedError() }
-            let k = nextSequence.pointee.load(ordering: .relaxed)
-            if k & EngineCore.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
-            if nextSequence.pointee.compareExchange(expected: k, desired: k | EngineCore.exclusiveBit,
-                                                    ordering: .acquiringAndReleasing).exchanged {
-                return k
-            }
-        }
-    }
-
-    /// Gives submission back at `next` (the owner's next sequence): clears the exclusive bit.
-    func releaseExclusive(next: Int) {
-        nextSequence.pointee.store(next, ordering: .sequentiallyConsistent)
-    }
-
-    /// Claims `k` for the exclusive owner: waits (like ``claim()``) until its slot is free, then
-    /// advances the counter with a release store (no other thread writes it meanwhile).
-    @usableFromInline @inline(__always)
-    func claimExclusive(_ k: Int) throws(GraphError) {
-        if _slowPath(!board.hasSpace(for: k) || board.isStopping) { try waitForSpaceExclusive(k) }
-        nextSequence.pointee.store((k &+ 1) | EngineCore.exclusiveBit, ordering: .releasing)
-    }
-
-    /// The exclusive owner's slot `k` is still taken (an older execution not yet collected): make
-    /// sure the workers run what was published (the wake-up check the fast path left out), then
-    /// back off and sleep until it frees, up to the submit timeout.
-    @usableFromInline
-    func waitForSpaceExclusive(_ k: Int) throws(GraphError) {
-        ensureInputsSeen()
-        var backoff = Backoff(policy: idlePolicy, role: .caller)
-        defer { backoff.finish() }
-        var deadline: UInt64 = 0
-        while true {
-            if board.isStopping { throw board.stoppedError() }
-            if board.hasSpace(for: k) { return }
-            if backoff.idle() == .retry { continue }
-            let now = MonotonicClock.now()
-            if deadline == 0 { deadline = now &+ UInt64(max(0, submitTimeoutNanoseconds)) }
-            if now >= deadline { throw .capacityExceeded(capacity: plan.capacity) }
-            board.sleepUntilSpace(for: k, timeoutNanoseconds: Int64(deadline &- now))
-        }
-    }
-
-    /// Publishes the exclusive owner's input `k` with a release store and wakes a head worker
-    /// only if it is visibly parked. The full fence that closes the race with a worker *about to*
-    /// park is left to ``ensureInputsSeen()``, which the owner runs before it waits for anything.
-    @usableFromInline @inline(__always)
-    func publishInputExclusive(_ k: Int) {
-        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
-        input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
-        for target in inputWakeTargets where target.pointee.load(ordering: .relaxed) != 0 {
-            Worker.wake(target, shared: isolated)
-        }
-    }
-
-    /// The other half of the Dekker pair for inputs published by ``publishInputExclusive(_:)``: a
-    /// full fence, then the wake-up check. A head worker either saw the inputs before parking or is
-    /// seen parked here and woken.
-    @usableFromInline
-    func ensureInputsSeen() {
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
-    }
-
-    /// The input slot of claimed sequence `k`, emptied of execution `k - capacity`'s value.
-    @usableFromInline
-    func inputSlot(_ k: Int) -> UnsafeMutableRawPointer {
-        let slot = input.value(k)
-        if k > input.mask, let destroy = inputDestroy { destroy(slot) }
-        return slot
-    }
-
-    /// Publishes the input of `k` and wakes the head workers if they parked.
-    @usableFromInline
-    func publishInput(_ k: Int) {
-        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
-        input.publish(k)
-        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
-    }
-
-    /// Publishes the input of `k` for a caller that blocks until its result (`execute` without a
-    /// deadline): when every worker is parked, runs the execution on this thread instead of waking
-    /// one (``CallerTakeover``); otherwise wakes the head workers as ``publishInput(_:)`` does.
-    @usableFromInline
-    func publishInputRunningIfParked(_ k: Int) {
-        if let statistics { statistics.stampInputs(input, first: k, count: 1) }
-        input.publish(k)
-        if let takeover, takeover.runIfParked(k) { return }
-        for target in inputWakeTargets { Worker.wake(target, shared: isolated) }
     }
 
     // MARK: Shutdown

@@ -39,17 +39,18 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     @usableFromInline let plainInputs: Bool
 
     init(core: EngineCore) throws(GraphError) {
-        let k = try core.acquireExclusive()
+        let sequencer = core.sequencer
+        let k = try sequencer.acquireExclusive()
         self.core = Unmanaged.passRetained(core)
         next = k
         oldest = k
-        input = core.input
+        input = sequencer.input
         results = core.board.ring
-        let wakeTargets = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>.allocate(capacity: core.inputWakeTargets.count)
-        _ = wakeTargets.initialize(from: core.inputWakeTargets)
-        words = SubmitterWords(counter: core.nextSequence, stopping: core.stopping, wakeTargets: wakeTargets)
-        sharedFutex = core.isolated
-        plainInputs = core.inputDestroy == nil && core.statistics == nil
+        let wakeTargets = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>.allocate(capacity: sequencer.wakeTargets.count)
+        _ = wakeTargets.initialize(from: sequencer.wakeTargets)
+        words = SubmitterWords(counter: sequencer.cursor, stopping: core.stopping, wakeTargets: wakeTargets)
+        sharedFutex = sequencer.sharedFutex
+        plainInputs = sequencer.inputDestroy == nil && sequencer.statistics == nil
     }
 
     /// Executions submitted and not yet received.
@@ -65,8 +66,9 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
             try submitSlowly(value)
             return
         }
-        // Only this owner writes the counter while the exclusive bit is set.
-        words.counter.pointee.store((k &+ 1) | EngineCore.exclusiveBit, ordering: .releasing)
+        // The sequencer's exclusive flavour, inlined over copied pointers (no object touched):
+        // advanceExclusive, then publishExclusive.
+        words.counter.pointee.store((k &+ 1) | Sequencer.exclusiveBit, ordering: .releasing)
         input.value(k).initializeMemory(as: Input.self, to: value)
         input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         for target in words.wakeTargets where _slowPath(target.pointee.load(ordering: .relaxed) != 0) { wake(target) }
@@ -118,18 +120,18 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
 
     @usableFromInline
     mutating func submitSlowly(_ value: Input) throws(GraphError) {
-        let engine = core.takeUnretainedValue()
+        let sequencer = core.takeUnretainedValue().sequencer
         let k = next
-        try engine.claimExclusive(k)
-        engine.inputSlot(k).initializeMemory(as: Input.self, to: value)
-        engine.publishInputExclusive(k)
+        try sequencer.claimExclusive(k)
+        sequencer.slot(k).initializeMemory(as: Input.self, to: value)
+        sequencer.publishExclusive(k)
         next = k &+ 1
     }
 
     @usableFromInline
     func waitSlowly(_ k: Int) throws(GraphError) {
         let engine = core.takeUnretainedValue()
-        engine.ensureInputsSeen()
+        engine.sequencer.ensurePublishedSeen()
         try engine.board.waitPublished(k)
     }
 
@@ -149,8 +151,8 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     deinit {
         let engine = core.takeUnretainedValue()
         for k in oldest..<next { engine.board.abandon(k) }
-        engine.ensureInputsSeen()   // abandoned executions must still run, to free their slots
-        engine.releaseExclusive(next: next)
+        engine.sequencer.ensurePublishedSeen()   // abandoned executions must still run, to free their slots
+        engine.sequencer.releaseExclusive(next: next)
         words.wakeTargets.deallocate()
         core.release()
     }

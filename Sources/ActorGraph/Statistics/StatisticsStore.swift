@@ -97,7 +97,7 @@ struct SampledStageClock: StageClock {
                 LogBuckets.record(now &- published, into: read + 2, sum: read)
             }
             // (The input's producer count is the claim counter: its exclusive-submitter bit is masked.)
-            let ahead = (statistics.producerCounts[i].pointee.load(ordering: .relaxed) & ~EngineCore.exclusiveBit) &- k
+            let ahead = Sequencer.sequence(ofCursor: statistics.producerCounts[i].pointee.load(ordering: .relaxed)) &- k
             LogBuckets.record(UInt64(max(ahead, 1)), into: read + 2 + LogBuckets.count, sum: read + 1)
         }
     }
