@@ -89,6 +89,20 @@ public struct BenchSummary: Codable, Sendable {
     public var oversubscribedDiamondPerSecond: Double = .nan
     /// Slowest `quota.echo` execution (1-CPU cgroup quota), ns; NaN when skipped.
     public var quotaEchoMax: Double = .nan
+    /// `poisson.chain3`, the worst rate: compiled p99 from the call, ns (service cases: NaN when not run).
+    public var poissonP99: Double = .nan
+    /// `poisson.chain3`, the worst rate: compiled p99.9 over dynamic p99.9, both from the call.
+    public var poissonP999OverDynamic: Double = .nan
+    /// `idle.echo`, the worst idle length: compiled (threads) p50 of the first execution, ns.
+    public var idleFirstP50: Double = .nan
+    /// `idle.echo`, the worst idle length: compiled (threads) p50 over the semaphore pair's p50.
+    public var idleFirstOverSemaphore: Double = .nan
+    /// `idle.echo`, the worst idle length: compiled (processes) p50 over the semaphore pair's p50.
+    public var idleFirstProcessOverSemaphore: Double = .nan
+    /// `unpinned.echo`: p99.9 of the first block after `compile()`, the worse of threads and processes, ns.
+    public var unpinnedFirstP999: Double = .nan
+    /// `serve.udp`, the worst rate: served-graph p50 over the blocking UDP echo server's p50.
+    public var serveOverUDPEchoP50: Double = .nan
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -102,6 +116,10 @@ public struct BenchSummary: Codable, Sendable {
             + " echo_process_over_thread=\(fmt(echoProcessOverThread, 2))"
             + " oversubscribed_diamond_p50_ns=\(fmt(oversubscribedDiamondP50, 0)) oversubscribed_diamond_per_s=\(fmt(oversubscribedDiamondPerSecond, 0))"
             + " quota_echo_max_ns=\(fmt(quotaEchoMax, 0))"
+            + " poisson_p99_ns=\(fmt(poissonP99, 0)) poisson_p999_over_dynamic=\(fmt(poissonP999OverDynamic, 2))"
+            + " idle_first_p50_ns=\(fmt(idleFirstP50, 0)) idle_first_over_semaphore=\(fmt(idleFirstOverSemaphore, 2))"
+            + " idle_first_process_over_semaphore=\(fmt(idleFirstProcessOverSemaphore, 2))"
+            + " unpinned_first_p999_ns=\(fmt(unpinnedFirstP999, 0)) serve_over_udp_echo_p50=\(fmt(serveOverUDPEchoP50, 2))"
     }
 }
 
@@ -170,6 +188,8 @@ public struct BenchReport: Codable, Sendable {
     public var files: [String]
     /// Echo with statistics off and on (`nil` when the case was not selected).
     public var statisticsOverhead: StatisticsOverhead?
+    /// The service cases: Poisson arrivals, first execution after idle, unpinned caller, UDP service (`nil` when none ran).
+    public var service: ServiceResults? = nil
 }
 
 /// Runs the benchmark suite behind `actorgraph bench`.
@@ -190,13 +210,14 @@ public enum BenchSuite {
 
     /// Every name a `--case` selector is matched against (``BenchOptions/cases``): the cases of the
     /// table, the pipelined and paced ones (paced periods of the quick or the full run), the
-    /// contended ones, and the group names `pipelined`, `paced`, `recovery`, `stats`, `contended`.
+    /// contended and service ones, and the group names `pipelined`, `paced`, `recovery`, `stats`,
+    /// `contended`, `poisson`, `competing`, `idle`, `unpinned`, `serve`.
     /// Keep it in step with the names `run` asks `includes` about.
     public static func caseNames(quick: Bool = false) -> [String] {
         let budget = quick ? Budget.quick : Budget.full
         let paced = budget.pacedPeriodsMicroseconds.flatMap { period in ["echo", "chain3"].map { "paced.\($0).\(period)us" } }
         let names = LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
-            + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"]
+            + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"] + ServiceCases.names
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
     }
@@ -402,6 +423,9 @@ public enum BenchSuite {
         // 5. Contended cases: oversubscribed, under a CPU quota, beside busy processes.
         let contended = try ContendedCases.run(options, budget: budget, context: context, counter: counter)
 
+        // 5b. Service cases: unpinned callers sleeping between requests, beside their baselines.
+        let service = try await ServiceCases.run(options)
+
         // 6. Summary, table, files.
         func p50(_ name: String, _ path: String) -> Double? {
             latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
@@ -441,6 +465,7 @@ public enum BenchSuite {
             summary.oversubscribedDiamondPerSecond = d.stats.throughputPerSecond
         }
         if let q = contended?.quotaEcho { summary.quotaEchoMax = Double(q.stats.max) }
+        if let service { summary.addService(service) }
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
@@ -451,7 +476,7 @@ public enum BenchSuite {
             latency: latency, paced: paced, throughput: throughput,
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
             recoveryStandby: recoveryStandby, contended: contended,
-            summary: summary, files: [], statisticsOverhead: statisticsOverhead)
+            summary: summary, files: [], statisticsOverhead: statisticsOverhead, service: service)
         print("")
         print(ReportWriter.table(report))
         report.files = try ReportWriter.write(report, to: options.outputDirectory)

@@ -95,6 +95,22 @@ enum ReportWriter {
             add(c.quietEcho, "alone")
             add(c.competingEcho, "one busy process per CPU")
         }
+        if let service = r.service, !service.results.isEmpty {
+            out.append("")
+            out.append("HOW A SERVICE CALLS IT: unpinned caller sleeping between requests (ns from the call; Poisson and serve also from the intended start)")
+            let widths = [30, 14, 9, 9, 9, 10, 10, 10, 10, 10, 9]
+            out.append(row(["case", "path", "p50", "p99", "p99.9", "max", "int. p50", "int. p99", "int. p99.9", "int. max", "per s"], widths))
+            var previous = ""
+            for p in service.results {
+                if !previous.isEmpty && previous != p.name { out.append("") }
+                previous = p.name
+                let i = p.fromIntended
+                out.append(row([p.name, p.path, fmtNs(p.stats.p50), fmtNs(p.stats.p99), fmtNs(p.stats.p999), fmtNs(p.stats.max),
+                                i.map { fmtNs($0.p50) } ?? "-", i.map { fmtNs($0.p99) } ?? "-", i.map { fmtNs($0.p999) } ?? "-",
+                                i.map { fmtNs($0.max) } ?? "-", fmtRate(p.stats.throughputPerSecond)], widths))
+            }
+            for note in service.notes { out.append(note) }
+        }
         out.append("")
         out.append("MEMORY: peak RSS \(fmtBytes(r.peakRSSBytesAfterCompiled)) after the compiled cases, \(fmtBytes(r.peakRSSBytes)) at the end")
         out.append("ALLOCATIONS: \(r.allocationMethod)")
@@ -144,6 +160,11 @@ enum ReportWriter {
         add("baseline", r.pingPongPause)
         r.latency.forEach { add("latency", $0) }
         r.paced.forEach { add("paced", $0) }
+        // Service cases: one row from the call, one from the intended start where there is one.
+        for p in r.service?.results ?? [] {
+            add("service", PathResult(name: p.name, path: p.path, payloadBytes: p.payloadBytes, stats: p.stats))
+            if let i = p.fromIntended { add("service.from_intended", PathResult(name: p.name, path: p.path, payloadBytes: p.payloadBytes, stats: i)) }
+        }
         for t in r.throughput {
             lines.append("throughput,\(t.name),\(t.path),8,\(t.rounds.count),,,,,,,\(fmt(t.perSecond, 0)),\(t.allocationsPerExecution.map { fmt($0, 4) } ?? "")")
         }
