@@ -13,13 +13,13 @@ extension CompiledGraph {
         let total = inputs.count
         guard total <= capacity else { throw .batchTooLarge(count: total, capacity: capacity) }
         guard total > 0 else { return PendingBatch(core: core, first: 0, count: 0) }
-        let first = try core.sequencer.claim(count: total)
+        let first = try sequencer.claim(count: total)
         var index = inputs.startIndex
         for k in first..<(first &+ total) {
-            core.sequencer.slot(k).initializeMemory(as: Input.self, to: inputs[index])
+            sequencer.slot(k).initializeMemory(as: Input.self, to: inputs[index])
             inputs.formIndex(after: &index)
         }
-        core.sequencer.publish(first: first, count: total)
+        sequencer.publish(first: first, count: total)
         return PendingBatch(core: core, first: first, count: total)
     }
 
@@ -49,13 +49,13 @@ extension CompiledGraph {
                 let want = Swift.min(window - inFlight, remaining)
                 // Someone else may hold every slot: with nothing of ours in flight, block for one like
                 // `submit` (the next round claims the rest of the window in one go).
-                let claimed = inFlight == 0 ? (try core.sequencer.claim(), 1) : core.sequencer.tryClaim(upTo: want)
+                let claimed = inFlight == 0 ? (try sequencer.claim(), 1) : sequencer.tryClaim(upTo: want)
                 if let (first, n) = claimed {
                     for k in first..<(first &+ n) {
-                        core.sequencer.slot(k).initializeMemory(as: Input.self, to: inputs[index])
+                        sequencer.slot(k).initializeMemory(as: Input.self, to: inputs[index])
                         inputs.formIndex(after: &index)
                     }
-                    core.sequencer.publish(first: first, count: n)
+                    sequencer.publish(first: first, count: n)
                     chunks.push(first: first, count: n)
                     inFlight &+= n
                     remaining &-= n
@@ -94,9 +94,9 @@ extension CompiledGraph {
     @inlinable
     public func execute<R>(initializing initialize: (inout Input) -> Void,
                            reading read: (borrowing Output) -> R) throws(GraphError) -> R where Input: BitwiseCopyable {
-        let k = try core.sequencer.claim()
-        initialize(&core.sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
-        core.sequencer.publish(k)
+        let k = try sequencer.claim()
+        initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
+        sequencer.publish(k)
         let board = core.board
         try board.waitPublished(k)
         let slot = try board.take(k).assumingMemoryBound(to: Output.self)
@@ -108,9 +108,9 @@ extension CompiledGraph {
     @inlinable
     public func submit(initializing initialize: (inout Input) -> Void) throws(GraphError) -> PendingExecution<Output>
     where Input: BitwiseCopyable {
-        let k = try core.sequencer.claim()
-        initialize(&core.sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
-        core.sequencer.publish(k)
+        let k = try sequencer.claim()
+        initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
+        sequencer.publish(k)
         return PendingExecution(core: core, sequence: k)
     }
 }
@@ -263,6 +263,7 @@ where Inputs.Element: Sendable {
 /// iterator frees what is still in flight.
 final class IteratorState<Inputs: Collection, Output: Sendable> {
     let core: EngineCore
+    let sequencer: Sequencer
     let inputs: Inputs
     let window: Int
     var index: Inputs.Index
@@ -273,6 +274,7 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
 
     init(core: EngineCore, inputs: Inputs, window: Int) {
         self.core = core
+        self.sequencer = core.sequencer
         self.inputs = inputs
         self.window = window
         self.index = inputs.startIndex
@@ -284,14 +286,14 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
         do throws(GraphError) {
             while remaining > 0 && inFlight < window && !chunks.isFull {
                 let want = min(window - inFlight, remaining)
-                var claimed = core.sequencer.tryClaim(upTo: want)
-                if claimed == nil && inFlight == 0 { claimed = (try await core.sequencer.claimAsync(), 1) }
+                var claimed = sequencer.tryClaim(upTo: want)
+                if claimed == nil && inFlight == 0 { claimed = (try await sequencer.claimAsync(), 1) }
                 guard let (first, n) = claimed else { break }
                 for k in first..<(first &+ n) {
-                    core.sequencer.slot(k).initializeMemory(as: Inputs.Element.self, to: inputs[index])
+                    sequencer.slot(k).initializeMemory(as: Inputs.Element.self, to: inputs[index])
                     inputs.formIndex(after: &index)
                 }
-                core.sequencer.publish(first: first, count: n)
+                sequencer.publish(first: first, count: n)
                 chunks.push(first: first, count: n)
                 inFlight &+= n
                 remaining &-= n

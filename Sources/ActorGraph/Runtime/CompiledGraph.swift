@@ -17,8 +17,15 @@ extension Graph {
 /// ``shutdown()`` (also run on `deinit`) answers every waiter.
 public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     @usableFromInline let core: EngineCore
+    /// The core's submission side, held here too: a stored `let` of `self` is called without the
+    /// retain/release pair that reaching it through `core` costs on every call (perf: +30 % of
+    /// retain/release samples in `chain3.pipelined`, 5–10 % of its throughput).
+    @usableFromInline let sequencer: Sequencer
 
-    init(core: EngineCore) { self.core = core }
+    init(core: EngineCore) {
+        self.core = core
+        self.sequencer = core.sequencer
+    }
 
     deinit { core.shutdown() }
 
@@ -29,7 +36,6 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// afterwards (see ``CompileOptions/callerTakeover``).
     @inlinable
     public func execute(_ input: Input) throws(GraphError) -> Output {
-        let sequencer = core.sequencer
         let k = try sequencer.claim()
         sequencer.slot(k).initializeMemory(as: Input.self, to: input)
         sequencer.publishRunningIfParked(k)
@@ -40,7 +46,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Runs one execution; suspends the task (not the thread) while it waits.
     @inlinable
     public func execute(_ input: Input) async throws(GraphError) -> Output {
-        let k = try await core.sequencer.claimAsync()
+        let k = try await sequencer.claimAsync()
         write(input, into: k)
         try await core.board.awaitPublished(k)
         return try takeResult(k)
@@ -65,7 +71,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// ``GraphError/timedOut`` past it (the execution is abandoned, its slot comes back later).
     @inlinable
     public func execute(_ input: Input, timeout: Duration) async throws(GraphError) -> Output {
-        let k = try await core.sequencer.claimAsync()
+        let k = try await sequencer.claimAsync()
         write(input, into: k)
         do {
             try await core.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
@@ -88,14 +94,13 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     @inlinable
     func enqueue(_ input: Input) throws(GraphError) -> Int {
-        let k = try core.sequencer.claim()
+        let k = try sequencer.claim()
         write(input, into: k)
         return k
     }
 
     @inlinable
     func write(_ input: Input, into k: Int) {
-        let sequencer = core.sequencer
         sequencer.slot(k).initializeMemory(as: Input.self, to: input)
         sequencer.publish(k)
     }
