@@ -492,8 +492,11 @@ public enum BenchSuite {
         var pp = makeLatencyHistogram()
         var echoExecutions: UInt64 = 0, echoElapsed: UInt64 = 0, ppExecutions: UInt64 = 0, ppElapsed: UInt64 = 0
         var ratios: [Double] = []
+        // The hand-off between threads, as in the latency table (no caller take-over).
+        var handOff = CompileOptions()
+        handOff.callerTakeover = false
         for _ in 0..<rounds {
-            let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions())
+            let graph = try BenchGraphs.echo(UInt64.self).compile(handOff)
             let e = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
                 try Measure.compiled(graph, input: 7, warmup: samples / 10, iterations: samples, counter: nil)
             }

@@ -81,7 +81,12 @@ struct LatencyCase: Sendable {
         let input = P(seed: 7)
         @Sendable func scaled(_ n: Int) -> Int { max(100, Int(Double(n) * scale)) }
         runCompiled = { context in
-            let compiled = try graph().compile(CompileOptions(capacity: capacity, placement: placement, isolation: isolation))
+            // The hot loop measures the hand-off between the caller and the workers (what the
+            // ping-pong bounds): callers do not run parked workers' stages here. The service
+            // cases (ServiceCases.swift) measure the default, take-over included.
+            var compileOptions = CompileOptions(capacity: capacity, placement: placement, isolation: isolation)
+            compileOptions.callerTakeover = false
+            let compiled = try graph().compile(compileOptions)
             defer { compiled.shutdown() }
             let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
                 zeroCopy

@@ -8,7 +8,7 @@ enum ReportWriter {
     static func table(_ r: BenchReport) -> String {
         var out: [String] = []
         let pp = r.pingPong.stats
-        out.append("LATENCY, one execution at a time (ns; each sample one round trip, clock read \(r.clockReadNanoseconds) ns included)")
+        out.append("LATENCY, one execution at a time, pinned caller in a tight loop (ns; each sample one round trip to the workers — caller take-over off —, clock read \(r.clockReadNanoseconds) ns included)")
         out.append(row(["case", "bytes", "path", "p50", "p99", "p99.9", "max", "exec/s", "allocs/exec"],
                        [16, 6, 10, 9, 9, 9, 10, 10, 11]))
         var previous = ""

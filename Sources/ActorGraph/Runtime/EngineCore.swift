@@ -161,6 +161,7 @@ final class EngineCore: @unchecked Sendable {
             let takeover = CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing, stopping: stopping)
             self.takeover = takeover
             sequencer.install(takeover: takeover)
+            for worker in workers { worker.canBeTakenOver = true }
         }
         do {
             for worker in workers {

@@ -156,9 +156,14 @@ struct Backoff {
     /// Polls the `.yielding` strategy spins before it yields (the Disruptor's 100).
     static let yieldingSpins = 100
 
-    init(policy: IdlePolicy, role: Role) {
+    /// A worker whose segments callers may run while it is parked (``CallerTakeover``): such a
+    /// worker parks as soon as it finds it lost its CPU while idle.
+    let parksWhenDescheduled: Bool
+
+    init(policy: IdlePolicy, role: Role, parksWhenDescheduled: Bool = false) {
         strategy = policy.strategy
         self.role = role
+        self.parksWhenDescheduled = parksWhenDescheduled
         spins = role == .worker ? policy.workerSpins : policy.callerSpins
         spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
         if role == .worker { register() }
@@ -219,11 +224,12 @@ struct Backoff {
             descheduledUntil = now &+ Backoff.descheduledHold
         }
         lastCheck = now
-        // An idle worker that lost its CPU to another thread parks at once: spinning or yielding
-        // there keeps it runnable, so the next execution would wait for the other tenant's slice
-        // (milliseconds beside a busy neighbour), while a parked worker is rung — or, in thread
-        // mode, its segments are run by the caller itself (CallerTakeover.swift).
-        if role == .worker && now < descheduledUntil { return .park }
+        // An idle worker that lost its CPU to another thread parks at once when callers can take
+        // it over (CallerTakeover.swift): spinning or yielding there keeps it runnable, so the next
+        // execution would wait for the other tenant's slice (milliseconds beside a busy
+        // neighbour), while a parked one is run by the caller itself. A worker nobody can take
+        // over keeps yielding: a wake-up from a park costs it 20–150 µs per execution here.
+        if parksWhenDescheduled && now < descheduledUntil { return .park }
         // While spinning: `spins` polls *and* `spinTime`; once yielding or parking, the time alone.
         let idleLongEnough = (mode != .spin || polls >= spins) && now &- idleSince >= spinNanoseconds
         let verdict = Contention.shared.verdict(now: now)

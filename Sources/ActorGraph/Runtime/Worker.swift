@@ -21,6 +21,8 @@ final class Worker: @unchecked Sendable {
     let numaNode: Int?
     /// I/O work on this worker's ring (sources and sinks at the graph's edges), installed before start.
     var attachment: RingAttachment?
+    /// Whether callers may run this worker's segments while it is parked (``CallerTakeover``); set before start.
+    var canBeTakenOver = false
     /// The worker's control block in the region: how it parks and how often (diagnostics).
     let control: WorkerControl
     /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
@@ -75,7 +77,7 @@ final class Worker: @unchecked Sendable {
         control.parkMechanism.pointee = parksOnRing ? 1 : 0
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
-        var backoff = Backoff(policy: idlePolicy, role: .worker)
+        var backoff = Backoff(policy: idlePolicy, role: .worker, parksWhenDescheduled: canBeTakenOver)
         // After a park that ended with nothing to do (its safety-net timeout), park again at once
         // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
         var reparkAtOnce = false
