@@ -33,7 +33,6 @@ final class EngineCore: @unchecked Sendable {
     private var threads: [PinnedThread] = []
     /// Thread workers still running a stage when `shutdown()` gave up waiting (left detached).
     let detachedThreads = Atomic<Int>(0)
-    private let detachedWorkers = Mutex<Set<Int>>([])
     /// Process mode: the worker processes; crash, hang and async-notification handling.
     var supervisor: Supervisor?
     /// Thread mode: lets `execute` run the stages of parked workers on the caller's thread; `nil`
@@ -45,7 +44,9 @@ final class EngineCore: @unchecked Sendable {
     private let actorsByWorker: [[ActorBinding]]
     /// Per worker, ``WorkerExit`` bits: who has seen what of its end. Whoever sets the second bit
     /// gives the worker's actors back, so that happens exactly once and only after its last stage.
-    private let workerExits: Mutex<[UInt8]>
+    /// (Atomics, not a `Mutex`: ThreadSanitizer cannot see the stdlib's lock and reported the
+    /// array accesses under it as races.)
+    private let workerExits: [WorkerExit]
     private let lifecycle = Mutex<Bool>(false) // true once shut down
 
     /// - Parameter attachWorker0: builds the I/O attachment of worker 0 (a network source/sink),
@@ -78,7 +79,7 @@ final class EngineCore: @unchecked Sendable {
             byWorker[w].append(actor)
         }
         actorsByWorker = byWorker
-        workerExits = Mutex([UInt8](repeating: 0, count: plan.workerCount))
+        workerExits = (0..<plan.workerCount).map { _ in WorkerExit() }
 
         // Lay out and map the region (sealed against resizing when children share it).
         let layout = RegionLayout(plan: plan, processMode: isolated)
@@ -235,7 +236,7 @@ final class EngineCore: @unchecked Sendable {
             let now = MonotonicClock.now()
             if !thread.join(timeoutNanoseconds: now >= deadline ? 0 : Int64(deadline &- now)) {
                 detachedThreads.add(1, ordering: .relaxed)
-                detachedWorkers.withLock { $0.insert(w) }
+                workerExits[w].bits.bitwiseOr(WorkerExit.leftDetached, ordering: .relaxed)
                 logger.warning("shutdown: a worker thread is still inside a stage after the grace period; left detached (its actors come back when the stage returns)")
             }
         }
@@ -256,21 +257,13 @@ final class EngineCore: @unchecked Sendable {
     /// worker's actors back. The thread sets `threadStopped` after its loop (never inside a stage),
     /// `shutdown()` sets `shutdownDone` after its wait, whether or not the thread stopped in time.
     private func giveBackIfStopped(_ w: Int, _ bit: UInt8) {
-        let both = workerExits.withLock { exits -> Bool in
-            let before = exits[w]
-            exits[w] |= bit
-            return before != exits[w] && exits[w] == WorkerExit.threadStopped | WorkerExit.shutdownDone
-        }
-        guard both else { return }
+        let before = workerExits[w].bits.bitwiseOr(bit, ordering: .acquiringAndReleasing).oldValue
+        let both = WorkerExit.threadStopped | WorkerExit.shutdownDone
+        guard before & bit == 0, (before | bit) & both == both else { return }
         actorsByWorker[w].forEach { $0.unbind() }
-        if detachedThreadsGivenBack(w) {
+        if before & WorkerExit.leftDetached != 0 {
             logger.notice("a worker thread left detached by shutdown has returned from its stage: its actors are free again")
         }
-    }
-
-    /// Whether worker `w` was one `shutdown()` left detached (for the log line when it comes back).
-    private func detachedThreadsGivenBack(_ w: Int) -> Bool {
-        detachedWorkers.withLock { $0.contains(w) }
     }
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
@@ -283,11 +276,14 @@ final class EngineCore: @unchecked Sendable {
 }
 
 /// The two events that end a worker thread's hold on its actors (``EngineCore`` `workerExits`).
-enum WorkerExit {
+final class WorkerExit: Sendable {
+    let bits = Atomic<UInt8>(0)
     /// The worker's thread left its loop: no stage of it runs again.
     static let threadStopped: UInt8 = 1
     /// `shutdown()` finished waiting for the thread (joined, or gave up after the grace period).
     static let shutdownDone: UInt8 = 2
+    /// `shutdown()` gave up waiting for the thread (for the log line when it comes back).
+    static let leftDetached: UInt8 = 4
 }
 
 extension RegionHeader {

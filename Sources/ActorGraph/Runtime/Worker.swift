@@ -23,6 +23,9 @@ final class Worker: @unchecked Sendable {
     var attachment: RingAttachment?
     /// Whether callers may run this worker's segments while it is parked (``CallerTakeover``); set before start.
     var canBeTakenOver = false
+    /// Each runner's next sequence when the worker last announced a park (written and read by the
+    /// worker's thread only; preallocated, so parking allocates nothing).
+    private let positionsAtPark: UnsafeMutableBufferPointer<Int>
     /// The worker's control block in the region: how it parks and how often (diagnostics).
     let control: WorkerControl
     /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
@@ -45,7 +48,11 @@ final class Worker: @unchecked Sendable {
         self.numaNode = numaNode
         self.control = control
         self.sharedFutex = sharedFutex
+        positionsAtPark = .allocate(capacity: max(1, runners.count))
+        positionsAtPark.initialize(repeating: 0)
     }
+
+    deinit { positionsAtPark.deallocate() }
 
     /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked (and no
     /// caller has taken it over: then the caller rings it, if needed, when it gives it back).
@@ -132,9 +139,13 @@ final class Worker: @unchecked Sendable {
     private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
         let parkedAt = statistics != nil ? MonotonicClock.now() : 0
         var completions = false
+        // Where each runner stands, read while this thread still owns them: once the park is
+        // announced a caller may take the worker over and move them (CallerTakeover.swift), so the
+        // re-check below reads input stamps only.
+        for (i, runner) in runners.enumerated() { positionsAtPark[i] = runner.next }
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
-        if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || runners.contains(where: { $0.isReady() })
+        if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || anyRunnerReadyAtParkPositions()
             || attachment?.hasWork == true {
             // Take the announcement back, unless a caller took this worker over meanwhile.
             _ = reclaimParkWord()
@@ -161,6 +172,12 @@ final class Worker: @unchecked Sendable {
         let doorbell = reclaimParkWord()
         if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
         return doorbell || completions ? .doorbell : .timedOut
+    }
+
+    /// Whether any runner's next execution (as of ``positionsAtPark``) has all its inputs published.
+    private func anyRunnerReadyAtParkPositions() -> Bool {
+        for (i, runner) in runners.enumerated() where runner.isReady(at: positionsAtPark[i]) { return true }
+        return false
     }
 
     /// Ends a park: brings the park word back to 0 and says whether someone rang (it was 0
