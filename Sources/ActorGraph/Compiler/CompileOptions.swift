@@ -56,8 +56,9 @@ public struct CompileOptions: Sendable {
     /// Thread mode: a blocking `execute` (no deadline) that finds every worker parked runs the
     /// stages on the calling thread instead of waking a worker on another CPU — the first execution
     /// after idle then costs about what its stages cost, like a plain Swift actor called inline.
-    /// Off for graphs with a ``stageTimeLimit``, with I/O edges, in process mode, and from the first
-    /// inline run over 1 ms on. `false`: always hand executions to the workers.
+    /// Off for graphs with a ``stageTimeLimit``, with I/O edges, in process mode, for executions with
+    /// a deadline, and once three inline runs in a row took over 1 ms. `false`: always hand
+    /// executions to the workers.
     public var callerTakeover: Bool = true
 
     /// Options that fit the machine.

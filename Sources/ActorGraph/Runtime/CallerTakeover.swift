@@ -20,9 +20,10 @@ import Synchronization
 ///
 /// Never taken over: process mode (stages stay out of the caller by design), graphs with a
 /// ``CompileOptions/stageTimeLimit`` or an I/O attachment, executions with a deadline (a caller
-/// inside a stage could not answer its own deadline), and — from the first one on — graphs whose
-/// inline run took longer than ``slowRunNanoseconds`` (their stages are long: a wake-up is noise
-/// there, and other callers should not queue behind the caller running them).
+/// inside a stage could not answer its own deadline), and graphs whose inline runs took longer than
+/// ``slowRunNanoseconds`` ``slowRunsToStop`` times in a row (their stages are long: a wake-up is
+/// noise there, and other callers should not queue behind the caller running them; one slow run
+/// alone may be the caller's own preemption).
 ///
 /// `@unchecked Sendable`: its pointers address the region and the runners, which every thread may
 /// read; a runner is only run by whoever holds its worker's park word (see above).
@@ -36,13 +37,15 @@ final class CallerTakeover: @unchecked Sendable {
     private let inputRing: SlotRing
     private let resultRing: SlotRing
     private let stopping: UnsafeMutablePointer<Atomic<UInt32>>
-    /// Cleared for good once an inline run was slow.
+    /// Cleared for good once inline runs were slow ``slowRunsToStop`` times in a row.
     private let enabled = Atomic<Bool>(true)
+    private let slowRunsInARow = Atomic<Int>(0)
     /// Executions run on callers' threads so far (diagnostics).
     let inlineRuns = Atomic<Int>(0)
 
-    /// An inline run longer than this turns take-overs off for the graph.
+    /// Inline runs longer than this, ``slowRunsToStop`` times in a row, turn take-overs off for the graph.
     static let slowRunNanoseconds: UInt64 = 1_000_000
+    static let slowRunsToStop = 3
 
     /// Park-word values (see the type's documentation).
     enum ParkWord {
@@ -86,8 +89,14 @@ final class CallerTakeover: @unchecked Sendable {
             if !progressed { break } // stopping: runOne refuses to start anything
         }
         if MonotonicClock.now() &- started > CallerTakeover.slowRunNanoseconds {
-            enabled.store(false, ordering: .relaxed)
-            logger.notice("a stage run on the caller's thread took over 1 ms: callers no longer run this graph's stages")
+            // One slow run can be the caller's own preemption (a busy neighbour); a slow stage is
+            // slow every time.
+            if slowRunsInARow.add(1, ordering: .relaxed).newValue >= CallerTakeover.slowRunsToStop {
+                enabled.store(false, ordering: .relaxed)
+                logger.notice("stages run on the caller's thread took over 1 ms \(CallerTakeover.slowRunsToStop) times in a row: callers no longer run this graph's stages")
+            }
+        } else if slowRunsInARow.load(ordering: .relaxed) != 0 {
+            slowRunsInARow.store(0, ordering: .relaxed)
         }
         inlineRuns.add(1, ordering: .relaxed)
         giveBack(taken, after: published ? k : nil)
