@@ -81,7 +81,7 @@ enum ContendedCases {
             quiet.name = "quiet.echo"
             results.quietEcho = quiet
             BenchSuite.progress(quiet, extra: "no competing process")
-            let hogs = BusyProcesses(count: allowed.count)
+            let hogs = BusyNeighbours(count: allowed.count)
             let started = hogs.started
             let competing = try echo()
             hogs.stop()
@@ -234,31 +234,4 @@ struct QuotaCgroup {
     }
 
     private func writeFile(_ path: String, _ value: String) -> Errno? { QuotaCgroup.writeFile(path, value) }
-}
-
-/// `count` busy processes (`/bin/sh` spinning in a loop), killed by ``stop()``.
-final class BusyProcesses {
-    private var pids: [pid_t] = []
-    var started: Int { pids.count }
-
-    init(count: Int) {
-        for _ in 0..<count {
-            var pid: pid_t = 0
-            let args = ["sh", "-c", "while :; do :; done"]
-            var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            if posix_spawn(&pid, "/bin/sh", nil, nil, &argv, environ) == 0 { pids.append(pid) }
-        }
-        // Let them get going (and the scheduler spread them) before measuring.
-        var pause = timespec(tv_sec: 0, tv_nsec: 200_000_000)
-        nanosleep(&pause, nil)
-    }
-
-    func stop() {
-        for pid in pids { kill(pid, SIGKILL) }
-        for pid in pids { var status: Int32 = 0; waitpid(pid, &status, 0) }
-        pids = []
-    }
-
-    deinit { stop() }
 }

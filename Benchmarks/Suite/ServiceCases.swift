@@ -195,8 +195,9 @@ enum ServiceCases {
             let ms = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try IdleLoop.onThread(idles, samples: samples) { x throws(GraphError) in try graph.execute(x) }
             }
+            // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
             add(isolation == .threads ? "compiled" : "process", caller: "unpinned thread", ms,
-                note: "parks \(graph.parkCounts.reduce(0, +))")
+                note: "parks \(graph.parkCounts.reduce(0, +)), caller take-overs \(graph.callerTakeovers)")
         }
         do {
             let pipeline = try SemaphorePipeline(stages: 1)
