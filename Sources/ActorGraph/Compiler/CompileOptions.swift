@@ -147,7 +147,7 @@ public struct IdlePolicy: Sendable {
 }
 
 /// How the compiler assigns nodes to workers. Nodes sharing an ``ActorRef`` always share a worker.
-public enum Placement: Sendable, Equatable {
+public enum Placement: Sendable, Equatable, CaseIterable {
     /// Fuse chains into direct calls and spread the fused segments over the workers.
     case automatic
     /// One node per segment (no fusion), nodes dealt round-robin over the workers: every edge is a channel.

@@ -84,7 +84,7 @@ public enum IsolatedWorker {
             let p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
                                   capacity: header.capacity, workerCount: header.workerCount, cpus: cpus,
                                   numaNode: header.numaNode >= 0 ? header.numaNode : nil,
-                                  placement: Placement(code: header.placement))
+                                  placement: header.placement)
             let fingerprint = PlanFingerprint.of(p)
             if fingerprint == header.fingerprint { plan = p; break }
             seen.append(String(fingerprint, radix: 16))
@@ -96,7 +96,7 @@ public enum IsolatedWorker {
                    "no graph given to runIfChild matches the compiled plan (fingerprint \(String(header.fingerprint, radix: 16)); "
                    + "candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", "))): the worker runs a different program or graph")
         }
-        if spec.standby { standBy(control: control, stopping: region.base.advanced(by: RegionLayout.headerBytes)) }
+        if spec.standby { standBy(control: control, stopping: region.base.advanced(by: RegionLayout.controlLine(processMode: true))) }
         runWorker(plan: plan, header: header, region: region, spec: spec, control: control)
     }
 
@@ -143,11 +143,7 @@ public enum IsolatedWorker {
         let wiring = EngineWiring(plan: plan, layout: layout, base: region.base)
         let options = header.workerOptions
         // This process's own failure tables (errors travel as text in the region's message areas).
-        let errorTables = plan.channels.map { _ in
-            let table = UnsafeMutablePointer<(any Error)?>.allocate(capacity: plan.capacity)
-            table.initialize(repeating: nil, count: plan.capacity)
-            return table
-        }
+        let errorTables = wiring.makeErrorTables()
         let ownsResult = plan.segments.contains { $0.worker == w && $0.outputChannel == plan.outputChannel }
         let board = ownsResult ? ResultBoard(
             ring: wiring.rings[plan.outputChannel], errors: errorTables[plan.outputChannel], stopping: wiring.stopping,

@@ -454,11 +454,7 @@ final class Supervisor: @unchecked Sendable {
         logger.error("worker process \(w) crashed again (\(why)) after \(restarts) restart(s): failing the graph")
         board.terminalError.withLock { $0 = .restartsExhausted(worker: w, restarts: restarts) }
         statistics.withLock { $0.restartsExhausted = true }
-        wiring.stopping.pointee.store(1, ordering: .sequentiallyConsistent)
-        for word in wiring.parkWords {
-            word.pointee.store(0, ordering: .sequentiallyConsistent)
-            Futex.wake(futexWord(word), count: Int32.max, shared: true)
-        }
+        wiring.stopAndWakeWorkers(sharedFutex: true)
         board.wakeAllForShutdown()
     }
 

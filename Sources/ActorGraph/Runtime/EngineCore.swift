@@ -108,11 +108,7 @@ final class EngineCore: @unchecked Sendable {
         stopping = wiring.stopping
         nextSequence = wiring.nextSequence
         let rings = wiring.rings
-        let errorTables = plan.channels.map { _ in
-            let table = UnsafeMutablePointer<(any Error)?>.allocate(capacity: capacity)
-            table.initialize(repeating: nil, count: capacity)
-            return table
-        }
+        let errorTables = wiring.makeErrorTables()
         self.rings = rings
         self.errorTables = errorTables
         input = rings[plan.inputChannel]
@@ -213,21 +209,7 @@ final class EngineCore: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        stopping.pointee.store(1, ordering: .sequentiallyConsistent)
-        for word in wiring.parkWords {
-            // A word taken over by a caller (2) is left to it: it gives the worker back after its
-            // stage and, seeing `stopping`, rings it then (the other half of this Dekker pair).
-            var current = word.pointee.load(ordering: .sequentiallyConsistent)
-            while current != CallerTakeover.ParkWord.takenOver {
-                let (exchanged, original) = word.pointee.compareExchange(
-                    expected: current, desired: CallerTakeover.ParkWord.awake, ordering: .sequentiallyConsistent)
-                if exchanged {
-                    Futex.wake(futexWord(word), count: Int32.max, shared: isolated)
-                    break
-                }
-                current = original
-            }
-        }
+        wiring.stopAndWakeWorkers(sharedFutex: isolated)
         let grace = max(0, options.shutdownGracePeriod.nanoseconds)
         let deadline = MonotonicClock.now() &+ UInt64(grace)
         // Waiters of executions not yet run are answered now, not after the grace period.
@@ -289,12 +271,12 @@ final class WorkerExit: Sendable {
 extension RegionHeader {
     init(plan: ExecutionPlan, options: CompileOptions) {
         self.init(fingerprint: PlanFingerprint.of(plan), workerCount: plan.workerCount, capacity: plan.capacity,
-                  placement: options.placement.code, batchSize: options.batchSize,
+                  placement: options.placement, batchSize: options.batchSize,
                   workerSpins: options.idle.workerSpins, callerSpins: options.idle.callerSpins,
                   spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
                   parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
                   useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs,
-                  waitStrategy: options.idle.strategy.code)
+                  waitStrategy: options.idle.strategy)
         statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }

@@ -44,6 +44,39 @@ struct EngineWiring: @unchecked Sendable {
     }
 
     /// The runners of worker `w`'s segments, each starting at sequence `start`.
+    /// Sets `stopping` and rings every worker's park word: a worker stops at its next execution
+    /// boundary (SegmentRunner.runOne) or as soon as it wakes. A word a caller has taken over (2,
+    /// CallerTakeover.swift) is left to that caller: it gives the worker back after its stage and,
+    /// seeing `stopping`, rings it then (the other half of this Dekker pair). Used by `shutdown()`
+    /// and by a supervisor that fails the graph.
+    func stopAndWakeWorkers(sharedFutex: Bool) {
+        stopping.pointee.store(1, ordering: .sequentiallyConsistent)
+        for word in parkWords {
+            var current = word.pointee.load(ordering: .sequentiallyConsistent)
+            while current != CallerTakeover.ParkWord.takenOver {
+                let (exchanged, original) = word.pointee.compareExchange(
+                    expected: current, desired: CallerTakeover.ParkWord.awake, ordering: .sequentiallyConsistent)
+                if exchanged {
+                    Futex.wake(futexWord(word), count: Int32.max, shared: sharedFutex)
+                    break
+                }
+                current = original
+            }
+        }
+    }
+
+    /// One failure side table per channel, `capacity` entries, all `nil`: a thrown error is a Swift
+    /// value and cannot live in the shared region, so slot `k`'s error sits at index `k & mask` here
+    /// (in process mode each process has its own; errors cross as text in the message areas).
+    /// The engine frees them in its `deinit`; a worker child keeps them until it exits.
+    func makeErrorTables() -> [UnsafeMutablePointer<(any Error)?>] {
+        plan.channels.map { _ in
+            let table = UnsafeMutablePointer<(any Error)?>.allocate(capacity: plan.capacity)
+            table.initialize(repeating: nil, count: plan.capacity)
+            return table
+        }
+    }
+
     func makeRunners(worker w: Int, errorTables: [UnsafeMutablePointer<(any Error)?>], board: ResultBoard?,
                      sharedFutex: Bool, start: Int) -> [SegmentRunner] {
         var runners: [SegmentRunner] = []

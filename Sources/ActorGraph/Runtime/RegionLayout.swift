@@ -34,7 +34,7 @@ struct RegionLayout {
         let line = RegionLayout.line
         self.processMode = processMode
         var offset = processMode ? RegionLayout.headerBytes : 0
-        control = offset
+        control = RegionLayout.controlLine(processMode: processMode)
         nextSequence = offset + line
         offset += 2 * line
         parkWords = (0..<plan.workerCount).map { offset + $0 * line }
@@ -75,10 +75,14 @@ struct RegionLayout {
         totalBytes = offset
     }
 
+    /// The offset of the control line (the `stopping` word first): fixed, so a standby process can
+    /// watch it before it has laid out anything else.
+    static func controlLine(processMode: Bool) -> Int { processMode ? headerBytes : 0 }
+
     /// The offset of worker `w`'s control block: depends only on the worker count, so a child
     /// that found no matching graph can still write its refusal.
     static func controlBlock(worker w: Int, workerCount: Int, processMode: Bool) -> Int {
-        (processMode ? headerBytes : 0) + 2 * line + workerCount * line + w * controlBlockBytes
+        controlLine(processMode: processMode) + 2 * line + workerCount * line + w * controlBlockBytes
     }
 }
 
@@ -184,7 +188,7 @@ struct RegionHeader {
     var fingerprint: UInt64
     var workerCount: Int
     var capacity: Int
-    var placement: Int
+    var placement: Placement
     var batchSize: Int
     var workerSpins: Int
     var callerSpins: Int
@@ -195,18 +199,18 @@ struct RegionHeader {
     var cpus: [Int?]
     /// ``CompileOptions/statistics``: the sampling interval, 0 when off (field 12).
     var statisticsInterval = 0
-    /// ``WaitStrategy/code`` of the workers' idle policy (field 13).
-    var waitStrategy: Int = 3
+    /// The workers' idle strategy (field 13, as its ``WaitStrategy/code``).
+    var waitStrategy: WaitStrategy = .adaptive
 
     static let maxWorkers = (RegionLayout.headerBytes - 512) / 8
 
     func write(to base: UnsafeMutableRawPointer) {
         let fields: [Int64] = [Int64(bitPattern: RegionHeader.magic), Int64(bitPattern: fingerprint), Int64(workerCount),
-                               Int64(capacity), Int64(placement), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
+                               Int64(capacity), Int64(placement.code), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
                                Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode)]
         for (i, f) in fields.enumerated() { base.storeBytes(of: f, toByteOffset: i * 8, as: Int64.self) }
         base.storeBytes(of: Int64(statisticsInterval), toByteOffset: 12 * 8, as: Int64.self)
-        base.storeBytes(of: Int64(waitStrategy), toByteOffset: 13 * 8, as: Int64.self)
+        base.storeBytes(of: Int64(waitStrategy.code), toByteOffset: 13 * 8, as: Int64.self)
         for (i, cpu) in cpus.enumerated() { base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self) }
     }
 
@@ -216,15 +220,17 @@ struct RegionHeader {
         guard UInt64(bitPattern: field(0)) == magic else { return nil }
         let workers = Int(field(2))
         guard workers >= 1, workers <= maxWorkers else { return nil }
+        // A code this program does not know (another build wrote the header): refuse, never guess.
+        guard let placement = Placement(code: Int(field(4))), let strategy = WaitStrategy(code: Int(field(13))) else { return nil }
         let cpus: [Int?] = (0..<workers).map { i in
             let c = base.load(fromByteOffset: 512 + i * 8, as: Int64.self)
             return c < 0 ? nil : Int(c)
         }
         return RegionHeader(fingerprint: UInt64(bitPattern: field(1)), workerCount: workers, capacity: Int(field(3)),
-                            placement: Int(field(4)), batchSize: Int(field(5)), workerSpins: Int(field(6)),
+                            placement: placement, batchSize: Int(field(5)), workerSpins: Int(field(6)),
                             callerSpins: Int(field(7)), spinTimeNanoseconds: Int(field(8)),
                             parkTimeoutNanoseconds: Int(field(9)), useIORing: field(10) != 0, numaNode: Int(field(11)),
-                            cpus: cpus, statisticsInterval: Int(field(12)), waitStrategy: Int(field(13)))
+                            cpus: cpus, statisticsInterval: Int(field(12)), waitStrategy: strategy)
     }
 
     /// The options a child runs its worker with.
@@ -233,29 +239,31 @@ struct RegionHeader {
                                idle: IdlePolicy(workerSpins: workerSpins, callerSpins: callerSpins,
                                                 spinTime: .nanoseconds(spinTimeNanoseconds),
                                                 parkTimeout: .nanoseconds(parkTimeoutNanoseconds),
-                                                strategy: WaitStrategy(code: waitStrategy)),
+                                                strategy: waitStrategy),
                                batchSize: batchSize, useIORing: useIORing)
-        o.placement = Placement(code: placement)
+        o.placement = placement
         o.statistics = statisticsInterval > 0 ? .sampled(every: statisticsInterval) : .off
         return o
     }
 }
 
 extension WaitStrategy {
-    /// How the region header stores it.
-    var code: Int {
-        switch self { case .busySpin: return 0; case .yielding: return 1; case .blocking: return 2; case .adaptive: return 3 }
-    }
-    init(code: Int) {
-        switch code { case 0: self = .busySpin; case 1: self = .yielding; case 2: self = .blocking; default: self = .adaptive }
+    /// How the region header stores it: its position in `allCases`, so a new case gets a code
+    /// without touching this file.
+    var code: Int { WaitStrategy.allCases.firstIndex(of: self)! }
+    /// `nil` for a code no case has.
+    init?(code: Int) {
+        guard WaitStrategy.allCases.indices.contains(code) else { return nil }
+        self = WaitStrategy.allCases[code]
     }
 }
 
 extension Placement {
-    var code: Int {
-        switch self { case .automatic: return 0; case .spread: return 1; case .singleWorker: return 2 }
-    }
-    init(code: Int) {
-        switch code { case 1: self = .spread; case 2: self = .singleWorker; default: self = .automatic }
+    /// How the region header stores it: its position in `allCases`.
+    var code: Int { Placement.allCases.firstIndex(of: self)! }
+    /// `nil` for a code no case has.
+    init?(code: Int) {
+        guard Placement.allCases.indices.contains(code) else { return nil }
+        self = Placement.allCases[code]
     }
 }

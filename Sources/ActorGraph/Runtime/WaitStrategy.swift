@@ -3,7 +3,7 @@ import Synchronization
 
 /// How a thread with nothing to do waits: a worker with no ready execution, a caller waiting for
 /// its result or for a free slot (the LMAX Disruptor's wait strategies, plus a phased adaptive one).
-public enum WaitStrategy: Sendable, Equatable {
+public enum WaitStrategy: Sendable, Equatable, CaseIterable {
     /// Spin with the `pause` hint and never park: the lowest latency, a whole CPU per waiting thread
     /// even when idle. Only for threads that own their CPU.
     case busySpin
