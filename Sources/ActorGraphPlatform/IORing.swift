@@ -62,16 +62,7 @@ public final class IORing {
         return true
     }
 
-    /// Queues a `recv` of at most `buffer.count` bytes from socket `fd`.
-    @discardableResult
-    public func prepareReceive(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) -> Bool {
-        guard let sqe = nextSQE() else { return false }
-        io_uring_prep_recv(sqe, fd, buffer.baseAddress, buffer.count, 0)
-        io_uring_sqe_set_data64(sqe, userData)
-        return true
-    }
-
-    /// Queues a `send` of `buffer` on socket `fd` (connected, or with `destination` for UDP).
+    /// Queues a `sendmsg` of `message` on socket `fd` (its `msg_name` addresses a UDP datagram).
     @discardableResult
     public func prepareSendMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
         guard let sqe = nextSQE() else { return false }

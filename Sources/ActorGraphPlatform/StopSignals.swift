@@ -18,9 +18,6 @@ public enum StopSignals {
         return signo == 0 ? nil : signo
     }
 
-    /// Gives SIGINT and SIGTERM their default disposition back.
-    public static func restoreDefaults() { service_signals_restore() }
-
     /// `SIGINT`, `SIGTERM` or `signal N`.
     public static func name(_ signo: Int32) -> String {
         switch signo {

@@ -19,12 +19,3 @@ int service_signals_install(void) {
 }
 
 int service_signals_received(void) { return received_signal; }
-
-void service_signals_restore(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = SIG_DFL;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGTERM, &action, NULL);
-}

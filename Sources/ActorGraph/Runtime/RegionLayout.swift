@@ -136,8 +136,6 @@ enum RefusalCode {
     static let planMismatch: UInt32 = 1
     /// The program compiled a graph in a worker child without calling `runIfChild` first.
     static let missingEntryPoint: UInt32 = 2
-    /// The region or the environment could not be used.
-    static let badEnvironment: UInt32 = 3
 }
 
 /// A fixed-size text in shared memory: an `Int32` byte count, an `Int32` detail (a worker or node

@@ -8,7 +8,4 @@ int service_signals_install(void);
 /// The last stop signal received (SIGINT or SIGTERM), or 0. Async-signal-safe to produce.
 int service_signals_received(void);
 
-/// Restores the default disposition of SIGINT and SIGTERM.
-void service_signals_restore(void);
-
 #endif
