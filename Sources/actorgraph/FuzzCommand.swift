@@ -39,11 +39,11 @@ struct FuzzUDPCommand: ParsableCommand {
     }
 
     func run() throws {
-        let server: ChildProcess
+        let server: LineReadingProcess
         do {
             // --seconds: the service stops by itself should this process die without stopping it.
             let limit = 600 + count / 1_000
-            server = try ChildProcess(path: "/proc/self/exe", arguments: ["serve", "telematics", "--port", "0", "--seconds", "\(limit)"])
+            server = try LineReadingProcess(path: "/proc/self/exe", arguments: ["serve", "telematics", "--port", "0", "--seconds", "\(limit)"])
         } catch {
             throw CLI.fail("cannot start the service: \(error)")
         }

@@ -113,11 +113,11 @@ final class CLIBadValueTests: XCTestCase {
     }
 
     /// Runs the binary; returns its exit status (128 + signal when killed) and its stderr.
-    /// Spawned with posix_spawn through `ChildProcess` (stderr read through a pipe, stdout dropped by
+    /// Spawned with posix_spawn through `LineReadingProcess` (stderr read through a pipe, stdout dropped by
     /// the shell's redirections; `exec` keeps the binary's own exit status).
     static func run(_ binary: URL, _ arguments: [String]) throws -> (Int32, String) {
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
-        let child = try ChildProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", binary.path] + arguments)
+        let child = try LineReadingProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", binary.path] + arguments)
         let deadline = ContinuousClock.now + .seconds(120)
         while child.isRunning && ContinuousClock.now < deadline { usleep(2_000) }
         let status = child.stop(signal: SIGKILL)

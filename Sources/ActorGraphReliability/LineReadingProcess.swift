@@ -7,8 +7,10 @@ import Musl
 #endif
 
 /// A child process started with `posix_spawn`, its standard output read line by line on a thread
-/// (so the child never blocks on a full pipe). Used to run `actorgraph serve` under the fuzzer.
-public final class ChildProcess: Sendable {
+/// (so the child never blocks on a full pipe). Used to run `actorgraph serve` under the fuzzer and
+/// the CLI in tests. (The platform's `ChildProcess` is the other kind: worker processes watched
+/// through a pidfd.)
+public final class LineReadingProcess: Sendable {
     /// The child's process id.
     public let pid: pid_t
     private let lines = LineBuffer()
