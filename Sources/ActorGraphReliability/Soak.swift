@@ -198,7 +198,7 @@ public final class Soak: Sendable {
     }
 
     let configuration: Configuration
-    let ledger = Ledger()
+    let ledger = SoakLedger()
     /// The shutdown contract over every thread-mode graph (``ShutdownProbe``).
     let shutdownChecks = ShutdownChecks()
     /// The graph submitters use (nil between graphs). Written rarely, under the lock, then

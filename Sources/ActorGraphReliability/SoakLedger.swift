@@ -30,7 +30,7 @@ final class SubmitterFlag: Sendable {
 
 /// Counts executions and answers. An answer names the execution it belongs to (the id carried in
 /// the output value or in the stage's error); it must be the execution that was asked for, once.
-final class Ledger: Sendable {
+final class SoakLedger: Sendable {
     // Plain atomic counters, not a Mutex: Synchronization's Mutex hands a contended lock over inside
     // the kernel (a PI futex), where ThreadSanitizer cannot see the hand-off, so every contended
     // counter update would be reported as a race under `scripts/sanitizers.sh`.

@@ -51,7 +51,7 @@ struct Faults: ParsableCommand {
         } catch {
             throw CLI.fail(error)
         }
-        let ledger = Ledger()
+        let ledger = FaultLedger()
         let stop = Atomic<Bool>(false)
         // Submitters: unique ids, blocking execute with a deadline (a timeout would be a hang).
         var threads: [PinnedThread] = []
@@ -112,7 +112,7 @@ struct Faults: ParsableCommand {
 }
 
 /// Every execution's answers, by id, and the first success after each worker death.
-final class Ledger: Sendable {
+final class FaultLedger: Sendable {
     private struct State {
         var answers: [Int: Int] = [:]
         var submitted = 0
