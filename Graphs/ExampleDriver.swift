@@ -79,7 +79,7 @@ public enum ExampleDriver {
     /// One line on where the compiled graph runs.
     public static func describePlacement<Input, Output>(_ compiled: CompiledGraph<Input, Output>) -> String {
         let segments = compiled.segments.map { "w\($0.worker)[\($0.nodes.joined(separator: "→"))]" }
-        let park = Set(compiled.parkMechanisms).sorted().joined(separator: "/")
+        let park = Set(compiled.diagnostics.parkMechanisms).sorted().joined(separator: "/")
         var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
         if compiled.isolation == .processes {

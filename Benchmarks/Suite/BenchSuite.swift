@@ -323,7 +323,7 @@ public enum BenchSuite {
                 let r = PathResult(name: name, path: "compiled", payloadBytes: 8, stats: m.stats, placement: "automatic",
                                    workers: graph.workerCount, segments: graph.segments.count)
                 paced.append(r)
-                progress(r, extra: "parks \(graph.parkCounts.reduce(0, +))")
+                progress(r, extra: "parks \(graph.diagnostics.parkCounts.reduce(0, +))")
             }
         }
         // Recovery of an isolated worker: SIGKILL it, time until the next successful execution;

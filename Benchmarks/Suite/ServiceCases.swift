@@ -132,14 +132,14 @@ enum ServiceCases {
         do {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions())
             defer { graph.shutdown() }
-            let parksBefore = graph.parkCounts.reduce(0, +)
+            let parksBefore = graph.diagnostics.parkCounts.reduce(0, +)
             let m = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(GraphError) in try graph.execute(x) }
             }
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(separator: ",")
             results.append(m.result(name: name, path: "compiled", caller: "unpinned thread",
-                                    note: "worker pinned to CPU \(workerCPUs); parks \(graph.parkCounts.reduce(0, +) - parksBefore)"))
+                                    note: "worker pinned to CPU \(workerCPUs); parks \(graph.diagnostics.parkCounts.reduce(0, +) - parksBefore)"))
         }
         // Dynamic chain3 from a detached Task: its natural caller is async code; a thread bridging
         // into it would add a Task spawn and a second wake-up that belong to the bridge, not the path.
@@ -197,7 +197,7 @@ enum ServiceCases {
             }
             // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
             add(isolation == .threads ? "compiled" : "process", caller: "unpinned thread", ms,
-                note: "parks \(graph.parkCounts.reduce(0, +)), caller take-overs \(graph.callerTakeovers)")
+                note: "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)")
         }
         do {
             let pipeline = try SemaphorePipeline(stages: 1)

@@ -22,7 +22,7 @@ final class CallerTakeoverTests: XCTestCase {
     /// Waits (bounded) until every worker has parked at least `count` times in total.
     private func waitUntilParked<I, O>(_ compiled: CompiledGraph<I, O>, beyond count: Int = 0) {
         let deadline = ContinuousClock.now + .seconds(10)
-        while compiled.parkCounts.reduce(0, +) <= count && ContinuousClock.now < deadline { usleep(1_000) }
+        while compiled.diagnostics.parkCounts.reduce(0, +) <= count && ContinuousClock.now < deadline { usleep(1_000) }
         usleep(5_000) // past the re-check: asleep
     }
 
@@ -45,7 +45,7 @@ final class CallerTakeoverTests: XCTestCase {
         let threads = seen.withLock { $0 }
         XCTAssertNotEqual(threads[0], me, "submit hands the execution to the worker")
         XCTAssertEqual(Array(threads.dropFirst()), Array(repeating: me, count: 5), "execute ran the parked worker's stages")
-        XCTAssertEqual(compiled.callerTakeovers, 5)
+        XCTAssertEqual(compiled.diagnostics.callerTakeovers, 5)
         // The worker is still there for everything else.
         for i in 0..<1_000 { XCTAssertEqual(try compiled.submit(i).wait(), (i + 1) * 2) }
     }
@@ -68,7 +68,7 @@ final class CallerTakeoverTests: XCTestCase {
             }
             compiled.shutdown()
             XCTAssertFalse(seen.withLock { $0 }.contains(me), "variant \(variant) ran a stage on the caller")
-            XCTAssertEqual(compiled.callerTakeovers, 0)
+            XCTAssertEqual(compiled.diagnostics.callerTakeovers, 0)
         }
     }
 
@@ -108,8 +108,8 @@ final class CallerTakeoverTests: XCTestCase {
         compiled.shutdown()
         XCTAssertEqual(errors.withLock { $0 }, [])
         XCTAssertEqual(try counter.withState { $0 }, 3 * perThread)
-        XCTAssertGreaterThan(compiled.callerTakeovers, 0, "callers that slept found the workers parked")
-        print("caller take-overs: \(compiled.callerTakeovers) of \(2 * perThread) blocking executes")
+        XCTAssertGreaterThan(compiled.diagnostics.callerTakeovers, 0, "callers that slept found the workers parked")
+        print("caller take-overs: \(compiled.diagnostics.callerTakeovers) of \(2 * perThread) blocking executes")
     }
 
     func testShutdownWhileACallerIsInsideAStageItTookOver() throws {
@@ -140,6 +140,6 @@ final class CallerTakeoverTests: XCTestCase {
         XCTAssertFalse(actor.isBound, "the actor came back once the caller's stage returned")
         XCTAssertEqual(try actor.withState { $0 }, 7)
         XCTAssertEqual(answer.withLock { $0 }, "value 7", "the stage already running finished and its caller got the value")
-        XCTAssertEqual(compiled.callerTakeovers, 1)
+        XCTAssertEqual(compiled.diagnostics.callerTakeovers, 1)
     }
 }

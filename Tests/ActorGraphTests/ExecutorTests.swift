@@ -293,12 +293,12 @@ final class ExecutorTests: XCTestCase {
         defer { compiled.shutdown() }
         XCTAssertEqual(try compiled.execute(1), diamondExpected(1))
         Thread.sleep(forTimeInterval: 0.05)
-        XCTAssertGreaterThan(compiled.parkCounts[0], 0, "an idle worker parks")
+        XCTAssertGreaterThan(compiled.diagnostics.parkCounts[0], 0, "an idle worker parks")
         XCTAssertEqual(try compiled.execute(2), diamondExpected(2), "and is woken by the next submit")
         if IORing.supportsFutexWait() {
-            XCTAssertEqual(compiled.parkMechanisms, ["io_uring futex-wait"])
+            XCTAssertEqual(compiled.diagnostics.parkMechanisms, ["io_uring futex-wait"])
         } else {
-            XCTAssertEqual(compiled.parkMechanisms, ["futex"])
+            XCTAssertEqual(compiled.diagnostics.parkMechanisms, ["futex"])
         }
     }
 }

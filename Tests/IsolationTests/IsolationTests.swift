@@ -287,7 +287,7 @@ final class IsolationTests: XCTestCase {
         try assertServesAgain(compiled, restarts: 1, replacing: pid)
         let statistics = compiled.isolationStatistics
         XCTAssertTrue(statistics.lastCrashReason?.contains("stopped by SIGSTOP") == true, "\(statistics.lastCrashReason ?? "nil")")
-        XCTAssertEqual(compiled.stuckStageReports, 0, "noticed as a stop, not as a stuck stage")
+        XCTAssertEqual(compiled.isolationStatistics.stuckStageReports, 0, "noticed as a stop, not as a stuck stage")
     }
 
     func testSIGSTOPWithAStageTimeLimitIsAnsweredAndRestarted() throws {
@@ -417,10 +417,10 @@ final class IsolationTests: XCTestCase {
         let compiled = try FixtureGraphs.faulty().compile(options)
         let pending = try compiled.submit(Job(1_500, .slow))
         var waited = 0
-        while compiled.stuckStageReports == 0 && waited < 5_000 { sleepMilliseconds(10); waited += 10 }
-        XCTAssertEqual(compiled.stuckStageReports, 1)
+        while compiled.isolationStatistics.stuckStageReports == 0 && waited < 5_000 { sleepMilliseconds(10); waited += 10 }
+        XCTAssertEqual(compiled.isolationStatistics.stuckStageReports, 1)
         compiled.shutdown()
-        XCTAssertEqual(compiled.detachedWorkerThreads, 1, "shutdown must leave the stuck thread detached, not wait")
+        XCTAssertEqual(compiled.diagnostics.detachedWorkerThreads, 1, "shutdown must leave the stuck thread detached, not wait")
         do {
             _ = try pending.wait()
             XCTFail("expected shutDown")

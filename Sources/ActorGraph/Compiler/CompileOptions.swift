@@ -37,7 +37,7 @@ public struct CompileOptions: Sendable {
     public var restartPolicy: RestartPolicy
     /// The longest one stage may run for one execution; `nil`: no limit. Past it, a process worker is
     /// killed and restarted (the execution fails with ``GraphError/stageTimedOut(node:)``); a thread
-    /// worker is reported (log and ``CompiledGraph/stuckStageReports``), and `shutdown()` stops
+    /// worker is reported (log and ``IsolationStatistics/stuckStageReports``), and `shutdown()` stops
     /// waiting for it after ``shutdownGracePeriod``.
     public var stageTimeLimit: Duration?
     /// How long `shutdown()` waits for a stage already running to return before it kills the worker

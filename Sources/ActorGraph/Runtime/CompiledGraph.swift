@@ -152,18 +152,6 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Bytes of the shared-memory region holding every ring.
     public var sharedMemoryBytes: Int { core.region.size }
 
-    /// How each worker parks when idle ("io_uring futex-wait" or "futex"), once the workers started.
-    public var parkMechanisms: [String] {
-        core.wiring.controls.map { $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue }
-    }
-
-    /// Executions a blocking `execute` ran on its own thread because every worker was parked
-    /// (``CompileOptions/callerTakeover``; diagnostics).
-    public var callerTakeovers: Int { core.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0 }
-
-    /// How many times each worker parked so far (diagnostics).
-    public var parkCounts: [Int] { core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) } }
-
     /// Where the workers run (``CompileOptions/isolation``).
     public var isolation: Isolation { core.options.isolation }
 
@@ -174,11 +162,17 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
         return s
     }
 
-    /// Stages reported past ``CompileOptions/stageTimeLimit`` so far (both modes).
-    public var stuckStageReports: Int { isolationStatistics.stuckStageReports }
-
-    /// Worker threads `shutdown()` left detached because a stage was still running (thread mode).
-    public var detachedWorkerThreads: Int { core.detachedThreads.load(ordering: .relaxed) }
+    /// What the engine did so far that is not a result: how workers park, how often callers ran
+    /// stages themselves, what shutdown left behind. A snapshot, from any thread.
+    public var diagnostics: GraphDiagnostics {
+        GraphDiagnostics(
+            parkMechanisms: core.wiring.controls.map {
+                $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
+            },
+            parkCounts: core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) },
+            callerTakeovers: core.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,
+            detachedWorkerThreads: core.detachedThreads.load(ordering: .relaxed))
+    }
 
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
