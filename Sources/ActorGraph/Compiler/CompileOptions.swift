@@ -57,8 +57,8 @@ public struct CompileOptions: Sendable {
     /// stages on the calling thread instead of waking a worker on another CPU — the first execution
     /// after idle then costs about what its stages cost, like a plain Swift actor called inline.
     /// Off for graphs with a ``stageTimeLimit``, with I/O edges, in process mode, for executions with
-    /// a deadline, and once three inline runs in a row took over 1 ms. `false`: always hand
-    /// executions to the workers.
+    /// a deadline, and once three timed inline runs (one in eight is timed) in a row took over 1 ms.
+    /// `false`: always hand executions to the workers.
     public var callerTakeover: Bool = true
 
     /// Options that fit the machine.

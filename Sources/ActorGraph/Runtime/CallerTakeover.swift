@@ -20,8 +20,8 @@ import Synchronization
 ///
 /// Never taken over: process mode (stages stay out of the caller by design), graphs with a
 /// ``CompileOptions/stageTimeLimit`` or an I/O attachment, executions with a deadline (a caller
-/// inside a stage could not answer its own deadline), and graphs whose inline runs took longer than
-/// ``slowRunNanoseconds`` ``slowRunsToStop`` times in a row (their stages are long: a wake-up is
+/// inside a stage could not answer its own deadline), and graphs whose timed inline runs (one in
+/// ``timedRunInterval``) took longer than ``slowRunNanoseconds`` ``slowRunsToStop`` times in a row (their stages are long: a wake-up is
 /// noise there, and other callers should not queue behind the caller running them; one slow run
 /// alone may be the caller's own preemption).
 ///
@@ -46,6 +46,8 @@ final class CallerTakeover: @unchecked Sendable {
     /// Inline runs longer than this, ``slowRunsToStop`` times in a row, turn take-overs off for the graph.
     static let slowRunNanoseconds: UInt64 = 1_000_000
     static let slowRunsToStop = 3
+    /// One inline run in this many (a power of two) is timed.
+    static let timedRunInterval = 8
 
     /// Park-word values (see the type's documentation).
     enum ParkWord {
@@ -80,7 +82,11 @@ final class CallerTakeover: @unchecked Sendable {
             giveBack(taken, after: nil)
             return false
         }
-        let started = MonotonicClock.now()
+        // One run in eight is timed: two clock reads are a noticeable part of a cold run after idle
+        // (the vDSO and clock pages), and a slow stage is slow every time anyway.
+        let runs = inlineRuns.load(ordering: .relaxed)
+        let timed = runs & (CallerTakeover.timedRunInterval - 1) == 0
+        let started = timed ? MonotonicClock.now() : 0
         var published = false
         while true {
             var progressed = false
@@ -88,7 +94,17 @@ final class CallerTakeover: @unchecked Sendable {
             if resultRing.isPublished(k) { published = true; break }
             if !progressed { break } // stopping: runOne refuses to start anything
         }
-        if MonotonicClock.now() &- started > CallerTakeover.slowRunNanoseconds {
+        if timed { noteRunTime(MonotonicClock.now() &- started) }
+        // A plain store, not a locked add: concurrent take-overs of one graph are serialized by
+        // the park words (only the holder gets here), so no increment is lost.
+        inlineRuns.store(runs &+ 1, ordering: .relaxed)
+        giveBack(taken, after: published ? k : nil)
+        return published
+    }
+
+    /// Learns from a timed inline run: ``slowRunsToStop`` slow ones in a row turn take-overs off.
+    private func noteRunTime(_ nanoseconds: UInt64) {
+        if nanoseconds > CallerTakeover.slowRunNanoseconds {
             // One slow run can be the caller's own preemption (a busy neighbour); a slow stage is
             // slow every time.
             if slowRunsInARow.add(1, ordering: .relaxed).newValue >= CallerTakeover.slowRunsToStop {
@@ -98,9 +114,6 @@ final class CallerTakeover: @unchecked Sendable {
         } else if slowRunsInARow.load(ordering: .relaxed) != 0 {
             slowRunsInARow.store(0, ordering: .relaxed)
         }
-        inlineRuns.add(1, ordering: .relaxed)
-        giveBack(taken, after: published ? k : nil)
-        return published
     }
 
     /// Gives the first `count` workers back (`2 → 1`), then rings them if work arrived meanwhile or
