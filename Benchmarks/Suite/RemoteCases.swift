@@ -89,6 +89,11 @@ enum RemoteCases {
         } catch {
             return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: cannot run \(script): \(error)"))
         }
+        // Exit 3: another live process's rig. Left alone: `down` would tear it out from under its owner.
+        if up.status == 3 {
+            let why = up.lines.last { $0.hasPrefix("netns-rig:") } ?? "a rig is already up"
+            return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: \(why)"))
+        }
         // Always, whatever happens below (and after a failed `up`, which removes its own work: harmless).
         defer {
             let down = try? RigChild.run("/bin/bash", [script, "down"], environment: [owner], seconds: 30)
