@@ -190,6 +190,8 @@ public struct BenchReport: Codable, Sendable {
     public var statisticsOverhead: StatisticsOverhead?
     /// The service cases: Poisson arrivals, first execution after idle, unpinned caller, UDP service (`nil` when none ran).
     public var service: ServiceResults? = nil
+    /// The remote cases: raw TCP ping-pong across the namespace rig and over loopback (`nil` unless selected).
+    public var remote: RemoteResults? = nil
 }
 
 /// Runs the benchmark suite behind `actorgraph bench`.
@@ -211,13 +213,14 @@ public enum BenchSuite {
     /// Every name a `--case` selector is matched against (``BenchOptions/cases``): the cases of the
     /// table, the pipelined and paced ones (paced periods of the quick or the full run), the
     /// contended and service ones, and the group names `pipelined`, `paced`, `recovery`, `stats`,
-    /// `contended`, `poisson`, `competing`, `idle`, `unpinned`, `serve`.
+    /// `contended`, `poisson`, `competing`, `idle`, `unpinned`, `serve`, `remote` (run only when selected).
     /// Keep it in step with the names `run` asks `includes` about.
     public static func caseNames(quick: Bool = false) -> [String] {
         let budget = quick ? Budget.quick : Budget.full
         let paced = budget.pacedPeriodsMicroseconds.flatMap { period in ["echo", "chain3"].map { "paced.\($0).\(period)us" } }
         let names = LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
             + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"] + ServiceCases.names
+            + RemoteCases.names
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
     }
@@ -426,6 +429,9 @@ public enum BenchSuite {
         // 5b. Service cases: unpinned callers sleeping between requests, beside their baselines.
         let service = try await ServiceCases.run(options)
 
+        // 5c. Remote cases (only when a --case selects them: they need root and create namespaces).
+        let remote = try await RemoteCases.run(options)
+
         // 6. Summary, table, files.
         func p50(_ name: String, _ path: String) -> Double? {
             latency.first { $0.name == name && $0.path == path }.map { Double($0.stats.p50) }
@@ -477,6 +483,7 @@ public enum BenchSuite {
             peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
             recoveryStandby: recoveryStandby, contended: contended,
             summary: summary, files: [], statisticsOverhead: statisticsOverhead, service: service)
+        report.remote = remote
         print("")
         print(ReportWriter.table(report))
         report.files = try ReportWriter.write(report, to: options.outputDirectory)

@@ -111,6 +111,16 @@ enum ReportWriter {
             }
             for note in service.notes { out.append(note) }
         }
+        if let remote = r.remote, !(remote.results.isEmpty && remote.notes.isEmpty) {
+            out.append("")
+            out.append("ACROSS HOSTS: raw TCP ping-pong, 32 B each way, TCP_NODELAY, blocking send/recv (round trip, ns)")
+            let widths = [20, 11, 9, 9, 9, 10, 8]
+            out.append(row(["case", "path", "p50", "p99", "p99.9", "max", "count"], widths) + "  route")
+            for p in remote.results {
+                out.append(row([p.name, p.path, fmtNs(p.p50), fmtNs(p.p99), fmtNs(p.p999), fmtNs(p.max), "\(p.count)"], widths) + "  \(p.route)")
+            }
+            for note in remote.notes { out.append(note) }
+        }
         out.append("")
         out.append("MEMORY: peak RSS \(fmtBytes(r.peakRSSBytesAfterCompiled)) after the compiled cases, \(fmtBytes(r.peakRSSBytes)) at the end")
         out.append("ALLOCATIONS: \(r.allocationMethod)")
@@ -164,6 +174,10 @@ enum ReportWriter {
         for p in r.service?.results ?? [] {
             add("service", PathResult(name: p.name, path: p.path, payloadBytes: p.payloadBytes, stats: p.stats))
             if let i = p.fromIntended { add("service.from_intended", PathResult(name: p.name, path: p.path, payloadBytes: p.payloadBytes, stats: i)) }
+        }
+        // Remote cases: percentiles only (the client prints no distribution); empty cells for the rest.
+        for p in r.remote?.results ?? [] {
+            lines.append("remote,\(p.name),\(p.path),\(p.payloadBytes),\(p.count),\(p.p50),,\(p.p99),\(p.p999),\(p.max),,,")
         }
         for t in r.throughput {
             lines.append("throughput,\(t.name),\(t.path),8,\(t.rounds.count),,,,,,,\(fmt(t.perSecond, 0)),\(t.allocationsPerExecution.map { fmt($0, 4) } ?? "")")

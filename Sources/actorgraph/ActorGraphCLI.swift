@@ -39,6 +39,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             SoakCommand.self,
             FuzzUDPCommand.self,
             Faults.self,
+            TcpPingPong.self,
         ],
         defaultSubcommand: Run.self)
 

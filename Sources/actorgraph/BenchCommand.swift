@@ -21,7 +21,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .long, help: "Directory for results.json, results.csv, latency.svg and table.txt.")
     var output = "bench-results"
 
-    @Option(name: .customLong("case"), help: "Run only this case or case prefix (repeatable): echo, chain3, chain8, diamond, fanout4, pipelined, paced, poisson, competing, idle, unpinned, serve, ... (an unknown one is refused with the list)")
+    @Option(name: .customLong("case"), help: "Run only this case or case prefix (repeatable): echo, chain3, chain8, diamond, fanout4, pipelined, paced, poisson, competing, idle, unpinned, serve, remote (only when selected; needs root), ... (an unknown one is refused with the list)")
     var cases: [String] = []
 
     func validate() throws {
