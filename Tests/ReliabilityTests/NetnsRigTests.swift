@@ -35,7 +35,7 @@ final class NetnsRigTests: XCTestCase {
 
         // a -> b: ten round trips of the raw TCP baseline (server in agrig-b, client in agrig-a).
         let binary = try CLIBadValueTests.actorgraphBinary().path
-        let server = try ChildProcess(path: "/bin/bash", arguments: [Self.script, "exec", "agrig-b", binary, "tcp-pingpong", "--serve",
+        let server = try LineReadingProcess(path: "/bin/bash", arguments: [Self.script, "exec", "agrig-b", binary, "tcp-pingpong", "--serve",
                                                                      "--host", "10.231.0.2", "--port", "0", "--timeout", "5"])
         defer { server.stop(signal: SIGKILL) }
         let listening = server.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("tcp-pingpong: listening on 10.231.0.2:") }
@@ -57,7 +57,7 @@ final class NetnsRigTests: XCTestCase {
     /// The baseline over loopback needs no root: the server prints its port, the client its line.
     func testTcpPingPongOverLoopbackPrintsItsLine() throws {
         let binary = try CLIBadValueTests.actorgraphBinary().path
-        let server = try ChildProcess(path: binary, arguments: ["tcp-pingpong", "--serve", "--host", "127.0.0.1", "--port", "0", "--timeout", "5"])
+        let server = try LineReadingProcess(path: binary, arguments: ["tcp-pingpong", "--serve", "--host", "127.0.0.1", "--port", "0", "--timeout", "5"])
         defer { server.stop(signal: SIGKILL) }
         let listening = server.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("tcp-pingpong: listening on 127.0.0.1:") }
         let port = try XCTUnwrap(listening?.split(separator: ":").last.map(String.init), "server output: \(server.output)")
@@ -110,8 +110,8 @@ final class NetnsRigTests: XCTestCase {
     /// Runs a command within `seconds` (then SIGKILL); its exit status (128 + signal when killed)
     /// and stdout and stderr together.
     static func run(_ path: String, _ arguments: [String], seconds: Int) throws -> (status: Int32, output: String) {
-        // Through sh so stderr joins stdout in the one pipe ChildProcess reads; `exec` keeps the status.
-        let child = try ChildProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1", path] + arguments)
+        // Through sh so stderr joins stdout in the one pipe LineReadingProcess reads; `exec` keeps the status.
+        let child = try LineReadingProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1", path] + arguments)
         let deadline = ContinuousClock.now + .seconds(seconds)
         while child.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
         let raw = child.stop(signal: SIGKILL)
