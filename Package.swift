@@ -14,10 +14,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ActorGraph", targets: ["ActorGraph"]),
-        .library(name: "ActorGraphExamples", targets: ["ActorGraphExamples"]),
-        .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
-        .library(name: "ActorGraphReliability", targets: ["ActorGraphReliability"]),
         .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
+        // Only for the separate `Benchmarks/` package (ordo-one's benchmark), which can reach this
+        // package's targets through products alone. The example graphs and the reliability tools
+        // are targets of the CLI and the tests, not products a dependant inherits.
+        .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
     dependencies: [

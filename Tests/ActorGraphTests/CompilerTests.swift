@@ -184,6 +184,15 @@ final class CompilerTests: XCTestCase {
         defer { compiled.shutdown() }
         XCTAssertEqual(compiled.workerCount, max(1, CPU.allowedCPUs().count - 1))
     }
+
+    func testSpinningBeyondTheCPUsIsSaidAtCompile() {
+        // Threads that never park outnumbering the CPUs: warned at compile() (the check behind it).
+        XCTAssertTrue(Compiler.spinningWillCrawl(strategy: .busySpin, workers: 2, effectiveCPUs: 2))
+        XCTAssertTrue(Compiler.spinningWillCrawl(strategy: .yielding, workers: 3, effectiveCPUs: 2.5))
+        XCTAssertFalse(Compiler.spinningWillCrawl(strategy: .busySpin, workers: 1, effectiveCPUs: 2))
+        XCTAssertFalse(Compiler.spinningWillCrawl(strategy: .adaptive, workers: 8, effectiveCPUs: 2))
+        XCTAssertFalse(Compiler.spinningWillCrawl(strategy: .blocking, workers: 8, effectiveCPUs: 2))
+    }
 }
 
 import ActorGraphPlatform

@@ -18,7 +18,22 @@ enum Compiler {
                         workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
+        warnIfSpinningWillCrawl(options: options, workers: workerCount, effective: effective)
         return plan
+    }
+
+    /// Busy-spinning and yielding threads never park: with more of them than CPUs each waits for
+    /// the others' scheduler slices and the graph crawls. Said once, at `compile()`, rather than
+    /// found later in a latency chart (the adaptive default adapts instead).
+    static func warnIfSpinningWillCrawl(options: CompileOptions, workers: Int, effective: EffectiveCPUs) {
+        let strategy = options.idle.strategy
+        guard spinningWillCrawl(strategy: strategy, workers: workers, effectiveCPUs: effective.cpus) else { return }
+        logger.warning("compile: \(workers) worker(s) and the caller never park (\(strategy)) on \(effective): more spinning threads than CPUs; use .adaptive (the default) or fewer workers")
+    }
+
+    /// Whether `workers` workers and one caller that never park outnumber the effective CPUs.
+    static func spinningWillCrawl(strategy: WaitStrategy, workers: Int, effectiveCPUs: Double) -> Bool {
+        (strategy == .busySpin || strategy == .yielding) && Double(workers + 1) > effectiveCPUs
     }
 
     /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
