@@ -340,20 +340,9 @@ extension BenchSummary {
 
 // MARK: - Arrivals
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so every path of a case replays
-/// exactly the same arrivals.
-struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1), from the top 53 bits.
+extension SplitMix64 {
+    /// Uniform in [0, 1), from the top 53 bits (the examples' generator: every path of a case
+    /// replays exactly the same arrivals).
     mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
 
@@ -363,7 +352,7 @@ struct ArrivalSchedule: Sendable {
     let offsets: [UInt64]
 
     static func poisson(rate: Int, count: Int, seed: UInt64) -> ArrivalSchedule {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         let mean = 1e9 / Double(rate)
         var t = 0.0
         var offsets: [UInt64] = []
