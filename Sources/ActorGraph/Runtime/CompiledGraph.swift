@@ -167,7 +167,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public var diagnostics: GraphDiagnostics {
         GraphDiagnostics(
             parkMechanisms: core.wiring.controls.map {
-                $0.parkMechanism.pointee == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
+                $0.parkMechanism.pointee.load(ordering: .relaxed) == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
             },
             parkCounts: core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) },
             callerTakeovers: core.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,

@@ -115,7 +115,8 @@ struct WorkerControl: @unchecked Sendable {
 
     var progress: UnsafeMutablePointer<Atomic<UInt64>> { base.assumingMemoryBound(to: Atomic<UInt64>.self) }
     var node: UnsafeMutablePointer<Atomic<UInt32>> { (base + 8).assumingMemoryBound(to: Atomic<UInt32>.self) }
-    var parkMechanism: UnsafeMutablePointer<UInt32> { (base + 12).assumingMemoryBound(to: UInt32.self) }
+    /// Written once by the worker when it starts, read by diagnostics from any thread: an atomic.
+    var parkMechanism: UnsafeMutablePointer<Atomic<UInt32>> { (base + 12).assumingMemoryBound(to: Atomic<UInt32>.self) }
     var parkCount: UnsafeMutablePointer<Atomic<UInt64>> { (base + 16).assumingMemoryBound(to: Atomic<UInt64>.self) }
     var state: UnsafeMutablePointer<Atomic<UInt32>> { (base + 64).assumingMemoryBound(to: Atomic<UInt32>.self) }
     var refusalCode: UnsafeMutablePointer<UInt32> { (base + 68).assumingMemoryBound(to: UInt32.self) }

@@ -81,7 +81,7 @@ final class Worker: @unchecked Sendable {
         // A worker with I/O on its ring parks on that ring whenever the kernel has futex-wait (its
         // completions and its doorbell both end the wait), even with `useIORing` off.
         let parksOnRing = ring != nil && (useIORing || attachment != nil) && Worker.futexWaitSupported
-        control.parkMechanism.pointee = parksOnRing ? 1 : 0
+        control.parkMechanism.pointee.store(parksOnRing ? 1 : 0, ordering: .relaxed)
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
         var backoff = Backoff(policy: idlePolicy, role: .worker, parksWhenDescheduled: canBeTakenOver)
