@@ -170,7 +170,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
                 $0.parkMechanism.pointee.load(ordering: .relaxed) == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
             },
             parkCounts: core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) },
-            callerTakeovers: core.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,
+            callerTakeovers: sequencer.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,
             detachedWorkerThreads: core.detachedThreads.load(ordering: .relaxed))
     }
 

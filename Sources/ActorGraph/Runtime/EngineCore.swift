@@ -35,9 +35,6 @@ final class EngineCore: @unchecked Sendable {
     let detachedThreads = Atomic<Int>(0)
     /// Process mode: the worker processes; crash, hang and async-notification handling.
     var supervisor: Supervisor?
-    /// Thread mode: lets `execute` run the stages of parked workers on the caller's thread; `nil`
-    /// where that is not allowed (see ``CallerTakeover``). Set once in `init`.
-    private(set) var takeover: CallerTakeover?
     private let boundActors: [ActorBinding]
     /// Thread mode: the actors each worker's segments use (every node of an actor is on one worker),
     /// given back when that worker has stopped (``giveBackIfStopped(_:_:)``).
@@ -116,11 +113,7 @@ final class EngineCore: @unchecked Sendable {
         resultRing.initializeAsResultRing()
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
-                            messages: wiring.messages[plan.outputChannel])
-        board.workerCPUMask = plan.workerCPUs.reduce(0) { mask, cpu in
-            guard let cpu, cpu < 64 else { return mask }
-            return mask | (1 << UInt64(cpu))
-        }
+                            messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs)
         idlePolicy = options.idle
         let inputChannel = plan.channels[plan.inputChannel]
         sequencer = Sequencer(cursor: nextSequence, input: input, board: board,
@@ -155,9 +148,8 @@ final class EngineCore: @unchecked Sendable {
         // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except
         // where a stage must stay watchable or a worker's ring is bound to its thread.
         if attachWorker0 == nil && options.stageTimeLimit == nil && options.callerTakeover {
-            let takeover = CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing, stopping: stopping)
-            self.takeover = takeover
-            sequencer.install(takeover: takeover)
+            sequencer.install(takeover: CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing,
+                                                        stopping: stopping))
             for worker in workers { worker.canBeTakenOver = true }
         }
         do {

@@ -36,11 +36,11 @@ final class ResultBoard: @unchecked Sendable {
     /// that finds itself on such a CPU yields instead of spinning: the worker that would publish
     /// its result may be waiting for this very CPU (an unpinned caller lands there until the load
     /// balancer moves it; spinning there costs a scheduler slice, ~2 ms, per execution).
-    var workerCPUMask: UInt64 = 0
+    let workerCPUMask: UInt64
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
          nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
-         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil) {
+         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil, workerCPUs: [Int?] = []) {
         self.ring = ring
         self.errors = errors
         self.stopping = stopping
@@ -51,6 +51,10 @@ final class ResultBoard: @unchecked Sendable {
         self.sharedFutex = sharedFutex
         self.messages = messages
         self.remoteNotifyFD = remoteNotifyFD
+        workerCPUMask = workerCPUs.reduce(0) { mask, cpu in
+            guard let cpu, cpu < 64 else { return mask }
+            return mask | (1 << UInt64(cpu))
+        }
         continuations = .allocate(capacity: ring.capacity)
         continuations.initialize(repeating: nil, count: ring.capacity)
     }
