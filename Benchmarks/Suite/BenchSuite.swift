@@ -103,6 +103,13 @@ public struct BenchSummary: Codable, Sendable {
     public var unpinnedFirstP999: Double = .nan
     /// `serve.udp`, the worst rate: served-graph p50 over the blocking UDP echo server's p50.
     public var serveOverUDPEchoP50: Double = .nan
+    /// `remote.echo` p50 over the raw TCP ping-pong p50 between the same two ends (the rig's
+    /// namespaces when it could be created, else loopback); NaN when the remote cases did not run.
+    public var remoteEchoOverTCP: Double = .nan
+    /// `remote.echo` p99 over the raw TCP ping-pong p99, same ends.
+    public var remoteEchoP99OverTCP: Double = .nan
+    /// `remote.chain3.pipelined`: executions per second across the two ends.
+    public var remotePipelinedPerSecond: Double = .nan
 
     /// The `summary:` line: every field as `key=value`.
     public var line: String {
@@ -120,6 +127,8 @@ public struct BenchSummary: Codable, Sendable {
             + " idle_first_p50_ns=\(fmt(idleFirstP50, 0)) idle_first_over_semaphore=\(fmt(idleFirstOverSemaphore, 2))"
             + " idle_first_process_over_semaphore=\(fmt(idleFirstProcessOverSemaphore, 2))"
             + " unpinned_first_p999_ns=\(fmt(unpinnedFirstP999, 0)) serve_over_udp_echo_p50=\(fmt(serveOverUDPEchoP50, 2))"
+            + " remote_echo_over_tcp=\(fmt(remoteEchoOverTCP, 2)) remote_echo_p99_over_tcp=\(fmt(remoteEchoP99OverTCP, 2))"
+            + " remote_pipelined_per_s=\(fmt(remotePipelinedPerSecond, 0))"
     }
 }
 
@@ -199,7 +208,7 @@ public enum BenchSuite {
     /// The graphs the `.process` cases compile: a program running the suite passes them to
     /// `IsolatedWorker.runIfChild(graphs:)` at the top of `main`.
     public static var isolatableGraphs: [any IsolatableGraph] {
-        [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)]
+        [BenchGraphs.echo(UInt64.self), BenchGraphs.chain(3, UInt64.self)] + RemoteBenchGraphs.all
     }
 
     /// The pipelined throughput cases (compiled path): one submit + wait per execution (shared path,
@@ -472,6 +481,19 @@ public enum BenchSuite {
         }
         if let q = contended?.quotaEcho { summary.quotaEchoMax = Double(q.stats.max) }
         if let service { summary.addService(service) }
+        if let remote {
+            // The rig's path when it ran, else loopback: both ends of each ratio from the same path.
+            let path = remote.results.contains { $0.path == "netns-veth" && $0.name == "remote.echo" } ? "netns-veth" : "loopback"
+            let tcp = remote.results.first { $0.name == "remote.tcp_pingpong" && $0.path == path }
+            let echo = remote.results.first { $0.name == "remote.echo" && $0.path == path }
+            if let tcp, let echo, tcp.p50 > 0, tcp.p99 > 0 {
+                summary.remoteEchoOverTCP = Double(echo.p50) / Double(tcp.p50)
+                summary.remoteEchoP99OverTCP = Double(echo.p99) / Double(tcp.p99)
+            }
+            if let chain = remote.results.first(where: { $0.name == "remote.chain3.pipelined" && $0.path == path }) {
+                summary.remotePipelinedPerSecond = chain.perSecond ?? .nan
+            }
+        }
 
         var report = BenchReport(
             mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),

@@ -1,13 +1,15 @@
 import Glibc
 
-// Across hosts (issue 16, point 8), first slice: the raw TCP round trip between two network
-// namespaces of `scripts/netns-rig.sh` (a veth pair each, bridged in a hub namespace), and the same
-// over loopback in the root namespace, in the same run. This is the baseline a remote edge will be
-// compared with (`remote_echo_over_tcp`); no graph runs across hosts yet.
+// Across hosts (issue 16, point 8): a graph spanning two hosts — `remote.echo` (one stage on host b,
+// round trip from a blocking caller on the owner) and `remote.chain3.pipelined` (three stages on b,
+// executeAll) — beside the raw TCP round trip between the same two ends in the same run: two
+// network namespaces of `scripts/netns-rig.sh` (a veth pair each, bridged in a hub namespace), and
+// the same over loopback in the root namespace. The owner runs `actorgraph remote-bench`, the piece
+// `actorgraph piece`, each a process of its own, like the raw TCP ends.
 
 /// One path of a remote case.
 public struct RemoteResult: Codable, Sendable {
-    /// The case: `remote.tcp_pingpong`.
+    /// The case: `remote.tcp_pingpong`, `remote.echo` or `remote.chain3.pipelined`.
     public var name: String
     /// `netns-veth` (namespace agrig-a to agrig-b through the rig) or `loopback` (root namespace, 127.0.0.1).
     public var path: String
@@ -24,6 +26,8 @@ public struct RemoteResult: Codable, Sendable {
     public var max: UInt64
     /// The client's line, as printed.
     public var line: String
+    /// `remote.chain3.pipelined`: executions per second (the latency fields are 0 then).
+    public var perSecond: Double? = nil
 }
 
 /// What the remote cases measured; `notes` says why a path was skipped.
@@ -35,7 +39,7 @@ public struct RemoteResults: Codable, Sendable {
 /// `remote.tcp_pingpong`: needs root (network namespaces), so it runs only when a `--case` selects
 /// it (`remote`, `remote.tcp_pingpong`, `tcp_pingpong`), never in a plain or `--quick` run.
 enum RemoteCases {
-    static let names = ["remote.tcp_pingpong", "remote"]
+    static let names = ["remote.tcp_pingpong", "remote.echo", "remote.chain3.pipelined", "remote"]
 
     /// The ends: this binary's hidden `tcp-pingpong` command (the suite runs inside `actorgraph`).
     static let command = "tcp-pingpong"
@@ -43,9 +47,12 @@ enum RemoteCases {
     static let endTimeoutSeconds = 10
 
     static func run(_ options: BenchOptions) async throws -> RemoteResults? {
-        guard !options.cases.isEmpty, options.includes("remote.tcp_pingpong") else { return nil }
+        guard !options.cases.isEmpty,
+              options.includes("remote.tcp_pingpong") || options.includes("remote.echo") || options.includes("remote.chain3.pipelined")
+        else { return nil }
         let count = options.quick ? 10_000 : 50_000
         let warmup = options.quick ? 1_000 : 5_000
+        let pipelined = options.quick ? 200_000 : 1_000_000
         say("remote cases: raw TCP ping-pong, 32-byte messages, TCP_NODELAY, blocking send/recv, client and server unpinned processes")
         // Blocking waits on child processes: on a thread of their own, not a cooperative-pool thread.
         return try await onUnpinnedThread(name: "ag-remote") {
@@ -55,16 +62,22 @@ enum RemoteCases {
                 say("  \(out.notes.last!)")
                 return out
             }
-            switch measureAcrossNamespaces(exe: exe, count: count, warmup: warmup) {
-            case .success(let r): out.results.append(r)
+            switch measureAcrossNamespaces(exe: exe, count: count, warmup: warmup, pipelined: pipelined) {
+            case .success(let r): out.results += r
             case .failure(let skip): out.notes.append(skip.description)
             }
+            let loopbackRoute = "root namespace, 127.0.0.1 -> 127.0.0.1"
             switch pingPong(exe: exe, serverPrefix: [], clientPrefix: [], bind: "127.0.0.1", connect: "127.0.0.1",
                             count: count, warmup: warmup) {
             case .success(let m):
-                out.results.append(m.result(path: "loopback", route: "root namespace, 127.0.0.1 -> 127.0.0.1"))
+                out.results.append(m.result(path: "loopback", route: loopbackRoute))
             case .failure(let failure):
                 out.notes.append("remote.tcp_pingpong loopback failed: \(failure)")
+            }
+            switch remoteGraph(exe: exe, piecePrefix: [], ownerPrefix: [], bind: "127.0.0.1", count: count, warmup: warmup,
+                               pipelined: pipelined, path: "loopback", route: loopbackRoute) {
+            case .success(let r): out.results += r
+            case .failure(let failure): out.notes.append("remote.echo loopback failed: \(failure)")
             }
             for note in out.notes { say("  \(note)") }
             for r in out.results { printResult(r) }
@@ -73,7 +86,7 @@ enum RemoteCases {
     }
 
     /// `up 2`, server in agrig-b, client in agrig-a, and `down` on every path out.
-    static func measureAcrossNamespaces(exe: String, count: Int, warmup: Int) -> Result<RemoteResult, BenchFailure> {
+    static func measureAcrossNamespaces(exe: String, count: Int, warmup: Int, pipelined: Int) -> Result<[RemoteResult], BenchFailure> {
         if geteuid() != 0 {
             return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: creating network namespaces needs root"))
         }
@@ -111,13 +124,74 @@ enum RemoteCases {
             let why = up.lines.last { $0.hasPrefix("netns-rig:") } ?? up.lines.last ?? "no output"
             return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: the rig could not be created (\(why))"))
         }
+        let route = "agrig-a \(a) -> agrig-b \(b) (veth pairs, bridge in agrig-hub)"
+        var results: [RemoteResult] = []
         switch pingPong(exe: exe, serverPrefix: [script, "exec", "agrig-b"], clientPrefix: [script, "exec", "agrig-a"],
                         bind: b, connect: b, count: count, warmup: warmup) {
         case .success(let m):
-            return .success(m.result(path: "netns-veth", route: "agrig-a \(a) -> agrig-b \(b) (veth pairs, bridge in agrig-hub)"))
+            results.append(m.result(path: "netns-veth", route: route))
         case .failure(let failure):
             return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) failed: \(failure)"))
         }
+        switch remoteGraph(exe: exe, piecePrefix: [script, "exec", "agrig-b"], ownerPrefix: [script, "exec", "agrig-a"],
+                           bind: b, count: count, warmup: warmup, pipelined: pipelined, path: "netns-veth", route: route) {
+        case .success(let r): results += r
+        case .failure(let failure): say("  remote.echo (netns) failed: \(failure)")
+        }
+        return .success(results)
+    }
+
+    /// `actorgraph piece` (through `piecePrefix`) and `actorgraph remote-bench` against it (through
+    /// `ownerPrefix`); both killed on every path out.
+    static func remoteGraph(exe: String, piecePrefix: [String], ownerPrefix: [String], bind: String, count: Int, warmup: Int,
+                            pipelined: Int, path: String, route: String) -> Result<[RemoteResult], BenchFailure> {
+        let piece: RigChild
+        do {
+            let arguments = piecePrefix + [exe, "piece", "--listen", "\(bind):0"]
+            piece = piecePrefix.isEmpty ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
+        } catch {
+            return .failure(BenchFailure(description: "cannot start the piece: \(error)"))
+        }
+        defer { piece.stop() }
+        guard let banner = piece.waitForLine(seconds: 10, where: { $0.hasPrefix("piece listening on ") }),
+              let port = banner.split(separator: ":").last.flatMap({ Int($0) }) else {
+            return .failure(BenchFailure(description: "the piece did not start: \(piece.lines.joined(separator: " | "))"))
+        }
+        let owner: (status: Int32?, lines: [String])
+        do {
+            owner = try RigChild.run(ownerPrefix.isEmpty ? exe : "/bin/bash",
+                                     (ownerPrefix.isEmpty ? [] : ownerPrefix + [exe])
+                                     + ["remote-bench", "--piece", "\(bind):\(port)", "--count", "\(count)", "--warmup", "\(warmup)",
+                                        "--pipelined", "\(pipelined)"],
+                                     seconds: 60 + (count + warmup) / 1_000 + pipelined / 10_000)
+        } catch {
+            return .failure(BenchFailure(description: "cannot start the owner: \(error)"))
+        }
+        guard owner.status == 0,
+              let echo = owner.lines.first(where: { $0.hasPrefix("remote-bench: echo ") }),
+              let chain = owner.lines.first(where: { $0.hasPrefix("remote-bench: chain3.pipelined ") }) else {
+            return .failure(BenchFailure(description: "the owner failed (status \(owner.status.map(String.init) ?? "killed after its time limit")): \(owner.lines.suffix(5).joined(separator: " | "))"))
+        }
+        func fields(_ line: String, dropping prefix: String) -> [String: Double] {
+            var out: [String: Double] = [:]
+            for pair in line.dropFirst(prefix.count).split(separator: " ") {
+                let kv = pair.split(separator: "=")
+                if kv.count == 2, let v = Double(kv[1]) { out[String(kv[0])] = v }
+            }
+            return out
+        }
+        let e = fields(echo, dropping: "remote-bench: echo ")
+        let c = fields(chain, dropping: "remote-bench: chain3.pipelined ")
+        guard let p50 = e["p50_ns"], let p99 = e["p99_ns"], let p999 = e["p999_ns"], let max = e["max_ns"], let n = e["count"],
+              let perSecond = c["per_s"], let m = c["count"] else {
+            return .failure(BenchFailure(description: "cannot parse the owner's lines: \(echo) / \(chain)"))
+        }
+        return .success([
+            RemoteResult(name: "remote.echo", path: path, route: route, payloadBytes: 8, count: Int(n), p50: UInt64(p50), p99: UInt64(p99),
+                         p999: UInt64(p999), max: UInt64(max), line: echo),
+            RemoteResult(name: "remote.chain3.pipelined", path: path, route: route, payloadBytes: 8, count: Int(m), p50: 0, p99: 0,
+                         p999: 0, max: 0, line: chain, perSecond: perSecond),
+        ])
     }
 
     struct Measured {
@@ -179,7 +253,11 @@ enum RemoteCases {
     }
 
     static func printResult(_ r: RemoteResult) {
-        say("  \(pad(r.name, 20)) \(pad(r.path, 11)) p50 \(fmtNs(r.p50))  p99 \(fmtNs(r.p99))  p99.9 \(fmtNs(r.p999))  max \(fmtNs(r.max))"
+        if let perSecond = r.perSecond {
+            say("  \(pad(r.name, 24)) \(pad(r.path, 11)) \(fmt(perSecond, 0)) executions/s pipelined (\(r.count) executions; \(r.route))")
+            return
+        }
+        say("  \(pad(r.name, 24)) \(pad(r.path, 11)) p50 \(fmtNs(r.p50))  p99 \(fmtNs(r.p99))  p99.9 \(fmtNs(r.p999))  max \(fmtNs(r.max))"
             + "  (\(r.count) round trips of \(r.payloadBytes) B; \(r.route))")
     }
 

@@ -113,11 +113,15 @@ enum ReportWriter {
         }
         if let remote = r.remote, !(remote.results.isEmpty && remote.notes.isEmpty) {
             out.append("")
-            out.append("ACROSS HOSTS: raw TCP ping-pong, 32 B each way, TCP_NODELAY, blocking send/recv (round trip, ns)")
-            let widths = [20, 11, 9, 9, 9, 10, 8]
+            out.append("ACROSS HOSTS: raw TCP ping-pong (32 B each way, TCP_NODELAY, blocking send/recv) beside a graph spanning two hosts (round trip, ns; pipelined: executions/s)")
+            let widths = [24, 11, 9, 9, 9, 10, 8]
             out.append(row(["case", "path", "p50", "p99", "p99.9", "max", "count"], widths) + "  route")
             for p in remote.results {
-                out.append(row([p.name, p.path, fmtNs(p.p50), fmtNs(p.p99), fmtNs(p.p999), fmtNs(p.max), "\(p.count)"], widths) + "  \(p.route)")
+                if let perSecond = p.perSecond {
+                    out.append(row([p.name, p.path, fmtRate(perSecond), "", "", "", "\(p.count)"], widths) + "  \(p.route)")
+                } else {
+                    out.append(row([p.name, p.path, fmtNs(p.p50), fmtNs(p.p99), fmtNs(p.p999), fmtNs(p.max), "\(p.count)"], widths) + "  \(p.route)")
+                }
             }
             for note in remote.notes { out.append(note) }
         }
@@ -177,7 +181,7 @@ enum ReportWriter {
         }
         // Remote cases: percentiles only (the client prints no distribution); empty cells for the rest.
         for p in r.remote?.results ?? [] {
-            lines.append("remote,\(p.name),\(p.path),\(p.payloadBytes),\(p.count),\(p.p50),,\(p.p99),\(p.p999),\(p.max),,,")
+            lines.append("remote,\(p.name),\(p.path),\(p.payloadBytes),\(p.count),\(p.p50),,\(p.p99),\(p.p999),\(p.max),,\(p.perSecond.map { fmt($0, 0) } ?? ""),")
         }
         for t in r.throughput {
             lines.append("throughput,\(t.name),\(t.path),8,\(t.rounds.count),,,,,,,\(fmt(t.perSecond, 0)),\(t.allocationsPerExecution.map { fmt($0, 4) } ?? "")")

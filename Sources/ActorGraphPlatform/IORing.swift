@@ -84,7 +84,7 @@ public final class IORing {
     @discardableResult
     package func prepareSend(fd: Int32, from buffer: UnsafeRawBufferPointer, userData: UInt64) -> Bool {
         guard let sqe = nextSQE() else { return false }
-        io_uring_prep_send(sqe, fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+        io_uring_prep_send(sqe, fd, buffer.baseAddress, buffer.count, TCPSocket.noSignal)
         io_uring_sqe_set_data64(sqe, userData)
         return true
     }

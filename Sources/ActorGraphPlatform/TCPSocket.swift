@@ -6,6 +6,9 @@ import Glibc
 /// Owned by one thread at a time (the connector during the handshake, then a worker): not `Sendable`.
 package final class TCPSocket {
     package private(set) var fileDescriptor: Int32
+    /// `MSG_NOSIGNAL` (0x4000 on Linux): a closed peer is an error, not SIGPIPE. Spelled out: the
+    /// Glibc module does not export the macro in every build configuration.
+    package static let noSignal: Int32 = 0x4000
 
     private init(fileDescriptor: Int32) { self.fileDescriptor = fileDescriptor }
 
@@ -93,7 +96,7 @@ package final class TCPSocket {
     package func sendAll(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
         var sent = 0
         while sent < bytes.count {
-            let n = Glibc.send(fileDescriptor, bytes.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL))
+            let n = Glibc.send(fileDescriptor, bytes.baseAddress! + sent, bytes.count - sent, TCPSocket.noSignal)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Errno.current

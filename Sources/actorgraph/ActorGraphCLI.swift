@@ -41,6 +41,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             Faults.self,
             TcpPingPong.self,
             PieceCommand.self,
+            RemoteBenchCommand.self,
         ],
         defaultSubcommand: Run.self)
 

@@ -30,12 +30,22 @@ struct Faults: ParsableCommand {
     @Flag(help: "Keep a standby process per worker (CompileOptions.standbyWorkers): recovery activates it instead of spawning.")
     var standby = false
 
+    @Flag(help: "Faults of a graph spanning two hosts instead: its piece killed, stopped (silent, then resumed: split brain), shut down; prints `faults-remote: …`.")
+    var remote = false
+
+    @Flag(help: "With --remote: pieces in the namespace rig's agrig-b and agrig-c (scripts/netns-rig.sh up 3; run this inside agrig-a), plus a link going down.")
+    var rig = false
+
     func validate() throws {
         // 0 or a negative count used to trap (index out of range) instead of refusing the value.
         guard (1...64).contains(submitters) else { throw ValidationError("--submitters must be 1...64 (got \(submitters))") }
     }
 
     func run() throws {
+        if remote {
+            try RemoteFaults(quick: quick, submitters: submitters, rig: rig).run()
+            return
+        }
         let rounds = quick ? 1 : 3
         let spacing: UInt32 = quick ? 150_000 : 300_000 // µs between faults
         var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,

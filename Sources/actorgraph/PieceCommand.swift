@@ -33,7 +33,7 @@ struct PieceCommand: ParsableCommand {
         try? StopSignals.install()
         do {
             try Piece.serve(listen: address, host: host,
-                            graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs },
+                            graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs + [RemoteFaultGraph.graph()] },
                             announce: { port in
                                 print("piece listening on \(address.ip):\(port)")
                                 fflush(nil)

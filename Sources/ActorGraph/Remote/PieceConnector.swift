@@ -17,6 +17,10 @@ final class PieceConnector: @unchecked Sendable {
     let hello: (Int) -> PieceHello
     private let stopFlag = Atomic<Bool>(false)
     private var epochs: [UInt32]
+    /// Per host, the address index of the incarnation connected last: a replacement is looked for
+    /// from the next one on (the lost incarnation may still hold its listener, e.g. while stopped,
+    /// and would accept a connection it never answers).
+    private var lastAddress: [Int]
     private let lifecycle = Mutex<PinnedThread?>(nil)
     weak var edges: TCPEdges?
 
@@ -33,6 +37,7 @@ final class PieceConnector: @unchecked Sendable {
                        missedHeartbeats: options.remote.missedHeartbeats)
         }
         epochs = [UInt32](repeating: firstEpoch, count: hosts.count)
+        lastAddress = [Int](repeating: -1, count: hosts.count)
     }
 
     /// Connects and handshakes every piece (the first incarnations, epoch 1).
@@ -54,13 +59,17 @@ final class PieceConnector: @unchecked Sendable {
         let name = hosts.names[h]
         let timeout = Int32(clamping: max(1, remote.connectTimeout.nanoseconds / 1_000_000))
         var reasons: [String] = []
-        for address in remote.hosts[name] ?? [] {
+        let addresses = remote.hosts[name] ?? []
+        for i in addresses.indices {
+            let index = (lastAddress[h] + 1 + i) % addresses.count
+            let address = addresses[index]
             do {
                 let socket = try TCPSocket.connect(host: address.ip, port: address.port, timeoutMilliseconds: timeout)
                 try socket.sendFrame(EdgeFrame(kind: .hello, epoch: epoch), payload: hello(h).encoded())
                 let (reply, payload) = try socket.receiveFrame(timeoutMilliseconds: timeout)
                 switch reply.kind {
                 case .accept:
+                    lastAddress[h] = index
                     return socket
                 case .refuse:
                     socket.close()

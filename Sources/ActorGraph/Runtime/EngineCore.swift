@@ -125,8 +125,9 @@ final class EngineCore: @unchecked Sendable {
         input = rings[plan.inputChannel]
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
+        let callerPolicy = options.idle
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
-                            nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
+                            nodeNames: plan.nodes.map(\.name), policy: callerPolicy, sharedFutex: isolated,
                             messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs,
                             hostNames: plan.hosts?.names ?? [])
         idlePolicy = options.idle
@@ -135,7 +136,7 @@ final class EngineCore: @unchecked Sendable {
                               wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
                               sharedFutex: isolated, statistics: statistics,
                               inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
-                              policy: options.idle, submitTimeout: options.submitTimeout, capacity: capacity)
+                              policy: callerPolicy, submitTimeout: options.submitTimeout, capacity: capacity)
 
         if isolated {
             workers = []
@@ -159,6 +160,10 @@ final class EngineCore: @unchecked Sendable {
             if let hosts = plan.hosts, w == hosts.edgeWorker(of: host) {
                 // The edge worker must look at its connections every half heartbeat, even idle.
                 workerOptions.idle.parkTimeout = min(options.idle.parkTimeout, options.remote.heartbeat / 2)
+                // Its next work is usually a network round trip away (tens of µs): spinning longer
+                // only holds a CPU the stages beside it (or, on a shared machine, the other
+                // pieces) need — with the default 1 ms, a remote echo on 2 CPUs took 1 ms.
+                workerOptions.idle.spinTime = min(options.idle.spinTime, EngineCore.edgeWorkerSpinTime)
             }
             return Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
                                                                 sharedFutex: false, start: start),
@@ -271,6 +276,9 @@ final class EngineCore: @unchecked Sendable {
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
 
+    /// How long an edge worker (a graph spanning hosts) spins idle before it parks on its ring.
+    static let edgeWorkerSpinTime: Duration = .microseconds(50)
+
     /// The monotonic-clock deadline `timeout` from now (never 0, which means "none").
     @usableFromInline
     static func deadline(after timeout: Duration) -> UInt64 {
@@ -301,3 +309,4 @@ extension RegionHeader {
         statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }
+

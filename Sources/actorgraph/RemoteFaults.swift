@@ -1,0 +1,221 @@
+import ActorGraph
+import ActorGraphExamples
+import ActorGraphPlatform
+import ActorGraphReliability
+import Glibc
+import Synchronization
+
+/// The graph `faults --remote` runs: `scale` (2·id) on host `b`, `plus1` on the owner, so every
+/// answer is 2·id + 1 and names the execution it belongs to.
+enum RemoteFaultGraph {
+    static func graph() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            x.then(name: "scale") { $0 * 2 }.on("b").then(name: "plus1") { $0 + 1 }
+        }
+    }
+}
+
+/// `actorgraph faults --remote`: a graph spanning two hosts, whose piece is killed, stopped
+/// (silent), shut down and — on the namespace rig — cut off by a link going down, while
+/// submitters keep executing. Every execution must be answered exactly once, with its value or a
+/// typed error; each fault is followed by a replacement piece on the host's other address.
+struct RemoteFaults {
+    let quick: Bool
+    let submitters: Int
+    /// Namespaces for the owner-facing pieces (`--rig`): two incarnation slots, e.g. agrig-b and agrig-c.
+    let rig: Bool
+
+    struct Slot {
+        var namespace: String?
+        var address: PieceAddress
+    }
+
+    func run() throws {
+        let exe = Self.executablePath()
+        var slots: [Slot]
+        if rig {
+            slots = [Slot(namespace: "agrig-b", address: PieceAddress("10.231.0.2", port: 7411)),
+                     Slot(namespace: "agrig-c", address: PieceAddress("10.231.0.3", port: 7411))]
+        } else {
+            slots = [Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort())),
+                     Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort()))]
+        }
+        func start(_ slot: Slot) throws -> LineReadingProcess {
+            let args = ["piece", "--listen", slot.address.description]
+            let process: LineReadingProcess
+            if let ns = slot.namespace {
+                process = try LineReadingProcess(path: "/usr/sbin/ip", arguments: ["netns", "exec", ns, exe] + args)
+            } else {
+                process = try LineReadingProcess(path: exe, arguments: args)
+            }
+            guard process.waitForLine(timeout: .seconds(10), where: { $0.hasPrefix("piece listening on") }) != nil else {
+                _ = process.stop(signal: SIGKILL)
+                throw CLI.fail("faults --remote: the piece at \(slot.address) did not start: \(process.output.suffix(5).joined(separator: " | "))")
+            }
+            return process
+        }
+        var current = 0
+        var pieces: [LineReadingProcess?] = [try start(slots[0]), nil]
+        defer { for p in pieces { _ = p?.stop(signal: SIGKILL) } }
+
+        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
+                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)))
+        options.remote.hosts = ["b": slots.map(\.address)]
+        options.remote.connectTimeout = .milliseconds(500)
+        let compiled: CompiledGraph<Int, Int>
+        do {
+            compiled = try RemoteFaultGraph.graph().compile(options)
+        } catch {
+            throw CLI.fail(error)
+        }
+        let ledger = RemoteLedger()
+        let stop = Atomic<Bool>(false)
+        var threads: [PinnedThread] = []
+        for t in 0..<submitters {
+            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
+                var i = 0
+                while !stop.load(ordering: .relaxed) {
+                    ledger.execute(compiled, id: t << 40 | i)
+                    i += 1
+                }
+            })
+        }
+        let spacing: UInt32 = quick ? 150_000 : 300_000
+        usleep(spacing)
+        var kinds: [(String, Int32?)] = [("kill", SIGKILL), ("silent", SIGSTOP), ("shutdown", SIGTERM)]
+        if rig { kinds.append(("link-down", nil)) }
+        var injected = 0
+        var detect: [String: Double] = [:]
+        var recovery: [String: Double] = [:]
+        var problems: [String] = []
+        for _ in 0..<(quick ? 1 : 3) {
+            for (kind, signal) in kinds {
+                let before = compiled.diagnostics.hosts.first?.losses ?? 0
+                let old = pieces[current]!
+                let t0 = MonotonicClock.now()
+                if let signal {
+                    kill(old.pid, signal)
+                } else {
+                    Self.shell("ip -n agrig-hub link set agrig-\(slots[current].namespace!.dropFirst(6))-hub down")
+                }
+                injected += 1
+                // Detection: the owner counts the loss.
+                var detected: UInt64? = nil
+                for _ in 0..<20_000 {
+                    if (compiled.diagnostics.hosts.first?.losses ?? 0) > before { detected = MonotonicClock.now(); break }
+                    usleep(100)
+                }
+                guard let detected else { problems.append("\(kind): loss not detected within 2 s"); continue }
+                detect[kind] = max(detect[kind] ?? 0, Double(detected &- t0) / 1e6)
+                // The replacement, on the other address.
+                let next = 1 - current
+                if let previous = pieces[next] { _ = previous.stop(signal: SIGKILL) }
+                pieces[next] = try start(slots[next])
+                let successes = ledger.successCount
+                var recovered: UInt64? = nil
+                for _ in 0..<50_000 {
+                    if ledger.successCount > successes { recovered = MonotonicClock.now(); break }
+                    usleep(100)
+                }
+                if let recovered { recovery[kind] = max(recovery[kind] ?? 0, Double(recovered &- detected) / 1e6) } else {
+                    problems.append("\(kind): no success within 5 s of the replacement")
+                }
+                // The old incarnation comes back (split brain): it must not be heard.
+                if signal == SIGSTOP { kill(old.pid, SIGCONT) }
+                if signal == nil { Self.shell("ip -n agrig-hub link set agrig-\(slots[current].namespace!.dropFirst(6))-hub up") }
+                usleep(spacing)
+                _ = old.stop(signal: SIGKILL)
+                pieces[current] = nil
+                current = next
+            }
+        }
+        stop.store(true, ordering: .relaxed)
+        threads.forEach { $0.join() }
+        let host = compiled.diagnostics.hosts.first
+        compiled.shutdown()
+        let report = ledger.report()
+        let maxDetect = detect.values.max() ?? 0
+        print("faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
+              + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(LatencySummary.fixed(maxDetect, decimals: 1))")
+        let detail = kinds.map { k in "\(k.0)=\(LatencySummary.fixed(detect[k.0] ?? -1, decimals: 1))/\(LatencySummary.fixed(recovery[k.0] ?? -1, decimals: 1))" }
+        print("faults-remote: per fault, detect_ms/first_success_after_ms: \(detail.joined(separator: " ")) "
+              + "lost_answers=\(report.hostLost) stale_frames_dropped=\(host?.staleFramesDropped ?? 0) epoch=\(host?.epoch ?? 0) "
+              + "incarnations=\(host?.incarnations ?? 0) (\(rig ? "namespace rig" : "loopback"))")
+        if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
+        if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
+        if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
+        if report.wrong > 0 { problems.append("\(report.wrong) wrong or stale result(s)") }
+        if !problems.isEmpty { throw CLI.fail("faults --remote: " + problems.joined(separator: ", ")) }
+    }
+
+    static func freePort() -> UInt16 {
+        guard let socket = try? UDPSocket(bindingTo: "127.0.0.1", port: 0) else { return 7411 }
+        defer { socket.close() }
+        // A TCP port free now is very likely free a moment later; the piece binds it with SO_REUSEADDR.
+        return socket.port
+    }
+
+    static func shell(_ command: String) {
+        _ = system(command)
+    }
+
+    /// This program's path (`/proc/self/exe` resolved: a piece started through `ip netns exec`
+    /// must be given the real file).
+    static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Every execution's answers, by id.
+final class RemoteLedger: Sendable {
+    private struct State {
+        var answers: [Int: Int] = [:]
+        var submitted = 0
+        var successes = 0
+        var errors = 0
+        var hostLost = 0
+        var hung = 0
+        var wrong = 0
+        var duplicates = 0
+    }
+    private let state = Mutex(State())
+    private let successes = Atomic<Int>(0)
+
+    var successCount: Int { successes.load(ordering: .relaxed) }
+
+    func execute(_ compiled: CompiledGraph<Int, Int>, id: Int) {
+        state.withLock { $0.submitted += 1 }
+        do {
+            let value = try compiled.execute(id, timeout: .seconds(10))
+            successes.add(1, ordering: .relaxed)
+            let owner = (value - 1) / 2
+            state.withLock {
+                $0.successes += 1
+                if owner != id { $0.wrong += 1 }
+                $0.answers[owner, default: 0] += 1
+                if $0.answers[owner]! > 1 { $0.duplicates += 1 }
+            }
+        } catch {
+            state.withLock {
+                if case .timedOut = error { $0.hung += 1; return }
+                if case .hostLost = error { $0.hostLost += 1 }
+                $0.errors += 1
+                $0.answers[id, default: 0] += 1
+                if $0.answers[id]! > 1 { $0.duplicates += 1 }
+            }
+        }
+    }
+
+    struct Report { var submitted, answered, lost, hung, duplicates, wrong, hostLost: Int }
+
+    func report() -> Report {
+        state.withLock { s in
+            let answered = s.successes + s.errors
+            return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
+                          duplicates: s.duplicates, wrong: s.wrong, hostLost: s.hostLost)
+        }
+    }
+}
