@@ -21,6 +21,9 @@ extension Graph {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
         let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
+        guard !plan.isRemote else {
+            throw .invalidOption("serve runs on one host: its UDP edge and the TCP edges to other hosts would share worker 0's io_uring (not supported yet)")
+        }
         let socket: UDPSocket
         do {
             socket = try UDPSocket(bindingTo: host, port: port)
