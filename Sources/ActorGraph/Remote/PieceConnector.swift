@@ -55,9 +55,9 @@ final class PieceConnector: @unchecked Sendable {
     }
 
     /// The first address of `host` whose piece accepts the handshake.
-    func connect(host h: Int, epoch: UInt32) throws(GraphError) -> TCPSocket {
+    func connect(host h: Int, epoch: UInt32, timeout limit: Duration? = nil) throws(GraphError) -> TCPSocket {
         let name = hosts.names[h]
-        let timeout = Int32(clamping: max(1, remote.connectTimeout.nanoseconds / 1_000_000))
+        let timeout = Int32(clamping: max(1, (limit ?? remote.connectTimeout).nanoseconds / 1_000_000))
         var reasons: [String] = []
         let addresses = remote.hosts[name] ?? []
         for i in addresses.indices {
@@ -127,7 +127,10 @@ final class PieceConnector: @unchecked Sendable {
                 guard now >= nextAttempt[h] else { continue }
                 epochs[h] &+= 1
                 do {
-                    let socket = try connect(host: h, epoch: epochs[h])
+                    // A live piece answers the handshake in well under this; a lost incarnation that
+                    // still holds its listener (stopped, partitioned) must not hold the search up for
+                    // the whole connect timeout.
+                    let socket = try connect(host: h, epoch: epochs[h], timeout: min(remote.connectTimeout, max(.milliseconds(100), remote.silenceLimit * 2)))
                     adopting[h] = incarnations
                     edges.adopt(host: h, socket: socket, epoch: epochs[h])
                 } catch {
