@@ -74,8 +74,9 @@ enum RemoteCases {
             case .failure(let failure):
                 out.notes.append("remote.tcp_pingpong loopback failed: \(failure)")
             }
-            switch remoteGraph(exe: exe, piecePrefix: [], ownerPrefix: [], bind: "127.0.0.1", count: count, warmup: warmup,
-                               pipelined: pipelined, path: "loopback", route: loopbackRoute) {
+            // Loopback: the piece served inside the owner's process, so the allocation count covers both ends.
+            switch remoteGraph(exe: exe, piecePrefix: nil, ownerPrefix: [], bind: "127.0.0.1", count: count, warmup: warmup,
+                               pipelined: pipelined, path: "loopback", route: loopbackRoute + " (piece in the owner's process)") {
             case .success(let r): out.results += r
             case .failure(let failure): out.notes.append("remote.echo loopback failed: \(failure)")
             }
@@ -141,27 +142,33 @@ enum RemoteCases {
         return .success(results)
     }
 
-    /// `actorgraph piece` (through `piecePrefix`) and `actorgraph remote-bench` against it (through
-    /// `ownerPrefix`); both killed on every path out.
-    static func remoteGraph(exe: String, piecePrefix: [String], ownerPrefix: [String], bind: String, count: Int, warmup: Int,
+    /// `actorgraph piece` (through `piecePrefix`; `nil`: served inside the owner's process) and
+    /// `actorgraph remote-bench` against it (through `ownerPrefix`); both killed on every path out.
+    static func remoteGraph(exe: String, piecePrefix: [String]?, ownerPrefix: [String], bind: String, count: Int, warmup: Int,
                             pipelined: Int, path: String, route: String) -> Result<[RemoteResult], BenchFailure> {
-        let piece: RigChild
-        do {
+        var pieceArguments = ["--with-piece", "--piece", "\(bind):0"]
+        var piece: RigChild?
+        defer { piece?.stop() }
+        if let piecePrefix {
+          let child: RigChild
+          do {
             let arguments = piecePrefix + [exe, "piece", "--listen", "\(bind):0"]
-            piece = piecePrefix.isEmpty ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
-        } catch {
+            child = piecePrefix.isEmpty ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
+          } catch {
             return .failure(BenchFailure(description: "cannot start the piece: \(error)"))
-        }
-        defer { piece.stop() }
-        guard let banner = piece.waitForLine(seconds: 10, where: { $0.hasPrefix("piece listening on ") }),
-              let port = banner.split(separator: ":").last.flatMap({ Int($0) }) else {
-            return .failure(BenchFailure(description: "the piece did not start: \(piece.lines.joined(separator: " | "))"))
+          }
+          piece = child
+          guard let banner = child.waitForLine(seconds: 10, where: { $0.hasPrefix("piece listening on ") }),
+                let port = banner.split(separator: ":").last.flatMap({ Int($0) }) else {
+            return .failure(BenchFailure(description: "the piece did not start: \(child.lines.joined(separator: " | "))"))
+          }
+          pieceArguments = ["--piece", "\(bind):\(port)"]
         }
         let owner: (status: Int32?, lines: [String])
         do {
             owner = try RigChild.run(ownerPrefix.isEmpty ? exe : "/bin/bash",
                                      (ownerPrefix.isEmpty ? [] : ownerPrefix + [exe])
-                                     + ["remote-bench", "--piece", "\(bind):\(port)", "--count", "\(count)", "--warmup", "\(warmup)",
+                                     + ["remote-bench"] + pieceArguments + ["--count", "\(count)", "--warmup", "\(warmup)",
                                         "--pipelined", "\(pipelined)"],
                                      seconds: 60 + (count + warmup) / 1_000 + pipelined / 10_000)
         } catch {

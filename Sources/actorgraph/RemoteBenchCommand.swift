@@ -1,6 +1,9 @@
 import ActorGraph
 import ActorGraphBenchSuite
 import ArgumentParser
+import CMallocCounter
+import Foundation
+import Synchronization
 
 /// `actorgraph remote-bench --piece IP:PORT` (hidden): the owner's half of the bench's remote
 /// cases, run inside the rig's agrig-a (or on loopback) against `actorgraph piece` on host b.
@@ -9,7 +12,10 @@ struct RemoteBenchCommand: ParsableCommand {
         commandName: "remote-bench", abstract: "The owner's half of the bench's remote cases.", shouldDisplay: false)
 
     @Option(help: "Where host b's piece listens.")
-    var piece: String
+    var piece: String = "127.0.0.1:0"
+
+    @Flag(help: "Serve host b's piece in this process (on --piece, port 0: any), so the allocation count covers both ends.")
+    var withPiece = false
 
     @Option(help: "Timed remote echo executions.")
     var count = 20_000
@@ -24,14 +30,31 @@ struct RemoteBenchCommand: ParsableCommand {
     var waitStrategy: WaitStrategyArgument = .adaptive
 
     func validate() throws {
-        guard PieceAddress(piece) != nil else { throw ValidationError("--piece must be IP:PORT (got '\(piece)')") }
+        guard PieceAddress(piece) != nil || (withPiece && piece.hasSuffix(":0")) else { throw ValidationError("--piece must be IP:PORT (got '\(piece)')") }
         guard count >= 1, warmup >= 0, pipelined >= 1 else { throw ValidationError("--count and --pipelined must be at least 1") }
     }
 
     func run() throws {
+        actorgraph_malloc_counting(1)
+        let parts = piece.split(separator: ":")
+        var address = PieceAddress(String(parts[0]), port: UInt16(parts[1]) ?? 0)
+        let stop = Atomic<Bool>(false)
+        if withPiece {
+            let bound = Mutex<UInt16>(0)
+            let ready = DispatchSemaphore(value: 0)
+            let listen = address
+            Thread.detachNewThread {
+                try? Piece.serve(listen: listen, graphs: { RemoteBenchGraphs.all },
+                                 announce: { port in bound.withLock { $0 = port }; ready.signal() },
+                                 shouldStop: { stop.load(ordering: .relaxed) })
+            }
+            ready.wait()
+            address.port = bound.withLock { $0 }
+        }
+        defer { stop.store(true, ordering: .relaxed) }
         do {
-            for line in try RemoteBenchOwner.run(piece: PieceAddress(piece)!, count: count, warmup: warmup, pipelined: pipelined,
-                                                     strategy: waitStrategy.strategy) {
+            for line in try RemoteBenchOwner.run(piece: address, count: count, warmup: warmup, pipelined: pipelined,
+                                                 strategy: waitStrategy.strategy, allocations: { actorgraph_malloc_calls() }) {
                 print(line)
             }
         } catch {
