@@ -80,6 +80,24 @@ package final class IORing {
         return true
     }
 
+    /// Queues a `send` of `buffer` on connected socket `fd` (`MSG_NOSIGNAL`: a closed peer is an error, not SIGPIPE).
+    @discardableResult
+    package func prepareSend(fd: Int32, from buffer: UnsafeRawBufferPointer, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_send(sqe, fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues a `recv` into `buffer` on connected socket `fd` (completes with 0 once the peer closed).
+    @discardableResult
+    package func prepareReceive(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_recv(sqe, fd, buffer.baseAddress, buffer.count, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
     /// Queues a `read` of `buffer.count` bytes at `offset` of file `fd`.
     @discardableResult
     package func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64, userData: UInt64) -> Bool {

@@ -40,6 +40,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             FuzzUDPCommand.self,
             FaultsCommand.self,
             TcpPingPongCommand.self,
+            PieceCommand.self,
         ],
         defaultSubcommand: RunCommand.self)
 
@@ -93,7 +94,23 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
     var statsEvery = 16
 
+    @Option(name: .customLong("host"), help: ArgumentHelp("A host the graph may span: NAME=IP:PORT, where `actorgraph piece --listen IP:PORT` runs (repeat for more hosts or more addresses of one host).", valueName: "name=ip:port"))
+    var hosts: [String] = []
+
+    @Option(name: .customLong("place"), help: ArgumentHelp("Run a node on a host: NODE=HOST (repeatable; node names: `actorgraph describe NAME`).", valueName: "node=host"))
+    var placements: [String] = []
+
     func validate() throws {
+        for host in hosts {
+            let kv = host.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty, PieceAddress(kv[1]) != nil else {
+                throw ValidationError("--host must be NAME=IP:PORT (got '\(host)')")
+            }
+        }
+        for placement in placements {
+            let kv = placement.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else { throw ValidationError("--place must be NODE=HOST (got '\(placement)')") }
+        }
         // 0 or a negative sampling period was accepted silently.
         guard statsEvery >= 1 && statsEvery <= 1 << 30 else {
             throw ValidationError("--stats-every must be 1...\(1 << 30) (got \(statsEvery))")
@@ -104,6 +121,14 @@ struct EngineOptions: ParsableArguments {
         var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin,
                                      idle: IdlePolicy(strategy: waitStrategy.strategy), isolation: isolated ? .processes : .threads)
         options.statistics = stats ? .sampled(every: statsEvery) : .off
+        for host in hosts {
+            let kv = host.split(separator: "=", maxSplits: 1).map(String.init)
+            if let address = PieceAddress(kv[1]) { options.remote.hosts[kv[0], default: []].append(address) }
+        }
+        for placement in placements {
+            let kv = placement.split(separator: "=", maxSplits: 1).map(String.init)
+            options.remote.placement[kv[0]] = kv[1]
+        }
         return options
     }
 }

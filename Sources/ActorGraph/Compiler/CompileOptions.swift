@@ -60,6 +60,9 @@ public struct CompileOptions: Sendable {
     /// a deadline, and once three timed inline runs (one in eight is timed) in a row took over 1 ms.
     /// `false`: always hand executions to the workers.
     public var callerTakeover: Bool = true
+    /// Hosts the graph spans (nodes placed with `Node.on(_:)`): where their pieces listen, and how
+    /// a lost host is detected and answered. Empty by default: one machine.
+    public var remote: RemoteOptions = RemoteOptions()
 
     /// Options that fit the machine.
     public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,

@@ -14,8 +14,11 @@ enum Compiler {
             }
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
+        let hosts = try hostTable(nodes: nodes, inputNode: inputNode, ownerWorkers: workerCount, options: options)
         var plan = plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
-                        workerCount: workerCount, cpus: cpus, numaNode: numaNode, placement: options.placement)
+                        workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
+                        placement: options.placement, hosts: hosts)
+        if let hosts { try validateCrossings(plan: plan, hosts: hosts) }
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
         warnIfSpinningWillCrawl(options: options, workers: workerCount, effective: effective)
@@ -39,8 +42,8 @@ enum Compiler {
     /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
     /// plan this way, from the region header, whatever its own CPU affinity).
     static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int, capacity: Int, workerCount: Int,
-                     cpus: [Int]?, numaNode: Int?, placement: Placement) -> ExecutionPlan {
-        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: placement)
+                     cpus: [Int]?, numaNode: Int?, placement: Placement, hosts: HostTable? = nil) -> ExecutionPlan {
+        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: placement, hosts: hosts)
         var (segments, channels, inputChannel, outputChannel) = fuse(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
             fuseChains: placement != .spread)
@@ -51,11 +54,16 @@ enum Compiler {
             }
         }
         segments.sort { $0.id < $1.id }
-        return ExecutionPlan(
+        // Only the owner's stage workers take the CPUs chosen here; a piece's workers and every
+        // edge worker run unpinned (a piece's CPUs are its own host's).
+        let pinned = hosts?.ownerWorkers ?? workerCount
+        var plan = ExecutionPlan(
             nodes: nodes, inputNode: inputNode, outputNode: outputNode, workerCount: workerCount,
             capacity: capacity, nodeWorker: nodeWorker, segments: segments, channels: channels,
             inputChannel: inputChannel, outputChannel: outputChannel,
-            workerCPUs: (0..<workerCount).map { cpus?[$0] }, numaNode: numaNode)
+            workerCPUs: (0..<workerCount).map { $0 < pinned ? cpus?[$0] : nil }, numaNode: numaNode)
+        plan.hosts = hosts
+        return plan
     }
 
     // MARK: Validation
@@ -119,10 +127,59 @@ enum Compiler {
         return (capacity, workers, cpus, options.numaNode, effective)
     }
 
+    // MARK: Hosts
+
+    /// The host of every node (`Node.on(_:)`, overridden by ``RemoteOptions/placement``), or `nil`
+    /// when every node is on this machine.
+    static func hostTable(nodes: [NodeSpec], inputNode: Int, ownerWorkers: Int,
+                          options: CompileOptions) throws(GraphError) -> HostTable? {
+        let remote = options.remote
+        let placedNames = nodes.map { remote.placement[$0.name] ?? $0.host }
+        guard placedNames.contains(where: { $0 != nil }) else { return nil }
+        for (node, host) in zip(nodes, placedNames) {
+            guard let host else { continue }
+            guard remote.hosts[host]?.isEmpty == false else { throw .unknownHost(node: node.name, host: host) }
+        }
+        if options.isolation == .processes {
+            throw .invalidOption("a graph spanning hosts runs its pieces' workers as threads (isolation .processes is not supported across hosts yet)")
+        }
+        if options.stageTimeLimit != nil {
+            throw .invalidOption("stageTimeLimit is not supported on a graph spanning hosts yet")
+        }
+        guard remote.workersPerPiece >= 1 else { throw .invalidOption("workersPerPiece must be at least 1") }
+        guard remote.heartbeat > .zero, remote.missedHeartbeats >= 1, remote.connectTimeout > .zero else {
+            throw .invalidOption("heartbeat and connectTimeout must be positive, missedHeartbeats at least 1")
+        }
+        let names = [HostTable.ownerName] + Set(placedNames.compactMap { $0 }).subtracting([HostTable.ownerName]).sorted()
+        var nodeHost = placedNames.map { $0.flatMap { names.firstIndex(of: $0) } ?? 0 }
+        nodeHost[inputNode] = 0
+        // One actor's state lives in one place.
+        var actorHost: [ObjectIdentifier: Int] = [:]
+        for node in nodes {
+            guard let actor = node.actor else { continue }
+            if let h = actorHost[actor.id], h != nodeHost[node.index] { throw .actorSplitAcrossHosts(actor: actor.name) }
+            actorHost[actor.id] = nodeHost[node.index]
+        }
+        return HostTable(names: names, nodeHost: nodeHost, ownerWorkers: ownerWorkers, workersPerPiece: remote.workersPerPiece)
+    }
+
+    /// Values crossing hosts travel as their bytes: they must hold no references.
+    static func validateCrossings(plan: ExecutionPlan, hosts: HostTable) throws(GraphError) {
+        for channel in plan.channels where !channel.layout.isTrivial {
+            let producer = plan.producerHost(of: channel.id)
+            if plan.consumerHosts(of: channel.id).contains(where: { $0 != producer })
+                || (channel.id == plan.outputChannel && producer != 0) {
+                let node = plan.nodes[channel.node]
+                throw .notRemotable(node: node.name, type: node.layout.typeName)
+            }
+        }
+    }
+
     // MARK: Placement
 
     /// Assigns every stage to a worker. Nodes sharing an actor share a worker; chains stay together.
-    static func place(nodes: [NodeSpec], inputNode: Int, workers: Int, placement: Placement) -> [Int?] {
+    static func place(nodes: [NodeSpec], inputNode: Int, workers: Int, placement: Placement,
+                      hosts: HostTable? = nil) -> [Int?] {
         var groups = UnionFind(count: nodes.count)
         var actorFirst: [ObjectIdentifier: Int] = [:]
         for node in nodes {
@@ -132,24 +189,28 @@ enum Compiler {
         }
         let consumers = consumerLists(nodes)
         if placement == .automatic {
-            for node in nodes where isFusable(node, consumers: consumers, inputNode: inputNode) {
+            for node in nodes where isFusable(node, consumers: consumers, inputNode: inputNode)
+                && hosts.map({ $0.nodeHost[node.inputs[0]] == $0.nodeHost[node.index] }) ?? true {
                 groups.union(node.inputs[0], node.index)
             }
         }
         var result = [Int?](repeating: nil, count: nodes.count)
         var groupWorker: [Int: Int] = [:]
         var load = [Int](repeating: 0, count: workers)
-        var nextRoundRobin = 0
+        var nextRoundRobin = [Int](repeating: 0, count: hosts?.count ?? 1)
         for node in nodes where node.index != inputNode {
             let root = groups.find(node.index)
             let worker: Int
             if let w = groupWorker[root] {
                 worker = w
             } else {
+                // A node's host's stage workers (all workers on one machine).
+                let host = hosts?.nodeHost[node.index] ?? 0
+                let range = hosts?.stageWorkers(of: host) ?? 0..<workers
                 switch placement {
-                case .singleWorker: worker = 0
-                case .spread: worker = nextRoundRobin % workers; nextRoundRobin += 1
-                case .automatic: worker = load.indices.min { load[$0] < load[$1] }!
+                case .singleWorker: worker = range.lowerBound
+                case .spread: worker = range.lowerBound + nextRoundRobin[host] % range.count; nextRoundRobin[host] += 1
+                case .automatic: worker = range.min { load[$0] < load[$1] }!
                 }
                 groupWorker[root] = worker
             }

@@ -44,4 +44,6 @@ struct ExecutionPlan {
     var effectiveCPUs = EffectiveCPUs(affinity: 1, quota: nil)
     /// The `cpu.stat` of the cgroup setting the quota, watched for throttling (`nil` without a quota).
     var cpuStatPath: String?
+    /// Hosts, when the graph spans several (`Node.on(_:)`); `nil` on one machine.
+    var hosts: HostTable?
 }

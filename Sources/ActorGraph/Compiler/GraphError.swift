@@ -59,6 +59,19 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     /// Worker `worker` crashed more often than ``CompileOptions/restartPolicy`` allows: the graph is
     /// failed and every further call gets this error.
     case restartsExhausted(worker: Int, restarts: Int)
+    /// `node` is placed on a host that ``RemoteOptions/hosts`` does not list.
+    case unknownHost(node: String, host: String)
+    /// `node`'s value crosses hosts but holds references (cross-host values must be trivially copyable).
+    case notRemotable(node: String, type: String)
+    /// The nodes of one stateful actor are placed on different hosts (an actor's state lives in one place).
+    case actorSplitAcrossHosts(actor: String)
+    /// No piece for `host` could be reached and handshaken at any of its addresses.
+    case hostUnreachable(host: String, reason: String)
+    /// The piece for `host` refused the graph (e.g. its program builds a different plan).
+    case pieceRefused(host: String, reason: String)
+    /// The piece on `host` was lost (its connection closed or reset, it went silent, or it was
+    /// fenced) while this execution needed it.
+    case hostLost(host: String, reason: String)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -91,6 +104,13 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .stageTimedOut(let node): return "stage '\(node)' ran past the stage time limit; its worker was restarted"
         case .restartsExhausted(let worker, let restarts):
             return "worker \(worker) crashed after \(restarts) restart(s) within the restart window: the graph is failed"
+        case .unknownHost(let node, let host): return "node '\(node)' is placed on host '\(host)', which RemoteOptions.hosts does not list"
+        case .notRemotable(let node, let type):
+            return "node '\(node)' produces \(type), which holds references and cannot cross hosts (cross-host values must be trivially copyable)"
+        case .actorSplitAcrossHosts(let actor): return "the nodes of actor '\(actor)' are placed on different hosts"
+        case .hostUnreachable(let host, let reason): return "no piece for host '\(host)' could be reached: \(reason)"
+        case .pieceRefused(let host, let reason): return "the piece for host '\(host)' refused the graph: \(reason)"
+        case .hostLost(let host, let reason): return "host '\(host)' was lost: \(reason)"
         }
     }
 }

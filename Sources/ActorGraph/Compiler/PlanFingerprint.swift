@@ -27,6 +27,11 @@ enum PlanFingerprint {
             h.add(channel.id); h.add(channel.node)
             h.add(channel.consumers.count); for c in channel.consumers { h.add(c) }
         }
+        if let hosts = plan.hosts {
+            h.add(hosts.count); for name in hosts.names { h.add(name) }
+            for host in hosts.nodeHost { h.add(host) }
+            h.add(hosts.ownerWorkers); h.add(hosts.workersPerPiece)
+        }
         return h.value
     }
 }

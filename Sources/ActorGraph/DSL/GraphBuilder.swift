@@ -13,7 +13,7 @@ enum NodeKind: Sendable, Equatable {
 
 /// The declaration of one node, type-erased: what the compiler, the runtime and the dynamic path need.
 ///
-/// `@unchecked Sendable`: `name` is only renamed while the graph is being declared (under the
+/// `@unchecked Sendable`: `name` and `host` are only set while the graph is being declared (under the
 /// builder's lock); the compiler and the runtime read specs after declaration only.
 @usableFromInline
 final class NodeSpec: @unchecked Sendable {
@@ -27,6 +27,8 @@ final class NodeSpec: @unchecked Sendable {
     @usableFromInline let actor: ActorBinding?
     @usableFromInline let layout: ValueLayout
     @usableFromInline let makeKernel: KernelFactory?
+    /// The host the node is placed on (`Node.on(_:)`), `nil` for the compiling machine.
+    @usableFromInline var host: String?
 
     @usableFromInline
     init(index: Int, name: String, kind: NodeKind, inputs: [Int], inputBuilders: [ObjectIdentifier],
@@ -66,6 +68,11 @@ final class GraphBuilder: @unchecked Sendable {
             nodes.append(spec)
             return index
         }
+    }
+
+    @usableFromInline
+    func place(_ index: Int, on host: String) {
+        lock.withLock { nodes in nodes[index].host = host }
     }
 
     @usableFromInline

@@ -23,6 +23,15 @@ public struct Node<Value: Sendable> {
         return self
     }
 
+    /// Places this node on the host named `host`: it runs in that host's piece (see
+    /// ``RemoteOptions/hosts``); its values cross to other hosts over TCP. Unplaced nodes run on
+    /// the machine that compiled the graph.
+    @discardableResult
+    public func on(_ host: String) -> Node<Value> {
+        builder.place(index, on: host)
+        return self
+    }
+
     /// Adds a stage that processes this node's values; the stage's state belongs to the new node.
     @inlinable
     public func then<S: Stage>(_ stage: S, name: String? = nil) -> Node<S.Output> where S.Input == Value {

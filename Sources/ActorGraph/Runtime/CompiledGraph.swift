@@ -6,6 +6,7 @@ extension Graph {
     public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
         IsolatedWorker.refuseIfForgotten()
         let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
+        if plan.isRemote { return CompiledGraph(core: try EngineCore.owner(plan: plan, options: options)) }
         return CompiledGraph(core: try EngineCore(plan: plan, options: options))
     }
 }
@@ -171,7 +172,8 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
             },
             parkCounts: core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) },
             callerTakeovers: sequencer.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,
-            detachedWorkerThreads: core.detachedThreads.load(ordering: .relaxed))
+            detachedWorkerThreads: core.detachedThreads.load(ordering: .relaxed),
+            hosts: core.edges?.links.map { HostStatus(link: $0) } ?? [])
     }
 
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".

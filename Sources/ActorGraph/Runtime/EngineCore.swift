@@ -30,7 +30,8 @@ final class EngineCore: @unchecked Sendable {
     let workers: [Worker]
     /// Per-stage statistics (``CompileOptions/statistics``); `nil` when off.
     let statistics: StatisticsStore?
-    private var threads: [PinnedThread] = []
+    /// Started threads, with their worker's index.
+    private var threads: [(worker: Int, thread: PinnedThread)] = []
     /// Thread workers still running a stage when `shutdown()` gave up waiting (left detached).
     let detachedThreads = Atomic<Int>(0)
     /// Process mode: the worker processes; crash, hang and async-notification handling.
@@ -45,12 +46,23 @@ final class EngineCore: @unchecked Sendable {
     /// array accesses under it as races.)
     private let workerExits: [WorkerExit]
     private let lifecycle = Mutex<Bool>(false) // true once shut down
+    /// The host this engine runs (0: the owner; a piece runs only its host's workers).
+    let host: Int
+    /// A graph spanning hosts: its cross-host edges (on this host's edge worker) and, on the owner,
+    /// the connector that brings replacement pieces in.
+    private(set) var edges: TCPEdges?
+    var connector: PieceConnector?
 
     /// - Parameter attachWorker0: builds the I/O attachment of worker 0 (a network source/sink),
     ///   called once everything else is in place and before any thread starts.
+    /// - Parameter host: which host's workers to run (a graph spanning hosts; 0 otherwise).
+    /// - Parameter start: the first sequence the workers run (a replacement piece starts mid-stream).
+    /// - Parameter makeEdges: builds the cross-host edges of `host`, installed on its edge worker.
     init(plan: ExecutionPlan, options: CompileOptions,
-         attachWorker0: ((EngineCore) -> RingAttachment)? = nil) throws(GraphError) {
+         attachWorker0: ((EngineCore) -> RingAttachment)? = nil, host: Int = 0, start: Int = 0,
+         makeEdges: ((EngineCore) -> TCPEdges)? = nil) throws(GraphError) {
         self.plan = plan
+        self.host = host
         Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
         self.options = options
         let isolated = options.isolation == .processes
@@ -59,7 +71,9 @@ final class EngineCore: @unchecked Sendable {
 
         // Bind stateful actors to this instance.
         var actors: [ObjectIdentifier: ActorBinding] = [:]
-        for node in plan.nodes { if let a = node.actor { actors[a.id] = a } }
+        for node in plan.nodes where (plan.hosts?.nodeHost[node.index] ?? 0) == host {
+            if let a = node.actor { actors[a.id] = a }
+        }
         var bound: [ActorBinding] = []
         for actor in actors.values.sorted(by: { $0.name < $1.name }) {
             guard actor.tryBind() else {
@@ -71,7 +85,7 @@ final class EngineCore: @unchecked Sendable {
         self.boundActors = bound
         var byWorker = [[ActorBinding]](repeating: [], count: plan.workerCount)
         var placed = Set<ObjectIdentifier>()
-        for (i, node) in plan.nodes.enumerated() {
+        for (i, node) in plan.nodes.enumerated() where (plan.hosts?.nodeHost[i] ?? 0) == host {
             guard let actor = node.actor, let w = plan.nodeWorker[i], placed.insert(actor.id).inserted else { continue }
             byWorker[w].append(actor)
         }
@@ -113,7 +127,8 @@ final class EngineCore: @unchecked Sendable {
         resultRing.initializeAsResultRing()
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
-                            messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs)
+                            messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs,
+                            hostNames: plan.hosts?.names ?? [])
         idlePolicy = options.idle
         let inputChannel = plan.channels[plan.inputChannel]
         sequencer = Sequencer(cursor: nextSequence, input: input, board: board,
@@ -137,17 +152,30 @@ final class EngineCore: @unchecked Sendable {
         // Thread mode: one runner per segment, grouped by worker, one pinned thread per worker.
         let board = self.board
         let stopping = self.stopping
-        workers = (0..<plan.workerCount).map { w in
-            Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
-                                                          sharedFutex: false, start: 0),
-                   parkWord: wiring.parkWords[w], stopping: stopping, options: options, numaNode: plan.numaNode,
-                   control: wiring.controls[w], sharedFutex: false)
+        // A piece starts where the owner told it (every ring is indexed by the execution sequence).
+        let ownWorkers = (0..<plan.workerCount).filter { (plan.hosts?.host(ofWorker: $0) ?? 0) == host }
+        workers = ownWorkers.map { w in
+            var workerOptions = options
+            if let hosts = plan.hosts, w == hosts.edgeWorker(of: host) {
+                // The edge worker must look at its connections every half heartbeat, even idle.
+                workerOptions.idle.parkTimeout = min(options.idle.parkTimeout, options.remote.heartbeat / 2)
+            }
+            return Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
+                                                                sharedFutex: false, start: start),
+                          parkWord: wiring.parkWords[w], stopping: stopping, options: workerOptions, numaNode: plan.numaNode,
+                          control: wiring.controls[w], sharedFutex: false)
         }
-        statistics?.install(workers: workers, inputCount: nextSequence)
+        if plan.hosts == nil { statistics?.install(workers: workers, inputCount: nextSequence) }
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
+        if let makeEdges, let hosts = plan.hosts, let edgeWorker = workers.first(where: { $0.index == hosts.edgeWorker(of: host) }) {
+            let edges = makeEdges(self)
+            edges.parkWord = edgeWorker.parkWord
+            edgeWorker.attachment = edges
+            self.edges = edges
+        }
         // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except
         // where a stage must stay watchable or a worker's ring is bound to its thread.
-        if attachWorker0 == nil && options.stageTimeLimit == nil && options.callerTakeover {
+        if attachWorker0 == nil && makeEdges == nil && options.stageTimeLimit == nil && options.callerTakeover {
             sequencer.install(takeover: CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing,
                                                         stopping: stopping))
             for worker in workers { worker.canBeTakenOver = true }
@@ -156,12 +184,12 @@ final class EngineCore: @unchecked Sendable {
             for worker in workers {
                 // The thread keeps the core (and so the mapped region) alive until it returns: a thread
                 // left detached by `shutdown()` in a stuck stage never touches unmapped memory.
-                threads.append(try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) { [self] in
+                threads.append((worker.index, try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) { [self] in
                     worker.run()
                     // Past its last stage: if shutdown already gave up waiting (a stage outlived the
                     // grace period), this thread gives the worker's actors back.
                     giveBackIfStopped(worker.index, WorkerExit.threadStopped)
-                })
+                }))
             }
             if options.stageTimeLimit != nil { supervisor = try Supervisor(core: self) }
         } catch let error as GraphError {
@@ -201,12 +229,13 @@ final class EngineCore: @unchecked Sendable {
             return true
         }
         guard first else { return }
+        connector?.stop()
         wiring.stopAndWakeWorkers(sharedFutex: isolated)
         let grace = max(0, options.shutdownGracePeriod.nanoseconds)
         let deadline = MonotonicClock.now() &+ UInt64(grace)
         // Waiters of executions not yet run are answered now, not after the grace period.
         board.wakeAllForShutdown()
-        for (w, thread) in threads.enumerated() {
+        for (w, thread) in threads {
             let now = MonotonicClock.now()
             if !thread.join(timeoutNanoseconds: now >= deadline ? 0 : Int64(deadline &- now)) {
                 detachedThreads.add(1, ordering: .relaxed)
@@ -220,10 +249,10 @@ final class EngineCore: @unchecked Sendable {
             // Process mode: every child has exited or was killed and reaped. No threads: none ran.
             boundActors.forEach { $0.unbind() }
         } else {
-            for w in 0..<workers.count where w >= threads.count {
-                giveBackIfStopped(w, WorkerExit.threadStopped) // its thread was never started
+            for worker in workers where !threads.contains(where: { $0.worker == worker.index }) {
+                giveBackIfStopped(worker.index, WorkerExit.threadStopped) // its thread was never started
             }
-            for w in 0..<workers.count { giveBackIfStopped(w, WorkerExit.shutdownDone) }
+            for worker in workers { giveBackIfStopped(worker.index, WorkerExit.shutdownDone) }
         }
     }
 

@@ -40,6 +40,8 @@ struct EngineWiring: @unchecked Sendable {
             let w = plan.segments[s].worker
             if w != own && !workers.contains(w) { workers.append(w) }
         }
+        // A value that must leave this host: its edge worker frames it.
+        if let edge = plan.edgeWakeTarget(of: channel), edge != own, !workers.contains(edge) { workers.append(edge) }
         return workers.sorted().map { parkWords[$0] }
     }
 

@@ -12,4 +12,6 @@ public struct GraphDiagnostics: Sendable, Equatable {
     /// Worker threads `shutdown()` left detached because a stage was still running (thread mode);
     /// each gives its actors back when its stage returns.
     public var detachedWorkerThreads: Int
+    /// A graph spanning hosts: each remote host's piece as the owner sees it; empty otherwise.
+    public var hosts: [HostStatus] = []
 }

@@ -25,7 +25,7 @@ struct RegionLayout {
     let parkWords: [Int]
     let controlBlocks: [Int]
     let rings: [Int]
-    /// Per channel, the first message slot (process mode only).
+    /// Per channel, the first message slot (process mode and graphs spanning hosts only).
     let messages: [Int?]
     let scratch: [[Int]]
     let totalBytes: Int
@@ -51,8 +51,9 @@ struct RegionLayout {
         }
         self.rings = rings
         var messages: [Int?] = []
+        // Failures cross processes and hosts as text.
         for _ in plan.channels {
-            if processMode {
+            if processMode || plan.isRemote {
                 messages.append(offset)
                 offset += plan.capacity * RegionLayout.messageBytes
             } else {
@@ -175,6 +176,8 @@ enum FailureMessage {
 enum FailureCode {
     /// The worker process producing this slot died (detail: the worker; text: the reason).
     static let workerCrashed: Int32 = -1
+    /// The host this execution needed was lost (detail: the host index; text: the reason).
+    static let hostLost: Int32 = -3
     /// The stage was killed for running past the time limit (detail: the node).
     static let stageTimedOut: Int32 = -2
 }

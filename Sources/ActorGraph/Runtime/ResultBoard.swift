@@ -37,11 +37,15 @@ final class ResultBoard: @unchecked Sendable {
     /// its result may be waiting for this very CPU (an unpinned caller lands there until the load
     /// balancer moves it; spinning there costs a scheduler slice, ~2 ms, per execution).
     let workerCPUMask: UInt64
+    /// Host names of a graph spanning hosts (index 0: the owner), for ``GraphError/hostLost(host:reason:)``.
+    let hostNames: [String]
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
          nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
-         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil, workerCPUs: [Int?] = []) {
+         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil, workerCPUs: [Int?] = [],
+         hostNames: [String] = []) {
         self.ring = ring
+        self.hostNames = hostNames
         self.errors = errors
         self.stopping = stopping
         self.nodeNames = nodeNames
@@ -290,11 +294,13 @@ final class ResultBoard: @unchecked Sendable {
     /// slot's message) a thrown error's text, a worker crash or a stage past its time limit.
     func failureError(_ k: Int, _ failure: Int32) -> GraphError {
         func name(_ node: Int) -> String { node >= 0 && node < nodeNames.count ? nodeNames[node] : "node \(node)" }
+        func hostName(_ host: Int) -> String { host >= 0 && host < hostNames.count ? hostNames[host] : "host \(host)" }
         if let messages {
             let (detail, text) = FailureMessage.read(messages + (k & ring.mask) * FailureMessage.slotBytes)
             switch failure {
             case FailureCode.workerCrashed: return .workerCrashed(worker: Int(detail), reason: text)
             case FailureCode.stageTimedOut: return .stageTimedOut(node: name(Int(detail)))
+            case FailureCode.hostLost: return .hostLost(host: hostName(Int(detail)), reason: text)
             default: return .stageFailed(node: name(Int(failure) - 1), error: IsolatedStageError(description: text))
             }
         }

@@ -1,0 +1,248 @@
+import ActorGraph
+import BasicContainers
+import Foundation
+import GraphTestSupport
+import Synchronization
+import XCTest
+
+/// Graphs spanning hosts (issue 16), with the pieces served in this process over loopback TCP:
+/// the owner and the piece speak the real protocol over real sockets on real io_uring rings, only
+/// the process boundary is missing (ReliabilityTests kill real piece processes and use the
+/// namespace rig). Nothing here asserts a time.
+final class RemoteGraphTests: XCTestCase {
+    /// Serves pieces on 127.0.0.1 on a background thread until stopped.
+    final class InProcessPiece: Sendable {
+        let port: UInt16
+        private let stopFlag: Atomic<Bool>
+        private let done: DispatchSemaphore
+        private let stopped = Atomic<Bool>(false)
+
+        init(port: UInt16 = 0, host: String? = nil, graphs: @escaping @Sendable () -> [any IsolatableGraph]) throws {
+            let stopFlag = Atomic<Bool>(false)
+            let ready = DispatchSemaphore(value: 0)
+            let done = DispatchSemaphore(value: 0)
+            let bound = Mutex<Int>(-1)
+            let stopper = Stopper()
+            Thread.detachNewThread {
+                do {
+                    try Piece.serve(listen: PieceAddress("127.0.0.1", port: port), host: host, graphs: graphs,
+                                    announce: { p in bound.withLock { $0 = Int(p) }; ready.signal() },
+                                    shouldStop: { stopper.stop.load(ordering: .relaxed) })
+                } catch {
+                    bound.withLock { $0 = -2 }
+                    ready.signal()
+                }
+                done.signal()
+            }
+            ready.wait()
+            let p = bound.withLock { $0 }
+            guard p > 0 else { throw XCTSkip("cannot listen on 127.0.0.1:\(port)") }
+            self.port = UInt16(p)
+            self.stopFlag = stopFlag
+            self.done = done
+            self.stopper = stopper
+        }
+
+        let stopper: Stopper
+        final class Stopper: Sendable { let stop = Atomic<Bool>(false) }
+
+        var address: PieceAddress { PieceAddress("127.0.0.1", port: port) }
+
+        /// Stops serving: the running incarnation shuts down cleanly (the owner sees "the piece shut down").
+        func stop() {
+            guard !stopped.exchange(true, ordering: .relaxed) else { return }
+            stopper.stop.store(true, ordering: .relaxed)
+            done.wait()
+        }
+    }
+
+
+    static func options(_ hosts: [String: [PieceAddress]], capacity: Int = 64) -> CompileOptions {
+        var o = testOptions(workers: 1, capacity: capacity)
+        o.remote.hosts = hosts
+        o.remote.connectTimeout = .seconds(5)
+        return o
+    }
+
+    static func remoteChain() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            x.then(name: "add1") { $0 + 1 }
+                .then(name: "times2") { $0 * 2 }.on("b")
+                .then(name: "minus3") { $0 - 3 }
+        }
+    }
+
+    /// The diamond with one branch on `b`, the other on `c`, and the join on `b`: values cross
+    /// owner → b, owner → c, c → (owner) → b, b → owner.
+    static func remoteDiamond() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            let a = x.then(Scale(factor: 2), name: "scale")
+            let b = a.then(name: "plus1") { $0 + 1 }.on("b")
+            let c = a.then(name: "square") { $0 * $0 }.on("c")
+            return zip(b, c, name: "join").on("b").then(name: "sum") { $0 + $1 }
+        }
+    }
+
+    static func remoteEcho() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in x.then(name: "echo") { $0 }.on("b") }
+    }
+
+    func testAChainWithItsMiddleStageOnAnotherHostComputesEveryResult() throws {
+        let piece = try InProcessPiece(graphs: { [Self.remoteChain()] })
+        defer { piece.stop() }
+        let compiled = try Self.remoteChain().compile(Self.options(["b": [piece.address]]))
+        defer { compiled.shutdown() }
+        for i in 0..<2000 { XCTAssertEqual(try compiled.execute(i), (i + 1) * 2 - 3) }
+        // Pipelined: many in flight, each answered once, in order.
+        for batch in 0..<100 {
+            var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 50)
+            for j in 0..<50 { pending.append(try compiled.submit(batch * 50 + j)) }
+            for j in 0..<50 { XCTAssertEqual(try pending[j].wait(), (batch * 50 + j + 1) * 2 - 3) }
+        }
+        let host = try XCTUnwrap(compiled.diagnostics.hosts.first)
+        XCTAssertEqual(host.name, "b")
+        XCTAssertTrue(host.connected)
+        XCTAssertEqual(host.epoch, 1)
+        XCTAssertEqual(host.framesApplied, 7000)
+        XCTAssertEqual(host.staleFramesDropped, 0)
+    }
+
+    func testADiamondAcrossTwoPiecesRelaysThroughTheOwner() throws {
+        let b = try InProcessPiece(host: "b", graphs: { [Self.remoteDiamond()] })
+        defer { b.stop() }
+        let c = try InProcessPiece(host: "c", graphs: { [Self.remoteDiamond()] })
+        defer { c.stop() }
+        let compiled = try Self.remoteDiamond().compile(Self.options(["b": [b.address], "c": [c.address]]))
+        defer { compiled.shutdown() }
+        for i in 0..<3000 { XCTAssertEqual(try compiled.execute(i), (2 * i + 1) + (2 * i) * (2 * i)) }
+        XCTAssertEqual(compiled.diagnostics.hosts.map(\.name), ["b", "c"])
+    }
+
+    func testAStageFailingOnAPieceFailsThatExecutionOnlyWithItsNameAndMessage() throws {
+        @Sendable func graph() -> Graph<Int, Int> {
+            Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "picky").on("b").then(name: "after") { $0 + 1 } }
+        }
+        let piece = try InProcessPiece(graphs: { [graph()] })
+        defer { piece.stop() }
+        let compiled = try graph().compile(Self.options(["b": [piece.address]]))
+        defer { compiled.shutdown() }
+        for i in 1...50 {
+            if i % 5 == 0 {
+                assertGraphError(try compiled.execute(i)) {
+                    if case .stageFailed(let node, let error) = $0 { return node == "picky" && "\(error)".contains("Boom(value: \(i))") }
+                    return false
+                }
+            } else {
+                XCTAssertEqual(try compiled.execute(i), i + 1)
+            }
+        }
+    }
+
+    func testMalformedPlacementsAreRejectedAtCompileNamingTheNode() throws {
+        // A host no address is given for.
+        assertGraphError(try Self.remoteChain().compile(Self.options([:]))) {
+            if case .unknownHost(let node, let host) = $0 { return node == "times2" && host == "b" }
+            return false
+        }
+        // A value holding references crossing hosts.
+        let strings = Graph(input: Int.self) { x in x.then(name: "describe") { "\($0)" }.on("b").then(name: "count") { $0.count } }
+        assertGraphError(try strings.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
+            if case .notRemotable(let node, _) = $0 { return node == "describe" }
+            return false
+        }
+        // One actor's nodes on two hosts.
+        let counter = ActorRef(0, name: "counter")
+        let split = Graph(input: Int.self) { x in
+            x.then(counter, name: "first") { s, v in s += v; return s }
+                .then(counter, name: "second") { s, v in s += v; return s }.on("b")
+        }
+        assertGraphError(try split.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
+            if case .actorSplitAcrossHosts(let actor) = $0 { return actor == "counter" }
+            return false
+        }
+    }
+
+    func testAPieceNobodyServesOrThatBuildsAnotherPlanIsATypedError() throws {
+        // Nothing listens: unreachable, naming the host and the address.
+        let closed = try InProcessPiece(graphs: { [] })
+        let port = closed.port
+        closed.stop()
+        assertGraphError(try Self.remoteChain().compile(Self.options(["b": [PieceAddress("127.0.0.1", port: port)]]))) {
+            if case .hostUnreachable(let host, let reason) = $0 { return host == "b" && reason.contains("127.0.0.1:\(port)") }
+            return false
+        }
+        // A piece whose program has other graphs refuses: plan mismatch.
+        let other = try InProcessPiece(graphs: { [Self.remoteEcho()] })
+        defer { other.stop() }
+        assertGraphError(try Self.remoteChain().compile(Self.options(["b": [other.address]]))) {
+            if case .pieceRefused(let host, let reason) = $0 { return host == "b" && reason.contains("planMismatch") }
+            return false
+        }
+    }
+
+    /// A piece that goes away answers every execution that needed it exactly once, with
+    /// `hostLost`; a replacement gets the next epoch and later executions succeed.
+    func testALostPieceAnswersEveryExecutionOnceAndAReplacementTakesOver() throws {
+        let first = try InProcessPiece(graphs: { [Self.remoteChain()] })
+        var options = Self.options(["b": [first.address]], capacity: 256)
+        options.remote.heartbeat = .milliseconds(5)
+        let compiled = try Self.remoteChain().compile(options)
+        defer { compiled.shutdown() }
+        XCTAssertEqual(try compiled.execute(1), 1)
+        // Submit a window, take the piece away mid-stream, then collect: each answered once.
+        var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 200)
+        for i in 0..<200 { pending.append(try compiled.submit(i)) }
+        first.stop()
+        var values = 0, lost = 0
+        for i in 0..<200 {
+            do {
+                let value = try pending[i].wait()
+                XCTAssertEqual(value, (i + 1) * 2 - 3)
+                values += 1
+            } catch {
+                guard case .hostLost(let host, _) = error else { return XCTFail("unexpected \(error)") }
+                XCTAssertEqual(host, "b")
+                lost += 1
+            }
+        }
+        XCTAssertEqual(values + lost, 200)
+        // With the piece gone, new executions fail fast.
+        assertGraphError(try compiled.execute(7)) { if case .hostLost = $0 { return true }; return false }
+        // A replacement on the same address: the connector brings it in with epoch 2.
+        let second = try InProcessPiece(port: first.port, graphs: { [Self.remoteChain()] })
+        defer { second.stop() }
+        var recovered = false
+        for _ in 0..<500 {
+            if let v = try? compiled.execute(10) { XCTAssertEqual(v, 19); recovered = true; break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        XCTAssertTrue(recovered, "no replacement within 5 s: \(compiled.diagnostics.hosts)")
+        for i in 0..<500 { XCTAssertEqual(try compiled.execute(i), (i + 1) * 2 - 3) }
+        let host = try XCTUnwrap(compiled.diagnostics.hosts.first)
+        XCTAssertGreaterThan(host.epoch, 1, "a replacement gets a higher epoch (failed attempts use some up)")
+        XCTAssertEqual(host.incarnations, 2)
+        XCTAssertGreaterThanOrEqual(host.losses, 1)
+        XCTAssertEqual(host.staleFramesDropped, 0)
+    }
+
+    /// `.waitForReplacement`: an execution submitted while the host is lost waits for the
+    /// replacement instead of failing.
+    func testWaitForReplacementHoldsNewExecutionsUntilThePieceIsBack() throws {
+        let first = try InProcessPiece(graphs: { [Self.remoteChain()] })
+        var options = Self.options(["b": [first.address]])
+        options.remote.heartbeat = .milliseconds(5)
+        options.remote.whileHostLost = .waitForReplacement(upTo: .seconds(20))
+        let compiled = try Self.remoteChain().compile(options)
+        defer { compiled.shutdown() }
+        XCTAssertEqual(try compiled.execute(1), 1)
+        first.stop()
+        // Wait until the owner noticed.
+        for _ in 0..<500 where compiled.diagnostics.hosts.first?.connected == true { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(compiled.diagnostics.hosts.first?.connected, false)
+        let pending = try compiled.submit(20)
+        Thread.sleep(forTimeInterval: 0.05)
+        let second = try InProcessPiece(port: first.port, graphs: { [Self.remoteChain()] })
+        defer { second.stop() }
+        XCTAssertEqual(try pending.wait(), 39)
+    }
+}
