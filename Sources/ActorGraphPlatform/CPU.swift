@@ -2,14 +2,14 @@ import CPlatformShims
 import Glibc
 
 /// Facts about the processors this process may run on, and the spin-loop hint.
-public enum CPU {
+package enum CPU {
     /// The number of CPUs online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
-    public static var onlineCount: Int {
+    package static var onlineCount: Int {
         max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
     /// The CPUs in this thread's affinity mask, in ascending order.
-    public static func allowedCPUs() -> [Int] {
+    package static func allowedCPUs() -> [Int] {
         var buffer = [Int32](repeating: 0, count: 1024)
         let n = cplatform_allowed_cpus(&buffer, 1024)
         guard n > 0 else { return Array(0..<onlineCount) }
@@ -18,14 +18,14 @@ public enum CPU {
 
     /// Tells the processor the caller is in a spin loop (`pause` on x86).
     @inlinable @inline(__always)
-    public static func relax() { cplatform_cpu_relax() }
+    package static func relax() { cplatform_cpu_relax() }
 
     /// Offers this CPU to another runnable thread (`sched_yield`); returns at once when none waits.
     @inlinable @inline(__always)
-    public static func yield() { sched_yield() }
+    package static func yield() { sched_yield() }
 
     /// The CPU the calling thread is running on right now, or `nil`.
-    public static var current: Int? {
+    package static var current: Int? {
         let cpu = cplatform_current_cpu()
         return cpu < 0 ? nil : Int(cpu)
     }
@@ -33,11 +33,11 @@ public enum CPU {
 
 extension CPU {
     /// Makes the calling thread's sleeps precise (timer slack of 1 ns instead of the default 50 µs).
-    public static func usePreciseSleeps() { cplatform_set_timer_slack(1) }
+    package static func usePreciseSleeps() { cplatform_set_timer_slack(1) }
 
     /// Sleeps until the monotonic clock reads `deadline` (nanoseconds, ``MonotonicClock``): sleeps
     /// while more than `spinWindow` remains, then spins the rest.
-    public static func sleep(until deadline: UInt64, spinWindow: UInt64 = 20_000) {
+    package static func sleep(until deadline: UInt64, spinWindow: UInt64 = 20_000) {
         while true {
             let now = MonotonicClock.now()
             if now >= deadline { return }
@@ -54,8 +54,8 @@ extension CPU {
 }
 
 /// A monotonic clock in nanoseconds, read through the vDSO (no system call).
-public enum MonotonicClock {
+package enum MonotonicClock {
     /// Nanoseconds since an arbitrary fixed point.
     @inline(__always)
-    public static func now() -> UInt64 { cplatform_monotonic_ns() }
+    package static func now() -> UInt64 { cplatform_monotonic_ns() }
 }

@@ -14,7 +14,7 @@ public struct CPUQuota: Sendable, Equatable, CustomStringConvertible {
     public var directory: String
 
     /// Creates a quota; `nil` unless both values are positive.
-    public init?(quotaMicroseconds: Int64, periodMicroseconds: Int64, cgroupVersion: Int, directory: String = "") {
+    package init?(quotaMicroseconds: Int64, periodMicroseconds: Int64, cgroupVersion: Int, directory: String = "") {
         guard quotaMicroseconds > 0, periodMicroseconds > 0 else { return nil }
         self.quotaMicroseconds = quotaMicroseconds
         self.periodMicroseconds = periodMicroseconds
@@ -33,16 +33,16 @@ public struct CPUQuota: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// What a cgroup's `cpu.stat` says about CPU bandwidth throttling (both cgroup versions).
-public struct CPUThrottling: Sendable, Equatable {
+package struct CPUThrottling: Sendable, Equatable {
     /// Enforcement periods that elapsed with the group runnable (`nr_periods`).
-    public var periods: UInt64
+    package var periods: UInt64
     /// Periods in which the group ran out of quota and was stopped (`nr_throttled`).
-    public var throttledPeriods: UInt64
+    package var throttledPeriods: UInt64
     /// Total time the group was stopped, in nanoseconds (v2 `throttled_usec` × 1000, v1 `throttled_time`).
-    public var throttledNanoseconds: UInt64
+    package var throttledNanoseconds: UInt64
 
     /// Creates a record.
-    public init(periods: UInt64, throttledPeriods: UInt64, throttledNanoseconds: UInt64) {
+    package init(periods: UInt64, throttledPeriods: UInt64, throttledNanoseconds: UInt64) {
         self.periods = periods
         self.throttledPeriods = throttledPeriods
         self.throttledNanoseconds = throttledNanoseconds
@@ -50,45 +50,45 @@ public struct CPUThrottling: Sendable, Equatable {
 }
 
 /// A cgroup file whose contents do not follow the kernel's format.
-public struct CgroupParseError: Error, Equatable, CustomStringConvertible {
+package struct CgroupParseError: Error, Equatable, CustomStringConvertible {
     /// The file (`cpu.max`, `cpu.cfs_quota_us`, `cpu.stat`, ...).
-    public var file: String
+    package var file: String
     /// The offending contents, trimmed.
-    public var contents: String
+    package var contents: String
 
     /// `malformed cgroup file cpu.max: "abc"`.
-    public var description: String { "malformed cgroup file \(file): \"\(contents)\"" }
+    package var description: String { "malformed cgroup file \(file): \"\(contents)\"" }
 }
 
 /// Where this process sits in the cgroup hierarchies (`/proc/self/cgroup`).
-public struct CgroupMembership: Sendable, Equatable {
+package struct CgroupMembership: Sendable, Equatable {
     /// The path in the v2 (unified) hierarchy (`0::/path`), if listed.
-    public var unifiedPath: String?
+    package var unifiedPath: String?
     /// The path in the v1 hierarchy holding the `cpu` controller (`N:cpu,cpuacct:/path`), if listed.
-    public var cpuControllerPath: String?
+    package var cpuControllerPath: String?
 
     /// Creates a membership record.
-    public init(unifiedPath: String? = nil, cpuControllerPath: String? = nil) {
+    package init(unifiedPath: String? = nil, cpuControllerPath: String? = nil) {
         self.unifiedPath = unifiedPath
         self.cpuControllerPath = cpuControllerPath
     }
 }
 
 /// A mounted cgroup hierarchy (`/proc/self/mountinfo`): where it is mounted and which cgroup its root is.
-public struct CgroupMount: Sendable, Equatable {
+package struct CgroupMount: Sendable, Equatable {
     /// The cgroup path the mount shows as its root (`/` unless the mount is of a sub-tree).
-    public var root: String
+    package var root: String
     /// The directory it is mounted on.
-    public var mountPoint: String
+    package var mountPoint: String
 
     /// Creates a mount record.
-    public init(root: String, mountPoint: String) {
+    package init(root: String, mountPoint: String) {
         self.root = root
         self.mountPoint = mountPoint
     }
 
     /// The directory of cgroup `path` under this mount, or `nil` when the mount does not show it.
-    public func directory(of path: String) -> String? {
+    package func directory(of path: String) -> String? {
         let relative: Substring
         if root == "/" {
             relative = path[...]
@@ -109,10 +109,10 @@ public struct CgroupMount: Sendable, Equatable {
 /// Every parser takes the file's contents, so both cgroup versions and odd values are testable
 /// without a kernel: v2 `cpu.max` (`"max 100000"` = no limit, `"150000 100000"` = 1.5 CPUs),
 /// v1 `cpu.cfs_quota_us` (`-1` = no limit) with `cpu.cfs_period_us`.
-public enum CgroupCPU {
+package enum CgroupCPU {
     /// Parses v2 `cpu.max` (`"$MAX $PERIOD"`, `$MAX` may be `max`; the period may be missing and then
     /// defaults to 100000). Returns `nil` for no limit.
-    public static func parseCPUMax(_ contents: String) throws(CgroupParseError) -> CPUQuota? {
+    package static func parseCPUMax(_ contents: String) throws(CgroupParseError) -> CPUQuota? {
         let fields = contents.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
         let fail = CgroupParseError(file: "cpu.max", contents: trimmed(contents))
         guard fields.count == 1 || fields.count == 2 else { throw fail }
@@ -127,7 +127,7 @@ public enum CgroupCPU {
     }
 
     /// Parses v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us`. Returns `nil` for no limit (a negative quota, `-1`).
-    public static func parseCFS(quota: String, period: String) throws(CgroupParseError) -> CPUQuota? {
+    package static func parseCFS(quota: String, period: String) throws(CgroupParseError) -> CPUQuota? {
         guard let q = Int64(trimmed(quota)) else { throw CgroupParseError(file: "cpu.cfs_quota_us", contents: trimmed(quota)) }
         if q < 0 { return nil }
         guard let p = Int64(trimmed(period)), p > 0 else {
@@ -138,7 +138,7 @@ public enum CgroupCPU {
     }
 
     /// Parses `cpu.stat` of either version (unknown keys are ignored; missing keys read as 0).
-    public static func parseCPUStat(_ contents: String) throws(CgroupParseError) -> CPUThrottling {
+    package static func parseCPUStat(_ contents: String) throws(CgroupParseError) -> CPUThrottling {
         var result = CPUThrottling(periods: 0, throttledPeriods: 0, throttledNanoseconds: 0)
         for line in contents.split(separator: "\n") {
             let fields = line.split(separator: " ")
@@ -157,7 +157,7 @@ public enum CgroupCPU {
     }
 
     /// Parses `/proc/self/cgroup`: the unified (v2) path and the v1 path of the `cpu` controller.
-    public static func parseProcCgroup(_ contents: String) -> CgroupMembership {
+    package static func parseProcCgroup(_ contents: String) -> CgroupMembership {
         var membership = CgroupMembership()
         for line in contents.split(separator: "\n") {
             // hierarchy-ID:controller-list:path (the path may itself contain ':').
@@ -173,7 +173,7 @@ public enum CgroupCPU {
     }
 
     /// Parses `/proc/self/mountinfo`: the v2 mount and the v1 mount carrying the `cpu` controller.
-    public static func parseMountInfo(_ contents: String) -> (unified: CgroupMount?, cpuController: CgroupMount?) {
+    package static func parseMountInfo(_ contents: String) -> (unified: CgroupMount?, cpuController: CgroupMount?) {
         var unified: CgroupMount?
         var cpu: CgroupMount?
         for line in contents.split(separator: "\n") {
@@ -194,7 +194,7 @@ public enum CgroupCPU {
 
     /// The tightest CPU quota on `directory` and its ancestors up to `mountPoint`, reading files with
     /// `read` (a path → contents function; `nil` for a missing file). Malformed files are skipped.
-    public static func tightestQuota(version: Int, directory: String, mountPoint: String,
+    package static func tightestQuota(version: Int, directory: String, mountPoint: String,
                                      read: (String) -> String?) -> CPUQuota? {
         var best: CPUQuota?
         var dir = directory
@@ -219,7 +219,7 @@ public enum CgroupCPU {
 
     /// Where this process's CPU limit lives now: the tightest quota (either version) and the
     /// `cpu.stat` file of the cgroup that sets it (or of the process's own cgroup without a quota).
-    public static func currentLimit() -> (quota: CPUQuota?, cpuStatPath: String?) {
+    package static func currentLimit() -> (quota: CPUQuota?, cpuStatPath: String?) {
         guard let membershipText = readFile("/proc/self/cgroup"), let mountText = readFile("/proc/self/mountinfo") else {
             return (nil, nil)
         }
@@ -243,13 +243,13 @@ public enum CgroupCPU {
     }
 
     /// Reads a `cpu.stat` file (either version), or `nil` when missing or malformed.
-    public static func readThrottling(_ path: String) -> CPUThrottling? {
+    package static func readThrottling(_ path: String) -> CPUThrottling? {
         guard let text = readFile(path) else { return nil }
         return try? parseCPUStat(text)
     }
 
     /// `1`, `1.5`, `0.25`: CPUs with up to two decimals.
-    public static func formatCPUs(_ cpus: Double) -> String {
+    package static func formatCPUs(_ cpus: Double) -> String {
         let hundredths = Int((cpus * 100).rounded())
         if hundredths % 100 == 0 { return String(hundredths / 100) }
         let fraction = hundredths % 100
@@ -257,7 +257,7 @@ public enum CgroupCPU {
     }
 
     /// The whole file at `path` as UTF-8 (small files: procfs, cgroupfs), or `nil`.
-    public static func readFile(_ path: String) -> String? {
+    package static func readFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -301,7 +301,8 @@ public enum CgroupCPU {
 /// The CPUs this process may really use: its affinity mask *and* its cgroup CPU quota.
 ///
 /// `count` (whole CPUs, the quota rounded up) sizes thread pools; `cpus` keeps the fraction for
-/// reports and for comparing against the number of spinning threads.
+/// reports and for comparing against the number of spinning threads. Public (with ``CPUQuota``)
+/// because `CompiledGraph.effectiveCPUs` returns it.
 public struct EffectiveCPUs: Sendable, Equatable, CustomStringConvertible {
     /// CPUs in the calling thread's affinity mask.
     public var affinity: Int
@@ -309,7 +310,7 @@ public struct EffectiveCPUs: Sendable, Equatable, CustomStringConvertible {
     public var quota: CPUQuota?
 
     /// Combines an affinity count (at least 1 is assumed) with an optional quota.
-    public init(affinity: Int, quota: CPUQuota?) {
+    package init(affinity: Int, quota: CPUQuota?) {
         self.affinity = max(1, affinity)
         self.quota = quota
     }
@@ -332,7 +333,7 @@ public struct EffectiveCPUs: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads the affinity mask and the cgroup hierarchy now.
-    public static func current() -> EffectiveCPUs {
+    package static func current() -> EffectiveCPUs {
         EffectiveCPUs(affinity: CPU.allowedCPUs().count, quota: CgroupCPU.currentLimit().quota)
     }
 }

@@ -10,11 +10,11 @@ import Synchronization
 /// are behind a `Mutex`. The blocking wait in `reap` runs outside the lock, so ``signal(_:)`` can stop
 /// a child another thread is waiting for. Reaping is meant for one owner at a time (the engine's
 /// supervisor): of two threads reaping at once, one may get `nil` while the other gets the reason.
-public final class ChildProcess: Sendable {
+package final class ChildProcess: Sendable {
     /// The child's process id.
-    public let pid: Int32
+    package let pid: Int32
     /// A pidfd for the child (close-on-exec): readable in `poll` once the child has exited.
-    public let pidfd: Int32
+    package let pidfd: Int32
     private struct State {
         var reaped: ExitReason?
         var closed = false
@@ -22,14 +22,14 @@ public final class ChildProcess: Sendable {
     private let state = Mutex(State())
 
     /// How a child ended.
-    public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
+    package enum ExitReason: Sendable, Equatable, CustomStringConvertible {
         /// It called `exit(code)`.
         case exited(Int32)
         /// A signal killed it (`dumped`: it left a core).
         case signaled(Int32, dumped: Bool)
 
         /// `exit status 3`, `signal 9 (SIGKILL)`, `signal 6 (SIGABRT), core dumped`.
-        public var description: String {
+        package var description: String {
             switch self {
             case .exited(let code): return "exit status \(code)"
             case .signaled(let sig, let dumped):
@@ -41,7 +41,7 @@ public final class ChildProcess: Sendable {
     /// Spawns `path` with `arguments` (argv, including argv[0]) and `environment` (`KEY=VALUE`).
     /// - Parameter inheriting: descriptors the child keeps at the same numbers although they are
     ///   close-on-exec here; every other close-on-exec descriptor stays closed in the child.
-    public init(path: String, arguments: [String], environment: [String], inheriting: [Int32]) throws(Errno) {
+    package init(path: String, arguments: [String], environment: [String], inheriting: [Int32]) throws(Errno) {
         var pid: pid_t = 0
         let r = ChildProcess.withCStrings(arguments) { argv in
             ChildProcess.withCStrings(environment) { envp in
@@ -65,7 +65,7 @@ public final class ChildProcess: Sendable {
 
     /// Sends `signal` through the pidfd. Returns false when the child is already gone.
     @discardableResult
-    public func signal(_ signal: Int32) -> Bool {
+    package func signal(_ signal: Int32) -> Bool {
         // Under the lock, so `close` cannot close the pidfd (and its number be reused) meanwhile.
         state.withLock { state in
             guard !state.closed else { return false }
@@ -75,7 +75,7 @@ public final class ChildProcess: Sendable {
 
     /// Reaps the child: waits for it to exit (or, with `block: false`, returns `nil` while it runs).
     /// Idempotent: later calls return the same reason.
-    public func reap(block: Bool) -> ExitReason? {
+    package func reap(block: Bool) -> ExitReason? {
         let (cached, closed) = state.withLock { ($0.reaped, $0.closed) }
         if let cached { return cached }
         guard !closed else { return nil }
@@ -100,7 +100,7 @@ public final class ChildProcess: Sendable {
 
     /// The signal that stopped the child (`SIGSTOP`, `SIGTSTP`, …) while it is stopped now; `nil`
     /// while it runs or is gone. Leaves the stop reportable (`WNOWAIT`).
-    public func stopSignal() -> Int32? {
+    package func stopSignal() -> Int32? {
         // Under the lock (the wait does not block), so `close` cannot close the pidfd meanwhile.
         state.withLock { state in
             guard !state.closed, state.reaped == nil else { return nil }
@@ -112,7 +112,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Waits up to `timeoutNanoseconds` for the child to exit (poll on the pidfd); true when it did.
-    public func waitForExit(timeoutNanoseconds: Int64) -> Bool {
+    package func waitForExit(timeoutNanoseconds: Int64) -> Bool {
         if state.withLock({ $0.reaped != nil }) { return true }
         var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
         let deadline = MonotonicClock.now() &+ UInt64(max(0, timeoutNanoseconds))
@@ -127,7 +127,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Closes the pidfd. A child not reaped yet is killed and reaped first (no zombie is left).
-    public func close() {
+    package func close() {
         let (reaped, closed) = state.withLock { ($0.reaped, $0.closed) }
         guard !closed else { return }
         if reaped == nil {
@@ -150,7 +150,7 @@ public final class ChildProcess: Sendable {
     /// injection from outside the engine (`actorgraph faults`, the soak): a stale pid read from
     /// ``IsolationStatistics``-style snapshots can never hit an unrelated process.
     /// - Returns: true when the signal was delivered.
-    public static func signal(child pid: Int32, _ signal: Int32) -> Bool {
+    package static func signal(child pid: Int32, _ signal: Int32) -> Bool {
         guard pid > 0 else { return false }
         let fd = cplatform_pidfd_open(pid)
         guard fd >= 0 else { return false }
@@ -174,7 +174,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// `SIGKILL`, `SIGSEGV`, … for the common signals; `SIG<n>` otherwise.
-    public static func signalName(_ sig: Int32) -> String {
+    package static func signalName(_ sig: Int32) -> String {
         switch sig {
         case SIGKILL: return "SIGKILL"
         case SIGSEGV: return "SIGSEGV"
@@ -199,10 +199,10 @@ public final class ChildProcess: Sendable {
 
 /// The calling process's parent-death signal and parent check, for a child that must not outlive
 /// its parent.
-public enum ParentWatch {
+package enum ParentWatch {
     /// Asks the kernel to send `signal` when the parent (the thread that spawned us) exits, then
     /// re-checks the parent: returns false when it is already gone (it died before the request).
-    public static func dieWithParent(expectedParent: Int32, signal: Int32 = SIGKILL) -> Bool {
+    package static func dieWithParent(expectedParent: Int32, signal: Int32 = SIGKILL) -> Bool {
         _ = cplatform_set_parent_death_signal(signal)
         return getppid() == expectedParent
     }

@@ -4,6 +4,9 @@ import Glibc
 ///
 /// ActorGraph does not depend on swift-system: its `CSystem` module imports the kernel's
 /// `<linux/io_uring.h>`, whose `io_uring_sqe` clashes with liburing's bundled copy in one build.
+///
+/// Public because ``GraphError/platform(operation:errno:)`` carries it; this module's other types
+/// are `package` unless ActorGraph's public API shows them.
 public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The raw `errno` value.
     public var rawValue: Int32
@@ -11,7 +14,7 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
     /// The current thread's `errno`.
-    public static var current: Errno { Errno(rawValue: errno) }
+    package static var current: Errno { Errno(rawValue: errno) }
 
     /// `EAGAIN`.
     public static let resourceTemporarilyUnavailable = Errno(rawValue: EAGAIN)

@@ -8,37 +8,37 @@ import Synchronization
 /// `Sendable` (checked): the descriptor is a constant and the closed flag is atomic; `signal` and
 /// `drain` are a `write(2)` and a `read(2)` any thread may make. The owner closes it only after every
 /// other user is done (a descriptor number can be reused once closed).
-public final class EventFD: Sendable {
+package final class EventFD: Sendable {
     /// The descriptor.
-    public let fileDescriptor: Int32
+    package let fileDescriptor: Int32
     private let closed = Atomic(false)
 
     /// Creates an eventfd with counter 0.
-    public init() throws(Errno) {
+    package init() throws(Errno) {
         let fd = cplatform_eventfd()
         guard fd >= 0 else { throw Errno(rawValue: -fd) }
         fileDescriptor = fd
     }
 
     /// Adds one to the counter (makes the descriptor readable).
-    public func signal() { EventFD.signal(fileDescriptor) }
+    package func signal() { EventFD.signal(fileDescriptor) }
 
     /// Adds one to the counter of eventfd `fd` (e.g. one inherited from a parent process).
-    public static func signal(_ fd: Int32) {
+    package static func signal(_ fd: Int32) {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
     }
 
     /// Reads and resets the counter; 0 when it was already 0.
     @discardableResult
-    public func drain() -> UInt64 {
+    package func drain() -> UInt64 {
         var value: UInt64 = 0
         let n = withUnsafeMutableBytes(of: &value) { read(fileDescriptor, $0.baseAddress, 8) }
         return n == 8 ? value : 0
     }
 
     /// Closes the descriptor. Idempotent.
-    public func close() {
+    package func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Glibc.close(fileDescriptor)
     }

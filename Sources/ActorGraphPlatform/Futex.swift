@@ -8,9 +8,9 @@ import CPlatformShims
 ///
 /// Workers park through their io_uring (``IORing/prepareFutexWait(on:expected:userData:)``);
 /// callers that are not workers, and hosts where io_uring is refused, use this.
-public enum Futex {
+package enum Futex {
     /// The outcome of ``wait(on:expected:timeoutNanoseconds:)``.
-    public enum WaitResult: Equatable, Sendable {
+    package enum WaitResult: Equatable, Sendable {
         /// Woken by ``wake(_:count:)`` (or spuriously: re-check the condition).
         case woken
         /// The word did not hold `expected` when the kernel looked.
@@ -22,7 +22,7 @@ public enum Futex {
     }
 
     /// Sleeps while `*word == expected`, for at most `timeoutNanoseconds` (negative: no limit).
-    public static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64,
+    package static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64,
                             shared: Bool = false) -> WaitResult {
         let r = cplatform_futex_wait(word, expected, timeoutNanoseconds, shared ? 1 : 0)
         switch r {
@@ -35,7 +35,7 @@ public enum Futex {
 
     /// Wakes up to `count` threads sleeping on `word`; returns how many woke.
     @discardableResult
-    public static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1, shared: Bool = false) -> Int {
+    package static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1, shared: Bool = false) -> Int {
         Int(max(0, cplatform_futex_wake(word, count, shared ? 1 : 0)))
     }
 }

@@ -5,29 +5,29 @@ import Glibc
 ///
 /// A worker uses its ring for everything it waits on: its park doorbell (a futex-wait SQE) and the
 /// I/O of source and sink stages. Not thread-safe: only the owning thread prepares, submits and reaps.
-public final class IORing {
+package final class IORing {
     @usableFromInline var ring = io_uring()
     private var isClosed = false
 
     /// One reaped completion.
-    public struct Completion: Sendable {
+    package struct Completion: Sendable {
         /// The `userData` given when the request was prepared.
-        public var userData: UInt64
+        package var userData: UInt64
         /// The result: a byte count, 0, or `-errno`.
-        public var result: Int32
+        package var result: Int32
         /// The CQE flags.
-        public var flags: UInt32
+        package var flags: UInt32
     }
 
     /// Creates a ring with `entries` submission slots. Throws the kernel's refusal
     /// (`EPERM`/`ENOSYS` under seccomp) so callers can fall back to plain futexes.
-    public init(entries: UInt32 = 64, flags: UInt32 = 0) throws(Errno) {
+    package init(entries: UInt32 = 64, flags: UInt32 = 0) throws(Errno) {
         let r = io_uring_queue_init(entries, &ring, flags)
         guard r == 0 else { throw Errno(rawValue: -r) }
     }
 
     /// Whether io_uring can be used on this host, and the kernel's error when it cannot.
-    public static func probe() -> Result<Void, Errno> {
+    package static func probe() -> Result<Void, Errno> {
         do {
             let ring = try IORing(entries: 2)
             ring.close()
@@ -38,7 +38,7 @@ public final class IORing {
     }
 
     /// Whether the kernel supports `IORING_OP_FUTEX_WAIT` (opcode 51) on this host.
-    public static func supportsFutexWait() -> Bool {
+    package static func supportsFutexWait() -> Bool {
         guard let probe = io_uring_get_probe() else { return false }
         defer { io_uring_free_probe(probe) }
         return io_uring_opcode_supported(probe, Int32(CLIBURING_OP_FUTEX_WAIT)) != 0
@@ -54,7 +54,7 @@ public final class IORing {
     /// Queues `IORING_OP_FUTEX_WAIT`: completes when `word` is woken, or at once (`-EAGAIN`) if `*word != expected`.
     /// `shared`: the word is mapped by several processes (no `FUTEX2_PRIVATE`), as ``Futex`` with `shared: true`.
     @discardableResult
-    public func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64,
+    package func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64,
                                  shared: Bool = false) -> Bool {
         guard let sqe = nextSQE() else { return false }
         clib_io_uring_prep_futex_wait(sqe, word, UInt64(expected), shared ? 1 : 0)
@@ -64,7 +64,7 @@ public final class IORing {
 
     /// Queues a `sendmsg` of `message` on socket `fd` (its `msg_name` addresses a UDP datagram).
     @discardableResult
-    public func prepareSendMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
+    package func prepareSendMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
         guard let sqe = nextSQE() else { return false }
         io_uring_prep_sendmsg(sqe, fd, message, 0)
         io_uring_sqe_set_data64(sqe, userData)
@@ -73,7 +73,7 @@ public final class IORing {
 
     /// Queues a `recvmsg` on socket `fd` (UDP: fills the sender's address).
     @discardableResult
-    public func prepareReceiveMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
+    package func prepareReceiveMessage(fd: Int32, message: UnsafeMutablePointer<msghdr>, userData: UInt64) -> Bool {
         guard let sqe = nextSQE() else { return false }
         io_uring_prep_recvmsg(sqe, fd, message, 0)
         io_uring_sqe_set_data64(sqe, userData)
@@ -100,7 +100,7 @@ public final class IORing {
 
     /// Queues a `read` of `buffer.count` bytes at `offset` of file `fd`.
     @discardableResult
-    public func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64, userData: UInt64) -> Bool {
+    package func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64, userData: UInt64) -> Bool {
         guard let sqe = nextSQE() else { return false }
         io_uring_prep_read(sqe, fd, buffer.baseAddress, UInt32(buffer.count), offset)
         io_uring_sqe_set_data64(sqe, userData)
@@ -109,22 +109,22 @@ public final class IORing {
 
     /// Flags for a ring polled by a spinning owner: completions' task work waits for the owner
     /// (no inter-processor interrupt), which learns of it through ``taskWorkPending``.
-    public static let cooperativeFlags = UInt32(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
+    package static let cooperativeFlags = UInt32(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
 
     /// Whether the kernel has completions waiting for this thread to enter it (rings created with
     /// ``cooperativeFlags``): a read of the shared submission-ring flags, no system call.
     @inline(__always)
-    public var taskWorkPending: Bool {
+    package var taskWorkPending: Bool {
         guard let flags = ring.sq.kflags else { return false }
         return UnsafeRawPointer(flags).assumingMemoryBound(to: UInt32.self).pointee & UInt32(IORING_SQ_TASKRUN) != 0
     }
 
     /// Enters the kernel just to run pending task work, posting its completions (`io_uring_get_events`).
-    public func runTaskWork() { _ = io_uring_get_events(&ring) }
+    package func runTaskWork() { _ = io_uring_get_events(&ring) }
 
     /// Submits queued requests without waiting. Returns how many were submitted.
     @discardableResult
-    public func submit() throws(Errno) -> Int {
+    package func submit() throws(Errno) -> Int {
         let r = io_uring_submit(&ring)
         guard r >= 0 else { throw Errno(rawValue: -r) }
         return Int(r)
@@ -133,7 +133,7 @@ public final class IORing {
     /// Submits queued requests and sleeps until at least one completion is ready or `timeoutNanoseconds` pass.
     /// Returns false on timeout.
     @discardableResult
-    public func submitAndWait(timeoutNanoseconds: Int64) throws(Errno) -> Bool {
+    package func submitAndWait(timeoutNanoseconds: Int64) throws(Errno) -> Bool {
         var ts = __kernel_timespec(tv_sec: timeoutNanoseconds / 1_000_000_000, tv_nsec: timeoutNanoseconds % 1_000_000_000)
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
         let r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nil)
@@ -145,7 +145,7 @@ public final class IORing {
     /// Reaps every ready completion, calling `body` for each, without entering the kernel.
     /// Returns how many were reaped.
     @discardableResult
-    public func reapCompletions(_ body: (Completion) -> Void) -> Int {
+    package func reapCompletions(_ body: (Completion) -> Void) -> Int {
         var count = 0
         while let cqe = clib_io_uring_peek_cqe(&ring) {
             let c = Completion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags)
@@ -157,7 +157,7 @@ public final class IORing {
     }
 
     /// Tears the ring down. Idempotent.
-    public func close() {
+    package func close() {
         guard !isClosed else { return }
         isClosed = true
         io_uring_queue_exit(&ring)

@@ -1,17 +1,17 @@
 import CLibNUMA
 
 /// libnuma, with Swift names. On a machine without NUMA support every query answers as one node.
-public enum NUMA {
+package enum NUMA {
     /// Whether the kernel and libnuma support NUMA policy calls (`numa_available() >= 0`).
-    public static let isAvailable: Bool = numa_available() >= 0
+    package static let isAvailable: Bool = numa_available() >= 0
 
     /// The number of configured NUMA nodes (1 when NUMA is unavailable).
-    public static var nodeCount: Int {
+    package static var nodeCount: Int {
         isAvailable ? Int(numa_max_node()) + 1 : 1
     }
 
     /// The CPUs of `node`, ascending; empty when the node does not exist.
-    public static func cpus(ofNode node: Int) -> [Int] {
+    package static func cpus(ofNode node: Int) -> [Int] {
         guard isAvailable else { return node == 0 ? CPU.allowedCPUs() : [] }
         guard let mask = numa_allocate_cpumask() else { return [] }
         defer { numa_free_cpumask(mask) }
@@ -21,7 +21,7 @@ public enum NUMA {
     }
 
     /// The node `cpu` belongs to, or `nil`.
-    public static func node(ofCPU cpu: Int) -> Int? {
+    package static func node(ofCPU cpu: Int) -> Int? {
         guard isAvailable else { return 0 }
         let n = numa_node_of_cpu(Int32(cpu))
         return n < 0 ? nil : Int(n)
@@ -29,20 +29,20 @@ public enum NUMA {
 
     /// Binds the pages of `[address, address+byteCount)` to `node` (`numa_tonode_memory`).
     /// Call before the pages are first touched.
-    public static func bind(_ address: UnsafeMutableRawPointer, byteCount: Int, toNode node: Int) {
+    package static func bind(_ address: UnsafeMutableRawPointer, byteCount: Int, toNode node: Int) {
         guard isAvailable else { return }
         numa_tonode_memory(address, byteCount, Int32(node))
     }
 
     /// Restricts the calling thread to the CPUs of `node` (`numa_run_on_node`). Returns false on failure.
     @discardableResult
-    public static func runOnNode(_ node: Int) -> Bool {
+    package static func runOnNode(_ node: Int) -> Bool {
         guard isAvailable else { return node == 0 }
         return numa_run_on_node(Int32(node)) == 0
     }
 
     /// The node holding the page at `address` (`get_mempolicy(MPOL_F_NODE | MPOL_F_ADDR)`), or `nil`.
-    public static func node(ofAddress address: UnsafeMutableRawPointer) -> Int? {
+    package static func node(ofAddress address: UnsafeMutableRawPointer) -> Int? {
         guard isAvailable else { return 0 }
         var node: Int32 = -1
         let r = get_mempolicy(&node, nil, 0, address, UInt32(MPOL_F_NODE | MPOL_F_ADDR))

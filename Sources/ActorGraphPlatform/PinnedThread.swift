@@ -6,12 +6,12 @@ import Synchronization
 ///
 /// `Sendable` (checked): the handle and CPU are constants, and whether the thread was joined is
 /// behind a `Mutex`, so any thread may join it (a second joiner waits for the first).
-public final class PinnedThread: Sendable {
+package final class PinnedThread: Sendable {
     private let handle: pthread_t
     /// True once joined or detached: `pthread_join`/`pthread_detach` is called at most once.
     private let joined = Mutex(false)
     /// The CPU the thread was pinned to, or `nil` when it floats.
-    public let cpu: Int?
+    package let cpu: Int?
 
     /// What the new thread receives through `pthread_create`'s context pointer: `body` was handed
     /// over (`sending`), so from here on only that thread touches it.
@@ -28,7 +28,7 @@ public final class PinnedThread: Sendable {
     ///   - stackSize: the thread's stack in bytes; large enough for stages that keep big values on the stack.
     ///   - body: runs on the new thread; it is handed over (`sending`), so what it captures must not be
     ///     used by the caller afterwards unless it is `Sendable`.
-    public init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: sending @escaping () -> Void) throws(Errno) {
+    package init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: sending @escaping () -> Void) throws(Errno) {
         self.cpu = cpu
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
@@ -51,7 +51,7 @@ public final class PinnedThread: Sendable {
     }
 
     /// Waits for the thread to finish. Idempotent; must not be called from the thread itself.
-    public func join() {
+    package func join() {
         joined.withLock { joined in
             guard !joined else { return }
             joined = true
@@ -63,7 +63,7 @@ public final class PinnedThread: Sendable {
     /// true once joined; false when it is still running, after which the thread is detached (its
     /// resources go back when it returns) and never joined again.
     @discardableResult
-    public func join(timeoutNanoseconds: Int64) -> Bool {
+    package func join(timeoutNanoseconds: Int64) -> Bool {
         joined.withLock { joined in
             guard !joined else { return true }
             joined = true

@@ -6,20 +6,20 @@ import Glibc
 ///
 /// Installed explicitly, so a process started in the background by a non-interactive shell (which
 /// inherits SIGINT as SIG_IGN) still stops on Ctrl-C or `kill -INT`.
-public enum StopSignals {
+package enum StopSignals {
     /// Installs the handlers (idempotent). Throws the `sigaction` error.
-    public static func install() throws(Errno) {
+    package static func install() throws(Errno) {
         guard service_signals_install() == 0 else { throw Errno(rawValue: errno) }
     }
 
     /// The stop signal received so far (`SIGINT` or `SIGTERM`), or `nil`.
-    public static var received: Int32? {
+    package static var received: Int32? {
         let signo = service_signals_received()
         return signo == 0 ? nil : signo
     }
 
     /// `SIGINT`, `SIGTERM` or `signal N`.
-    public static func name(_ signo: Int32) -> String {
+    package static func name(_ signo: Int32) -> String {
         switch signo {
         case SIGINT: return "SIGINT"
         case SIGTERM: return "SIGTERM"

@@ -5,15 +5,15 @@ import Synchronization
 ///
 /// `Sendable` (checked): the descriptor and port are constants and the closed flag is atomic; the
 /// calls it makes (`send`, `recv`, `setsockopt`) are thread-safe system calls.
-public final class UDPSocket: Sendable {
+package final class UDPSocket: Sendable {
     /// The socket descriptor.
-    public let fileDescriptor: Int32
+    package let fileDescriptor: Int32
     /// The bound port (the kernel's choice when 0 was asked for).
-    public let port: UInt16
+    package let port: UInt16
     private let isClosed = Atomic(false)
 
     /// Opens a socket bound to `host:port` (`port` 0 picks a free one), with `receiveBuffer` bytes of kernel buffer.
-    public init(bindingTo host: String = "127.0.0.1", port: UInt16, receiveBuffer: Int32 = 4 << 20) throws(Errno) {
+    package init(bindingTo host: String = "127.0.0.1", port: UInt16, receiveBuffer: Int32 = 4 << 20) throws(Errno) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Errno.current }
         var size = receiveBuffer
@@ -38,7 +38,7 @@ public final class UDPSocket: Sendable {
     }
 
     /// An IPv4 socket address for `host:port`.
-    public static func address(host: String, port: UInt16) throws(Errno) -> sockaddr_in {
+    package static func address(host: String, port: UInt16) throws(Errno) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -47,7 +47,7 @@ public final class UDPSocket: Sendable {
     }
 
     /// Connects the socket to `host:port`, so plain `send`/`recv` reach that peer only.
-    public func connect(host: String, port: UInt16) throws(Errno) {
+    package func connect(host: String, port: UInt16) throws(Errno) {
         var address = try UDPSocket.address(host: host, port: port)
         let r = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fileDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -56,14 +56,14 @@ public final class UDPSocket: Sendable {
     }
 
     /// Sets a receive timeout, so a blocking `recv` cannot wait forever.
-    public func setReceiveTimeout(nanoseconds: Int64) {
+    package func setReceiveTimeout(nanoseconds: Int64) {
         var tv = timeval(tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000) / 1000)
         _ = setsockopt(fileDescriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sends one datagram on a connected socket. Returns bytes sent or throws.
     @discardableResult
-    public func send(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+    package func send(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
         while true {
             let n = Glibc.send(fileDescriptor, bytes.baseAddress, bytes.count, 0)
             if n >= 0 { return n }
@@ -72,7 +72,7 @@ public final class UDPSocket: Sendable {
     }
 
     /// Receives one datagram on a connected socket; throws `EAGAIN` on timeout. Retries after signals.
-    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    package func receive(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         while true {
             let n = recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
@@ -81,7 +81,7 @@ public final class UDPSocket: Sendable {
     }
 
     /// Closes the socket. Idempotent.
-    public func close() {
+    package func close() {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Glibc.close(fileDescriptor)
     }

@@ -30,20 +30,20 @@ struct ActorGraphCLI: AsyncParsableCommand {
         as Graphviz DOT). With no subcommand, `actorgraph` runs `run`.
         """,
         subcommands: [
-            List.self,
-            Run.self,
-            Describe.self,
-            Bench.self,
-            Serve.self,
-            Load.self,
+            ListCommand.self,
+            RunCommand.self,
+            DescribeCommand.self,
+            BenchCommand.self,
+            ServeCommand.self,
+            LoadCommand.self,
             SoakCommand.self,
             FuzzUDPCommand.self,
-            Faults.self,
-            TcpPingPong.self,
+            FaultsCommand.self,
+            TcpPingPongCommand.self,
             PieceCommand.self,
             RemoteBenchCommand.self,
         ],
-        defaultSubcommand: Run.self)
+        defaultSubcommand: RunCommand.self)
 
     /// Parses and runs the command. A bad command line is reported in one line
     /// (`actorgraph: error: …`, then a non-zero exit), not ArgumentParser's usage block; `--help`

@@ -4,7 +4,7 @@ import CMallocCounter
 
 /// `actorgraph bench`: the compiled graph against the dynamic task path, the sequential lower bound
 /// and the machine's physical limit (pinned cache-line ping-pong), in one run.
-struct Bench: AsyncParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark compiled vs dynamic vs sequential execution against a cache-line ping-pong baseline.",

@@ -2,16 +2,17 @@ import ActorGraphExamples
 import ArgumentParser
 import Foundation
 
-/// `actorgraph describe NAME`: placement and channels as Graphviz DOT, rendered when `dot` is installed.
-struct Describe: AsyncParsableCommand {
+/// `actorgraph describe NAME`: placement and channels as Graphviz DOT on stdout; files only with `--output`.
+struct DescribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe",
-        abstract: "Print a graph's placement and channels as Graphviz DOT; write NAME.dot and NAME.svg/png.",
+        abstract: "Print a graph's placement and channels as Graphviz DOT; with --output DIR, also write NAME.dot and NAME.svg/png there.",
         discussion: """
-        The DOT (from `compiled.dot()`) goes to stdout; NAME.dot is written to --output, and, when \
-        Graphviz `dot` is on the PATH, NAME.svg and NAME.png next to it. Status lines go to stderr. \
-        With --stats, a short workload runs first (--count executions) and every node and ring is \
-        labelled with its measured figures (count, failures, stage and channel-wait p50/p99).
+        The DOT (from `compiled.dot()`) goes to stdout and nothing is written unless --output is \
+        given: then NAME.dot goes to that directory and, when Graphviz `dot` is on the PATH, NAME.svg \
+        and NAME.png next to it. Status lines go to stderr. With --stats, a short workload runs first \
+        (--count executions) and every node and ring is labelled with its measured figures (count, \
+        failures, stage and channel-wait p50/p99).
         """)
 
     @Option(help: "With --stats: executions of the short workload (default: the example's, at most 20000).")
@@ -20,10 +21,11 @@ struct Describe: AsyncParsableCommand {
     @Argument(help: "The example graph to describe (see `actorgraph list`).")
     var name: String
 
-    @Option(help: "Directory for NAME.dot, NAME.svg and NAME.png.")
-    var output = "."
+    @Option(help: "Also write NAME.dot (and NAME.svg, NAME.png when Graphviz is installed) into this directory.")
+    var output: String?
 
-    @Flag(help: "Only print the DOT; write no files.")
+    /// Accepted so that existing command lines keep working; nothing is written without --output.
+    @Flag(help: .hidden)
     var noFiles = false
 
     @OptionGroup(title: "Compile options")
@@ -50,7 +52,7 @@ struct Describe: AsyncParsableCommand {
             throw CLI.fail(error)
         }
         print(dot, terminator: dot.hasSuffix("\n") ? "" : "\n")
-        if noFiles { return }
+        guard let output, !noFiles else { return }
 
         let directory = URL(fileURLWithPath: output, isDirectory: true)
         let dotFile = directory.appendingPathComponent("\(example.name).dot")

@@ -8,7 +8,7 @@ import Synchronization
 
 /// `actorgraph faults`: kills isolated workers in every way the engine must survive while callers
 /// keep submitting, and checks that every execution got exactly one answer.
-struct Faults: ParsableCommand {
+struct FaultsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faults",
         abstract: "Inject worker faults (trap, abort, SIGKILL, SIGSTOP, a stage that never returns) into isolated workers under load.",
@@ -118,85 +118,5 @@ struct Faults: ParsableCommand {
         if statistics.restarts < injected { problems.append("only \(statistics.restarts) restart(s) for \(injected) fault(s)") }
         if statistics.restartsExhausted { problems.append("restarts exhausted") }
         if !problems.isEmpty { throw CLI.fail("faults: " + problems.joined(separator: ", ")) }
-    }
-}
-
-/// Every execution's answers, by id, and the first success after each worker death.
-final class FaultLedger: Sendable {
-    private struct State {
-        var answers: [Int: Int] = [:]
-        var submitted = 0
-        var successes: [UInt64] = []
-        var errorTimes: [UInt64] = []
-        var typedErrors = 0
-        var hung = 0
-        var wrong = 0
-        var duplicates = 0
-    }
-    private let state = Mutex(State())
-
-    /// Executes one request and records its one answer (a result or a typed error).
-    func execute(_ compiled: CompiledGraph<FaultInjection.Request, Int>, _ request: FaultInjection.Request) {
-        state.withLock { $0.submitted += 1 }
-        do {
-            let value = try compiled.execute(request, timeout: .seconds(10))
-            let now = MonotonicClock.now()
-            // The value names the execution it belongs to: a result delivered to the wrong caller
-            // shows up as a second answer for its real owner.
-            let owner = (value - 1) / 2
-            state.withLock {
-                $0.successes.append(now)
-                if owner != request.id { $0.wrong += 1 }
-                $0.answers[owner, default: 0] += 1
-                if $0.answers[owner]! > 1 { $0.duplicates += 1 }
-            }
-        } catch {
-            let now = MonotonicClock.now()
-            state.withLock {
-                if case .timedOut = error { $0.hung += 1; return }
-                $0.typedErrors += 1
-                $0.errorTimes.append(now)
-                $0.answers[request.id, default: 0] += 1
-                if $0.answers[request.id]! > 1 { $0.duplicates += 1 }
-            }
-        }
-    }
-
-    struct Report {
-        var submitted: Int
-        var answered: Int
-        var lost: Int
-        var hung: Int
-        var duplicates: Int
-        var wrong: Int
-        var maxRecoveryMilliseconds: Double
-    }
-
-    /// The worst time from each of `kills` to the first typed error answered after it, in ms.
-    func worstAnswerMilliseconds(after kills: [UInt64]) -> Double {
-        state.withLock { s in
-            let sorted = s.errorTimes.sorted()
-            var worst: UInt64 = 0
-            for kill in kills {
-                if let first = sorted.first(where: { $0 > kill }) { worst = max(worst, first &- kill) }
-            }
-            return Double(worst) / 1e6
-        }
-    }
-
-    func report(restarts: Int, deaths: [UInt64]) -> Report {
-        state.withLock { s in
-            let answered = s.successes.count + s.typedErrors
-            let sorted = s.successes.sorted()
-            var worst: UInt64 = 0
-            for death in deaths {
-                // The first successful execution after the death.
-                var lo = 0, hi = sorted.count
-                while lo < hi { let mid = (lo + hi) / 2; if sorted[mid] <= death { lo = mid + 1 } else { hi = mid } }
-                if lo < sorted.count { worst = max(worst, sorted[lo] &- death) }
-            }
-            return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
-                          duplicates: s.duplicates, wrong: s.wrong, maxRecoveryMilliseconds: Double(worst) / 1e6)
-        }
     }
 }

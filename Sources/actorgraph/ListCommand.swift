@@ -2,7 +2,7 @@ import ActorGraphExamples
 import ArgumentParser
 
 /// `actorgraph list`: the example graphs, one line each.
-struct List: ParsableCommand {
+struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List the example graphs, one line each.")

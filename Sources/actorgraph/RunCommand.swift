@@ -3,7 +3,7 @@ import ActorGraphExamples
 import ArgumentParser
 
 /// `actorgraph run NAME`: compile, execute, print the results and the latency percentiles.
-struct Run: AsyncParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Compile an example graph, execute it and print its results and latency percentiles.",

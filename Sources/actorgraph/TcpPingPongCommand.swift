@@ -15,7 +15,7 @@ import Glibc
 /// `tcp-pingpong: p50_ns=… p99_ns=… p999_ns=… max_ns=… count=N`. Every wait is bounded by
 /// `--timeout`: connecting (retried while refused, so the client may start before the server
 /// listens), accepting, and each receive, so neither side outlives a dead peer by more than that.
-struct TcpPingPong: ParsableCommand {
+struct TcpPingPongCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tcp-pingpong",
         abstract: "Raw TCP 32-byte ping-pong (the baseline for cross-host edges).",

@@ -178,6 +178,91 @@ final class ExclusiveSubmitterTests: XCTestCase {
         for i in 0..<10 { try submitter.submit(i) }
         for i in 0..<10 { XCTAssertEqual(try submitter.receive { $0 + 1 }, 3 * i + 1) }
     }
+
+    // MARK: withExclusiveSubmitter (the scope form)
+
+    func testTheScopeReturnsItsBodysResultAndSubmitWorksAfterIt() throws {
+        let compiled = try diamondGraph().compile(testOptions(capacity: 16))
+        defer { compiled.shutdown() }
+        let total = try compiled.withExclusiveSubmitter { submitter in
+            let refused: (GraphError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+            assertGraphError(try compiled.submit(1), refused)
+            assertGraphError(try compiled.execute(1), refused)
+            var total = 0
+            for i in 0..<1_000 {
+                if submitter.inFlight == compiled.capacity { total += try submitter.receive() }
+                try submitter.submit(i)
+            }
+            while submitter.inFlight > 0 { total += try submitter.receive() }
+            return total
+        }
+        XCTAssertEqual(total, (0..<1_000).reduce(0) { $0 + diamondExpected($1) })
+        XCTAssertEqual(try compiled.submit(4).wait(), diamondExpected(4))
+        XCTAssertEqual(try compiled.execute(5), diamondExpected(5))
+    }
+
+    func testTheScopeGivesSubmissionAndSlotsBackWhenItsBodyThrows() throws {
+        struct Stop: Error, Equatable { var at: Int }
+        let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(10)))
+        defer { compiled.shutdown() }
+        for round in 0..<200 {
+            do {
+                try compiled.withExclusiveSubmitter { submitter in
+                    for i in 0..<(round % 9) { try submitter.submit(i) }   // 0…8 in flight, never received
+                    throw Stop(at: round)
+                }
+                XCTFail("the body's error was not thrown")
+            } catch let error as Stop {
+                XCTAssertEqual(error, Stop(at: round))
+            }
+            XCTAssertEqual(try compiled.submit(round).wait(), diamondExpected(round))
+        }
+        // Every abandoned slot came back: a window of the whole capacity is admitted (a leaked slot would stall it).
+        var sum = 0
+        try compiled.executeAll(0..<64) { _, result in sum += try! result.get() }
+        XCTAssertEqual(sum, (0..<64).reduce(0) { $0 + diamondExpected($1) })
+    }
+
+    func testTheScopeGivesSubmissionBackWhenAReceiveThrows() throws {
+        let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "check") }
+        let compiled = try graph.compile(testOptions(capacity: 16))
+        defer { compiled.shutdown() }
+        assertGraphError(try compiled.withExclusiveSubmitter { submitter in
+            for i in 1...10 { try submitter.submit(i) }
+            while true { _ = try submitter.receive() }           // throws at 5, with 6…10 in flight
+        }) { if case .stageFailed(node: "check", _) = $0 { return true }; return false }
+        XCTAssertEqual(try compiled.execute(11), 11)
+    }
+
+    func testASecondScopeIsRefusedWithoutRunningItsBody() throws {
+        let compiled = try diamondGraph().compile(testOptions(capacity: 16))
+        defer { compiled.shutdown() }
+        let refused: (GraphError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+        try compiled.withExclusiveSubmitter { outer in
+            var ran = false
+            assertGraphError(try compiled.withExclusiveSubmitter { _ in ran = true }, refused)
+            XCTAssertFalse(ran)
+            try outer.submit(2)
+            XCTAssertEqual(try outer.receive(), diamondExpected(2))
+        }
+        var held = try compiled.exclusiveSubmitter()
+        assertGraphError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran while another submitter was open") }, refused)
+        try held.submit(3)
+        XCTAssertEqual(try held.receive(), diamondExpected(3))
+        _ = consume held
+        XCTAssertEqual(try compiled.withExclusiveSubmitter { submitter in
+            try submitter.submit(6)
+            return try submitter.receive()
+        }, diamondExpected(6))
+    }
+
+    func testTheScopeOnAShutDownGraphThrowsShutDown() throws {
+        let compiled = try diamondGraph().compile(testOptions())
+        compiled.shutdown()
+        assertGraphError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran after shutdown") }) {
+            if case .shutDown = $0 { return true }; return false
+        }
+    }
 }
 
 private final class OpenFlag: Sendable { let open = Atomic<Bool>(false) }

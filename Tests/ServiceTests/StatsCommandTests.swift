@@ -4,24 +4,7 @@ import XCTest
 /// `actorgraph run NAME --stats` and `actorgraph describe NAME --stats` as a user runs them.
 final class StatsCommandTests: XCTestCase {
     private func actorgraph(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let binary = try XCTUnwrap(ServeProcessTests.binary, "build the CLI first: swift build --build-tests")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        // stdout through a pipe read to its end; stderr into a file (no second pipe to drain).
-        let out = Pipe()
-        let errPath = NSTemporaryDirectory() + "actorgraph-stats-\(UUID().uuidString).err"
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let err = try XCTUnwrap(FileHandle(forWritingAtPath: errPath))
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try err.close()
-        let errData = FileManager.default.contents(atPath: errPath) ?? Data()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        try runActorGraph(arguments)
     }
 
     func testRunStatsEndsWithThePerNodeTableAndTheDominantNode() throws {
@@ -38,7 +21,7 @@ final class StatsCommandTests: XCTestCase {
     }
 
     func testDescribeStatsLabelsTheDOTWithMeasuredFigures() throws {
-        let (status, stdout, stderr) = try actorgraph(["describe", "diamond", "--stats", "--count", "500", "--no-files",
+        let (status, stdout, stderr) = try actorgraph(["describe", "diamond", "--stats", "--count", "500",
                                                        "--workers", "1", "--no-pin"])
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.hasPrefix("digraph ActorGraph {"), stdout)

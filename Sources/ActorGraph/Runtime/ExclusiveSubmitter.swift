@@ -10,18 +10,25 @@ import Synchronization
 /// stores, and the wake-up check for a worker that may be going to sleep runs only when the owner is
 /// about to wait. This is the LMAX Disruptor's single-producer sequencer, with results returned.
 ///
+/// Take one for a scope with ``CompiledGraph/withExclusiveSubmitter(_:)``, the recommended form:
+/// submission comes back to everyone when the closure returns or throws.
+///
 /// ```swift
-/// var submitter = try compiled.exclusiveSubmitter()
-/// for i in 0..<1_000_000 {
-///     if submitter.inFlight == compiled.capacity { total += try submitter.receive() }
-///     try submitter.submit(i)
+/// let total = try compiled.withExclusiveSubmitter { submitter in
+///     var total = 0
+///     for i in 0..<1_000_000 {
+///         if submitter.inFlight == compiled.capacity { total += try submitter.receive() }
+///         try submitter.submit(i)
+///     }
+///     while submitter.inFlight > 0 { total += try submitter.receive() }
+///     return total
 /// }
-/// while submitter.inFlight > 0 { total += try submitter.receive() }
 /// ```
 ///
 /// It is `~Copyable` and `Sendable`: one owner at a time, which may hand it to another thread.
 /// Dropping it abandons the executions still in flight (their slots come back when they finish)
-/// and gives submission back to everyone.
+/// and gives submission back to everyone. One held by a global (a top-level `var` in `main.swift`)
+/// is never dropped, so the graph refuses every other submitter for good: hold it in a scope.
 public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, Sendable {
     @usableFromInline let core: Unmanaged<EngineCore>
     /// The next sequence this owner will claim.
@@ -172,9 +179,29 @@ struct SubmitterWords: @unchecked Sendable {
 }
 
 extension CompiledGraph {
+    /// Runs `body` as this graph's only submitter and gives submission back when it returns or
+    /// throws (see ``ExclusiveSubmitter``); returns what `body` returns.
+    ///
+    /// The submitter is lent to `body` and cannot outlive it, so the graph cannot stay locked: the
+    /// recommended way to take exclusive submission, at top level too. Executions `body` leaves in
+    /// flight are abandoned; their slots come back when they finish.
+    ///
+    /// Throws what `body` throws, ``GraphError/exclusiveSubmitterOpen`` (without running `body`)
+    /// while another exclusive submitter exists, and ``GraphError/shutDown`` after ``shutdown()``.
+    @inlinable
+    public func withExclusiveSubmitter<Result: ~Copyable>(
+        _ body: (inout ExclusiveSubmitter<Input, Output>) throws -> Result
+    ) throws -> Result {
+        var submitter = try exclusiveSubmitter()
+        return try body(&submitter)
+    }
+
     /// Takes this graph's submissions for one owner until the returned submitter is dropped (see
     /// ``ExclusiveSubmitter``). Throws ``GraphError/exclusiveSubmitterOpen`` while another one
     /// exists and ``GraphError/shutDown`` after ``shutdown()``.
+    ///
+    /// Prefer ``withExclusiveSubmitter(_:)``: a submitter kept in a global (a top-level `var` in
+    /// `main.swift`) is never dropped and leaves every other `submit` refused for good.
     public func exclusiveSubmitter() throws(GraphError) -> ExclusiveSubmitter<Input, Output> {
         try ExclusiveSubmitter(core: core)
     }

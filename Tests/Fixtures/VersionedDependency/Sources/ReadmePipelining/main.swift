@@ -1,1 +1,0 @@
-// Written by scripts/check-fixtures.sh from the README second Swift example.
