@@ -34,12 +34,12 @@ final class EpochFencingTests: XCTestCase {
         o.remote.hosts = ["b": [PieceAddress("127.0.0.1", port: listener.localPort)]]
         o.remote.heartbeat = .seconds(1) // this fake piece sends no heartbeats
         let options = o
-        let compiledBox = Mutex<CompiledGraph<Int, Int>?>(nil)
-        let compiling = Thread { compiledBox.withLock { $0 = try? Self.graph().compile(options) } }
-        compiling.start()
+        // Compiling waits for the handshake this test answers: on another thread, joined after it.
+        let box = CompiledBox()
+        let compiling = try PinnedThread(name: "compile", cpu: nil) { @Sendable in box.compiled = try? EpochFencingTests.graph().compile(options) }
         let (socket, start) = try fakePiece(listener)
-        for _ in 0..<500 where compiledBox.withLock({ $0 == nil }) { usleep(10_000) }
-        let compiled = try XCTUnwrap(compiledBox.withLock { $0 })
+        compiling.join()
+        let compiled = try XCTUnwrap(box.compiled)
         defer { compiled.shutdown() }
         XCTAssertEqual(start.sequence, 0)
         let result = compiled.core.plan.outputChannel
@@ -76,3 +76,6 @@ final class EpochFencingTests: XCTestCase {
         listener.close()
     }
 }
+
+/// `@unchecked Sendable`: written by the compiling thread before `join()`, read after it.
+private final class CompiledBox: @unchecked Sendable { var compiled: CompiledGraph<Int, Int>? }

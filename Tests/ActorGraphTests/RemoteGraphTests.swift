@@ -13,46 +13,50 @@ final class RemoteGraphTests: XCTestCase {
     /// Serves pieces on 127.0.0.1 on a background thread until stopped.
     final class InProcessPiece: Sendable {
         let port: UInt16
-        private let stopFlag: Atomic<Bool>
         private let done: DispatchSemaphore
         private let stopped = Atomic<Bool>(false)
 
         init(port: UInt16 = 0, host: String? = nil, graphs: @escaping @Sendable () -> [any IsolatableGraph]) throws {
-            let stopFlag = Atomic<Bool>(false)
-            let ready = DispatchSemaphore(value: 0)
-            let done = DispatchSemaphore(value: 0)
-            let bound = Mutex<Int>(-1)
             let stopper = Stopper()
+            let done = DispatchSemaphore(value: 0)
             Thread.detachNewThread {
                 do {
                     try Piece.serve(listen: PieceAddress("127.0.0.1", port: port), host: host, graphs: graphs,
-                                    announce: { p in bound.withLock { $0 = Int(p) }; ready.signal() },
-                                    shouldStop: { stopper.stop.load(ordering: .relaxed) })
+                                    announce: { p in stopper.bound.store(Int(p), ordering: .releasing) },
+                                    shouldStop: { stopper.stop.load(ordering: .acquiring) })
                 } catch {
-                    bound.withLock { $0 = -2 }
-                    ready.signal()
+                    stopper.bound.store(-2, ordering: .releasing)
                 }
+                stopper.finished.store(true, ordering: .releasing)
                 done.signal()
             }
-            ready.wait()
-            let p = bound.withLock { $0 }
+            var p = -1
+            for _ in 0..<5000 {
+                p = stopper.bound.load(ordering: .acquiring)
+                if p != -1 { break }
+                usleep(1000)
+            }
             guard p > 0 else { throw XCTSkip("cannot listen on 127.0.0.1:\(port)") }
             self.port = UInt16(p)
-            self.stopFlag = stopFlag
             self.done = done
             self.stopper = stopper
         }
 
         let stopper: Stopper
-        final class Stopper: Sendable { let stop = Atomic<Bool>(false) }
+        final class Stopper: Sendable {
+            let stop = Atomic<Bool>(false)
+            let bound = Atomic<Int>(-1)
+            let finished = Atomic<Bool>(false)
+        }
 
         var address: PieceAddress { PieceAddress("127.0.0.1", port: port) }
 
         /// Stops serving: the running incarnation shuts down cleanly (the owner sees "the piece shut down").
         func stop() {
             guard !stopped.exchange(true, ordering: .relaxed) else { return }
-            stopper.stop.store(true, ordering: .relaxed)
+            stopper.stop.store(true, ordering: .releasing)
             done.wait()
+            while !stopper.finished.load(ordering: .acquiring) { usleep(1000) }
         }
     }
 
