@@ -109,3 +109,12 @@ final class PlatformTests: XCTestCase {
         XCTAssertTrue(Errno.notPermitted.description.contains("errno 1"))
     }
 }
+
+final class SystemLoadTests: XCTestCase {
+    /// `/proc/loadavg` counts the reading thread itself as runnable: at least one.
+    func testRunnableThreadsCountsAtLeastTheReader() throws {
+        let runnable = try XCTUnwrap(SystemLoad.runnableThreads())
+        XCTAssertGreaterThanOrEqual(runnable, 1)
+        XCTAssertLessThan(runnable, 1 << 20)
+    }
+}

@@ -176,6 +176,7 @@ final class EngineCore: @unchecked Sendable {
             let edges = makeEdges(self)
             edges.parkWord = edgeWorker.parkWord
             edgeWorker.attachment = edges
+            edgeWorker.watchesMachine = true
             self.edges = edges
         }
         // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except

@@ -46,6 +46,11 @@ final class Contention: Sendable {
     let contendedHint = Atomic<Bool>(false)
     /// Throttle events seen so far (diagnostics).
     let throttleEvents = Atomic<Int>(0)
+    /// Whether more threads were runnable on the whole machine than it has CPUs, at the last look
+    /// (``machineCrowded(now:)``), and when the next look may happen.
+    private let machineCrowdedFlag = Atomic<Bool>(false)
+    private let nextMachineRead = Atomic<UInt64>(0)
+    static let machineReadInterval: UInt64 = 100_000
     /// The watched `cpu.stat` and the last `nr_throttled` read from it.
     private let throttleSource = Mutex<(path: String?, throttled: UInt64)>((nil, 0))
 
@@ -89,6 +94,20 @@ final class Contention: Sendable {
         // Yielding hands the CPU to a peer only if one is runnable there; under a quota it still
         // burns the shared budget, so parking is the only way to stay under it.
         return quotaLimited.load(ordering: .relaxed) ? .overBudget : .crowded
+    }
+
+    /// Whether more threads are runnable on the whole machine (every process) than it has CPUs:
+    /// a spinning thread then holds a CPU another process's thread is waiting for — e.g. a piece
+    /// of the same graph on this machine — and that thread waits a scheduler slice. Read at most
+    /// every ``machineReadInterval`` by whichever thread asks (one `pread` of `/proc/loadavg`).
+    func machineCrowded(now: UInt64) -> Bool {
+        let due = nextMachineRead.load(ordering: .relaxed)
+        if now >= due, nextMachineRead.compareExchange(expected: due, desired: now &+ Contention.machineReadInterval,
+                                                       ordering: .relaxed).exchanged {
+            let cpus = max(1, effectiveMilliCPUs.load(ordering: .relaxed) / 1000)
+            machineCrowdedFlag.store((SystemLoad.runnableThreads() ?? 0) > cpus, ordering: .relaxed)
+        }
+        return machineCrowdedFlag.load(ordering: .relaxed)
     }
 
     /// Reads `cpu.stat` (one thread wins the slot, the others carry on): throttled periods that grew
@@ -159,11 +178,17 @@ struct Backoff {
     /// A worker whose segments callers may run while it is parked (``CallerTakeover``): such a
     /// worker parks as soon as it finds it lost its CPU while idle.
     let parksWhenDescheduled: Bool
+    /// A thread waiting on another machine (an edge worker, a caller of a graph spanning hosts):
+    /// it parks instead of spinning while the whole machine has more runnable threads than CPUs
+    /// (``Contention/machineCrowded(now:)``): what it waits for may be a thread of another process
+    /// here that needs the CPU it would spin on.
+    let watchesMachine: Bool
 
-    init(policy: IdlePolicy, role: Role, parksWhenDescheduled: Bool = false) {
+    init(policy: IdlePolicy, role: Role, parksWhenDescheduled: Bool = false, watchesMachine: Bool = false) {
         strategy = policy.strategy
         self.role = role
         self.parksWhenDescheduled = parksWhenDescheduled
+        self.watchesMachine = watchesMachine
         spins = role == .worker ? policy.workerSpins : policy.callerSpins
         spinNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
         if role == .worker { register() }
@@ -230,6 +255,7 @@ struct Backoff {
         // neighbour), while a parked one is run by the caller itself. A worker nobody can take
         // over keeps yielding: a wake-up from a park costs it 20–150 µs per execution here.
         if parksWhenDescheduled && now < descheduledUntil { return .park }
+        if watchesMachine && Contention.shared.machineCrowded(now: now) { return .park }
         // While spinning: `spins` polls *and* `spinTime`; once yielding or parking, the time alone.
         let idleLongEnough = (mode != .spin || polls >= spins) && now &- idleSince >= spinNanoseconds
         let verdict = Contention.shared.verdict(now: now)

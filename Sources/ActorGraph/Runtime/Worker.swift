@@ -23,6 +23,8 @@ final class Worker: @unchecked Sendable {
     var attachment: RingAttachment?
     /// Whether callers may run this worker's segments while it is parked (``CallerTakeover``); set before start.
     var canBeTakenOver = false
+    /// Whether this worker waits on other machines (an edge worker): see ``Backoff/watchesMachine``; set before start.
+    var watchesMachine = false
     /// Each runner's next sequence when the worker last announced a park (written and read by the
     /// worker's thread only; preallocated, so parking allocates nothing).
     private let positionsAtPark: UnsafeMutableBufferPointer<Int>
@@ -84,7 +86,7 @@ final class Worker: @unchecked Sendable {
         control.parkMechanism.pointee.store(parksOnRing ? 1 : 0, ordering: .relaxed)
         if let ring, let attachment { attachment.start(ring: ring); attachmentRing = ring }
         var armed = false
-        var backoff = Backoff(policy: idlePolicy, role: .worker, parksWhenDescheduled: canBeTakenOver)
+        var backoff = Backoff(policy: idlePolicy, role: .worker, parksWhenDescheduled: canBeTakenOver, watchesMachine: watchesMachine)
         // After a park that ended with nothing to do (its safety-net timeout), park again at once
         // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
         var reparkAtOnce = false
