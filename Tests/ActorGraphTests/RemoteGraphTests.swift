@@ -250,3 +250,30 @@ final class RemoteGraphTests: XCTestCase {
         XCTAssertEqual(try pending.wait(), 39)
     }
 }
+
+extension RemoteGraphTests {
+    /// A placer moved the piece: after the loss, the owner connects to the address it was told.
+    func testARelocatedPieceIsFoundAtTheAddressTheOwnerIsGiven() throws {
+        let first = try InProcessPiece(graphs: { [Self.remoteChain()] })
+        var options = Self.options(["b": [first.address]])
+        options.remote.heartbeat = .milliseconds(5)
+        let compiled = try Self.remoteChain().compile(options)
+        defer { compiled.shutdown() }
+        XCTAssertEqual(try compiled.execute(2), 3)
+        let moved = try InProcessPiece(graphs: { [Self.remoteChain()] })
+        defer { moved.stop() }
+        try compiled.setPieceAddresses([moved.address], forHost: "b")
+        assertGraphError(try compiled.setPieceAddresses([moved.address], forHost: "nowhere")) {
+            if case .unknownHost(_, let host) = $0 { return host == "nowhere" }
+            return false
+        }
+        first.stop()
+        var recovered = false
+        for _ in 0..<500 {
+            if let v = try? compiled.execute(3) { XCTAssertEqual(v, 5); recovered = true; break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        XCTAssertTrue(recovered, "\(compiled.diagnostics.hosts)")
+        XCTAssertEqual(compiled.diagnostics.hosts.first?.incarnations, 2)
+    }
+}

@@ -22,6 +22,9 @@ final class PieceConnector: @unchecked Sendable {
     /// and would accept a connection it never answers).
     private var lastAddress: [Int]
     private let lifecycle = Mutex<PinnedThread?>(nil)
+    /// Where each host's piece may listen: ``RemoteOptions/hosts`` at first, replaced by
+    /// ``setAddresses(_:forHost:)`` (e.g. a placer that restarted a piece elsewhere).
+    private let addressBook: Mutex<[String: [PieceAddress]]>
     weak var edges: TCPEdges?
 
     init(plan: ExecutionPlan, options: CompileOptions, firstEpoch: UInt32 = 1) {
@@ -37,6 +40,7 @@ final class PieceConnector: @unchecked Sendable {
                        missedHeartbeats: options.remote.missedHeartbeats)
         }
         epochs = [UInt32](repeating: firstEpoch, count: hosts.count)
+        addressBook = Mutex(options.remote.hosts)
         lastAddress = [Int](repeating: -1, count: hosts.count)
     }
 
@@ -59,7 +63,7 @@ final class PieceConnector: @unchecked Sendable {
         let name = hosts.names[h]
         let timeout = Int32(clamping: max(1, (limit ?? remote.connectTimeout).nanoseconds / 1_000_000))
         var reasons: [String] = []
-        let addresses = remote.hosts[name] ?? []
+        let addresses = addressBook.withLock { $0[name] ?? [] }
         for i in addresses.indices {
             let index = (lastAddress[h] + 1 + i) % addresses.count
             let address = addresses[index]
@@ -85,6 +89,17 @@ final class PieceConnector: @unchecked Sendable {
             }
         }
         throw .hostUnreachable(host: name, reason: reasons.isEmpty ? "no address given" : reasons.joined(separator: "; "))
+    }
+
+    /// Replaces the addresses of `host` for every later (re)connect; false for a host the graph does not use.
+    func setAddresses(_ addresses: [PieceAddress], forHost host: String) -> Bool {
+        guard hosts.names.dropFirst().contains(host) else { return false }
+        addressBook.withLock { $0[host] = addresses }
+        if let edges {
+            edges.lossWord.pointee.add(1, ordering: .sequentiallyConsistent)
+            Futex.wake(futexWord(edges.lossWord), count: Int32.max, shared: false)
+        }
+        return true
     }
 
     /// Starts the thread that replaces lost pieces.

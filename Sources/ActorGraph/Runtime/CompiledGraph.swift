@@ -176,6 +176,15 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
             hosts: core.edges?.links.map { HostStatus(link: $0) } ?? [])
     }
 
+    /// A graph spanning hosts: where `host`'s piece listens from now on (a placer restarted it
+    /// elsewhere, say). Later connects of that host — after the current piece is lost — try these
+    /// addresses, in order. Throws ``GraphError/unknownHost(node:host:)`` for a host the graph does not use.
+    public func setPieceAddresses(_ addresses: [PieceAddress], forHost host: String) throws(GraphError) {
+        guard core.connector?.setAddresses(addresses, forHost: host) == true else {
+            throw .unknownHost(node: "(none)", host: host)
+        }
+    }
+
     /// A Graphviz description: nodes clustered by worker, edges labelled with channel capacity or "fused".
     public func dot() -> String { DOTWriter.write(core.plan, cpus: core.plan.workerCPUs) }
 
