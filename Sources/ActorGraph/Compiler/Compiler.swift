@@ -198,6 +198,11 @@ enum Compiler {
         var groupWorker: [Int: Int] = [:]
         var load = [Int](repeating: 0, count: workers)
         var nextRoundRobin = [Int](repeating: 0, count: hosts?.count ?? 1)
+        // A host with several workers keeps stages off its edge worker: a long stage there would
+        // hold its connections' heartbeats and the peer would count the host as silent.
+        if let hosts {
+            for h in 0..<hosts.count where hosts.stageWorkers(of: h).count > 1 { load[hosts.edgeWorker(of: h)] = Int.max / 2 }
+        }
         for node in nodes where node.index != inputNode {
             let root = groups.find(node.index)
             let worker: Int
