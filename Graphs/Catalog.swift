@@ -134,13 +134,14 @@ public enum ExampleCatalog {
     }
 
     /// The graphs a worker process may have to rebuild (``IsolatedWorker/runIfChild(graphs:)``):
-    /// every example whose values are trivially copyable, plus the `faults` graph. (The
-    /// embedding-query example carries `String`s, so `--isolated` rejects it with a typed error.)
+    /// every example, plus the `faults` graph. (The embedding-query example's `String`s, token
+    /// lists and hits cross its worker processes encoded: they are `WireEncodable`.)
     public static var isolatableGraphs: [any IsolatableGraph] {
         [
             EchoExample.graph(),
             ChainExample.graph(),
             DiamondExample.graph(),
+            EmbeddingQueryExample.graph(index: EmbeddingQueryExample.makeIndex()),
             TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")),
             FaultInjection.graph(),
         ]

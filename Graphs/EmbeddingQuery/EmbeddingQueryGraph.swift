@@ -56,6 +56,34 @@ public struct SearchStage: Stage, Sendable {
     public func process(_ query: [Float]) -> [SearchHit] { index.topK(query, k: k) }
 }
 
+// Both cross worker processes encoded under `--isolated` (the search hits go from the search stage
+// to the answer, the answer back to the caller): id and score, query and hits, in order.
+extension SearchHit: WireEncodable {
+    /// Writes the id, then the score.
+    public func encode(to writer: inout WireWriter) {
+        writer.write(id)
+        writer.write(score)
+    }
+
+    /// Reads what `encode(to:)` wrote.
+    public init(from reader: inout WireReader) throws {
+        self.init(id: try reader.read(), score: try reader.read())
+    }
+}
+
+extension QueryAnswer: WireEncodable {
+    /// Writes the query, then the hits.
+    public func encode(to writer: inout WireWriter) {
+        writer.write(query)
+        writer.write(hits)
+    }
+
+    /// Reads what `encode(to:)` wrote.
+    public init(from reader: inout WireReader) throws {
+        self.init(query: try reader.read(), hits: try reader.read())
+    }
+}
+
 /// `embedding-query`: sanitize → tokenize → embed → normalize → search, joined with the raw query
 /// text into a `QueryAnswer`.
 ///

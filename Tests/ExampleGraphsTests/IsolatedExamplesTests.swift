@@ -6,7 +6,7 @@ import XCTest
 /// The example graphs with worker processes (`actorgraph run NAME --isolated`): the worker program is
 /// the `actorgraph` CLI built beside this test bundle, whose `main` starts with
 /// `IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + … })`. Same answers as
-/// thread mode; the graphs that cannot cross are rejected with a typed error.
+/// thread mode; values that are not trivially copyable cross encoded (`WireEncodable`).
 final class IsolatedExamplesTests: XCTestCase {
     static var cli: String {
         var buffer = [CChar](repeating: 0, count: 4096)
@@ -73,10 +73,42 @@ final class IsolatedExamplesTests: XCTestCase {
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
     }
 
-    func testEmbeddingQueryCannotCrossAProcessBoundary() throws {
-        let graph = EmbeddingQueryExample.graph(index: EmbeddingQueryExample.makeIndex())
-        XCTAssertThrowsError(try graph.compile(Self.isolated())) { error in
-            guard case .notIsolatable("input", "String")? = error as? GraphError else { return XCTFail("got \(error)") }
+    /// The query's `String`, its tokens, vectors, hits and the answer cross worker processes
+    /// encoded. One worker (the five stages fused: the query and the answer cross) and two with
+    /// `.spread` (every stage on its own channel: every value crosses, the zip's tuple too).
+    func testEmbeddingQueryGivesTheSameAnswersInWorkerProcesses() throws {
+        let index = EmbeddingQueryExample.makeIndex()
+        let threads = try EmbeddingQueryExample.graph(index: index).compile(ExampleGraphsTests.small)
+        defer { threads.shutdown() }
+        let queries = ["borrow checker ownership", "", "GPU kernels!!", "bees & hives", "ünïcödé 🦀 rust",
+                       String(repeating: "swift actors isolate state ", count: 20)]
+        var spread = Self.isolated()
+        spread.workers = 2
+        spread.placement = .spread
+        for options in [Self.isolated(), spread] {
+            let processes = try EmbeddingQueryExample.graph(index: index).compile(options)
+            defer { processes.shutdown() }
+            for round in 0..<20 {
+                for query in queries {
+                    let answer = try processes.execute(query)
+                    XCTAssertEqual(answer, try threads.execute(query))
+                    if round == 0 { XCTAssertEqual(answer, index.search(query, k: EmbeddingQueryExample.defaultK)) }
+                }
+            }
+            XCTAssertEqual(try processes.execute("borrow checker ownership").hits.first?.id, "rust-borrow")
+        }
+    }
+
+    /// Every example in the catalog runs with `--isolated` (`actorgraph run NAME --isolated`) and
+    /// answers as it does with threads.
+    func testEveryExampleRunsIsolated() async throws {
+        for example in ExampleCatalog.all {
+            var options = ExampleRunOptions(count: 300, compileOptions: Self.isolated(), resultLimit: 3)
+            options.compileOptions.workers = 1
+            let report = try await example.run(options)
+            XCTAssertEqual(report.executions, 300, example.name)
+            XCTAssertFalse(report.lines.contains { $0.contains("MISMATCH") }, "\(example.name): \(report.lines)")
+            XCTAssertTrue(report.notes.contains { $0.contains("child process") }, "\(example.name): \(report.notes)")
         }
     }
 }

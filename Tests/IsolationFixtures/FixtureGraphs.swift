@@ -41,6 +41,38 @@ public struct FixtureError: Error, CustomStringConvertible {
     public var description: String { "fixture error for value \(value): ünïcödé ✓" }
 }
 
+/// What ``FixtureGraphs/words()`` answers (crosses processes encoded).
+public struct WordStats: Sendable, Equatable, WireEncodable {
+    public var upper: String
+    public var words: [String]
+    public var lengths: [Int]
+    public var longest: String?
+
+    public init(upper: String, words: [String], lengths: [Int], longest: String?) {
+        self.upper = upper
+        self.words = words
+        self.lengths = lengths
+        self.longest = longest
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(upper)
+        writer.write(words)
+        writer.write(lengths)
+        writer.write(longest)
+    }
+
+    public init(from reader: inout WireReader) throws {
+        self.init(upper: try reader.read(), words: try reader.read(), lengths: try reader.read(), longest: try reader.read())
+    }
+}
+
+/// A reference type: neither trivially copyable nor ``WireEncodable``.
+public final class Box: Sendable {
+    public let value: Int
+    public init(_ value: Int) { self.value = value }
+}
+
 /// Graphs shared by the isolation tests and the worker executable that runs them.
 public enum FixtureGraphs {
     /// `x + 1`.
@@ -106,6 +138,41 @@ public enum FixtureGraphs {
         }
     }
 
+    /// Text split into words and measured: values that are not trivially copyable (a `String`,
+    /// `[String]`, `[Int]`, a zip's tuple of them, ``WordStats``) cross worker processes encoded.
+    /// With `.spread` every stage has its own channel, so every one of them crosses.
+    public static func words() -> Graph<String, WordStats> {
+        Graph(input: String.self) { text in
+            text.maxEncodedBytes(1024)
+            let words = text.then(name: "split") { $0.split(separator: " ").map(String.init) }.maxEncodedBytes(2048)
+            let lengths = words.then(name: "lengths") { $0.map(\.utf8.count) }
+            let upper = text.then(name: "upper") { $0.uppercased() }
+            return zip(upper, words, lengths, name: "zip").maxEncodedBytes(8192).then(name: "stats") { upper, words, lengths in
+                WordStats(upper: upper, words: words, lengths: lengths, longest: words.max { $0.utf8.count < $1.utf8.count })
+            }.maxEncodedBytes(3000)
+        }
+    }
+
+    /// The input crosses within 64 bytes (a `String` takes 4 + its UTF-8 bytes); `grow` answers a
+    /// number `n` with `n` × "x" (anything else: as many "x" as it has bytes; "abort": abort()) within 100 bytes.
+    public static func sized() -> Graph<String, String> {
+        Graph(input: String.self) { text in
+            text.maxEncodedBytes(64)
+            return text.then(name: "grow") { text -> String in
+                if text == "abort" { abort() }
+                return String(repeating: "x", count: Int(text) ?? text.utf8.count)
+            }.maxEncodedBytes(100)
+        }
+    }
+
+    /// A class value (neither copyable as bytes nor encodable) between two stages: fine while the
+    /// two are fused on one worker (it never crosses), refused at compile when it would cross.
+    public static func boxed() -> Graph<Int, Int> {
+        Graph(input: Int.self) { x in
+            x.then(name: "box") { Box($0) }.then(name: "unbox") { $0.value * 10 }
+        }
+    }
+
     /// Every graph the fixture executable can run as a worker.
-    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond(), startRecorder()] }
+    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond(), startRecorder(), words(), sized(), boxed()] }
 }

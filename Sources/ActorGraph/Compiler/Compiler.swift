@@ -7,11 +7,8 @@ enum Compiler {
                      options: CompileOptions) throws(GraphError) -> ExecutionPlan {
         let limit = CgroupCPU.currentLimit()
         let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
+        try validateEncodedLimits(nodes: nodes)
         if options.isolation == .processes {
-            // Values cross the process boundary as raw bytes: no references, nothing to retain.
-            for node in nodes where !node.layout.isTrivial {
-                throw .notIsolatable(node: node.name, type: node.layout.typeName)
-            }
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
         let hosts = try hostTable(nodes: nodes, inputNode: inputNode, ownerWorkers: workerCount, options: options)
@@ -19,6 +16,7 @@ enum Compiler {
                         workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
                         placement: options.placement, hosts: hosts)
         if let hosts { try validateCrossings(plan: plan, hosts: hosts) }
+        if options.isolation == .processes { try plan.encodeValuesCrossingProcesses() }
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
         warnIfSpinningWillCrawl(options: options, workers: workerCount, effective: effective)

@@ -20,7 +20,7 @@ struct ExecutionPlan {
         let id: Int
         /// The node whose values the channel carries (the graph input for channel 0).
         let node: Int
-        let layout: ValueLayout
+        var layout: ValueLayout
         /// Segments reading the channel (a segment reading it twice, as in `zip(a, a)`, appears once).
         var consumers: [Int] = []
     }
@@ -34,7 +34,7 @@ struct ExecutionPlan {
     /// The worker of each node (`nil` for the input node).
     let nodeWorker: [Int?]
     let segments: [Segment]
-    let channels: [Channel]
+    var channels: [Channel]
     let inputChannel: Int
     let outputChannel: Int
     /// The CPU of each worker (`nil` when not pinned).

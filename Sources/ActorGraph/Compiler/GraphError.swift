@@ -44,8 +44,8 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     case alreadyWaited(sequence: Int)
     /// The execution did not complete within the caller's timeout; its slot comes back when it does.
     case timedOut
-    /// A node's value type holds references, so it cannot cross into a worker process
-    /// (``Isolation/processes`` needs trivially copyable values).
+    /// A node's value crosses into or out of a worker process (``Isolation/processes``) but can be
+    /// neither copied as bytes (it holds references) nor encoded (it is not ``WireEncodable``).
     case notIsolatable(node: String, type: String)
     /// The worker process `worker` built a different plan than this one (its program declares
     /// different graphs, or none given to ``IsolatedWorker/runIfChild(graphs:)`` matches).
@@ -72,6 +72,9 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
     /// The piece on `host` was lost (its connection closed or reset, it went silent, or it was
     /// fenced) while this execution needed it.
     case hostLost(host: String, reason: String)
+    /// The value of `node` encodes to `bytes` bytes, over the `limit` of its edge (it crosses a
+    /// process boundary encoded; ``Node/maxEncodedBytes(_:)``): this execution fails, others go on.
+    case valueTooLarge(node: String, bytes: Int, limit: Int)
 
     /// One line, naming the node or the limit involved.
     public var description: String {
@@ -97,7 +100,7 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
         case .timedOut: return "the execution did not complete within the timeout"
         case .notIsolatable(let node, let type):
-            return "node '\(node)' produces \(type), which holds references and cannot cross a process boundary (isolation .processes needs trivially copyable values)"
+            return "node '\(node)' produces \(type), which holds references and is not WireEncodable, so it cannot cross a process boundary (isolation .processes copies trivially copyable values and encodes WireEncodable ones)"
         case .planMismatch(let worker, let detail): return "worker process \(worker) built a different plan: \(detail)"
         case .isolatedWorkerRefused(let worker, let reason): return "worker process \(worker) refused to start: \(reason)"
         case .workerCrashed(let worker, let reason): return "worker process \(worker) crashed (\(reason))"
@@ -111,6 +114,8 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         case .hostUnreachable(let host, let reason): return "no piece for host '\(host)' could be reached: \(reason)"
         case .pieceRefused(let host, let reason): return "the piece for host '\(host)' refused the graph: \(reason)"
         case .hostLost(let host, let reason): return "host '\(host)' was lost: \(reason)"
+        case .valueTooLarge(let node, let bytes, let limit):
+            return "the value of node '\(node)' encodes to \(bytes) bytes, over its edge's limit of \(limit) (raise it with .maxEncodedBytes(_:))"
         }
     }
 }

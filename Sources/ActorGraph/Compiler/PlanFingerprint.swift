@@ -1,6 +1,7 @@
 /// A 64-bit FNV-1a hash of everything a worker child must agree on with its parent: every node's
 /// name, kind, inputs, value layout (size, alignment, type name, triviality) and worker, the
-/// segments, the channels, the capacity and the worker count.
+/// segments, the channels (with their slot sizes: encoded slots follow their limits), the capacity
+/// and the worker count.
 ///
 /// Deterministic across processes (unlike `Hasher`, which is seeded per process).
 enum PlanFingerprint {
@@ -25,6 +26,7 @@ enum PlanFingerprint {
         }
         for channel in plan.channels {
             h.add(channel.id); h.add(channel.node)
+            h.add(channel.layout.size); h.add(channel.layout.encoded == nil ? 0 : 1)
             h.add(channel.consumers.count); for c in channel.consumers { h.add(c) }
         }
         if let hosts = plan.hosts {

@@ -13,8 +13,8 @@ enum NodeKind: Sendable, Equatable {
 
 /// The declaration of one node, type-erased: what the compiler, the runtime and the dynamic path need.
 ///
-/// `@unchecked Sendable`: `name` and `host` are only set while the graph is being declared (under the
-/// builder's lock); the compiler and the runtime read specs after declaration only.
+/// `@unchecked Sendable`: `name`, `host` and `maxEncodedBytes` are only set while the graph is being
+/// declared (under the builder's lock); the compiler and the runtime read specs after declaration only.
 @usableFromInline
 final class NodeSpec: @unchecked Sendable {
     @usableFromInline let index: Int
@@ -29,6 +29,8 @@ final class NodeSpec: @unchecked Sendable {
     @usableFromInline let makeKernel: KernelFactory?
     /// The host the node is placed on (`Node.on(_:)`), `nil` for the compiling machine.
     @usableFromInline var host: String?
+    /// ``Node/maxEncodedBytes(_:)``, when declared (set while the graph is declared, like `name`).
+    var maxEncodedBytes: Int?
 
     @usableFromInline
     init(index: Int, name: String, kind: NodeKind, inputs: [Int], inputBuilders: [ObjectIdentifier],
@@ -78,5 +80,9 @@ final class GraphBuilder: @unchecked Sendable {
     @usableFromInline
     func rename(_ index: Int, to name: String) {
         lock.withLock { nodes in nodes[index].name = name }
+    }
+
+    func setMaxEncodedBytes(_ index: Int, to limit: Int) {
+        lock.withLock { nodes in nodes[index].maxEncodedBytes = limit }
     }
 }

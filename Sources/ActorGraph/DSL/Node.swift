@@ -88,7 +88,7 @@ public struct Node<Value: Sendable> {
 public func zip<A: Sendable, B: Sendable>(_ a: Node<A>, _ b: Node<B>, name: String? = nil) -> Node<(A, B)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference],
-        actor: nil, layout: .of((A, B).self),
+        actor: nil, layout: .of(zipOf: A.self, B.self),
         makeKernel: {
             { inputs, output in
                 output.initializeMemory(as: (A, B).self, to: (
@@ -104,7 +104,7 @@ public func zip<A: Sendable, B: Sendable>(_ a: Node<A>, _ b: Node<B>, name: Stri
 public func zip<A: Sendable, B: Sendable, C: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, name: String? = nil) -> Node<(A, B, C)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference],
-        actor: nil, layout: .of((A, B, C).self),
+        actor: nil, layout: .of(zipOf: A.self, B.self, C.self),
         makeKernel: {
             { inputs, output in
                 output.initializeMemory(as: (A, B, C).self, to: (
@@ -121,7 +121,7 @@ public func zip<A: Sendable, B: Sendable, C: Sendable>(_ a: Node<A>, _ b: Node<B
 public func zip<A: Sendable, B: Sendable, C: Sendable, D: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, _ d: Node<D>, name: String? = nil) -> Node<(A, B, C, D)> {
     let index = a.builder.add(
         name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference, d.reference],
-        actor: nil, layout: .of((A, B, C, D).self),
+        actor: nil, layout: .of(zipOf: A.self, B.self, C.self, D.self),
         makeKernel: {
             { inputs, output in
                 output.initializeMemory(as: (A, B, C, D).self, to: (

@@ -81,10 +81,12 @@ public enum IsolatedWorker {
         let cpus: [Int]? = header.cpus.allSatisfy({ $0 != nil }) ? header.cpus.map { $0! } : nil
         for graph in graphs() {
             guard let candidate = try? graph.isolationCandidate() else { continue }
-            let p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
+            var p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
                                   capacity: header.capacity, workerCount: header.workerCount, cpus: cpus,
                                   numaNode: header.numaNode >= 0 ? header.numaNode : nil,
                                   placement: header.placement)
+            // The same encoded slots as the parent's plan (a graph whose values cannot cross is not this one).
+            guard (try? p.encodeValuesCrossingProcesses()) != nil else { continue }
             let fingerprint = PlanFingerprint.of(p)
             if fingerprint == header.fingerprint { plan = p; break }
             seen.append(String(fingerprint, radix: 16))

@@ -129,14 +129,16 @@ final class EngineCore: @unchecked Sendable {
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
                             nodeNames: plan.nodes.map(\.name), policy: callerPolicy, sharedFutex: isolated,
                             messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs,
-                            hostNames: plan.hosts?.names ?? [])
+                            hostNames: plan.hosts?.names ?? [],
+                            resultDecoder: ResultDecoder(plan: plan))
         idlePolicy = options.idle
         let inputChannel = plan.channels[plan.inputChannel]
         sequencer = Sequencer(cursor: nextSequence, input: input, board: board,
                               wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
                               sharedFutex: isolated, statistics: statistics,
                               inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
-                              policy: callerPolicy, submitTimeout: options.submitTimeout, capacity: capacity)
+                              policy: callerPolicy, submitTimeout: options.submitTimeout, capacity: capacity,
+                              inputEncoder: InputEncoder(plan: plan, wiring: wiring))
 
         if isolated {
             workers = []

@@ -99,7 +99,8 @@ struct EngineWiring: @unchecked Sendable {
                 resultBoard: segment.outputChannel == plan.outputChannel ? board : nil,
                 inputMessages: segment.inputChannels.map { messages[$0] },
                 outputMessages: messages[segment.outputChannel],
-                control: controls[w], sharedFutex: sharedFutex, stopping: stopping, start: start))
+                control: controls[w], sharedFutex: sharedFutex, stopping: stopping, start: start,
+                encoding: SegmentEncoding(plan: plan, segment: segment)))
         }
         return runners
     }

@@ -44,6 +44,8 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// Neither input destruction (a non-trivial input type) nor statistics stamps are needed:
     /// submit runs entirely on the copied pointers.
     @usableFromInline let plainInputs: Bool
+    /// Results are read in place (not decoded: the output is trivially copyable, or threads).
+    @usableFromInline let plainResults: Bool
 
     init(core: EngineCore) throws(GraphError) {
         let sequencer = core.sequencer
@@ -57,7 +59,8 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         _ = wakeTargets.initialize(from: sequencer.wakeTargets)
         words = SubmitterWords(counter: sequencer.cursor, stopping: core.stopping, wakeTargets: wakeTargets)
         sharedFutex = sequencer.sharedFutex
-        plainInputs = sequencer.inputDestroy == nil && sequencer.statistics == nil
+        plainInputs = sequencer.inputDestroy == nil && sequencer.statistics == nil && sequencer.inputEncoder == nil
+        plainResults = core.board.resultDecoder == nil
     }
 
     /// Executions submitted and not yet received.
@@ -88,6 +91,10 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     @inlinable
     public mutating func receive() throws(GraphError) -> Output {
         let k = try nextResult()
+        if _slowPath(!plainResults) {
+            defer { collect(k) }
+            return try result(k).assumingMemoryBound(to: Output.self).pointee
+        }
         let value = results.value(k).assumingMemoryBound(to: Output.self).pointee
         collect(k)
         return value
@@ -99,7 +106,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     public mutating func receive<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
         let k = try nextResult()
         defer { collect(k) }
-        return body(results.value(k).assumingMemoryBound(to: Output.self).pointee)
+        return body(try result(k).assumingMemoryBound(to: Output.self).pointee)
     }
 
     /// The next sequence to receive, once published and not failed (a failure is thrown and its
@@ -112,6 +119,14 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         if _slowPath(results.stampWord(k).pointee.load(ordering: .acquiring) != SlotRing.stamp(k)) { try waitSlowly(k) }
         if _slowPath(results.failure(k).pointee != 0) { try throwFailure(k) }
         return k
+    }
+
+    /// Where received `k`'s output is: its result slot, or (an output that crosses processes
+    /// encoded) the copy decoded from it; a value that does not decode is thrown.
+    @inlinable @inline(__always)
+    func result(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        if _fastPath(plainResults) { return results.value(k) }
+        return try core.takeUnretainedValue().board.peek(k)
     }
 
     /// Frees the slot of received `k`: ``ResultBoard/collect(_:)`` with a release store and no full

@@ -39,11 +39,14 @@ final class ResultBoard: @unchecked Sendable {
     let workerCPUMask: UInt64
     /// Host names of a graph spanning hosts (index 0: the owner), for ``GraphError/hostLost(host:reason:)``.
     let hostNames: [String]
+    /// Process mode, an output that crosses encoded: results are decoded into staging slots
+    /// (``ResultDecoder``) before a caller reads them; `nil` otherwise.
+    let resultDecoder: ResultDecoder?
 
     init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
          nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
          messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil, workerCPUs: [Int?] = [],
-         hostNames: [String] = []) {
+         hostNames: [String] = [], resultDecoder: ResultDecoder? = nil) {
         self.ring = ring
         self.hostNames = hostNames
         // A caller of a graph spanning hosts waits on another machine (Backoff.watchesMachine).
@@ -62,6 +65,7 @@ final class ResultBoard: @unchecked Sendable {
         }
         continuations = .allocate(capacity: ring.capacity)
         continuations.initialize(repeating: nil, count: ring.capacity)
+        self.resultDecoder = resultDecoder
     }
 
     deinit {
@@ -271,6 +275,14 @@ final class ResultBoard: @unchecked Sendable {
             collect(k)
             throw error
         }
+        if let resultDecoder {
+            do throws(GraphError) {
+                return try decoded(k, resultDecoder)
+            } catch {
+                collect(k)
+                throw error
+            }
+        }
         return ring.value(k)
     }
 
@@ -288,7 +300,19 @@ final class ResultBoard: @unchecked Sendable {
     func peek(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
         guard failure == 0 else { throw failureError(k, failure) }
+        if let resultDecoder { return try decoded(k, resultDecoder) }
         return ring.value(k)
+    }
+
+    /// Result `k` decoded into its staging slot (an output that crosses processes encoded).
+    func decoded(_ k: Int, _ decoder: ResultDecoder) throws(GraphError) -> UnsafeMutableRawPointer {
+        do {
+            return try decoder.decode(k, from: ring)
+        } catch {
+            let node = decoder.slot.node
+            throw .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)",
+                               error: IsolatedStageError(description: "the encoded value did not decode: \(error)"))
+        }
     }
 
     /// The typed error of a failed result slot: a stage's error, or (process mode, decoded from the
@@ -298,6 +322,7 @@ final class ResultBoard: @unchecked Sendable {
         func hostName(_ host: Int) -> String { host >= 0 && host < hostNames.count ? hostNames[host] : "host \(host)" }
         if let messages {
             let (detail, text) = FailureMessage.read(messages + (k & ring.mask) * FailureMessage.slotBytes)
+            if let error = EncodedSlot.error(failure: failure, detail: detail, text: text, nodeName: name) { return error }
             switch failure {
             case FailureCode.workerCrashed: return .workerCrashed(worker: Int(detail), reason: text)
             case FailureCode.stageTimedOut: return .stageTimedOut(node: name(Int(detail)))

@@ -45,6 +45,9 @@ final class SegmentRunner {
     /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
     /// Set once before the worker starts.
     @exclusivity(unchecked) var statistics: SegmentStatistics?
+    /// Process mode: the segment's channels whose values cross encoded (``SegmentEncoding``);
+    /// `nil` when every value it reads and writes is read and written in place.
+    let encoding: SegmentEncoding?
 
     init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
          kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
@@ -53,7 +56,8 @@ final class SegmentRunner {
          outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
          wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
          inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
-         control: WorkerControl, sharedFutex: Bool, stopping: UnsafeMutablePointer<Atomic<UInt32>>, start: Int) {
+         control: WorkerControl, sharedFutex: Bool, stopping: UnsafeMutablePointer<Atomic<UInt32>>, start: Int,
+         encoding: SegmentEncoding? = nil) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -84,6 +88,7 @@ final class SegmentRunner {
         self.sharedFutex = sharedFutex
         self.stopping = stopping
         self.next = start
+        self.encoding = encoding
     }
 
     deinit {
@@ -148,11 +153,13 @@ final class SegmentRunner {
     @inline(__always)
     func runOne() -> Bool {
         guard isReady(), stopping.pointee.load(ordering: .acquiring) == 0 else { return false }
-        if let statistics, statistics.isSampled(next) {
+        if let encoding {
+            runEncoded(encoding)
+        } else if let statistics, statistics.isSampled(next) {
             runSampled(statistics)
         } else {
             var clock = NoStageClock()
-            run(&clock)
+            run(&clock, PlainSlots())
         }
         return true
     }
@@ -160,12 +167,27 @@ final class SegmentRunner {
     @inline(never)
     private func runSampled(_ statistics: SegmentStatistics) {
         var clock = SampledStageClock(statistics)
-        run(&clock)
+        run(&clock, PlainSlots())
     }
 
-    /// The body of one execution, specialized for the unsampled (no-op) and the sampled clock.
+    /// Process mode, a segment with encoded channels: the same body through decode and encode
+    /// buffers (``EncodedSlots``).
+    @inline(never)
+    private func runEncoded(_ encoding: SegmentEncoding) {
+        let slots = EncodedSlots(encoding: encoding)
+        if let statistics, statistics.isSampled(next) {
+            var clock = SampledStageClock(statistics)
+            run(&clock, slots)
+        } else {
+            var clock = NoStageClock()
+            run(&clock, slots)
+        }
+    }
+
+    /// The body of one execution, specialized for the unsampled (no-op) and the sampled clock, and
+    /// for values in place or encoded.
     @inline(__always)
-    private func run<Clock: StageClock>(_ clock: inout Clock) {
+    private func run<Clock: StageClock, Slots: SlotAccess>(_ clock: inout Clock, _ slots: Slots) {
         let k = next
         clock.pickedUp(k, inputs: inputs)
         let outputSlot = k & output.mask
@@ -179,6 +201,7 @@ final class SegmentRunner {
             }
         }
         var failure: Int32 = 0
+        var decoded = 0
         for i in 0..<inputs.count {
             let f = inputs[i].failure(k).pointee
             if f != 0 {
@@ -191,11 +214,20 @@ final class SegmentRunner {
                 statistics?.countSkipped()
                 break
             }
-            arguments[i] = UnsafeRawPointer(inputs[i].value(k))
+            guard let argument = slots.input(i, slot: inputs[i].value(k)) else {
+                failure = slots.inputFailed(i, message: outputMessages.map { $0 + outputSlot &* FailureMessage.slotBytes })
+                break
+            }
+            arguments[i] = argument
+            decoded = i &+ 1
         }
         if failure == 0 {
-            failure = runKernels(into: output.value(k), outputSlot: outputSlot, clock: &clock)
+            failure = runKernels(into: slots.outputTarget(output.value(k)), outputSlot: outputSlot, clock: &clock)
+            if failure == 0 {
+                failure = slots.finishOutput(output.value(k), messages: outputMessages, outputSlot: outputSlot)
+            }
         }
+        slots.releaseInputs(decoded)
         clock.willPublish(k, output: output)
         output.failure(k).pointee = failure
         output.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)

@@ -46,6 +46,7 @@ extension Sequencer {
     /// if it is visibly parked (``PublishFence/beforeWaiting``).
     @usableFromInline @inline(__always)
     func publishExclusive(_ k: Int) {
+        if let inputEncoder { inputEncoder.encode(first: k, count: 1, into: input) }
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
         for target in wakeTargets where target.pointee.load(ordering: .relaxed) != 0 {

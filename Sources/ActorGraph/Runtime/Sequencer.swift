@@ -41,6 +41,9 @@ final class Sequencer: @unchecked Sendable {
     let capacity: Int
     /// Thread mode: runs an execution on the caller's thread when the workers are parked.
     private(set) var takeover: CallerTakeover?
+    /// Process mode, an input that crosses encoded: callers write it into a staging slot and the
+    /// publish encodes it into the ring (``InputEncoder``); `nil` otherwise.
+    let inputEncoder: InputEncoder?
 
     /// Set in the cursor while an ``ExclusiveSubmitter`` owns submission: other claims see it and
     /// refuse (``GraphError/exclusiveSubmitterOpen``). Sequences stay far below it.
@@ -58,7 +61,7 @@ final class Sequencer: @unchecked Sendable {
     init(cursor: UnsafeMutablePointer<Atomic<Int>>, input: SlotRing, board: ResultBoard,
          wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], sharedFutex: Bool, statistics: StatisticsStore?,
          inputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?, policy: IdlePolicy,
-         submitTimeout: Duration, capacity: Int) {
+         submitTimeout: Duration, capacity: Int, inputEncoder: InputEncoder? = nil) {
         self.cursor = cursor
         self.input = input
         self.board = board
@@ -69,6 +72,7 @@ final class Sequencer: @unchecked Sendable {
         self.policy = policy
         self.submitTimeoutNanoseconds = submitTimeout.nanoseconds
         self.capacity = capacity
+        self.inputEncoder = inputEncoder
     }
 
     /// Installs the caller take-over (thread mode), once, before any worker starts.
@@ -197,6 +201,7 @@ final class Sequencer: @unchecked Sendable {
     /// The input slot of claimed sequence `k`, emptied of execution `k - capacity`'s value.
     @usableFromInline
     func slot(_ k: Int) -> UnsafeMutableRawPointer {
+        if let inputEncoder { return inputEncoder.staging(k) }
         let slot = input.value(k)
         if k > input.mask, let destroy = inputDestroy { destroy(slot) }
         return slot
@@ -205,6 +210,7 @@ final class Sequencer: @unchecked Sendable {
     /// Publishes the input of `k` (``PublishFence/eachPublish``) and wakes the head workers if they parked.
     @usableFromInline
     func publish(_ k: Int) {
+        if let inputEncoder { inputEncoder.encode(first: k, count: 1, into: input) }
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
         wakeHeadWorkers()
@@ -215,6 +221,7 @@ final class Sequencer: @unchecked Sendable {
     /// check per execution).
     @usableFromInline @inline(__always)
     func publish(first: Int, count: Int) {
+        if let inputEncoder { inputEncoder.encode(first: first, count: count, into: input) }
         if let statistics { statistics.stampInputs(input, first: first, count: count) }
         for k in first..<(first &+ count) {
             input.stampWord(k).pointee.store(SlotRing.stamp(k), ordering: .releasing)
@@ -228,6 +235,7 @@ final class Sequencer: @unchecked Sendable {
     /// one (``CallerTakeover``); otherwise wakes the head workers as ``publish(_:)`` does.
     @usableFromInline
     func publishRunningIfParked(_ k: Int) {
+        if let inputEncoder { inputEncoder.encode(first: k, count: 1, into: input) }
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
         if let takeover, takeover.runIfParked(k) { return }

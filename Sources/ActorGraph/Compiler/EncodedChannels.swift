@@ -1,0 +1,32 @@
+/// Process mode: which channels carry their values encoded (``EncodedSlot``).
+extension ExecutionPlan {
+    /// Gives every channel whose value is not trivially copyable an encoded slot of its node's
+    /// limit (``Node/maxEncodedBytes(_:)``, else ``EncodedSlot/defaultLimit``). Trivially copyable
+    /// values keep their slots (they cross in place); values that stay in a worker's fused chain
+    /// never cross, so they need no codec. Throws ``GraphError/notIsolatable(node:type:)`` for a
+    /// crossing value that has none.
+    ///
+    /// The parent applies it in `Compiler.plan` and a worker child to the plan it rebuilds, before
+    /// either computes the fingerprint: both lay out the same slots.
+    mutating func encodeValuesCrossingProcesses() throws(GraphError) {
+        for c in channels.indices {
+            let node = nodes[channels[c].node]
+            guard !node.layout.isTrivial else { continue }
+            guard let codec = node.layout.wire else { throw .notIsolatable(node: node.name, type: node.layout.typeName) }
+            channels[c].layout = EncodedSlot.channelLayout(
+                for: node.layout, codec: codec, limit: node.maxEncodedBytes ?? EncodedSlot.defaultLimit, node: node.index)
+        }
+    }
+}
+
+extension Compiler {
+    /// Every declared ``Node/maxEncodedBytes(_:)`` is within `1...EncodedSlot.maxLimit` (checked in
+    /// every mode, so a graph does not compile in one mode and fail in the other).
+    static func validateEncodedLimits(nodes: [NodeSpec]) throws(GraphError) {
+        for node in nodes {
+            if let limit = node.maxEncodedBytes, !(1...EncodedSlot.maxLimit).contains(limit) {
+                throw .invalidOption("maxEncodedBytes(\(limit)) on node '\(node.name)': must be 1...\(EncodedSlot.maxLimit)")
+            }
+        }
+    }
+}
