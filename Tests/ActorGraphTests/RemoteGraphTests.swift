@@ -152,10 +152,10 @@ final class RemoteGraphTests: XCTestCase {
             if case .unknownHost(let node, let host) = $0 { return node == "times2" && host == "b" }
             return false
         }
-        // A value holding references crossing hosts.
-        let strings = Graph(input: Int.self) { x in x.then(name: "describe") { "\($0)" }.on("b").then(name: "count") { $0.count } }
-        assertGraphError(try strings.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
-            if case .notRemotable(let node, _) = $0 { return node == "describe" }
+        // A value that can neither be copied nor encoded crossing hosts.
+        let boxes = Graph(input: Int.self) { x in x.then(name: "box") { RemoteBox(value: $0) }.on("b").then(name: "unbox") { $0.value } }
+        assertGraphError(try boxes.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
+            if case .notRemotable(let node, _) = $0 { return node == "box" }
             return false
         }
         // One actor's nodes on two hosts.
@@ -276,5 +276,38 @@ extension RemoteGraphTests {
         }
         XCTAssertTrue(recovered, "\(compiled.diagnostics.hosts)")
         XCTAssertEqual(compiled.diagnostics.hosts.first?.incarnations, 2)
+    }
+}
+
+/// A reference type with no wire encoding: it cannot cross hosts.
+final class RemoteBox: Sendable {
+    let value: Int
+    init(value: Int) { self.value = value }
+}
+
+extension RemoteGraphTests {
+    static func remoteStrings() -> Graph<String, [String]> {
+        Graph(input: String.self) { x in
+            x.then(name: "words") { $0.split(separator: " ").map(String.init) }.on("b")
+                .then(name: "shout") { $0.map { $0.uppercased() } }
+        }
+    }
+
+    /// Values holding references (`String`, `[String]`) cross hosts encoded; an oversized one fails
+    /// that execution only, with the node and the limit.
+    func testStringsAndArraysCrossHostsEncoded() throws {
+        let piece = try InProcessPiece(graphs: { [Self.remoteStrings()] })
+        defer { piece.stop() }
+        let compiled = try Self.remoteStrings().compile(Self.options(["b": [piece.address]]))
+        defer { compiled.shutdown() }
+        for i in 0..<500 {
+            XCTAssertEqual(try compiled.execute("hello remote world \(i)"), ["HELLO", "REMOTE", "WORLD", "\(i)"])
+        }
+        let huge = String(repeating: "x ", count: 5000)
+        assertGraphError(try compiled.execute(huge)) {
+            if case .valueTooLarge = $0 { return true }
+            return false
+        }
+        XCTAssertEqual(try compiled.execute("still fine"), ["STILL", "FINE"])
     }
 }

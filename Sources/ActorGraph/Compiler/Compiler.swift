@@ -15,7 +15,7 @@ enum Compiler {
         var plan = plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
                         workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
                         placement: options.placement, hosts: hosts)
-        if let hosts { try validateCrossings(plan: plan, hosts: hosts) }
+        if plan.isRemote { try plan.encodeValuesCrossingHosts() }
         if options.isolation == .processes { try plan.encodeValuesCrossingProcesses() }
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
@@ -159,18 +159,6 @@ enum Compiler {
             actorHost[actor.id] = nodeHost[node.index]
         }
         return HostTable(names: names, nodeHost: nodeHost, ownerWorkers: ownerWorkers, workersPerPiece: remote.workersPerPiece)
-    }
-
-    /// Values crossing hosts travel as their bytes: they must hold no references.
-    static func validateCrossings(plan: ExecutionPlan, hosts: HostTable) throws(GraphError) {
-        for channel in plan.channels where !channel.layout.isTrivial {
-            let producer = plan.producerHost(of: channel.id)
-            if plan.consumerHosts(of: channel.id).contains(where: { $0 != producer })
-                || (channel.id == plan.outputChannel && producer != 0) {
-                let node = plan.nodes[channel.node]
-                throw .notRemotable(node: node.name, type: node.layout.typeName)
-            }
-        }
     }
 
     // MARK: Placement

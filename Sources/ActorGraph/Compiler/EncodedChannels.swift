@@ -9,10 +9,24 @@ extension ExecutionPlan {
     /// The parent applies it in `Compiler.plan` and a worker child to the plan it rebuilds, before
     /// either computes the fingerprint: both lay out the same slots.
     mutating func encodeValuesCrossingProcesses() throws(GraphError) {
-        for c in channels.indices {
+        try encodeValues(of: Array(channels.indices)) { node in .notIsolatable(node: node.name, type: node.layout.typeName) }
+    }
+
+    /// A graph spanning hosts: the same for the channels whose values cross hosts (a value that
+    /// stays on one host keeps its slot); ``GraphError/notRemotable(node:type:)`` for one with no codec.
+    mutating func encodeValuesCrossingHosts() throws(GraphError) {
+        let crossing = channels.indices.filter { c in
+            let producer = producerHost(of: c)
+            return consumerHosts(of: c).contains { $0 != producer } || (c == outputChannel && producer != 0)
+        }
+        try encodeValues(of: crossing) { node in .notRemotable(node: node.name, type: node.layout.typeName) }
+    }
+
+    private mutating func encodeValues(of selected: [Int], refusal: (NodeSpec) -> GraphError) throws(GraphError) {
+        for c in selected {
             let node = nodes[channels[c].node]
             guard !node.layout.isTrivial else { continue }
-            guard let codec = node.layout.wire else { throw .notIsolatable(node: node.name, type: node.layout.typeName) }
+            guard let codec = node.layout.wire else { throw refusal(node) }
             channels[c].layout = EncodedSlot.channelLayout(
                 for: node.layout, codec: codec, limit: node.maxEncodedBytes ?? EncodedSlot.defaultLimit, node: node.index)
         }

@@ -76,9 +76,11 @@ public enum Piece {
         var seen: [String] = []
         for graph in graphs {
             guard let candidate = try? graph.isolationCandidate(), candidate.nodes.count == hello.hosts.nodeHost.count else { continue }
-            let p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
+            var p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
                                   capacity: hello.capacity, workerCount: hello.hosts.workerCount, cpus: nil, numaNode: nil,
                                   placement: hello.placement, hosts: hello.hosts)
+            // The same encoded slots as the owner's plan (a graph whose values cannot cross is not this one).
+            guard (try? p.encodeValuesCrossingHosts()) != nil else { continue }
             let fingerprint = PlanFingerprint.of(p)
             if fingerprint == hello.fingerprint { plan = p; break }
             seen.append(String(fingerprint, radix: 16))

@@ -281,7 +281,9 @@ final class TCPEdges: RingAttachment {
                 let payload: Int
                 let source: UnsafeRawPointer
                 if failure == 0 {
-                    payload = size
+                    // An encoded slot (a value holding references) crosses as its count and bytes only.
+                    payload = plan.channels[c].layout.encoded == nil ? size
+                        : EncodedSlot.headerBytes + min(Int(ring.value(k).load(as: UInt32.self)), size - EncodedSlot.headerBytes)
                     source = UnsafeRawPointer(ring.value(k))
                 } else {
                     let message = wiring.messages[c]! + (k & ring.mask) &* FailureMessage.slotBytes
@@ -405,7 +407,10 @@ final class TCPEdges: RingAttachment {
         }
         let ring = wiring.rings[c]
         if frame.failure == 0 {
-            guard frame.payloadBytes == plan.channels[c].layout.size else {
+            let layout = plan.channels[c].layout
+            let fits = layout.encoded == nil ? frame.payloadBytes == layout.size
+                : frame.payloadBytes >= EncodedSlot.headerBytes && frame.payloadBytes <= layout.size
+            guard fits else {
                 lose(link, reason: "protocol error: channel \(c) value of \(frame.payloadBytes) bytes")
                 return false
             }
