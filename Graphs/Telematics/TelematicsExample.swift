@@ -15,7 +15,10 @@ public enum TelematicsExample {
         run: { options in
             let rate = try ExampleInputError.parseInt(options.input, example: "telematics", default: 20_000)
             guard rate > 0 else { throw ExampleInputError(example: "telematics", input: "\(rate)", reason: "rate must be positive") }
-            if options.mode == .compiled && options.compileOptions.isolation == .processes {
+            // In worker processes, or across hosts (nodes placed on other hosts): fed in-process,
+            // since `serve`'s UDP edge needs worker 0's io_uring on this host.
+            if options.mode == .compiled
+                && (options.compileOptions.isolation == .processes || !options.compileOptions.remote.placement.isEmpty) {
                 return try runIsolated(options)
             }
             guard options.mode == .compiled else {

@@ -35,9 +35,12 @@ final class RemoteRigTests: XCTestCase {
             ("chain", ["--place", "times2=b"], "chain(5) = (5 + 1) * 2 - 3 = 9"),
             ("diamond", ["--place", "square=b", "--place", "record=c", "--place", "zip=c", "--place", "join=c"],
              "diamond(4) = 4² + (2·4 + 1) = 25"),
+            // Values holding references (strings, arrays of hits) cross encoded.
+            ("embedding-query", ["--place", "embed=b", "--place", "search=c"], "1. rust-borrow"),
+            ("telematics", ["--place", "detect=b"], "20000"),
         ]
         for (name, placement, expected) in runs {
-            let result = try NetnsRigTests.run("/bin/bash", [script, "exec", "agrig-a", binary, "run", name, "--count", "3000"]
+            let result = try NetnsRigTests.run("/bin/bash", [script, "exec", "agrig-a", binary, "run", name, "--count", name == "telematics" ? "20000" : "3000"]
                                                + hosts + placement, seconds: 60)
             XCTAssertEqual(result.status, 0, "\(name): \(result.output)")
             XCTAssertTrue(result.output.contains(expected), "\(name): \(result.output)")
