@@ -129,6 +129,27 @@ struct RemoteFaults {
                 current = next
             }
         }
+        // Packet loss on the rig: 20 % of the packets arriving in the piece's namespace dropped for
+        // half a second (nftables; TCP retransmits, or the host goes silent and is replaced).
+        var lossNote = ""
+        if rig, let ns = slots[current].namespace {
+            let table = "agrig_loss"
+            let rule = "table inet \(table) { chain input { type filter hook input priority 0; policy accept; iifname \"\(ns)\" numgen random mod 100 < 20 drop; }; }"
+            if Self.shell("command -v nft >/dev/null && ip netns exec \(ns) nft '\(rule)'") == 0 {
+                injected += 1
+                let successes = ledger.successCount
+                usleep(500_000)
+                _ = Self.shell("ip netns exec \(ns) nft delete table inet \(table)")
+                var recovered = false
+                for _ in 0..<50_000 where !recovered {
+                    if ledger.successCount > successes + 100 { recovered = true } else { usleep(100) }
+                }
+                if !recovered { problems.append("packet loss: fewer than 100 successes within 5 s after it ended") }
+                lossNote = " packet_loss=20%/500ms"
+            } else {
+                lossNote = " packet_loss=skipped(nft)"
+            }
+        }
         stop.store(true, ordering: .relaxed)
         threads.forEach { $0.join() }
         let host = compiled.diagnostics.hosts.first
@@ -140,7 +161,7 @@ struct RemoteFaults {
         let detail = kinds.map { k in "\(k.0)=\(LatencySummary.fixed(detect[k.0] ?? -1, decimals: 1))/\(LatencySummary.fixed(recovery[k.0] ?? -1, decimals: 1))" }
         print("faults-remote: per fault, detect_ms/first_success_after_ms: \(detail.joined(separator: " ")) "
               + "lost_answers=\(report.hostLost) stale_frames_dropped=\(host?.staleFramesDropped ?? 0) epoch=\(host?.epoch ?? 0) "
-              + "incarnations=\(host?.incarnations ?? 0) (\(rig ? "namespace rig" : "loopback"))")
+              + "incarnations=\(host?.incarnations ?? 0)\(lossNote) (\(rig ? "namespace rig" : "loopback"))")
         if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
         if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
         if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
@@ -155,8 +176,9 @@ struct RemoteFaults {
         return socket.port
     }
 
-    static func shell(_ command: String) {
-        _ = system(command)
+    @discardableResult
+    static func shell(_ command: String) -> Int32 {
+        system(command)
     }
 
     /// This program's path (`/proc/self/exe` resolved: a piece started through `ip netns exec`
