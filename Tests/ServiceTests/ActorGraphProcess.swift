@@ -21,6 +21,10 @@ func runActorGraph(_ arguments: [String], in directory: URL? = nil) throws -> (s
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     try err.close()
-    let errData = FileManager.default.contents(atPath: errPath) ?? Data()
+    // FileHandle, not FileManager.contents(atPath:): the latter leaks its 4 KiB read buffer
+    // (FoundationEssentials.readBytesFromFile; LeakSanitizer in the ASan pass).
+    let reader = try XCTUnwrap(FileHandle(forReadingAtPath: errPath))
+    let errData = reader.readDataToEndOfFile()
+    try reader.close()
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
