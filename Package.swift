@@ -30,6 +30,8 @@ let package = Package(
         // Statistics export: swift-metrics API, Prometheus registry and text format.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // The scrape endpoint's HTTP/1.1 server (NIOHTTP1's decoder limits need 2.101).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // `swift package generate-documentation --target ActorGraph` (DocC catalog in Sources/ActorGraph).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
@@ -56,13 +58,16 @@ let package = Package(
             ],
             swiftSettings: sanitized
         ),
-        // Statistics export: swift-metrics reporter, Prometheus text, a small scrape endpoint.
+        // Statistics export: swift-metrics reporter, Prometheus text, the scrape endpoint (swift-nio).
         .target(
             name: "ActorGraphMetrics",
             dependencies: [
                 "ActorGraph", "ActorGraphPlatform",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: sanitized
         ),

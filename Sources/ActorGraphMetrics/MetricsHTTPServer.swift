@@ -1,105 +1,185 @@
 import ActorGraphPlatform
 import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import Synchronization
 
-/// A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics` answers the text from
-/// `render`, anything else 404; one connection at a time, closed after each answer.
+/// The Prometheus scrape endpoint, on swift-nio's HTTP/1.1 stack: `GET /metrics` (or `HEAD`) answers
+/// the text from `render`, another method on `/metrics` 405, any other path 404.
 ///
-/// One thread blocked in `accept` (no polling: it costs nothing while nobody scrapes); ``stop()``
-/// shuts the listening socket down, which ends the `accept`, and joins the thread.
+/// One event-loop thread multiplexes every connection with non-blocking I/O, so an idle, slow or
+/// half-sent request holds only its own connection: scrapes on other connections are answered at
+/// once, and several scrapes can be in flight together. `render` runs on that thread, one call at a
+/// time (as with the earlier one-connection server), so a closure that keeps state between reports
+/// (``PrometheusExposition`` sends deltas) sees them in order. Connections are kept alive when the
+/// client asks (Prometheus reuses its connection), and closed after ``idleTimeout`` without a byte.
+///
+/// A request head (request line and headers) is limited to ``maxRequestHeadBytes``; a larger one is
+/// answered 400 and its connection closed. A request body (a scrape has none) over
+/// ``maxRequestBodyBytes`` is answered 413 and closed. ``stop()`` closes the listener and every
+/// open connection, idle ones included, and joins the thread.
 public final class MetricsHTTPServer: Sendable {
     /// The TCP port it listens on (the one asked for, or the one the kernel picked for 0).
     public let port: UInt16
-    private let listener: Int32
-    private let thread: Mutex<PinnedThread?>
-    private let stopped = Atomic<Bool>(false)
     /// Scrapes answered so far.
-    public var scrapes: Int { served.load(ordering: .relaxed) }
-    private let served = Atomic<Int>(0)
+    public var scrapes: Int { counters.served.load(ordering: .relaxed) }
+    /// Connections open now (accepted, not yet closed): for tests.
+    package var openConnections: Int { counters.open.load(ordering: .relaxed) }
 
-    /// Listens on `host:port` (0 picks a free port) and answers scrapes with `render()`, called on
-    /// the server's thread for each `GET /metrics`.
+    /// The largest request line plus headers accepted, in bytes.
+    public static let maxRequestHeadBytes = 8192
+    /// The largest request body accepted, in bytes (a scrape sends none).
+    public static let maxRequestBodyBytes = 8192
+    /// How long a connection may stay without a byte from its client before it is closed.
+    public static let idleTimeout: Duration = .seconds(120)
+
+    private let group: MultiThreadedEventLoopGroup
+    private let listener: any Channel
+    private let counters: Counters
+    private let stopped = Atomic<Bool>(false)
+
+    /// Listens on `host:port` (an IPv4 address; 0 picks a free port) and answers scrapes with
+    /// `render()`, called on the server's event-loop thread for each `GET /metrics`.
     public init(host: String = "127.0.0.1", port: UInt16, render: @escaping @Sendable () -> String) throws(Errno) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = try UDPSocket.address(host: host, port: port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        _ = try UDPSocket.address(host: host, port: port)  // an IPv4 literal, as before: EINVAL otherwise
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: host, port: Int(port))
+        } catch {
+            throw Errno.invalidArgument
         }
-        guard bound == 0, listen(fd, 16) == 0 else {
-            let error = Errno(rawValue: errno)
-            Glibc.close(fd)
-            throw error
+        let counters = Counters()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderListSize = Self.maxRequestHeadBytes  // counts the request line too
+                    limits.maxHeaderFieldSize = Self.maxRequestHeadBytes
+                    limits.maxHeaderFieldCount = 100
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(
+                        IdleStateHandler(readTimeout: TimeAmount.nanoseconds(Int64(Self.idleTimeout.components.seconds) * 1_000_000_000)))
+                    try pipeline.configureHTTPServerPipeline(
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try pipeline.addHandler(ScrapeHandler(render: render, counters: counters))
+                }
+            }
+        do {
+            listener = try bootstrap.bind(to: address).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw (error as? IOError).map { Errno(rawValue: $0.errnoCode) } ?? Errno(rawValue: EIO)
         }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.port = UInt16(bigEndian: actual.sin_port)
-        self.listener = fd
-        self.thread = Mutex(nil)
-        let t = try PinnedThread(name: "actorgraph-metrics", cpu: nil) { [self] in
-            self.acceptLoop(render)
-        }
-        thread.withLock { $0 = t }
+        self.port = UInt16(listener.localAddress?.port ?? Int(port))
+        self.group = group
+        self.counters = counters
     }
 
     deinit { stop() }
 
-    /// Stops listening and joins the server's thread. Idempotent.
+    /// Stops listening, closes every open connection and joins the server's thread. Idempotent.
+    /// Must not be called from the server's own thread (that is, from `render`).
     public func stop() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        let t = thread.withLock { t -> PinnedThread? in defer { t = nil }; return t }
-        t?.join()
-        Glibc.close(listener)
+        try? listener.close().wait()
+        // Closes every channel still registered (idle connections included), then joins the thread.
+        try? group.syncShutdownGracefully()
+    }
+}
+
+/// Shared between the server and its connections' handlers (on the event-loop thread).
+private final class Counters: Sendable {
+    let served = Atomic<Int>(0)
+    let open = Atomic<Int>(0)
+}
+
+/// One per connection, on the event-loop thread only (not `Sendable`, never leaves it).
+private final class ScrapeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let render: @Sendable () -> String
+    private let counters: Counters
+    private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    private var refused = false
+
+    init(render: @escaping @Sendable () -> String, counters: Counters) {
+        self.render = render
+        self.counters = counters
     }
 
-    private func acceptLoop(_ render: @Sendable () -> String) {
-        while !stopped.load(ordering: .acquiring) {
-            let connection = accept(listener, nil, nil)
-            if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return  // shut down (EINVAL) or a fatal error
+    func channelActive(context: ChannelHandlerContext) {
+        counters.open.add(1, ordering: .relaxed)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        counters.open.subtract(1, ordering: .relaxed)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            head = request
+            bodyBytes = 0
+        case .body(let chunk):
+            bodyBytes += chunk.readableBytes
+            if bodyBytes > MetricsHTTPServer.maxRequestBodyBytes, !refused, let request = head {
+                refused = true
+                respond(context, to: request, status: .payloadTooLarge, body: "request body too large\n", keepAlive: false)
             }
-            answer(connection, render)
-            Glibc.close(connection)
+        case .end:
+            guard let request = head, !refused else { return }
+            head = nil
+            let path = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if path == "/metrics" {
+                if request.method == .GET || request.method == .HEAD {
+                    let text = render()
+                    counters.served.add(1, ordering: .relaxed)
+                    respond(context, to: request, status: .ok, body: text,
+                            contentType: "text/plain; version=0.0.4; charset=utf-8", keepAlive: request.isKeepAlive)
+                } else {
+                    respond(context, to: request, status: .methodNotAllowed, body: "method not allowed: try GET /metrics\n",
+                            extraHeaders: [("Allow", "GET, HEAD")], keepAlive: request.isKeepAlive)
+                }
+            } else {
+                respond(context, to: request, status: .notFound, body: "not found: try GET /metrics\n", keepAlive: request.isKeepAlive)
+            }
         }
     }
 
-    private func answer(_ connection: Int32, _ render: @Sendable () -> String) {
-        // A scrape's request fits one read in practice; read until the end of the headers or 8 KiB.
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var request: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 2048)
-        while request.count < 8192 {
-            let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            request.append(contentsOf: buffer[0..<n])
-            if request.count >= 4, request.suffix(4).elementsEqual([13, 10, 13, 10]) { break }
-        }
-        let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
-        let parts = line.split(separator: " ")
-        let response: String
-        if parts.count >= 2, parts[0] == "GET", parts[1] == "/metrics" || parts[1].hasPrefix("/metrics?") {
-            let body = render()
-            served.add(1, ordering: .relaxed)
-            response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)  // no byte for `idleTimeout`: free the connection
         } else {
-            let body = "not found: try GET /metrics\n"
-            response = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+            context.fireUserInboundEventTriggered(event)
         }
-        var bytes = Array(response.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { send(connection, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            offset += n
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func respond(_ context: ChannelHandlerContext, to request: HTTPRequestHead, status: HTTPResponseStatus,
+                         body: String, contentType: String = "text/plain; charset=utf-8",
+                         extraHeaders: [(String, String)] = [], keepAlive: Bool) {
+        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.utf8.count))])
+        headers.add(contentsOf: extraHeaders)
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 }
