@@ -80,9 +80,13 @@ struct RayFaults {
             threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
                 var i = 0
                 while !stop.load(ordering: .relaxed) {
+                    let successes = ledger.successCount
                     ledger.execute(compiled, id: t << 40 | i)
                     done.value.add(1, ordering: .releasing)
                     i += 1
+                    // A caller answered `hostLost` backs off for 1 ms, as a client would: a tight
+                    // fail-fast loop on 2 CPUs would starve the Ray processes restarting the piece.
+                    if ledger.successCount == successes { usleep(1_000) }
                 }
             })
         }
@@ -103,29 +107,49 @@ struct RayFaults {
             return nil
         }
 
-        let kinds = ["piece-kill", "keeper-kill", "raylet-kill"]
-        var measured: [String: Measured] = [:]
         var problems: [String] = []
+        // The node that lost the piece (partition, raylet) is cleared and started again, so the
+        // next node fault has somewhere to move it.
+        func revive(_ ns: String, ip: String) {
+            for _ in 0..<50 {
+                let pids = RayCluster.namespacePIDs(ns)
+                if pids.isEmpty { break }
+                pids.forEach { kill($0, SIGKILL) }
+                usleep(100_000)
+            }
+            let r = RayCluster.sh(["ip", "netns", "exec", ns, RayCluster.python, "-m", "ray.scripts.scripts", "start", "--address", state.address,
+                                   "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#, "--disable-usage-stats"],
+                                  environment: RayCluster.rayEnvironment(), seconds: 90)
+            if r.status != 0 { problems.append("restarting the Ray node in \(ns) failed: \(r.output.suffix(300))") }
+        }
+
+        let kinds = ["piece-kill", "keeper-kill", "partition", "raylet-kill"]
+        var measured: [String: Measured] = [:]
         var injected = 0
-        for round in 0..<(quick ? 1 : 2) {
+        for _ in 0..<(quick ? 1 : 2) {
             for kind in kinds {
-                // The raylet fault moves the piece to the other node for good: in a second round,
-                // only if that node is back (it is not restarted here).
-                if round > 0 && kind == "raylet-kill" { continue }
-                guard let current = feed.current("b") else { problems.append("\(kind): no current piece"); continue }
+                guard let current = feed.current("b"), let ip = current.event.ip, let ns = state.nodes[ip] else {
+                    problems.append("\(kind): no current piece"); continue
+                }
                 let target: Int32?
                 switch kind {
                 case "piece-kill": target = current.event.pid
                 case "keeper-kill": target = current.event.keeperPID
-                default: target = current.event.rayletPID
+                case "raylet-kill": target = current.event.rayletPID
+                default: target = nil
                 }
-                guard let target, RayCluster.isAlive(target) else { problems.append("\(kind): no live process to kill"); continue }
+                if kind != "partition" {
+                    guard let target, RayCluster.isAlive(target) else { problems.append("\(kind): no live process to kill"); continue }
+                }
                 let host = { compiled.diagnostics.hosts.first }
                 let lossesBefore = host()?.losses ?? 0
                 let incarnationsBefore = host()?.incarnations ?? 0
                 let inFlight = completions.map { $0.value.load(ordering: .acquiring) }
+                let link = ns + "-hub"
                 let t0 = MonotonicClock.now()
-                kill(target, SIGKILL)
+                if let target { kill(target, SIGKILL) } else {
+                    RemoteFaults.shell("ip -n \(RayCluster.prefix)-hub link set \(link) down")
+                }
                 injected += 1
                 var m = Measured()
                 // The owner sees the loss (connection reset or silence), answers what needed the piece...
@@ -149,9 +173,16 @@ struct RayFaults {
                     if let t = waitUntil(seconds: 10, { ledger.successCount > successes }) { m.firstSuccess = ms(t0, t) }
                 }
                 if m.firstSuccess < 0 { problems.append("\(kind): no success within 10 s of the new piece") }
-                measured[kind] = Measured(detect: max(measured[kind]?.detect ?? -1, m.detect), answered: max(measured[kind]?.answered ?? -1, m.answered),
-                                          placed: max(measured[kind]?.placed ?? -1, m.placed),
-                                          firstSuccess: max(measured[kind]?.firstSuccess ?? -1, m.firstSuccess))
+                if kind == "partition" {
+                    // The old incarnation is still running behind the partition: heal it and let it
+                    // talk (split brain); epochs keep its frames out. Then its node is restarted.
+                    RemoteFaults.shell("ip -n \(RayCluster.prefix)-hub link set \(link) up")
+                    usleep(spacing)
+                }
+                if kind == "partition" || kind == "raylet-kill" { revive(ns, ip: ip) }
+                let before = measured[kind] ?? Measured()
+                measured[kind] = Measured(detect: max(before.detect, m.detect), answered: max(before.answered, m.answered),
+                                          placed: max(before.placed, m.placed), firstSuccess: max(before.firstSuccess, m.firstSuccess))
                 RayCluster.writeOwnerStatus(compiled.diagnostics.hosts)
                 usleep(spacing)
             }
