@@ -79,6 +79,9 @@ final class PlacerFeed: Sendable {
         var event: PlacerEvent
         /// ``MonotonicClock`` when this process read it.
         var readAt: UInt64
+        /// Wall-clock seconds when this process read it (minus `event.time`: the delivery delay
+        /// from the keeper through the placer's driver and the file).
+        var readAtWall: Double
     }
     private let log: PlacerEventLog
     private let state = Mutex<(current: [String: Seen], all: [Seen])>(([:], []))
@@ -104,8 +107,9 @@ final class PlacerFeed: Sendable {
         let events = log.poll()
         guard !events.isEmpty else { return }
         let now = MonotonicClock.now()
+        let wall = Date().timeIntervalSince1970
         for event in events {
-            let seen = Seen(event: event, readAt: now)
+            let seen = Seen(event: event, readAt: now, readAtWall: wall)
             state.withLock {
                 $0.all.append(seen)
                 if event.kind == "incarnation", let host = event.host { $0.current[host] = seen }
@@ -157,6 +161,8 @@ enum RayCluster {
     static let net = "10.232.0"
     static let rayPort = 6390
     static let piecePort: UInt16 = 7100
+    /// Ray's session directory for the local cluster (`ray start --temp-dir`), removed by `down`.
+    static let rayTempDirectory = "/tmp/actorgraph-ray"
 
     struct State: Codable {
         /// "local" (namespaces, Ray started here) or "attach" (an existing Ray cluster).
@@ -321,7 +327,7 @@ enum RayCluster {
         let head = sh(["ip", "netns", "exec", prefix + "-a", python, "-m", "ray.scripts.scripts", "start", "--head",
                        "--node-ip-address", "\(net).1", "--port", "\(rayPort)", "--num-cpus", "1",
                        "--resources", #"{"actorgraph_owner": 1}"#, "--include-dashboard=false", "--disable-usage-stats",
-                       "--temp-dir", "/tmp/actorgraph-ray"], environment: env, seconds: 90)
+                       "--temp-dir", rayTempDirectory], environment: env, seconds: 90)
         guard head.status == 0 else { throw Failure.message("ray start --head failed: \(head.output.suffix(600))") }
         state.nodes["\(net).1"] = prefix + "-a"
         log("cluster: Ray head in \(prefix)-a at \(state.address)")
@@ -443,6 +449,14 @@ enum RayCluster {
             kill(pid, SIGKILL)
             usleep(100_000)
             if isAlive(pid) { left.append("piece pid \(pid)") }
+        }
+        if state.mode == "local" {
+            // Ray's session files and the keepers' pid files of this cluster's nodes.
+            try? FileManager.default.removeItem(atPath: rayTempDirectory)
+            let tmp = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+            for name in tmp where name.hasPrefix("actorgraph-placer-") && name.contains("-\(net).") && name.hasSuffix(".pid") {
+                try? FileManager.default.removeItem(atPath: "/tmp/" + name)
+            }
         }
         if left.isEmpty {
             try? FileManager.default.removeItem(atPath: directory)

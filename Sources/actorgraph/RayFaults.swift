@@ -47,6 +47,9 @@ struct RayFaults {
 
     struct Measured {
         var detect = -1.0, answered = -1.0, placed = -1.0, firstSuccess = -1.0
+        /// From the fault to the keeper's report of the new piece (its wall clock), and from that
+        /// report to this process reading it.
+        var respawn = -1.0, delivery = -1.0
     }
 
     func run(state: RayCluster.State) throws {
@@ -147,6 +150,7 @@ struct RayFaults {
                 let inFlight = completions.map { $0.value.load(ordering: .acquiring) }
                 let link = ns + "-hub"
                 let t0 = MonotonicClock.now()
+                let t0Wall = Date().timeIntervalSince1970
                 if let target { kill(target, SIGKILL) } else {
                     RemoteFaults.shell("ip -n \(RayCluster.prefix)-hub link set \(link) down")
                 }
@@ -164,6 +168,10 @@ struct RayFaults {
                 // ...Ray brings a new piece up (the placer reports it; the feed hands its address over)...
                 if let t = waitUntil(seconds: 30, { (feed.current("b")?.event.pid ?? current.event.pid) != current.event.pid }) {
                     m.placed = ms(t0, t)
+                    if let new = feed.current("b") {
+                        m.respawn = (new.event.time - t0Wall) * 1e3
+                        m.delivery = (new.readAtWall - new.event.time) * 1e3
+                    }
                 } else {
                     problems.append("\(kind): no new piece within 30 s")
                 }
@@ -182,7 +190,8 @@ struct RayFaults {
                 if kind == "partition" || kind == "raylet-kill" { revive(ns, ip: ip) }
                 let before = measured[kind] ?? Measured()
                 measured[kind] = Measured(detect: max(before.detect, m.detect), answered: max(before.answered, m.answered),
-                                          placed: max(before.placed, m.placed), firstSuccess: max(before.firstSuccess, m.firstSuccess))
+                                          placed: max(before.placed, m.placed), firstSuccess: max(before.firstSuccess, m.firstSuccess),
+                                          respawn: max(before.respawn, m.respawn), delivery: max(before.delivery, m.delivery))
                 RayCluster.writeOwnerStatus(compiled.diagnostics.hosts)
                 usleep(spacing)
             }
@@ -201,11 +210,13 @@ struct RayFaults {
         print("faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
               + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(f(maxDetect)) "
               + "ray_restarts=\(rayRestarts) max_replacement_ms=\(f(maxReplacement))")
-        let detail = kinds.compactMap { k in measured[k].map { "\(k)=\(f($0.detect))/\(f($0.answered))/\(f($0.placed))/\(f($0.firstSuccess))" } }
-        print("faults-ray: per fault detect_ms/all_in_flight_answered_ms/new_piece_reported_ms/first_success_ms: \(detail.joined(separator: " ")) "
+        let detail = kinds.compactMap { k in
+            measured[k].map { "\(k)=\(f($0.detect))/\(f($0.answered))/\(f($0.respawn))/\(f($0.delivery))/\(f($0.placed))/\(f($0.firstSuccess))" }
+        }
+        print("faults-ray: per fault, ms after it: detect/all_in_flight_answered/new_piece_listening/+report_delivery/owner_told/first_success: \(detail.joined(separator: " ")) "
               + "piece_restarts=\(restarts.pieces - baseline.pieces) keeper_restarts=\(restarts.keepers - baseline.keepers) "
               + "lost_answers=\(report.hostLost) stale_frames_dropped=\(hostStatus?.staleFramesDropped ?? 0) epoch=\(hostStatus?.epoch ?? 0) "
-              + "incarnations=\(hostStatus?.incarnations ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))")
+              + "incarnations=\(hostStatus?.incarnations ?? 0) losses=\(hostStatus?.losses ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))")
         fflush(nil)
         if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
         if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
