@@ -227,6 +227,17 @@ enum RayCluster {
         return env
     }
 
+    /// Runs `body` (which starts child processes) with no signal blocked in this thread: a child
+    /// inherits the mask, and the threads async commands run on block SIGTERM and SIGINT — a Ray
+    /// process or placer started from there would ignore `down`'s SIGTERM.
+    static func withUnblockedSignals<T>(_ body: () throws -> T) rethrows -> T {
+        var empty = sigset_t(), old = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        return try body()
+    }
+
     /// Runs a command to its end (at most `seconds`), returning its status and output.
     @discardableResult
     static func sh(_ arguments: [String], environment: [String: String]? = nil, seconds: Double = 60) -> (status: Int32, output: String) {
@@ -238,7 +249,7 @@ enum RayCluster {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return (127, "\(arguments.first ?? ""): \(error)") }
+        do { try withUnblockedSignals { try process.run() } } catch { return (127, "\(arguments.first ?? ""): \(error)") }
         let collected = Mutex(Data())
         let reader = Thread { collected.withLock { $0 = pipe.fileHandleForReading.readDataToEndOfFile() } }
         reader.start()
@@ -293,7 +304,7 @@ enum RayCluster {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", ns, RemoteFaults.executablePath()] + arguments
         process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return 127 }
+        do { try withUnblockedSignals { try process.run() } } catch { return 127 }
         process.waitUntilExit()
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
@@ -386,7 +397,7 @@ enum RayCluster {
         let logHandle = FileHandle(forWritingAtPath: placerLogPath)
         process.standardOutput = logHandle
         process.standardError = logHandle
-        try process.run()
+        try withUnblockedSignals { try process.run() }
         // The placer reports its own pid (setsid may fork).
         let feed = PlacerFeed(path: eventsPath)
         let deadline = ContinuousClock.now + .seconds(60)
@@ -515,7 +526,7 @@ enum RayCluster {
         if let owner = try? String(contentsOfFile: ownerStatusPath, encoding: .utf8), !owner.isEmpty {
             lines.append("  owner (last written): " + owner.trimmingCharacters(in: .whitespacesAndNewlines))
         } else {
-            lines.append("  owner: none has reported (epochs are the owner's: `cluster run` and `faults --remote --ray` write them here)")
+            lines.append("  owner: none has reported (epochs are the owner's; `faults --remote --ray` writes them here)")
         }
         return lines
     }

@@ -196,6 +196,8 @@ def main():
     parser.add_argument("--events", help="append every event as a JSON line to this file too")
     parser.add_argument("--namespace", default="actorgraph")
     args = parser.parse_args()
+    # A parent that blocked these (threads of many runtimes do) must not make `down` wait for SIGKILL.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
     events_file = open(args.events, "a", buffering=1) if args.events else None
 
@@ -206,12 +208,12 @@ def main():
             events_file.write(line + "\n")
             events_file.flush()
 
+    ray.init(address=args.address, _node_ip_address=args.node_ip, namespace=args.namespace,
+             logging_level="WARNING", log_to_driver=False)
+    # After ray.init, which installs its own SIGTERM handler (the driver would otherwise ignore `down`).
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    ray.init(address=args.address, _node_ip_address=args.node_ip, namespace=args.namespace,
-             logging_level="WARNING", log_to_driver=False)
     emit({"event": "placer", "pid": os.getpid(), "address": args.address, "t": time.time()})
     keepers = {}
     for host, port, resource in args.piece:
@@ -248,11 +250,12 @@ def main():
             ready = True
             emit({"event": "ready", "t": time.time()})
 
-    for host, k in keepers.items():
-        try:
-            ray.get(k["actor"].stop.remote(), timeout=10)
-        except Exception:
-            pass
+    # Every keeper stops its piece (SIGTERM, then SIGKILL after 5 s) at once; then the actors go.
+    try:
+        ray.get([k["actor"].stop.remote() for k in keepers.values()], timeout=10)
+    except Exception:
+        pass
+    for k in keepers.values():
         ray.kill(k["actor"], no_restart=True)
     emit({"event": "down", "t": time.time()})
     ray.shutdown()
