@@ -471,7 +471,9 @@ enum RayCluster {
         }
         if left.isEmpty {
             try? FileManager.default.removeItem(atPath: directory)
-            log("cluster: down (\(state.mode)): placer stopped, \(state.mode == "local" ? "Ray and its namespaces removed, " : "")no piece, Ray process or namespace left")
+            log(state.mode == "local"
+                ? "cluster: down (local): placer stopped, Ray and its namespaces removed, no piece, Ray process or namespace left"
+                : "cluster: down (attach): placer stopped, its keeper actors killed, no piece left; the Ray cluster at \(state.address) keeps running")
         } else {
             log("cluster: down left behind: \(left.joined(separator: ", "))")
         }
