@@ -35,9 +35,15 @@
 set -uo pipefail
 
 prog=netns-rig
-state_dir=/run/agrig-rig
+# A second, independent rig (e.g. `actorgraph cluster`'s, beside the tests' one): AGRIG_PREFIX names its
+# namespaces and links (default agrig; 2-7 lower-case letters), AGRIG_NET its /24 (default 10.231.0).
+prefix=${AGRIG_PREFIX:-agrig}
+net=${AGRIG_NET:-10.231.0}
+[[ "$prefix" =~ ^[a-z]{2,7}$ ]] || { echo "netns-rig: AGRIG_PREFIX must be 2-7 lower-case letters (got '$prefix')" >&2; exit 64; }
+[[ "$net" =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "netns-rig: AGRIG_NET must be 10.X.Y (got '$net')" >&2; exit 64; }
+state_dir=/run/$prefix-rig
 names=(a b c)
-nft_table=agrig_loss
+nft_table=${prefix}_loss
 
 die() { echo "$prog: $2" >&2; exit "$1"; }
 
@@ -49,20 +55,20 @@ require_root_and_netns() {
 
 # agrig-a or a -> agrig-a; anything else is refused (never a namespace this script did not create).
 ns_name() {
-    local n=${1#agrig-}
-    case "$n" in a|b|c) echo "agrig-$n" ;; *) die 64 "unknown namespace '$1' (agrig-a, agrig-b or agrig-c)" ;; esac
+    local n=${1#"$prefix"-}
+    case "$n" in a|b|c) echo "$prefix-$n" ;; *) die 64 "unknown namespace '$1' ($prefix-a, $prefix-b or $prefix-c)" ;; esac
 }
 
 addr_of() { # a -> 10.231.0.1
-    case "$1" in a) echo 10.231.0.1 ;; b) echo 10.231.0.2 ;; c) echo 10.231.0.3 ;; esac
+    case "$1" in a) echo "$net.1" ;; b) echo "$net.2" ;; c) echo "$net.3" ;; esac
 }
 
-existing_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^agrig-' || true; }
+existing_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-" || true; }
 
 print_lines() {
     local n
     for n in "${names[@]}"; do
-        ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "agrig-$n" && echo "ns=agrig-$n addr=$(addr_of "$n")"
+        ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$prefix-$n" && echo "ns=$prefix-$n addr=$(addr_of "$n")"
     done
     return 0
 }
@@ -81,12 +87,12 @@ do_down() {
         ip netns delete "$ns" 2>/dev/null || ip netns delete "$ns" 2>/dev/null || echo "$prog: could not delete namespace $ns" >&2
     done
     # A partial `up` may have left a pair in the root namespace before moving it.
-    for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^agrig-' || true); do
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^$prefix-" || true); do
         ip link delete "$link" 2>/dev/null || true
     done
     rm -rf "$state_dir"
     local left
-    left="$(existing_namespaces) $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^agrig-' || true)"
+    left="$(existing_namespaces) $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^$prefix-" || true)"
     if [ -n "${left// /}" ]; then
         echo "$prog: left behind: $left" >&2
         return 1
@@ -115,24 +121,24 @@ do_up() {
     mkdir -p "$state_dir"
     echo "$owner" > "$state_dir/owner"
 
-    ip netns add agrig-hub
-    ip -n agrig-hub link set lo up
-    ip -n agrig-hub link add agrig-br type bridge
-    ip -n agrig-hub link set agrig-br up
+    ip netns add "$prefix-hub"
+    ip -n "$prefix-hub" link set lo up
+    ip -n "$prefix-hub" link add "$prefix-br" type bridge
+    ip -n "$prefix-hub" link set "$prefix-br" up
     local i n ns
     for ((i = 0; i < count; i++)); do
         n=${names[$i]}
-        ns=agrig-$n
+        ns=$prefix-$n
         ip netns add "$ns"
         ip -n "$ns" link set lo up
         # Created in the root namespace (the only place both ends can be named), moved at once.
-        ip link add "agrig-$n" type veth peer name "agrig-$n-hub"
-        ip link set "agrig-$n" netns "$ns"
-        ip link set "agrig-$n-hub" netns agrig-hub
-        ip -n agrig-hub link set "agrig-$n-hub" master agrig-br
-        ip -n agrig-hub link set "agrig-$n-hub" up
-        ip -n "$ns" addr add "$(addr_of "$n")/24" dev "agrig-$n"
-        ip -n "$ns" link set "agrig-$n" up
+        ip link add "$prefix-$n" type veth peer name "$prefix-$n-hub"
+        ip link set "$prefix-$n" netns "$ns"
+        ip link set "$prefix-$n-hub" netns "$prefix-hub"
+        ip -n "$prefix-hub" link set "$prefix-$n-hub" master "$prefix-br"
+        ip -n "$prefix-hub" link set "$prefix-$n-hub" up
+        ip -n "$ns" addr add "$(addr_of "$n")/24" dev "$prefix-$n"
+        ip -n "$ns" link set "$prefix-$n" up
     done
     set +e
     up_done=1

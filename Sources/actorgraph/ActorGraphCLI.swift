@@ -41,6 +41,7 @@ struct ActorGraphCLI: AsyncParsableCommand {
             FaultsCommand.self,
             TcpPingPongCommand.self,
             PieceCommand.self,
+            ClusterCommand.self,
             RemoteBenchCommand.self,
         ],
         defaultSubcommand: RunCommand.self)

@@ -36,12 +36,20 @@ struct FaultsCommand: ParsableCommand {
     @Flag(help: "With --remote: pieces in the namespace rig's agrig-b and agrig-c (scripts/netns-rig.sh up 3; run this inside agrig-a), plus a link going down.")
     var rig = false
 
+    @Flag(help: "With --remote: the piece placed and restarted by Ray (its own local cluster: `actorgraph cluster up --spare`, taken down after); faults: piece SIGKILL, keeper actor SIGKILL, the node's raylet SIGKILL. Appends `ray_restarts=R max_replacement_ms=X`.")
+    var ray = false
+
     func validate() throws {
         // 0 or a negative count used to trap (index out of range) instead of refusing the value.
         guard (1...64).contains(submitters) else { throw ValidationError("--submitters must be 1...64 (got \(submitters))") }
     }
 
     func run() throws {
+        if ray {
+            guard remote, !rig else { throw CLI.fail("--ray goes with --remote (and not --rig)", code: .validationFailure) }
+            try RayFaults.runAll(quick: quick, submitters: submitters)
+            return
+        }
         if remote {
             try RemoteFaults(quick: quick, submitters: submitters, rig: rig).run()
             return
