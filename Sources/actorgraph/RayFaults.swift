@@ -57,16 +57,7 @@ struct RayFaults {
         guard let first = feed.waitForIncarnation(of: "b", timeout: .seconds(30)), let address = first.event.address else {
             throw CLI.fail("faults --remote --ray: the placer reports no piece for host b")
         }
-        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
-                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)))
-        options.remote.hosts = ["b": [address]]
-        options.remote.connectTimeout = .milliseconds(500)
-        let compiled: CompiledGraph<Int, Int>
-        do {
-            compiled = try RemoteFaultGraph.graph().compile(options)
-        } catch {
-            throw CLI.fail(error)
-        }
+        let compiled = try RemoteFaultGraph.compile(hostB: [address])
         defer { compiled.shutdown() }
         try feed.start { host, address in
             try? compiled.setPieceAddresses([address], forHost: host)

@@ -13,6 +13,20 @@ enum RemoteFaultGraph {
             x.then(name: "scale") { $0 * 2 }.on("b").then(name: "plus1") { $0 + 1 }
         }
     }
+
+    /// Compiled for the fault campaigns: host `b` at `hostB`, one unpinned worker, short spins and
+    /// connect timeout (a campaign keeps replacing the piece).
+    static func compile(hostB: [PieceAddress]) throws -> CompiledGraph<Int, Int> {
+        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
+                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)))
+        options.remote.hosts = ["b": hostB]
+        options.remote.connectTimeout = .milliseconds(500)
+        do {
+            return try graph().compile(options)
+        } catch {
+            throw CLI.fail(error)
+        }
+    }
 }
 
 /// `actorgraph faults --remote`: a graph spanning two hosts, whose piece is killed, stopped
@@ -58,16 +72,7 @@ struct RemoteFaults {
         var pieces: [LineReadingProcess?] = [try start(slots[0]), nil]
         defer { for p in pieces { _ = p?.stop(signal: SIGKILL) } }
 
-        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
-                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)))
-        options.remote.hosts = ["b": slots.map(\.address)]
-        options.remote.connectTimeout = .milliseconds(500)
-        let compiled: CompiledGraph<Int, Int>
-        do {
-            compiled = try RemoteFaultGraph.graph().compile(options)
-        } catch {
-            throw CLI.fail(error)
-        }
+        let compiled = try RemoteFaultGraph.compile(hostB: slots.map(\.address))
         let ledger = RemoteLedger()
         let stop = Atomic<Bool>(false)
         var threads: [PinnedThread] = []
