@@ -1,3 +1,4 @@
+import ActorGraphPlatform
 import Glibc
 
 // Across hosts (issue 16, point 8): a graph spanning two hosts — `remote.echo` (one stage on host b,
@@ -57,7 +58,7 @@ enum RemoteCases {
         // Blocking waits on child processes: on a thread of their own, not a cooperative-pool thread.
         return try await onUnpinnedThread(name: "ag-remote") {
             var out = RemoteResults()
-            guard let exe = selfExecutable() else {
+            guard let exe = SelfExecutable.path else {
                 out.notes.append("remote.tcp_pingpong skipped: cannot read /proc/self/exe")
                 say("  \(out.notes.last!)")
                 return out
@@ -268,13 +269,6 @@ enum RemoteCases {
             + "  (\(r.count) round trips of \(r.payloadBytes) B; \(r.route))")
     }
 
-    /// This binary's path: `ip netns exec` execs its argument, so `/proc/self/exe` there would be `ip`.
-    static func selfExecutable() -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 
     /// `scripts/netns-rig.sh` under the working directory (the bench runs from the repository root),
     /// else above this binary (`.build/<triple>/release/actorgraph`).
@@ -284,7 +278,7 @@ enum RemoteCases {
         if getcwd(&cwd, cwd.count) != nil {
             candidates.append(String(decoding: cwd.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/scripts/netns-rig.sh")
         }
-        if var directory = selfExecutable() {
+        if var directory = SelfExecutable.path {
             for _ in 0..<5 {
                 guard let slash = directory.lastIndex(of: "/"), slash != directory.startIndex else { break }
                 directory = String(directory[..<slash])

@@ -3,7 +3,8 @@ import ActorGraphExamples
 import ActorGraphPlatform
 import Synchronization
 
-/// Every execution's answers, by id, and the first success after each worker death.
+/// Every execution's answers, by id, and the first success after each worker death (the `faults`
+/// campaigns, local and remote).
 final class FaultLedger: Sendable {
     private struct State {
         var answers: [Int: Int] = [:]
@@ -14,21 +15,38 @@ final class FaultLedger: Sendable {
         var hung = 0
         var wrong = 0
         var duplicates = 0
+        var hostLost = 0
     }
     private let state = Mutex(State())
+    private let successTotal = Atomic<Int>(0)
 
     /// Executes one request and records its one answer (a result or a typed error).
     func execute(_ compiled: CompiledGraph<FaultInjection.Request, Int>, _ request: FaultInjection.Request) {
+        record(id: request.id) { () throws(GraphError) in try compiled.execute(request, timeout: .seconds(10)) }
+    }
+
+    /// The same for a graph whose input is the id itself (the remote fault graph: 2·id + 1).
+    func execute(_ compiled: CompiledGraph<Int, Int>, id: Int) {
+        record(id: id) { () throws(GraphError) in try compiled.execute(id, timeout: .seconds(10)) }
+    }
+
+    /// Successful executions so far (read without the lock: campaigns poll it to see recovery).
+    var successCount: Int { successTotal.load(ordering: .relaxed) }
+
+    /// Runs `call` (an execution whose value is 2·owner + 1) and records its one answer; a
+    /// `timedOut` counts as hung.
+    private func record(id: Int, _ call: () throws(GraphError) -> Int) {
         state.withLock { $0.submitted += 1 }
         do {
-            let value = try compiled.execute(request, timeout: .seconds(10))
+            let value = try call()
             let now = MonotonicClock.now()
+            successTotal.add(1, ordering: .relaxed)
             // The value names the execution it belongs to: a result delivered to the wrong caller
             // shows up as a second answer for its real owner.
             let owner = (value - 1) / 2
             state.withLock {
                 $0.successes.append(now)
-                if owner != request.id { $0.wrong += 1 }
+                if owner != id { $0.wrong += 1 }
                 $0.answers[owner, default: 0] += 1
                 if $0.answers[owner]! > 1 { $0.duplicates += 1 }
             }
@@ -36,10 +54,11 @@ final class FaultLedger: Sendable {
             let now = MonotonicClock.now()
             state.withLock {
                 if case .timedOut = error { $0.hung += 1; return }
+                if case .hostLost = error { $0.hostLost += 1 }
                 $0.typedErrors += 1
                 $0.errorTimes.append(now)
-                $0.answers[request.id, default: 0] += 1
-                if $0.answers[request.id]! > 1 { $0.duplicates += 1 }
+                $0.answers[id, default: 0] += 1
+                if $0.answers[id]! > 1 { $0.duplicates += 1 }
             }
         }
     }
@@ -52,6 +71,19 @@ final class FaultLedger: Sendable {
         var duplicates: Int
         var wrong: Int
         var maxRecoveryMilliseconds: Double
+        /// Typed errors that were ``GraphError/hostLost(host:reason:)``.
+        var hostLost: Int
+
+        /// What breaks the campaign's promise: lost, hung, duplicated or wrong answers (`wrong`
+        /// names the last kind in the message).
+        func problems(wrong wrongKind: String = "wrong result(s)") -> [String] {
+            var problems: [String] = []
+            if lost > 0 { problems.append("\(lost) execution(s) lost") }
+            if hung > 0 { problems.append("\(hung) execution(s) hung") }
+            if duplicates > 0 { problems.append("\(duplicates) execution(s) answered twice") }
+            if wrong > 0 { problems.append("\(wrong) \(wrongKind)") }
+            return problems
+        }
     }
 
     /// The worst time from each of `kills` to the first typed error answered after it, in ms.
@@ -66,7 +98,8 @@ final class FaultLedger: Sendable {
         }
     }
 
-    func report(restarts: Int, deaths: [UInt64]) -> Report {
+    /// The answers so far; `deaths`: worker deaths, for the worst time to the next success.
+    func report(deaths: [UInt64] = []) -> Report {
         state.withLock { s in
             let answered = s.successes.count + s.typedErrors
             let sorted = s.successes.sorted()
@@ -78,7 +111,8 @@ final class FaultLedger: Sendable {
                 if lo < sorted.count { worst = max(worst, sorted[lo] &- death) }
             }
             return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
-                          duplicates: s.duplicates, wrong: s.wrong, maxRecoveryMilliseconds: Double(worst) / 1e6)
+                          duplicates: s.duplicates, wrong: s.wrong, maxRecoveryMilliseconds: Double(worst) / 1e6,
+                          hostLost: s.hostLost)
         }
     }
 }

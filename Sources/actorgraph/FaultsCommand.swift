@@ -114,15 +114,11 @@ struct FaultsCommand: ParsableCommand {
         threads.forEach { $0.join() }
         let statistics = compiled.isolationStatistics
         compiled.shutdown()
-        let report = ledger.report(restarts: statistics.restarts, deaths: statistics.deathTimes)
+        let report = ledger.report(deaths: statistics.deathTimes)
         print("faults: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
               + "hung=\(report.hung) restarts=\(statistics.restarts) max_recovery_ms=\(LatencySummary.fixed(report.maxRecoveryMilliseconds, decimals: 1))")
         print("faults: SIGKILL to the first typed error of an execution in flight: worst \(LatencySummary.fixed(ledger.worstAnswerMilliseconds(after: killTimes), decimals: 2)) ms over \(killTimes.count) kill(s)")
-        var problems: [String] = []
-        if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
-        if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
-        if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
-        if report.wrong > 0 { problems.append("\(report.wrong) wrong result(s)") }
+        var problems = report.problems()
         if statistics.restarts < injected { problems.append("only \(statistics.restarts) restart(s) for \(injected) fault(s)") }
         if statistics.restartsExhausted { problems.append("restarts exhausted") }
         if !problems.isEmpty { throw CLI.fail("faults: " + problems.joined(separator: ", ")) }

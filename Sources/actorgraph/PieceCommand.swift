@@ -24,12 +24,11 @@ struct PieceCommand: ParsableCommand {
     var host: String?
 
     func validate() throws {
-        guard PieceAddress(listen) != nil || listen.hasSuffix(":0") else { throw ValidationError("--listen must be IP:PORT (got '\(listen)')") }
+        guard PieceAddress(listening: listen) != nil else { throw ValidationError("--listen must be IP:PORT (got '\(listen)')") }
     }
 
     func run() throws {
-        let parts = listen.split(separator: ":")
-        let address = PieceAddress(String(parts[0]), port: UInt16(parts[1]) ?? 0)
+        let address = PieceAddress(listening: listen)!
         try? StopSignals.install()
         do {
             try Piece.serve(listen: address, host: host,

@@ -65,7 +65,7 @@ struct RayFaults {
         defer { feed.stop() }
         let baseline = feed.restarts
 
-        let ledger = RemoteLedger()
+        let ledger = FaultLedger()
         let stop = Atomic<Bool>(false)
         let completions = (0..<submitters).map { _ in Counter() }
         var threads: [PinnedThread] = []
@@ -209,10 +209,7 @@ struct RayFaults {
               + "lost_answers=\(report.hostLost) stale_frames_dropped=\(hostStatus?.staleFramesDropped ?? 0) epoch=\(hostStatus?.epoch ?? 0) "
               + "incarnations=\(hostStatus?.incarnations ?? 0) losses=\(hostStatus?.losses ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))")
         fflush(nil)
-        if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
-        if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
-        if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
-        if report.wrong > 0 { problems.append("\(report.wrong) wrong or stale result(s)") }
+        problems += report.problems(wrong: "wrong or stale result(s)")
         if !problems.isEmpty { throw CLI.fail("faults --remote --ray: " + problems.joined(separator: ", ")) }
     }
 }

@@ -30,14 +30,13 @@ struct RemoteBenchCommand: ParsableCommand {
     var waitStrategy: WaitStrategyArgument = .adaptive
 
     func validate() throws {
-        guard PieceAddress(piece) != nil || (withPiece && piece.hasSuffix(":0")) else { throw ValidationError("--piece must be IP:PORT (got '\(piece)')") }
+        guard let address = PieceAddress(listening: piece), address.port > 0 || withPiece else { throw ValidationError("--piece must be IP:PORT (got '\(piece)')") }
         guard count >= 1, warmup >= 0, pipelined >= 1 else { throw ValidationError("--count and --pipelined must be at least 1") }
     }
 
     func run() throws {
         actorgraph_malloc_counting(1)
-        let parts = piece.split(separator: ":")
-        var address = PieceAddress(String(parts[0]), port: UInt16(parts[1]) ?? 0)
+        var address = PieceAddress(listening: piece)!
         let stop = Atomic<Bool>(false)
         if withPiece {
             let bound = Mutex<UInt16>(0)

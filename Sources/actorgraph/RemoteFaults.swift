@@ -73,7 +73,7 @@ struct RemoteFaults {
         defer { for p in pieces { _ = p?.stop(signal: SIGKILL) } }
 
         let compiled = try RemoteFaultGraph.compile(hostB: slots.map(\.address))
-        let ledger = RemoteLedger()
+        let ledger = FaultLedger()
         let stop = Atomic<Bool>(false)
         var threads: [PinnedThread] = []
         for t in 0..<submitters {
@@ -167,10 +167,7 @@ struct RemoteFaults {
         print("faults-remote: per fault, detect_ms/first_success_after_ms: \(detail.joined(separator: " ")) "
               + "lost_answers=\(report.hostLost) stale_frames_dropped=\(host?.staleFramesDropped ?? 0) epoch=\(host?.epoch ?? 0) "
               + "incarnations=\(host?.incarnations ?? 0)\(lossNote) (\(rig ? "namespace rig" : "loopback"))")
-        if report.lost > 0 { problems.append("\(report.lost) execution(s) lost") }
-        if report.hung > 0 { problems.append("\(report.hung) execution(s) hung") }
-        if report.duplicates > 0 { problems.append("\(report.duplicates) execution(s) answered twice") }
-        if report.wrong > 0 { problems.append("\(report.wrong) wrong or stale result(s)") }
+        problems += report.problems(wrong: "wrong or stale result(s)")
         if !problems.isEmpty { throw CLI.fail("faults --remote: " + problems.joined(separator: ", ")) }
     }
 
@@ -188,61 +185,5 @@ struct RemoteFaults {
 
     /// This program's path (`/proc/self/exe` resolved: a piece started through `ip netns exec`
     /// must be given the real file).
-    static func executablePath() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return CommandLine.arguments[0] }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-/// Every execution's answers, by id.
-final class RemoteLedger: Sendable {
-    private struct State {
-        var answers: [Int: Int] = [:]
-        var submitted = 0
-        var successes = 0
-        var errors = 0
-        var hostLost = 0
-        var hung = 0
-        var wrong = 0
-        var duplicates = 0
-    }
-    private let state = Mutex(State())
-    private let successes = Atomic<Int>(0)
-
-    var successCount: Int { successes.load(ordering: .relaxed) }
-
-    func execute(_ compiled: CompiledGraph<Int, Int>, id: Int) {
-        state.withLock { $0.submitted += 1 }
-        do {
-            let value = try compiled.execute(id, timeout: .seconds(10))
-            successes.add(1, ordering: .relaxed)
-            let owner = (value - 1) / 2
-            state.withLock {
-                $0.successes += 1
-                if owner != id { $0.wrong += 1 }
-                $0.answers[owner, default: 0] += 1
-                if $0.answers[owner]! > 1 { $0.duplicates += 1 }
-            }
-        } catch {
-            state.withLock {
-                if case .timedOut = error { $0.hung += 1; return }
-                if case .hostLost = error { $0.hostLost += 1 }
-                $0.errors += 1
-                $0.answers[id, default: 0] += 1
-                if $0.answers[id]! > 1 { $0.duplicates += 1 }
-            }
-        }
-    }
-
-    struct Report { var submitted, answered, lost, hung, duplicates, wrong, hostLost: Int }
-
-    func report() -> Report {
-        state.withLock { s in
-            let answered = s.successes + s.errors
-            return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
-                          duplicates: s.duplicates, wrong: s.wrong, hostLost: s.hostLost)
-        }
-    }
+    static func executablePath() -> String { SelfExecutable.path ?? CommandLine.arguments[0] }
 }

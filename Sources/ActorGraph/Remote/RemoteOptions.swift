@@ -10,8 +10,14 @@ public struct PieceAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `"10.231.0.2:7100"`; `nil` when malformed.
     public init?(_ text: String) {
+        guard let address = PieceAddress(listening: text), address.port > 0 else { return nil }
+        self = address
+    }
+
+    /// Parses an address to listen on: as ``init(_:)``, and port 0 (any free port) is allowed.
+    package init?(listening text: String) {
         let parts = text.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]), port > 0 else { return nil }
+        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
         self.init(String(parts[0]), port: port)
     }
 
