@@ -96,8 +96,7 @@ final class PieceConnector: @unchecked Sendable {
         guard hosts.names.dropFirst().contains(host) else { return false }
         addressBook.withLock { $0[host] = addresses }
         if let edges {
-            edges.lossWord.pointee.add(1, ordering: .sequentiallyConsistent)
-            Futex.wake(futexWord(edges.lossWord), count: Int32.max, shared: false)
+            edges.ringLossWord()
         }
         return true
     }
@@ -117,8 +116,7 @@ final class PieceConnector: @unchecked Sendable {
     func stop() {
         stopFlag.store(true, ordering: .sequentiallyConsistent)
         if let edges {
-            edges.lossWord.pointee.add(1, ordering: .sequentiallyConsistent)
-            Futex.wake(futexWord(edges.lossWord), count: Int32.max, shared: false)
+            edges.ringLossWord()
         }
         let thread = lifecycle.withLock { t -> PinnedThread? in defer { t = nil }; return t }
         thread?.join()

@@ -124,6 +124,10 @@ final class TCPEdges: RingAttachment {
     private var touched: [Bool]
     /// Per channel, the park words of its readers and of its edge worker (precomputed: no allocation per frame).
     private let wakeTargets: [[UnsafeMutablePointer<Atomic<UInt32>>]]
+    /// Per channel, its slot's value bytes and whether the slot is encoded (``EncodedSlot``): read
+    /// per frame, so kept apart from the layout (a layout copied per frame would retain its closures).
+    private let valueBytes: [Int]
+    private let encoded: [Bool]
     private var resultFirst = -1
     private var resultEnd = -1
     /// Connections handed over by the connector thread (owner) and not yet adopted.
@@ -135,6 +139,12 @@ final class TCPEdges: RingAttachment {
         word.initialize(to: Atomic(0))
         return word
     }()
+    /// Bumps ``lossWord`` and wakes whoever waits on it (the connector, a piece's main thread).
+    func ringLossWord() {
+        lossWord.pointee.add(1, ordering: .sequentiallyConsistent)
+        Futex.wake(futexWord(lossWord), count: Int32.max, shared: false)
+    }
+
     /// The edge worker's park word, rung when the mailbox fills.
     var parkWord: UnsafeMutablePointer<Atomic<UInt32>>?
 
@@ -150,6 +160,8 @@ final class TCPEdges: RingAttachment {
         lossPolicy = remote.whileHostLost
         touched = [Bool](repeating: false, count: plan.channels.count)
         wakeTargets = plan.channels.indices.map { wiring.wakeTargets(of: $0, excludingWorker: nil) }
+        valueBytes = plan.channels.map(\.layout.size)
+        encoded = plan.channels.map { $0.layout.encoded != nil }
     }
 
     deinit {
@@ -274,7 +286,7 @@ final class TCPEdges: RingAttachment {
         var framed = 0
         for (i, c) in link.sendChannels.enumerated() {
             let ring = wiring.rings[c]
-            let size = plan.channels[c].layout.size
+            let size = valueBytes[c]
             var k = link.sendNext[i]
             while ring.isPublished(k) {
                 let failure = ring.failure(k).pointee
@@ -282,7 +294,7 @@ final class TCPEdges: RingAttachment {
                 let source: UnsafeRawPointer
                 if failure == 0 {
                     // An encoded slot (a value holding references) crosses as its count and bytes only.
-                    payload = plan.channels[c].layout.encoded == nil ? size
+                    payload = !encoded[c] ? size
                         : EncodedSlot.headerBytes + min(Int(ring.value(k).load(as: UInt32.self)), size - EncodedSlot.headerBytes)
                     source = UnsafeRawPointer(ring.value(k))
                 } else {
@@ -407,9 +419,8 @@ final class TCPEdges: RingAttachment {
         }
         let ring = wiring.rings[c]
         if frame.failure == 0 {
-            let layout = plan.channels[c].layout
-            let fits = layout.encoded == nil ? frame.payloadBytes == layout.size
-                : frame.payloadBytes >= EncodedSlot.headerBytes && frame.payloadBytes <= layout.size
+            let fits = !encoded[c] ? frame.payloadBytes == valueBytes[c]
+                : frame.payloadBytes >= EncodedSlot.headerBytes && frame.payloadBytes <= valueBytes[c]
             guard fits else {
                 lose(link, reason: "protocol error: channel \(c) value of \(frame.payloadBytes) bytes")
                 return false
@@ -472,8 +483,7 @@ final class TCPEdges: RingAttachment {
         link.counters.losses.add(1, ordering: .releasing)
         link.counters.lastLossAt.store(link.lostAt, ordering: .relaxed)
         logger.notice("\(isOwner ? "host '\(link.name)'" : "the owner") lost: \(reason)")
-        lossWord.pointee.add(1, ordering: .sequentiallyConsistent)
-        Futex.wake(futexWord(lossWord), count: Int32.max, shared: false)
+        ringLossWord()
     }
 
     /// Owner: the sequences up to which a lost host's channels are answered now.

@@ -125,9 +125,8 @@ final class EngineCore: @unchecked Sendable {
         input = rings[plan.inputChannel]
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
-        let callerPolicy = options.idle
         board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
-                            nodeNames: plan.nodes.map(\.name), policy: callerPolicy, sharedFutex: isolated,
+                            nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
                             messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs,
                             hostNames: plan.hosts?.names ?? [],
                             resultDecoder: ResultDecoder(plan: plan))
@@ -137,7 +136,7 @@ final class EngineCore: @unchecked Sendable {
                               wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
                               sharedFutex: isolated, statistics: statistics,
                               inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
-                              policy: callerPolicy, submitTimeout: options.submitTimeout, capacity: capacity,
+                              policy: options.idle, submitTimeout: options.submitTimeout, capacity: capacity,
                               inputEncoder: InputEncoder(plan: plan, wiring: wiring))
 
         if isolated {

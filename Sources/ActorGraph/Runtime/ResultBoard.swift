@@ -49,11 +49,11 @@ final class ResultBoard: @unchecked Sendable {
          hostNames: [String] = [], resultDecoder: ResultDecoder? = nil) {
         self.ring = ring
         self.hostNames = hostNames
-        // A caller of a graph spanning hosts waits on another machine (Backoff.watchesMachine).
         self.errors = errors
         self.stopping = stopping
         self.nodeNames = nodeNames
         self.policy = policy
+        // A caller of a graph spanning hosts waits on another machine (Backoff.watchesMachine).
         self.callerBackoff = Backoff(policy: policy, role: .caller, watchesMachine: !hostNames.isEmpty)
         self.parkTimeoutNanoseconds = policy.parkTimeout.nanoseconds
         self.sharedFutex = sharedFutex
