@@ -24,6 +24,19 @@ package enum CPU {
     @inlinable @inline(__always)
     package static func yield() { sched_yield() }
 
+    /// Pins the calling thread to `cpu` (`sched_setaffinity`); false when the kernel refused.
+    @discardableResult
+    package static func pinCurrentThread(to cpu: Int) -> Bool {
+        cplatform_pin_current_thread(Int32(cpu)) == 0
+    }
+
+    /// Lets the calling thread run on any of `cpus` (`sched_setaffinity`); false when the kernel
+    /// refused. Allocates nothing (a caller keeps the list).
+    @discardableResult
+    package static func setCurrentThreadAffinity(_ cpus: [Int32]) -> Bool {
+        cpus.withUnsafeBufferPointer { cplatform_set_current_thread_affinity($0.baseAddress, Int32($0.count)) } == 0
+    }
+
     /// The CPU the calling thread is running on right now, or `nil`.
     package static var current: Int? {
         let cpu = cplatform_current_cpu()

@@ -61,6 +61,17 @@ static inline int cplatform_pin_current_thread(int cpu) {
     return r == -1 ? -errno : 0;
 }
 
+/// Lets the calling thread run on any of `cpus` (sched_setaffinity on tid 0). Returns 0 or -errno.
+static inline int cplatform_set_current_thread_affinity(const int *cpus, int count) {
+    unsigned long mask[16] = {0};
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= 1024) return -EINVAL;
+        mask[cpus[i] / 64] |= 1UL << (cpus[i] % 64);
+    }
+    long r = syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+    return r == -1 ? -errno : 0;
+}
+
 /// The CPU the calling thread runs on (getcpu(2)), or -1.
 int sched_getcpu(void); // glibc; declared here so that no _GNU_SOURCE is needed
 static inline int cplatform_current_cpu(void) {

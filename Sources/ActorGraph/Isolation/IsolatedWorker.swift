@@ -154,7 +154,8 @@ public enum IsolatedWorker {
         let runners = wiring.makeRunners(worker: w, errorTables: errorTables, board: board, sharedFutex: true,
                                          start: control.resume.pointee)
         let worker = Worker(index: w, runners: runners, parkWord: wiring.parkWords[w], stopping: wiring.stopping,
-                            options: options, numaNode: plan.numaNode, control: control, sharedFutex: true)
+                            options: options, numaNode: plan.numaNode, control: control, sharedFutex: true,
+                            pinnedCPU: plan.workerCPUs[w])
         // Statistics: the parent's store at the end of the region, this worker's blocks recorded here.
         var statistics: StatisticsStore? = nil
         if let interval = options.statistics.sampleInterval {

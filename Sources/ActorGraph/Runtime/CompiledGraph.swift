@@ -39,8 +39,8 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public func execute(_ input: Input) throws(GraphError) -> Output {
         let k = try sequencer.claim()
         sequencer.slot(k).initializeMemory(as: Input.self, to: input)
-        sequencer.publishRunningIfParked(k)
-        if !core.board.ring.isPublished(k) { try core.board.waitPublished(k) }
+        let rangParkedWorker = sequencer.publishRunningIfParked(k)
+        if !core.board.ring.isPublished(k) { try core.board.waitPublished(k, yielding: rangParkedWorker) }
         return try takeResult(k)
     }
 

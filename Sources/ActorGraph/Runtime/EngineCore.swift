@@ -169,7 +169,7 @@ final class EngineCore: @unchecked Sendable {
             return Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
                                                                 sharedFutex: false, start: start),
                           parkWord: wiring.parkWords[w], stopping: stopping, options: workerOptions, numaNode: plan.numaNode,
-                          control: wiring.controls[w], sharedFutex: false)
+                          control: wiring.controls[w], sharedFutex: false, pinnedCPU: plan.workerCPUs[w])
         }
         if plan.hosts == nil { statistics?.install(workers: workers, inputCount: nextSequence) }
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }

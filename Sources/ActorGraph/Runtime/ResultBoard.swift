@@ -159,12 +159,13 @@ final class ResultBoard: @unchecked Sendable {
 
     // MARK: Waiter side (callers)
 
-    /// Blocks until sequence `k` is published: spins, then parks on the slot's stamp (futex).
+    /// Blocks until sequence `k` is published: spins (yields with `yielding`: ``spin(until:yielding:)``),
+    /// then parks on the slot's stamp (futex).
     /// Throws ``GraphError/shutDown`` when the graph stops first, and ``GraphError/timedOut`` once the
     /// monotonic clock passes `deadline` (nanoseconds; 0: no deadline) — the caller then abandons `k`.
     @usableFromInline
-    func waitPublished(_ k: Int, deadline: UInt64 = 0) throws(GraphError) {
-        if spin(until: k) { return }
+    func waitPublished(_ k: Int, deadline: UInt64 = 0, yielding: Bool = false) throws(GraphError) {
+        if spin(until: k, yielding: yielding) { return }
         let stampWord = ring.stampWord(k)
         let waiters = ring.resultWaiters(k)
         while true {
@@ -201,15 +202,25 @@ final class ResultBoard: @unchecked Sendable {
 
     /// Spins (or yields) until `k` is published (true) or the back-off says park (false): after
     /// `callerSpins` polls and `spinTime`, or sooner under contention (WaitStrategy.swift).
+    ///
+    /// `yielding`: this caller just rang a parked worker, which floats while parked
+    /// (WorkerAffinity.swift) and so is likely woken onto this very CPU: poll with `sched_yield`,
+    /// which runs it at once if it is queued here and returns at once if it went elsewhere, for at
+    /// most `spinTime`. Spinning would keep it off the CPU; parking would cost the caller a wake-up
+    /// of its own for the result.
     @inline(__always)
-    func spin(until k: Int) -> Bool {
+    func spin(until k: Int, yielding: Bool = false) -> Bool {
         if ring.isPublished(k) { return true }
         var backoff = callerBackoff
         defer { backoff.finish() }
         var onWorkerCPU = isOnWorkerCPU()
+        let yieldUntil = yielding ? MonotonicClock.now() &+ UInt64(max(0, policy.spinTime.nanoseconds)) : 0
         while true {
             if ring.isPublished(k) { return true }
-            if onWorkerCPU { CPU.yield() }
+            if yielding {
+                CPU.yield()
+                if backoff.polls & 63 == 63 && MonotonicClock.now() >= yieldUntil { return false }
+            } else if onWorkerCPU { CPU.yield() }
             if backoff.idle() == .park { return false }
             // Busy-spinning and yielding never park: they notice shutdown here.
             if backoff.polls & 1023 == 0 && isStopping { return false }

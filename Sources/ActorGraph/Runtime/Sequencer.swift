@@ -234,16 +234,19 @@ final class Sequencer: @unchecked Sendable {
     /// deadline): when every worker is parked, runs the execution on this thread instead of waking
     /// one (``CallerTakeover``); otherwise wakes the head workers as ``publish(_:)`` does.
     @usableFromInline
-    func publishRunningIfParked(_ k: Int) {
+    @discardableResult
+    func publishRunningIfParked(_ k: Int) -> Bool {
         if let inputEncoder { inputEncoder.encode(first: k, count: 1, into: input) }
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
-        if let takeover, takeover.runIfParked(k) { return }
-        wakeHeadWorkers()
+        if let takeover, takeover.runIfParked(k) { return false }
+        return wakeHeadWorkers()
     }
 
-    @inline(__always)
-    func wakeHeadWorkers() {
-        for target in wakeTargets { Worker.wake(target, shared: sharedFutex) }
+    @inline(__always) @discardableResult
+    func wakeHeadWorkers() -> Bool {
+        var rang = false
+        for target in wakeTargets where Worker.wake(target, shared: sharedFutex) { rang = true }
+        return rang
     }
 }

@@ -4,6 +4,8 @@ import Synchronization
 
 /// One pinned worker thread: runs its segments' static schedule in a loop, spins when idle, then
 /// parks through its own io_uring (a futex-wait SQE on its park word) until a producer rings it.
+/// While parked it floats over the process's CPUs, so that the wake-up lands on the waker's CPU,
+/// and it pins itself again when traffic is dense (``WorkerAffinity``).
 ///
 /// `@unchecked Sendable`: configured before its thread starts; afterwards its mutable state is touched
 /// only by that thread, except its control block and park word (atomics, in the region).
@@ -38,7 +40,7 @@ final class Worker: @unchecked Sendable {
 
     init(index: Int, runners: [SegmentRunner], parkWord: UnsafeMutablePointer<Atomic<UInt32>>,
          stopping: UnsafeMutablePointer<Atomic<UInt32>>, options: CompileOptions, numaNode: Int?,
-         control: WorkerControl, sharedFutex: Bool) {
+         control: WorkerControl, sharedFutex: Bool, pinnedCPU: Int?) {
         self.index = index
         self.runners = runners
         self.parkWord = parkWord
@@ -50,6 +52,8 @@ final class Worker: @unchecked Sendable {
         self.numaNode = numaNode
         self.control = control
         self.sharedFutex = sharedFutex
+        // Read on the building thread, before the worker's own thread pins itself.
+        affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: CPU.allowedCPUs(), policy: options.idle)
         positionsAtPark = .allocate(capacity: max(1, runners.count))
         positionsAtPark.initialize(repeating: 0)
     }
@@ -61,12 +65,14 @@ final class Worker: @unchecked Sendable {
     /// Wakes every waiter on the word: a worker can be waiting on it twice at once (its io_uring
     /// futex-wait still armed while it waits for a caller to give it back), and one wake-up given
     /// to the armed request alone would leave the thread asleep until its park timeout.
-    @inline(__always)
-    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) {
-        guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return }
+    @inline(__always) @discardableResult
+    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) -> Bool {
+        guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return false }
         if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
             Futex.wake(futexWord(parkWord), count: Int32.max, shared: shared)
+            return true
         }
+        return false
     }
 
     /// The thread body.
@@ -105,6 +111,14 @@ final class Worker: @unchecked Sendable {
                     reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
                     continue
                 }
+                if affinity.isFloating {
+                    // Floating: what woke it is done, and the thread may share the waker's CPU with
+                    // a caller waiting for that result: give the CPU back now (WorkerAffinity.swift).
+                    // Parked for idleness: no longer a thread that wants a CPU (Contention).
+                    backoff.finish()
+                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
+                    continue
+                }
                 // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
                 if backoff.idle() == .retry { continue }
                 reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
@@ -129,6 +143,9 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
+    /// Pinned while traffic is dense, floating while parked through gaps (WorkerAffinity.swift).
+    private var affinity: WorkerAffinity
+
     /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.
     @exclusivity(unchecked) var statistics: WorkerStatisticsRecorder?
 
@@ -139,7 +156,7 @@ final class Worker: @unchecked Sendable {
     /// completion arrives (a worker with an attachment), shutdown, or the park timeout.
     @discardableResult
     private func park(ring: IORing?, armed: inout Bool) -> ParkOutcome {
-        let parkedAt = statistics != nil ? MonotonicClock.now() : 0
+        let parkedAt = MonotonicClock.now()
         var completions = false
         // Where each runner stands, read while this thread still owns them: once the park is
         // announced a caller may take the worker over and move them (CallerTakeover.swift), so the
@@ -154,7 +171,9 @@ final class Worker: @unchecked Sendable {
             return .notParked
         }
         control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        if let ring {
+        affinity.floatBeforePark()
+        // Floating without I/O to watch: a plain futex wakes sooner than the ring's futex-wait.
+        if let ring, attachment != nil || !affinity.isFloating {
             if !armed {
                 armed = ring.prepareFutexWait(on: futexWord(parkWord), expected: 1, userData: Worker.parkTag, shared: sharedFutex)
             }
@@ -172,7 +191,9 @@ final class Worker: @unchecked Sendable {
         }
         // A producer (or shutdown) that rang the doorbell swapped the word back to 0.
         let doorbell = reclaimParkWord()
-        if let statistics { statistics.recordPark(nanoseconds: MonotonicClock.now() &- parkedAt, doorbell: doorbell || completions) }
+        let parked = MonotonicClock.now() &- parkedAt
+        if let statistics { statistics.recordPark(nanoseconds: parked, doorbell: doorbell || completions) }
+        affinity.noteWake(parkedFor: parked, doorbell: doorbell || completions)
         return doorbell || completions ? .doorbell : .timedOut
     }
 

@@ -1,0 +1,76 @@
+import ActorGraphPlatform
+
+/// Where a pinned worker may run: its own CPU while traffic is dense, any of the process's CPUs
+/// while it sleeps through gaps.
+///
+/// Why: a worker parked on its own CPU leaves that vCPU halted; the wake-up that ends the park is
+/// an IPI to a halted vCPU, which the hypervisor turns into 20–150 µs here (platform notes). A
+/// thread allowed on every CPU is woken where the scheduler finds room, which on a VM whose other
+/// vCPUs are halted is the waker's own CPU: a local wake-up, like two unpinned threads on a
+/// semaphore pair. So a worker *floats* (its affinity becomes the process's CPUs) when it parks,
+/// and *pins* again once traffic is dense enough that it would rather spin: after
+/// ``shortParksToPin`` parks in a row that each ended, by a doorbell, within the spin time.
+///
+/// While floating the worker parks as soon as it finds nothing to do (it may be sharing the
+/// waker's CPU with the caller waiting for its result), and parks on a plain futex unless it has
+/// I/O on its ring: an io_uring futex-wait completes through task work, a longer path that measured
+/// 1.5–3× slower to wake here.
+///
+/// Owned by the worker's thread: only it reads or writes this state, and the affinity calls act on
+/// the calling thread.
+struct WorkerAffinity {
+    /// The worker's own CPU; `nil` for a worker that floats anyway (more workers than CPUs).
+    let pinnedCPU: Int?
+    /// The CPUs a floating worker may run on: those the process allowed when the engine was built.
+    let floatCPUs: [Int32]
+    /// Whether floating applies at all: pinned, more than one CPU to float over, a strategy that parks.
+    let enabled: Bool
+    /// Whether the worker waits for dense traffic to pin again (strategies that spin before parking);
+    /// a `.blocking` worker pays a wake-up per hand-off anyway and stays floating.
+    let pinsAgain: Bool
+    /// Idleness a spinning worker tolerates before parking (``IdlePolicy/spinTime``): a park shorter
+    /// than this would have been a spin.
+    let shortParkNanoseconds: UInt64
+    private(set) var isFloating = false
+    private var shortParksInARow = 0
+    /// Floating and pinning again since the start (diagnostics).
+    private(set) var floats = 0
+
+    /// Dense traffic: this many short doorbell parks in a row pin the worker again.
+    static let shortParksToPin = 4
+
+    init(pinnedCPU: Int?, allowedCPUs: [Int], policy: IdlePolicy) {
+        self.pinnedCPU = pinnedCPU
+        var cpus = allowedCPUs
+        if let pinnedCPU, !cpus.contains(pinnedCPU) { cpus.append(pinnedCPU) }
+        floatCPUs = cpus.sorted().map(Int32.init)
+        enabled = pinnedCPU != nil && floatCPUs.count > 1 && policy.strategy != .busySpin && policy.strategy != .yielding
+        pinsAgain = policy.strategy != .blocking
+        shortParkNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
+    }
+
+    /// Before a park: lets the thread run on any of ``floatCPUs`` (one system call, once per float).
+    mutating func floatBeforePark() {
+        guard enabled, !isFloating else { return }
+        if CPU.setCurrentThreadAffinity(floatCPUs) {
+            isFloating = true
+            floats &+= 1
+            shortParksInARow = 0
+        }
+    }
+
+    /// After a park of `nanoseconds` that a doorbell (or an I/O completion) ended or not: pins the
+    /// thread again once traffic is dense.
+    mutating func noteWake(parkedFor nanoseconds: UInt64, doorbell: Bool) {
+        guard isFloating, pinsAgain else { return }
+        guard doorbell, nanoseconds < shortParkNanoseconds else {
+            shortParksInARow = 0
+            return
+        }
+        shortParksInARow &+= 1
+        if shortParksInARow >= WorkerAffinity.shortParksToPin, let pinnedCPU, CPU.pinCurrentThread(to: pinnedCPU) {
+            isFloating = false
+            shortParksInARow = 0
+        }
+    }
+}
