@@ -134,7 +134,7 @@ enum ServiceCases {
             defer { graph.shutdown() }
             let parksBefore = graph.diagnostics.parkCounts.reduce(0, +)
             let m = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(GraphError) in try graph.execute(x) }
+                try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(separator: ",")
@@ -193,7 +193,7 @@ enum ServiceCases {
             let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions(isolation: isolation))
             defer { graph.shutdown() }
             let ms = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try IdleLoop.onThread(idles, samples: samples) { x throws(GraphError) in try graph.execute(x) }
+                try IdleLoop.onThread(idles, samples: samples) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
             add(isolation == .threads ? "compiled" : "process", caller: "unpinned thread", ms,
@@ -239,7 +239,7 @@ enum ServiceCases {
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = Set(allowed.reversed().prefix(graph.workerCount))
             let blocks = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(GraphError) in try graph.execute(x) }
+                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in try graph.execute(x) }
             }
             let prefix = isolation == .threads ? "compiled" : "process"
             for (i, b) in blocks.enumerated() {

@@ -107,13 +107,13 @@ public final class Soak: Sendable {
         public var duplicated: Int
         /// Answers by kind.
         public var values: Int, stageFailures: Int, shutdownErrors: Int, capacityErrors: Int, otherErrors: Int
-        /// Answers of process graphs by kind: ``GraphError/workerCrashed(worker:reason:)`` (the worker
+        /// Answers of process graphs by kind: ``ExecutionError/workerCrashed(worker:reason:)`` (the worker
         /// died with the execution in it, killed or stopped and then killed by its supervisor),
-        /// ``GraphError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
-        /// ``GraphError/restartsExhausted(worker:restarts:)``.
+        /// ``ExecutionError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
+        /// ``ExecutionError/restartsExhausted(worker:restarts:)``.
         public var crashAnswers: Int, timeLimitAnswers: Int, restartsExhaustedAnswers: Int
         /// Calls refused while the batch submitter held an ``ExclusiveSubmitter``
-        /// (``GraphError/exclusiveSubmitterOpen``), and executions an exclusive submitter dropped
+        /// (``ExecutionError/exclusiveSubmitterOpen``), and executions an exclusive submitter dropped
         /// in flight (answered by design with nothing: their slots must come back, which later
         /// executions of the same graph depend on).
         public var exclusiveRefusals: Int, exclusiveDropped: Int
@@ -234,7 +234,7 @@ public final class Soak: Sendable {
             defer { graph.shutdown() }
             _ = try? graph.execute(2)
             return nil
-        } catch GraphError.platform(let operation, let errno) {
+        } catch CompileError.platform(let operation, let errno) {
             return "\(operation): \(errno)"
         } catch {
             return nil
@@ -406,8 +406,8 @@ public final class Soak: Sendable {
     func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
                        faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
         let probe = ShutdownProbe()
-        let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, GraphError> = {
-            do throws(GraphError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
+        let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, CompileError> = {
+            do throws(CompileError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
         }
         let blocking = control.withLock { $0 }
         let graph: CompiledGraph<Int, SoakOutput>

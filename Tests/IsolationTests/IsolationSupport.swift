@@ -127,14 +127,14 @@ enum CharacterSetLike { case whitespacesAndNewlines }
 /// Submits `jobs` to `compiled` (all in flight at once), then waits for each: exactly one answer
 /// per execution by construction (a pending execution is consumed by its one wait). A submission
 /// that throws is that execution's answer.
-func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [Result<Int, GraphError>] {
+func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [Result<Int, ExecutionError>] {
     guard let first = jobs.first else { return [] }
     let pending: PendingExecution<Int>
     do { pending = try compiled.submit(first) } catch {
         return [.failure(error)] + runBatch(compiled, jobs.dropFirst())
     }
     let rest = runBatch(compiled, jobs.dropFirst())
-    let mine: Result<Int, GraphError>
+    let mine: Result<Int, ExecutionError>
     do { mine = .success(try pending.wait(timeout: .seconds(20))) } catch { mine = .failure(error) }
     return [mine] + rest
 }

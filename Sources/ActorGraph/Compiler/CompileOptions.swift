@@ -22,7 +22,7 @@ public struct CompileOptions: Sendable {
     public var numaNode: Int?
     /// How workers and waiting callers behave when there is nothing to do.
     public var idle: IdlePolicy
-    /// How long `submit` waits for a free slot before throwing ``GraphError/capacityExceeded(capacity:)``.
+    /// How long `submit` waits for a free slot before throwing ``ExecutionError/capacityExceeded(capacity:)``.
     public var submitTimeout: Duration
     /// How nodes are spread over workers.
     public var placement: Placement
@@ -36,7 +36,7 @@ public struct CompileOptions: Sendable {
     /// How often a crashed worker process is restarted (``Isolation/processes`` only).
     public var restartPolicy: RestartPolicy
     /// The longest one stage may run for one execution; `nil`: no limit. Past it, a process worker is
-    /// killed and restarted (the execution fails with ``GraphError/stageTimedOut(node:)``); a thread
+    /// killed and restarted (the execution fails with ``ExecutionError/stageTimedOut(node:)``); a thread
     /// worker is reported (log and ``IsolationStatistics/stuckStageReports``), and `shutdown()` stops
     /// waiting for it after ``shutdownGracePeriod``.
     public var stageTimeLimit: Duration?
@@ -102,7 +102,7 @@ public enum Isolation: Sendable, Equatable {
 
 /// How often a crashed worker process is restarted, like Ray's `max_restarts`: at most
 /// `maxRestarts` restarts of one worker within any `window`; one more crash fails the graph with
-/// ``GraphError/restartsExhausted(worker:restarts:)``.
+/// ``ExecutionError/restartsExhausted(worker:restarts:)``.
 public struct RestartPolicy: Sendable, Equatable {
     /// Restarts allowed per worker within `window` (0: never restart).
     public var maxRestarts: Int

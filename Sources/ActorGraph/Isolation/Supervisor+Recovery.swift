@@ -98,7 +98,7 @@ extension Supervisor {
         wiring.controls[w].resume.pointee = frontier
     }
 
-    /// Fails the graph: every waiter and later call gets ``GraphError/restartsExhausted(worker:restarts:)``.
+    /// Fails the graph: every waiter and later call gets ``ExecutionError/restartsExhausted(worker:restarts:)``.
     func exhaust(worker w: Int, restarts: Int, why: String) {
         logger.error("worker process \(w) crashed again (\(why)) after \(restarts) restart(s): failing the graph")
         board.terminalError.withLock { $0 = .restartsExhausted(worker: w, restarts: restarts) }

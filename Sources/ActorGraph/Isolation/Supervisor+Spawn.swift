@@ -6,7 +6,7 @@ import Synchronization
 extension Supervisor {
     // MARK: Spawning
 
-    func spawn(_ w: Int, standby: Bool = false) throws(GraphError) -> ChildProcess {
+    func spawn(_ w: Int, standby: Bool = false) throws(CompileError) -> ChildProcess {
         let control = wiring.controls[w]
         if standby {
             control.standbyState.pointee.store(0, ordering: .sequentiallyConsistent)
@@ -28,7 +28,7 @@ extension Supervisor {
     }
 
     /// Waits (bounded by the handshake timeout) for child `w` to report ready or refuse.
-    func awaitHandshake(_ w: Int) throws(GraphError) {
+    func awaitHandshake(_ w: Int) throws(CompileError) {
         let control = wiring.controls[w]
         let deadline = MonotonicClock.now() &+ UInt64(max(0, options.handshakeTimeout.nanoseconds))
         var exited: ChildProcess.ExitReason? = nil

@@ -9,7 +9,7 @@ import Synchronization
 /// in `poll` on a pidfd per child, the notification eventfd and a stop eventfd. When a child dies it
 /// reaps it (`waitid(P_PIDFD)`, no zombie) and, the child being dead, acts as the producer of that
 /// worker's rings: every sequence the worker had not published up to the claimed frontier gets a
-/// failure (``GraphError/workerCrashed(worker:reason:)``), downstream segments forward it and
+/// failure (``ExecutionError/workerCrashed(worker:reason:)``), downstream segments forward it and
 /// waiters are answered; then it restarts the worker at that frontier under the restart policy.
 /// Both modes, with a stage time limit: it samples each worker's progress counter and current node.
 final class Supervisor: @unchecked Sendable {
@@ -36,7 +36,7 @@ final class Supervisor: @unchecked Sendable {
         p.initialize(to: Atomic(0))
         return p
     }()
-    let startupError = Mutex<GraphError?>(nil)
+    let startupError = Mutex<CompileError?>(nil)
     /// When `stopWatching` asked the thread to stop: the deadline for the children's graceful exit.
     let stopDeadline = Atomic<UInt64>(0)
     let statistics = Mutex(IsolationStatistics())
@@ -52,7 +52,7 @@ final class Supervisor: @unchecked Sendable {
 
     struct Watch { var progress: UInt64 = 0; var since: UInt64 = 0; var flagged = false }
 
-    init(core: EngineCore) throws(GraphError) {
+    init(core: EngineCore) throws(CompileError) {
         plan = core.plan
         options = core.options
         wiring = core.wiring
@@ -105,7 +105,7 @@ final class Supervisor: @unchecked Sendable {
         startup.deallocate()
     }
 
-    func reportStartup(_ error: GraphError?) {
+    func reportStartup(_ error: CompileError?) {
         if let error { startupError.withLock { $0 = error } }
         startup.pointee.store(error == nil ? 1 : 2, ordering: .releasing)
         Futex.wake(startupWord, count: 1)
@@ -214,7 +214,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// A worker process stopped by a job-control signal (`SIGSTOP`, `SIGTSTP`, …) holds its
     /// executions forever: kill it, so that the death is handled like a crash (its executions are
-    /// answered with ``GraphError/workerCrashed(worker:reason:)`` naming the signal, and it is
+    /// answered with ``ExecutionError/workerCrashed(worker:reason:)`` naming the signal, and it is
     /// restarted). A stopped standby is killed too and replaced.
     func killStoppedProcesses() {
         guard !isStopping else { return }
