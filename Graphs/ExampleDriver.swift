@@ -82,7 +82,7 @@ public enum ExampleDriver {
         let park = Set(compiled.diagnostics.parkMechanisms).sorted().joined(separator: "/")
         var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
-        if compiled.isolation == .processes {
+        if case .processes = compiled.isolation {
             let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
             line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
                 + "stage and actor state live in the workers (an actor read here shows its state before the run)"

@@ -196,7 +196,7 @@ enum ServiceCases {
                 try IdleLoop.onThread(idles, samples: samples) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
-            add(isolation == .threads ? "compiled" : "process", caller: "unpinned thread", ms,
+            add(isolation.processOptions == nil ? "compiled" : "process", caller: "unpinned thread", ms,
                 note: "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)")
         }
         do {
@@ -241,7 +241,7 @@ enum ServiceCases {
             let blocks = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in try graph.execute(x) }
             }
-            let prefix = isolation == .threads ? "compiled" : "process"
+            let prefix = isolation.processOptions == nil ? "compiled" : "process"
             for (i, b) in blocks.enumerated() {
                 let r = ServiceResult(
                     name: "unpinned.echo", path: prefix + (i == 0 ? ".first" : ".next"), caller: "unpinned thread",

@@ -63,7 +63,7 @@ public final class Soak: Sendable {
         public var processGraphs: Bool
         /// With `processGraphs`, about one graph in this many is a process graph (seeded choice).
         public var processGraphEvery: Int
-        /// The worker program of process graphs (``CompileOptions/workerExecutable``); nil: this program.
+        /// The worker program of process graphs (``ProcessOptions/workerExecutable``); nil: this program.
         public var workerExecutable: String?
         /// Time between two faults injected into a living process graph (each one a `SIGKILL` or a
         /// `SIGSTOP` of one of its worker processes, picked at random).
@@ -227,8 +227,8 @@ public final class Soak: Sendable {
     /// pidfds, sealed memfds, e.g. under a seccomp profile), or nil when a probe graph compiled with
     /// ``Isolation/processes`` ran. Any other failure is not "unavailable": the soak then counts it.
     public static func processWorkersUnavailable(workerExecutable: String?) -> String? {
-        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager, isolation: .processes,
-                                     workerExecutable: workerExecutable)
+        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager,
+                                     isolation: .processes(ProcessOptions(workerExecutable: workerExecutable)))
         do {
             let graph = try SoakShape.echo.graph().compile(options)
             defer { graph.shutdown() }
@@ -386,15 +386,14 @@ public final class Soak: Sendable {
     /// which allows 0–2 restarts so that the failed-graph path (`restartsExhausted`) runs too.
     func processOptions(using rng: inout SplitMix64) -> CompileOptions {
         var options = SoakShape.options(using: &rng)
-        options.isolation = .processes
-        options.workerExecutable = configuration.workerExecutable
+        var process = ProcessOptions(workerExecutable: configuration.workerExecutable, handshakeTimeout: .seconds(10))
         options.stageTimeLimit = .milliseconds(Int.random(in: 60...250, using: &rng))
         options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
-        options.handshakeTimeout = .seconds(10)
-        options.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
-        options.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
+        process.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
+        process.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
             ? RestartPolicy(maxRestarts: Int.random(in: 0...2, using: &rng), window: .seconds(60))
             : RestartPolicy(maxRestarts: 100_000, window: .seconds(60))
+        options.isolation = .processes(process)
         return options
     }
 
@@ -419,7 +418,7 @@ public final class Soak: Sendable {
         }
         publish(graph)
         paused.store(false, ordering: .sequentiallyConsistent)
-        if options.isolation == .processes {
+        if case .processes = options.isolation {
             faults.graphs += 1
             await injectFaults(into: graph, for: lifetime, faults: &faults, rng: &faultRNG)
         } else {
@@ -438,7 +437,7 @@ public final class Soak: Sendable {
         if let blocking { await blocking.run { graph.shutdown() } } else { graph.shutdown() }
         probe.didReturnFromShutdown()
         paused.store(false, ordering: .sequentiallyConsistent)
-        if options.isolation == .threads {
+        if case .threads = options.isolation {
             // No soak stage gets stuck, so the worker stopped within the grace period and its
             // actors are free now; a stage starting later would be counted by the probe (looked at
             // a few milliseconds later, when a worker that ignored the stop would have started one).
@@ -446,7 +445,7 @@ public final class Soak: Sendable {
             try? await Task.sleep(for: .milliseconds(2))
             shutdownChecks.startsAfterShutdown.add(probe.startsAfterShutdown.load(ordering: .relaxed), ordering: .relaxed)
         }
-        if options.isolation == .processes {
+        if case .processes = options.isolation {
             // After shutdown: the supervisor has stopped, so its counts are final.
             let statistics = graph.isolationStatistics
             faults.crashes += statistics.crashes

@@ -20,14 +20,17 @@ func fixtureExecutable() -> String {
 /// Process-mode options for tests: unpinned, eager parking (2 cores shared with the test thread),
 /// the fixture executable as the worker program.
 func processOptions(workers: Int = 1, capacity: Int = 64, placement: Placement = .automatic,
-                    restarts: RestartPolicy = RestartPolicy(), stageTimeLimit: Duration? = nil) -> CompileOptions {
+                    restarts: RestartPolicy = RestartPolicy(), stageTimeLimit: Duration? = nil,
+                    standby: Bool = false) -> CompileOptions {
     if access(fixtureExecutable(), X_OK) != 0 {
         XCTFail("\(fixtureExecutable()) is missing: build it with `swift build --build-tests` (it builds every target)")
     }
     return CompileOptions(workers: workers, capacity: capacity, pinWorkers: false,
                    idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
-                   submitTimeout: .seconds(10), placement: placement, isolation: .processes, restartPolicy: restarts,
-                   stageTimeLimit: stageTimeLimit, workerExecutable: fixtureExecutable())
+                   submitTimeout: .seconds(10), placement: placement,
+                   isolation: .processes(ProcessOptions(restartPolicy: restarts, workerExecutable: fixtureExecutable(),
+                                                        standbyWorkers: standby)),
+                   stageTimeLimit: stageTimeLimit)
 }
 
 /// The pids of this process's living or unreaped children (from every thread's `children` list).

@@ -19,7 +19,8 @@ final class IsolationTests: XCTestCase {
 
     func testEchoRunsInAWorkerProcess() throws {
         let compiled = try FixtureGraphs.echo().compile(processOptions())
-        XCTAssertEqual(compiled.isolation, .processes)
+        guard case .processes(let settings) = compiled.isolation else { return XCTFail("\(compiled.isolation)") }
+        XCTAssertEqual(settings.workerExecutable, fixtureExecutable())
         let pids = compiled.isolationStatistics.workerProcessIDs
         XCTAssertEqual(pids.count, 1)
         XCTAssertNotEqual(pids[0], getpid())
@@ -145,8 +146,7 @@ final class IsolationTests: XCTestCase {
     }
 
     func testAStandbyProcessReplacesACrashedWorker() throws {
-        var options = processOptions()
-        options.standbyWorkers = true
+        let options = processOptions(standby: true)
         let compiled = try FixtureGraphs.faulty().compile(options)
         defer { compiled.shutdown() }
         XCTAssertEqual(try compiled.execute(Job(1)), 3)

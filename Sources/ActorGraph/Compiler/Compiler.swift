@@ -8,7 +8,7 @@ enum Compiler {
         let limit = CgroupCPU.currentLimit()
         let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
         try validateEncodedLimits(nodes: nodes)
-        if options.isolation == .processes {
+        if options.isolatesProcesses {
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
         let hosts = try hostTable(nodes: nodes, inputNode: inputNode, ownerWorkers: workerCount, options: options)
@@ -16,7 +16,7 @@ enum Compiler {
                         workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
                         placement: options.placement, hosts: hosts)
         if plan.isRemote { try plan.encodeValuesCrossingHosts() }
-        if options.isolation == .processes { try plan.encodeValuesCrossingProcesses() }
+        if options.isolatesProcesses { try plan.encodeValuesCrossingProcesses() }
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
         warnIfSpinningWillCrawl(options: options, workers: workerCount, effective: effective)
@@ -138,7 +138,7 @@ enum Compiler {
             guard let host else { continue }
             guard remote.hosts[host]?.isEmpty == false else { throw .unknownHost(node: node.name, host: host) }
         }
-        if options.isolation == .processes {
+        if options.isolatesProcesses {
             throw .invalidOption("a graph spanning hosts runs its pieces' workers as threads (isolation .processes is not supported across hosts yet)")
         }
         if options.stageTimeLimit != nil {

@@ -14,7 +14,7 @@ extension Graph {
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
                       options: CompileOptions = CompileOptions()) throws(CompileError) -> ServedGraph<Input, Output> {
-        guard options.isolation == .threads else {
+        guard !options.isolatesProcesses else {
             throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
         }
         if case .failure(let errno) = IORing.probe() {

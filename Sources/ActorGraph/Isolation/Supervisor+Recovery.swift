@@ -25,12 +25,12 @@ extension Supervisor {
 
         // Restart policy: at most maxRestarts within the window. A replacement that dies or refuses
         // before it is ready counts as one more crash.
-        let window = UInt64(max(0, options.restartPolicy.window.nanoseconds))
+        let window = UInt64(max(0, options.process.restartPolicy.window.nanoseconds))
         var why = text
         while true {
             let now = MonotonicClock.now()
             restartTimes[w].removeAll { now &- $0 > window }
-            guard restartTimes[w].count < options.restartPolicy.maxRestarts else {
+            guard restartTimes[w].count < options.process.restartPolicy.maxRestarts else {
                 exhaust(worker: w, restarts: restartTimes[w].count, why: why)
                 return
             }

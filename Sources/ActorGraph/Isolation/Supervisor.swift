@@ -25,7 +25,7 @@ final class Supervisor: @unchecked Sendable {
     let stopEvent: EventFD
     let notifyEvent: EventFD?
     var children: [ChildProcess?] = []
-    /// Standby processes (``CompileOptions/standbyWorkers``), one per worker, and how often each died.
+    /// Standby processes (``ProcessOptions/standbyWorkers``), one per worker, and how often each died.
     var spares: [ChildProcess?] = []
     var spareFailures: [Int] = []
     var thread: PinnedThread?
@@ -63,7 +63,7 @@ final class Supervisor: @unchecked Sendable {
         watches = Array(repeating: Watch(), count: plan.workerCount)
         stuck = Array(repeating: nil, count: plan.workerCount)
         stoppedBy = Array(repeating: nil, count: plan.workerCount)
-        executable = options.workerExecutable ?? "/proc/self/exe"
+        executable = options.process.workerExecutable ?? "/proc/self/exe"
         arguments = CommandLine.arguments
         environment = IsolatedWorker.inheritedEnvironment()
         do {
@@ -76,7 +76,7 @@ final class Supervisor: @unchecked Sendable {
         children = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spares = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spareFailures = Array(repeating: 0, count: isolated ? plan.workerCount : 0)
-        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.standbyWorkers ? plan.workerCount : 0) }
+        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.process.standbyWorkers ? plan.workerCount : 0) }
         // The workers are spawned by the supervisor thread, which lives as long as the graph: a
         // child's parent-death signal fires when the *thread* that spawned it exits.
         do {
@@ -160,7 +160,7 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         reportStartup(nil)
-        if isolated && options.standbyWorkers {
+        if isolated && options.process.standbyWorkers {
             for w in 0..<plan.workerCount { startStandby(w) }
         }
         watch()

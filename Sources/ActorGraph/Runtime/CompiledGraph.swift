@@ -159,7 +159,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Crashes, restarts, recovery times, worker process ids and stuck-stage reports so far.
     public var isolationStatistics: IsolationStatistics {
         var s = core.supervisor?.statistics.withLock { $0 } ?? IsolationStatistics()
-        if core.options.isolation == .threads { s.workerProcessIDs = [] }
+        if !core.options.isolatesProcesses { s.workerProcessIDs = [] }
         return s
     }
 

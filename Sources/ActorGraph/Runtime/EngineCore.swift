@@ -65,7 +65,7 @@ final class EngineCore: @unchecked Sendable {
         self.host = host
         Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
         self.options = options
-        let isolated = options.isolation == .processes
+        let isolated = options.isolatesProcesses
         self.isolated = isolated
         let capacity = plan.capacity
 

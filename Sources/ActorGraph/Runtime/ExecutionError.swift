@@ -23,7 +23,7 @@ public enum ExecutionError: Error, CustomStringConvertible, Sendable {
     case workerCrashed(worker: Int, reason: String)
     /// The stage `node` ran past ``CompileOptions/stageTimeLimit``; its worker was killed and restarted.
     case stageTimedOut(node: String)
-    /// Worker `worker` crashed more often than ``CompileOptions/restartPolicy`` allows: the graph is
+    /// Worker `worker` crashed more often than ``ProcessOptions/restartPolicy`` allows: the graph is
     /// failed and every further call gets this error.
     case restartsExhausted(worker: Int, restarts: Int)
     /// The piece on `host` was lost (its connection closed or reset, it went silent, or it was
