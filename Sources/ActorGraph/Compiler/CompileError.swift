@@ -59,19 +59,26 @@ public enum CompileError: Error, CustomStringConvertible, Sendable {
         case .deadStage(let node): return "stage '\(node)' does not reach the output (dead stage)"
         case .invalidCapacity(let c): return "invalid channel capacity \(c) (must be 1...\(CompileOptions.maxCapacity))"
         case .invalidWorkerCount(let n): return "invalid worker count \(n) (must be at least 1)"
-        case .tooManyWorkers(let r, let cpus): return "\(r) pinned workers requested but only \(cpus) CPUs are available"
+        case .tooManyWorkers(let r, let cpus):
+            return "\(r) pinned workers requested but only \(cpus) CPUs are available"
         case .invalidNUMANode(let n, let available): return "NUMA node \(n) does not exist (\(available) node(s))"
         case .invalidOption(let what): return "invalid option: \(what)"
-        case .regionTooLarge(let bytes): return "channels would need \(bytes) bytes of shared memory (limit \(CompileOptions.maxRegionBytes))"
+        case .regionTooLarge(let bytes):
+            return "channels would need \(bytes) bytes of shared memory (limit \(CompileOptions.maxRegionBytes))"
         case .actorAlreadyBound(let actor): return "actor '\(actor)' is already bound to a running compiled graph"
         case .platform(let op, let errno): return "\(op) failed: \(errno)"
         case .notIsolatable(let node, let type):
-            return "node '\(node)' produces \(type), which holds references and is not WireEncodable, so it cannot cross a process boundary (isolation .processes copies trivially copyable values and encodes WireEncodable ones)"
+            return "node '\(node)' produces \(type), which holds references and is not WireEncodable, so it cannot "
+                + "cross a process boundary (isolation .processes copies trivially copyable values and encodes "
+                + "WireEncodable ones)"
         case .planMismatch(let worker, let detail): return "worker process \(worker) built a different plan: \(detail)"
-        case .isolatedWorkerRefused(let worker, let reason): return "worker process \(worker) refused to start: \(reason)"
-        case .unknownHost(let node, let host): return "node '\(node)' is placed on host '\(host)', which RemoteOptions.hosts does not list"
+        case .isolatedWorkerRefused(let worker, let reason):
+            return "worker process \(worker) refused to start: \(reason)"
+        case .unknownHost(let node, let host):
+            return "node '\(node)' is placed on host '\(host)', which RemoteOptions.hosts does not list"
         case .notRemotable(let node, let type):
-            return "node '\(node)' produces \(type), which holds references and cannot cross hosts (cross-host values must be trivially copyable)"
+            return "node '\(node)' produces \(type), which holds references and cannot cross hosts "
+                + "(cross-host values must be trivially copyable)"
         case .actorSplitAcrossHosts(let actor): return "the nodes of actor '\(actor)' are placed on different hosts"
         case .hostUnreachable(let host, let reason): return "no piece for host '\(host)' could be reached: \(reason)"
         case .pieceRefused(let host, let reason): return "the piece for host '\(host)' refused the graph: \(reason)"

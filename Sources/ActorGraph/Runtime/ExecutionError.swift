@@ -37,9 +37,11 @@ public enum ExecutionError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .stageFailed(let node, let error): return "stage '\(node)' failed: \(error)"
-        case .capacityExceeded(let c): return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
+        case .capacityExceeded(let c):
+            return "capacity exceeded: \(c) executions in flight for the whole submit timeout"
         case .shutDown: return "the compiled graph is shut down"
-        case .batchTooLarge(let n, let c): return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
+        case .batchTooLarge(let n, let c):
+            return "a batch of \(n) inputs exceeds the capacity of \(c) executions in flight"
         case .exclusiveSubmitterOpen: return "an exclusive submitter owns this graph's submissions until it is dropped"
         case .nothingInFlight: return "receive() was called with no execution in flight"
         case .alreadyWaited(let k): return "execution \(k) was already waited for: a result is delivered once"
@@ -47,10 +49,12 @@ public enum ExecutionError: Error, CustomStringConvertible, Sendable {
         case .workerCrashed(let worker, let reason): return "worker process \(worker) crashed (\(reason))"
         case .stageTimedOut(let node): return "stage '\(node)' ran past the stage time limit; its worker was restarted"
         case .restartsExhausted(let worker, let restarts):
-            return "worker \(worker) crashed after \(restarts) restart(s) within the restart window: the graph is failed"
+            return
+                "worker \(worker) crashed after \(restarts) restart(s) within the restart window: the graph is failed"
         case .hostLost(let host, let reason): return "host '\(host)' was lost: \(reason)"
         case .valueTooLarge(let node, let bytes, let limit):
-            return "the value of node '\(node)' encodes to \(bytes) bytes, over its edge's limit of \(limit) (raise it with .maxEncodedBytes(_:))"
+            return "the value of node '\(node)' encodes to \(bytes) bytes, over its edge's limit of \(limit) "
+                + "(raise it with .maxEncodedBytes(_:))"
         }
     }
 }
