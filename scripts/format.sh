@@ -24,7 +24,8 @@ checked_files() {
     if $whole_tree_formatted; then all_files; return; fi
     printf '%s\n' \
         Sources/ActorGraph/Compiler/CompileError.swift \
-        Sources/ActorGraph/Runtime/ExecutionError.swift
+        Sources/ActorGraph/Runtime/ExecutionError.swift \
+        Tests/ActorGraphTests/ErrorTypesTests.swift
 }
 
 swift_format() {
