@@ -114,7 +114,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
                 .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })] + sanitizedLink
         ),
-        // Assertions shared by the test targets (`assertGraphError`).
+        // Assertions shared by the test targets (`assertCompileError`, `assertExecutionError`).
         .target(name: "GraphTestSupport", dependencies: ["ActorGraph"], path: "Tests/GraphTestSupport",
                 swiftSettings: sanitized),
         .testTarget(name: "ActorGraphTests", dependencies: [

@@ -28,7 +28,7 @@ public enum ExampleDriver {
         case .compiled:
             let compiled = try graph.compile(options.compileOptions)
             defer { compiled.shutdown() }
-            try runBlocking(options.count, input: input, recorder: &recorder) { x throws(GraphError) in
+            try runBlocking(options.count, input: input, recorder: &recorder) { x throws(ExecutionError) in
                 try compiled.execute(x)
             }
             notes.append(describePlacement(compiled))
@@ -64,7 +64,7 @@ public enum ExampleDriver {
         case .sequential:
             let sequential = try graph.sequential()
             notes.append("path: sequential (every stage called in order on the caller's thread)")
-            try runBlocking(options.count, input: input, recorder: &recorder) { x throws(GraphError) in
+            try runBlocking(options.count, input: input, recorder: &recorder) { x throws(ExecutionError) in
                 try sequential.execute(x)
             }
         }
@@ -82,7 +82,7 @@ public enum ExampleDriver {
         let park = Set(compiled.diagnostics.parkMechanisms).sorted().joined(separator: "/")
         var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
-        if compiled.isolation == .processes {
+        if case .processes = compiled.isolation {
             let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
             line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
                 + "stage and actor state live in the workers (an actor read here shows its state before the run)"
@@ -95,13 +95,13 @@ public enum ExampleDriver {
     static func runPipelined<Input, Output>(
         _ count: Int, window: Int, compiled: CompiledGraph<Input, Output>, input: (Int) -> Input,
         recorder: inout RunRecorder<Input, Output>
-    ) throws(GraphError) {
+    ) throws(ExecutionError) {
         var pending = UniqueArray<PendingExecution<Output>>(minimumCapacity: window)
         var inputs: [Input] = []
         var started: [UInt64] = []
         inputs.reserveCapacity(window)
         started.reserveCapacity(window)
-        func finish(_ i: Int) throws(GraphError) {
+        func finish(_ i: Int) throws(ExecutionError) {
             let slot = i % window
             let y = try pending[slot].wait()
             recorder.record(i, input: inputs[slot], output: y, nanoseconds: MonotonicClock.now() &- started[slot])
@@ -129,8 +129,8 @@ public enum ExampleDriver {
     /// resolves to the blocking overload and nothing but the call sits between the two clock reads.
     static func runBlocking<Input, Output>(
         _ count: Int, input: (Int) -> Input, recorder: inout RunRecorder<Input, Output>,
-        execute: (Input) throws(GraphError) -> Output
-    ) throws(GraphError) {
+        execute: (Input) throws(ExecutionError) -> Output
+    ) throws(ExecutionError) {
         for i in 0..<count {
             let x = input(i)
             let t0 = MonotonicClock.now()

@@ -187,7 +187,7 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSBytes: Int
     /// Isolated worker recovery: from a worker's SIGKILL to the next successful execution (`nil` when skipped).
     public var recovery: PathResult?
-    /// The same with ``CompileOptions/standbyWorkers`` (a standby process is activated).
+    /// The same with ``ProcessOptions/standbyWorkers`` (a standby process is activated).
     public var recoveryStandby: PathResult?
     /// The contended cases (oversubscription, CPU quota, competing processes), when run.
     public var contended: ContendedResults?
@@ -344,10 +344,9 @@ public enum BenchSuite {
         var recoveryStandby: PathResult? = nil
         if options.includes("recovery") || options.includes("echo.process") {
             for standby in [false, true] {
-                var compileOptions = CompileOptions(isolation: .processes)
-                compileOptions.standbyWorkers = standby
                 // Every kill is a restart: allow all of them (the default policy fails the graph after 10 a minute).
-                compileOptions.restartPolicy = RestartPolicy(maxRestarts: (options.quick ? 5 : budget.recoveryKills) + 1, window: .seconds(60))
+                let restarts = RestartPolicy(maxRestarts: (options.quick ? 5 : budget.recoveryKills) + 1, window: .seconds(60))
+                let compileOptions = CompileOptions(isolation: .processes(ProcessOptions(restartPolicy: restarts, standbyWorkers: standby)))
                 let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
                 defer { graph.shutdown() }
                 let kills = options.quick ? 5 : budget.recoveryKills

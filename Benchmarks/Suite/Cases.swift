@@ -98,11 +98,11 @@ struct LatencyCase: Sendable {
             return PathResult(
                 name: name, path: "compiled", payloadBytes: P.byteCount, stats: m.stats,
                 allocationsPerExecution: m.allocations.map { Double($0) / Double(m.executions) },
-                placement: isolation == .processes ? "\(placement), worker process" : "\(placement)",
+                placement: isolation.processOptions != nil ? "\(placement), worker process" : "\(placement)",
                 workers: compiled.workerCount, segments: compiled.segments.count,
                 channels: compiled.channelCount, sharedMemoryBytes: compiled.sharedMemoryBytes)
         }
-        guard isolation == .threads else {
+        guard isolation.processOptions == nil else {
             runSequential = nil
             runDynamic = nil
             return

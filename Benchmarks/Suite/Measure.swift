@@ -167,7 +167,7 @@ enum Measure {
         var checksum: UInt64 = 0
         var rates: [Double] = []
         rates.reserveCapacity(rounds + 1)
-        func round(_ n: Int) throws(GraphError) -> UInt64 {
+        func round(_ n: Int) throws(ExecutionError) -> UInt64 {
             let start = MonotonicClock.now()
             checksum &+= batch ? try BenchDrivers.batched(graph, executions: n, window: window)
                 : exclusive ? try BenchDrivers.exclusive(graph, executions: n, window: window)

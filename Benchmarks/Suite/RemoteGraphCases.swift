@@ -47,7 +47,7 @@ public enum RemoteBenchOwner {
                 let t0 = MonotonicClock.now()
                 let v = try compiled.execute(UInt64(i))
                 samples[i] = MonotonicClock.now() &- t0
-                guard v == UInt64(i) else { throw GraphError.invalidOption("remote echo returned \(v) for \(i)") }
+                guard v == UInt64(i) else { throw CompileError.invalidOption("remote echo returned \(v) for \(i)") }
             }
             let allocationText = perExecution(before, count)
             samples.sort()
@@ -69,7 +69,7 @@ public enum RemoteBenchOwner {
             }
             let elapsed = MonotonicClock.now() &- t0
             let allocationText = perExecution(before, n)
-            guard failures == 0 else { throw GraphError.invalidOption("remote chain3: \(failures) executions failed") }
+            guard failures == 0 else { throw CompileError.invalidOption("remote chain3: \(failures) executions failed") }
             lines.append("remote-bench: chain3.pipelined per_s=\(UInt64(Double(n) * 1e9 / Double(max(1, elapsed)))) count=\(n) checksum=\(sum)\(allocationText)")
         }
         return lines

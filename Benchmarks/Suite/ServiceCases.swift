@@ -134,7 +134,7 @@ enum ServiceCases {
             defer { graph.shutdown() }
             let parksBefore = graph.diagnostics.parkCounts.reduce(0, +)
             let m = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(GraphError) in try graph.execute(x) }
+                try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(separator: ",")
@@ -193,10 +193,10 @@ enum ServiceCases {
             let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions(isolation: isolation))
             defer { graph.shutdown() }
             let ms = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try IdleLoop.onThread(idles, samples: samples) { x throws(GraphError) in try graph.execute(x) }
+                try IdleLoop.onThread(idles, samples: samples) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
-            add(isolation == .threads ? "compiled" : "process", caller: "unpinned thread", ms,
+            add(isolation.processOptions == nil ? "compiled" : "process", caller: "unpinned thread", ms,
                 note: "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)")
         }
         do {
@@ -239,9 +239,9 @@ enum ServiceCases {
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = Set(allowed.reversed().prefix(graph.workerCount))
             let blocks = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(GraphError) in try graph.execute(x) }
+                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in try graph.execute(x) }
             }
-            let prefix = isolation == .threads ? "compiled" : "process"
+            let prefix = isolation.processOptions == nil ? "compiled" : "process"
             for (i, b) in blocks.enumerated() {
                 let r = ServiceResult(
                     name: "unpinned.echo", path: prefix + (i == 0 ? ".first" : ".next"), caller: "unpinned thread",

@@ -18,7 +18,7 @@ public enum TelematicsExample {
             // In worker processes, or across hosts (nodes placed on other hosts): fed in-process,
             // since `serve`'s UDP edge needs worker 0's io_uring on this host.
             if options.mode == .compiled
-                && (options.compileOptions.isolation == .processes || !options.compileOptions.remote.placement.isEmpty) {
+                && (options.compileOptions.isolation.processOptions != nil || !options.compileOptions.remote.placement.isEmpty) {
                 return try runIsolated(options)
             }
             guard options.mode == .compiled else {

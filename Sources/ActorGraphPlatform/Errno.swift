@@ -5,7 +5,7 @@ import Glibc
 /// ActorGraph does not depend on swift-system: its `CSystem` module imports the kernel's
 /// `<linux/io_uring.h>`, whose `io_uring_sqe` clashes with liburing's bundled copy in one build.
 ///
-/// Public because ``GraphError/platform(operation:errno:)`` carries it; this module's other types
+/// Public because ``CompileError/platform(operation:errno:)`` carries it; this module's other types
 /// are `package` unless ActorGraph's public API shows them.
 public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The raw `errno` value.

@@ -39,8 +39,8 @@ extension Soak {
     /// Refused while another submitter holds the graph exclusively: waits 100 µs instead of
     /// retrying at once (on 2 CPUs a refused thread would otherwise compete with the holder).
     func pauseIfFailedForGood(_ error: any Error) {
-        if case GraphError.restartsExhausted = error { usleep(200) }
-        if case GraphError.exclusiveSubmitterOpen = error { usleep(100) }
+        if case ExecutionError.restartsExhausted = error { usleep(200) }
+        if case ExecutionError.exclusiveSubmitterOpen = error { usleep(100) }
     }
 
     func blockingLoop(_ flag: SubmitterFlag) {
@@ -79,7 +79,7 @@ extension Soak {
                 let first = nextID.add(16, ordering: .relaxed).newValue - 15
                 let ids = Array(first..<(first + 16))
                 var next = 0
-                var last: GraphError? = nil
+                var last: ExecutionError? = nil
                 for await result in graph.results(for: ids, window: 1 + round % 16) {
                     ledger.started()
                     switch result {
@@ -91,7 +91,7 @@ extension Soak {
                 }
                 // A stream that cannot go on (shut down, restarts exhausted, no room) reports that
                 // error once and ends: the rest share that answer.
-                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: last ?? GraphError.shutDown); next += 1 }
+                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: last ?? ExecutionError.shutDown); next += 1 }
                 mustYield = last != nil
             } else {
                 let id = nextID.add(1, ordering: .relaxed).newValue
@@ -100,9 +100,9 @@ extension Soak {
                     ledger.answer(id, carried: try await graph.execute(id))
                 } catch {
                     ledger.answer(id, error: error)
-                    if case GraphError.stageFailed = error {} else { mustYield = true }
-                    if case GraphError.restartsExhausted = error { try? await Task.sleep(for: .microseconds(200)) }
-                    if case GraphError.exclusiveSubmitterOpen = error { try? await Task.sleep(for: .microseconds(100)) }
+                    if case ExecutionError.stageFailed = error {} else { mustYield = true }
+                    if case ExecutionError.restartsExhausted = error { try? await Task.sleep(for: .microseconds(200)) }
+                    if case ExecutionError.exclusiveSubmitterOpen = error { try? await Task.sleep(for: .microseconds(100)) }
                 }
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)

@@ -63,7 +63,7 @@ public final class Soak: Sendable {
         public var processGraphs: Bool
         /// With `processGraphs`, about one graph in this many is a process graph (seeded choice).
         public var processGraphEvery: Int
-        /// The worker program of process graphs (``CompileOptions/workerExecutable``); nil: this program.
+        /// The worker program of process graphs (``ProcessOptions/workerExecutable``); nil: this program.
         public var workerExecutable: String?
         /// Time between two faults injected into a living process graph (each one a `SIGKILL` or a
         /// `SIGSTOP` of one of its worker processes, picked at random).
@@ -107,13 +107,13 @@ public final class Soak: Sendable {
         public var duplicated: Int
         /// Answers by kind.
         public var values: Int, stageFailures: Int, shutdownErrors: Int, capacityErrors: Int, otherErrors: Int
-        /// Answers of process graphs by kind: ``GraphError/workerCrashed(worker:reason:)`` (the worker
+        /// Answers of process graphs by kind: ``ExecutionError/workerCrashed(worker:reason:)`` (the worker
         /// died with the execution in it, killed or stopped and then killed by its supervisor),
-        /// ``GraphError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
-        /// ``GraphError/restartsExhausted(worker:restarts:)``.
+        /// ``ExecutionError/stageTimedOut(node:)`` (its worker was killed for the stage time limit) and
+        /// ``ExecutionError/restartsExhausted(worker:restarts:)``.
         public var crashAnswers: Int, timeLimitAnswers: Int, restartsExhaustedAnswers: Int
         /// Calls refused while the batch submitter held an ``ExclusiveSubmitter``
-        /// (``GraphError/exclusiveSubmitterOpen``), and executions an exclusive submitter dropped
+        /// (``ExecutionError/exclusiveSubmitterOpen``), and executions an exclusive submitter dropped
         /// in flight (answered by design with nothing: their slots must come back, which later
         /// executions of the same graph depend on).
         public var exclusiveRefusals: Int, exclusiveDropped: Int
@@ -227,14 +227,14 @@ public final class Soak: Sendable {
     /// pidfds, sealed memfds, e.g. under a seccomp profile), or nil when a probe graph compiled with
     /// ``Isolation/processes`` ran. Any other failure is not "unavailable": the soak then counts it.
     public static func processWorkersUnavailable(workerExecutable: String?) -> String? {
-        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager, isolation: .processes,
-                                     workerExecutable: workerExecutable)
+        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager,
+                                     isolation: .processes(ProcessOptions(workerExecutable: workerExecutable)))
         do {
             let graph = try SoakShape.echo.graph().compile(options)
             defer { graph.shutdown() }
             _ = try? graph.execute(2)
             return nil
-        } catch GraphError.platform(let operation, let errno) {
+        } catch CompileError.platform(let operation, let errno) {
             return "\(operation): \(errno)"
         } catch {
             return nil
@@ -386,15 +386,14 @@ public final class Soak: Sendable {
     /// which allows 0–2 restarts so that the failed-graph path (`restartsExhausted`) runs too.
     func processOptions(using rng: inout SplitMix64) -> CompileOptions {
         var options = SoakShape.options(using: &rng)
-        options.isolation = .processes
-        options.workerExecutable = configuration.workerExecutable
+        var process = ProcessOptions(workerExecutable: configuration.workerExecutable, handshakeTimeout: .seconds(10))
         options.stageTimeLimit = .milliseconds(Int.random(in: 60...250, using: &rng))
         options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
-        options.handshakeTimeout = .seconds(10)
-        options.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
-        options.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
+        process.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
+        process.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
             ? RestartPolicy(maxRestarts: Int.random(in: 0...2, using: &rng), window: .seconds(60))
             : RestartPolicy(maxRestarts: 100_000, window: .seconds(60))
+        options.isolation = .processes(process)
         return options
     }
 
@@ -406,8 +405,8 @@ public final class Soak: Sendable {
     func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
                        faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
         let probe = ShutdownProbe()
-        let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, GraphError> = {
-            do throws(GraphError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
+        let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, CompileError> = {
+            do throws(CompileError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
         }
         let blocking = control.withLock { $0 }
         let graph: CompiledGraph<Int, SoakOutput>
@@ -419,7 +418,7 @@ public final class Soak: Sendable {
         }
         publish(graph)
         paused.store(false, ordering: .sequentiallyConsistent)
-        if options.isolation == .processes {
+        if case .processes = options.isolation {
             faults.graphs += 1
             await injectFaults(into: graph, for: lifetime, faults: &faults, rng: &faultRNG)
         } else {
@@ -438,7 +437,7 @@ public final class Soak: Sendable {
         if let blocking { await blocking.run { graph.shutdown() } } else { graph.shutdown() }
         probe.didReturnFromShutdown()
         paused.store(false, ordering: .sequentiallyConsistent)
-        if options.isolation == .threads {
+        if case .threads = options.isolation {
             // No soak stage gets stuck, so the worker stopped within the grace period and its
             // actors are free now; a stage starting later would be counted by the probe (looked at
             // a few milliseconds later, when a worker that ignored the stop would have started one).
@@ -446,7 +445,7 @@ public final class Soak: Sendable {
             try? await Task.sleep(for: .milliseconds(2))
             shutdownChecks.startsAfterShutdown.add(probe.startsAfterShutdown.load(ordering: .relaxed), ordering: .relaxed)
         }
-        if options.isolation == .processes {
+        if case .processes = options.isolation {
             // After shutdown: the supervisor has stopped, so its counts are final.
             let statistics = graph.isolationStatistics
             faults.crashes += statistics.crashes

@@ -90,27 +90,27 @@ final class SoakLedger: Sendable {
     /// An error arrived for execution `id`.
     func answer(_ id: Int, error: any Error) {
         switch error {
-        case GraphError.stageFailed(_, let inner as SoakFailure) where inner.id == id:
+        case ExecutionError.stageFailed(_, let inner as SoakFailure) where inner.id == id:
             answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
-        case GraphError.stageFailed(_, let inner as IsolatedStageError) where inner.description == SoakFailure(id: id).description:
+        case ExecutionError.stageFailed(_, let inner as IsolatedStageError) where inner.description == SoakFailure(id: id).description:
             // A process worker's stage failure arrives as the thrown error's text.
             answered.add(1, ordering: .relaxed); stageFailures.add(1, ordering: .relaxed)
-        case GraphError.stageFailed:
+        case ExecutionError.stageFailed:
             duplicated.add(1, ordering: .relaxed) // another execution's failure
         // Process graphs: the worker holding the execution died (killed, or stopped and then killed
         // by its supervisor), or the graph failed for good. These carry no execution id,
         // so they count as this execution's one answer.
-        case GraphError.workerCrashed:
+        case ExecutionError.workerCrashed:
             answered.add(1, ordering: .relaxed); crashErrors.add(1, ordering: .relaxed)
-        case GraphError.stageTimedOut:
+        case ExecutionError.stageTimedOut:
             answered.add(1, ordering: .relaxed); timeLimitErrors.add(1, ordering: .relaxed)
-        case GraphError.restartsExhausted:
+        case ExecutionError.restartsExhausted:
             answered.add(1, ordering: .relaxed); restartsExhaustedErrors.add(1, ordering: .relaxed)
-        case GraphError.shutDown:
+        case ExecutionError.shutDown:
             answered.add(1, ordering: .relaxed); shutdownErrors.add(1, ordering: .relaxed)
-        case GraphError.capacityExceeded:
+        case ExecutionError.capacityExceeded:
             answered.add(1, ordering: .relaxed); capacityErrors.add(1, ordering: .relaxed)
-        case GraphError.exclusiveSubmitterOpen:
+        case ExecutionError.exclusiveSubmitterOpen:
             answered.add(1, ordering: .relaxed); exclusiveRefusals.add(1, ordering: .relaxed)
         default:
             answered.add(1, ordering: .relaxed); otherErrors.add(1, ordering: .relaxed)

@@ -52,7 +52,7 @@ public struct ProcessFaults: Sendable, Equatable {
     public var restarts = 0
     /// Workers the supervisors killed for making no progress past the stage time limit.
     public var timeLimitKills = 0
-    /// Graphs that used up their restart policy and failed (``GraphError/restartsExhausted(worker:restarts:)``).
+    /// Graphs that used up their restart policy and failed (``ExecutionError/restartsExhausted(worker:restarts:)``).
     public var exhaustedGraphs = 0
 
     /// Nothing yet.

@@ -184,7 +184,8 @@ enum CLI {
         switch error {
         case let exit as ExitCode: return exit
         case let input as ExampleInputError: return fail(input.description, code: .validationFailure)
-        case let graph as GraphError: return fail(graph.description)
+        case let compile as CompileError: return fail(compile.description)
+        case let execution as ExecutionError: return fail(execution.description)
         default: return fail(String(describing: error))
         }
     }

@@ -22,12 +22,12 @@ final class FaultLedger: Sendable {
 
     /// Executes one request and records its one answer (a result or a typed error).
     func execute(_ compiled: CompiledGraph<FaultInjection.Request, Int>, _ request: FaultInjection.Request) {
-        record(id: request.id) { () throws(GraphError) in try compiled.execute(request, timeout: .seconds(10)) }
+        record(id: request.id) { () throws(ExecutionError) in try compiled.execute(request, timeout: .seconds(10)) }
     }
 
     /// The same for a graph whose input is the id itself (the remote fault graph: 2·id + 1).
     func execute(_ compiled: CompiledGraph<Int, Int>, id: Int) {
-        record(id: id) { () throws(GraphError) in try compiled.execute(id, timeout: .seconds(10)) }
+        record(id: id) { () throws(ExecutionError) in try compiled.execute(id, timeout: .seconds(10)) }
     }
 
     /// Successful executions so far (read without the lock: campaigns poll it to see recovery).
@@ -35,7 +35,7 @@ final class FaultLedger: Sendable {
 
     /// Runs `call` (an execution whose value is 2·owner + 1) and records its one answer; a
     /// `timedOut` counts as hung.
-    private func record(id: Int, _ call: () throws(GraphError) -> Int) {
+    private func record(id: Int, _ call: () throws(ExecutionError) -> Int) {
         state.withLock { $0.submitted += 1 }
         do {
             let value = try call()
@@ -71,7 +71,7 @@ final class FaultLedger: Sendable {
         var duplicates: Int
         var wrong: Int
         var maxRecoveryMilliseconds: Double
-        /// Typed errors that were ``GraphError/hostLost(host:reason:)``.
+        /// Typed errors that were ``ExecutionError/hostLost(host:reason:)``.
         var hostLost: Int
 
         /// What breaks the campaign's promise: lost, hung, duplicated or wrong answers (`wrong`

@@ -27,7 +27,7 @@ struct FaultsCommand: ParsableCommand {
     @Option(help: "Submitter threads executing throughout.")
     var submitters = 2
 
-    @Flag(help: "Keep a standby process per worker (CompileOptions.standbyWorkers): recovery activates it instead of spawning.")
+    @Flag(help: "Keep a standby process per worker (ProcessOptions.standbyWorkers): recovery activates it instead of spawning.")
     var standby = false
 
     @Flag(help: "Faults of a graph spanning two hosts instead: its piece killed, stopped (silent, then resumed: split brain), shut down; prints `faults-remote: …`.")
@@ -58,11 +58,11 @@ struct FaultsCommand: ParsableCommand {
         let spacing: UInt32 = quick ? 150_000 : 300_000 // µs between faults
         var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
                                      idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)),
-                                     isolation: .processes,
-                                     restartPolicy: RestartPolicy(maxRestarts: 5 * rounds + 5, window: .seconds(60)),
+                                     isolation: .processes(ProcessOptions(
+                                        restartPolicy: RestartPolicy(maxRestarts: 5 * rounds + 5, window: .seconds(60)),
+                                        standbyWorkers: standby)),
                                      stageTimeLimit: .milliseconds(200))
         options.shutdownGracePeriod = .milliseconds(500)
-        options.standbyWorkers = standby
         let compiled: CompiledGraph<FaultInjection.Request, Int>
         do {
             compiled = try FaultInjection.graph().compile(options)

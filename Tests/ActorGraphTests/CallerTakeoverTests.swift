@@ -133,7 +133,7 @@ final class CallerTakeoverTests: XCTestCase {
         XCTAssertEqual(entered.wait(timeout: .now() + 10), .success)
         compiled.shutdown()
         XCTAssertTrue(actor.isBound, "the stage is still running on the caller")
-        assertGraphError(try actor.withState { $0 }) { if case .actorAlreadyBound = $0 { return true }; return false }
+        assertCompileError(try actor.withState { $0 }) { if case .actorAlreadyBound = $0 { return true }; return false }
         gate.signal()
         let deadline = ContinuousClock.now + .seconds(10)
         while (actor.isBound || answer.withLock({ $0 }) == "none") && ContinuousClock.now < deadline { usleep(1_000) }

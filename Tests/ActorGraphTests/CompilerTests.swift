@@ -79,7 +79,7 @@ final class CompilerTests: XCTestCase {
     // MARK: Rejections
 
     func testRejectsGraphWithoutStages() {
-        assertGraphError(try Graph(input: Int.self) { $0 }.compile(testOptions())) {
+        assertCompileError(try Graph(input: Int.self) { $0 }.compile(testOptions())) {
             if case .noStages = $0 { return true } else { return false }
         }
     }
@@ -89,7 +89,7 @@ final class CompilerTests: XCTestCase {
             _ = x.then(name: "forgotten") { $0 + 1 }
             return x.then(name: "used") { $0 * 2 }
         }
-        assertGraphError(try graph.compile(testOptions())) {
+        assertCompileError(try graph.compile(testOptions())) {
             if case .deadStage(let node) = $0 { return node == "forgotten" } else { return false }
         }
     }
@@ -104,7 +104,7 @@ final class CompilerTests: XCTestCase {
         let graph = Graph(input: Int.self) { x in
             zip(x.then(name: "mine") { $0 }, leaked!).then(name: "join") { $0 + $1 }
         }
-        assertGraphError(try graph.compile(testOptions())) {
+        assertCompileError(try graph.compile(testOptions())) {
             if case .foreignNode(let node) = $0 { return node == "join" || node.hasPrefix("zip") } else { return false }
         }
     }
@@ -117,21 +117,21 @@ final class CompilerTests: XCTestCase {
             return n
         }
         let graph = Graph(input: Int.self) { _ in leaked! }
-        assertGraphError(try graph.compile(testOptions())) {
+        assertCompileError(try graph.compile(testOptions())) {
             if case .outputNotFromInput(let node) = $0 { return node.contains("another graph") } else { return false }
         }
     }
 
     func testRejectsZeroNegativeAndAbsurdCapacity() {
         for capacity in [0, -5, CompileOptions.maxCapacity + 1] {
-            assertGraphError(try diamondGraph().compile(testOptions(capacity: capacity))) {
+            assertCompileError(try diamondGraph().compile(testOptions(capacity: capacity))) {
                 if case .invalidCapacity(let c) = $0 { return c == capacity } else { return false }
             }
         }
     }
 
     func testRejectsZeroWorkers() {
-        assertGraphError(try diamondGraph().compile(testOptions(workers: 0))) {
+        assertCompileError(try diamondGraph().compile(testOptions(workers: 0))) {
             if case .invalidWorkerCount(0) = $0 { return true } else { return false }
         }
     }
@@ -139,7 +139,7 @@ final class CompilerTests: XCTestCase {
     func testRejectsMorePinnedWorkersThanCPUs() {
         var options = testOptions(workers: 4096)
         options.pinWorkers = true
-        assertGraphError(try diamondGraph().compile(options)) {
+        assertCompileError(try diamondGraph().compile(options)) {
             if case .tooManyWorkers(4096, _) = $0 { return true } else { return false }
         }
     }
@@ -147,7 +147,7 @@ final class CompilerTests: XCTestCase {
     func testRejectsMissingNUMANode() {
         var options = testOptions()
         options.numaNode = 999
-        assertGraphError(try diamondGraph().compile(options)) {
+        assertCompileError(try diamondGraph().compile(options)) {
             if case .invalidNUMANode(999, _) = $0 { return true } else { return false }
         }
     }
@@ -158,7 +158,7 @@ final class CompilerTests: XCTestCase {
             Graph(input: Int.self) { x in x.then(counter) { s, v in s += v; return s } }
         }
         let first = try graph().compile(testOptions())
-        assertGraphError(try graph().compile(testOptions())) {
+        assertCompileError(try graph().compile(testOptions())) {
             if case .actorAlreadyBound("shared-counter") = $0 { return true } else { return false }
         }
         first.shutdown()

@@ -58,7 +58,7 @@ final class DynamicPathTests: XCTestCase {
         let sequential = try graph(counters[2]).sequential()
         for i in 1...5 {
             var failed: [String] = []
-            func record(_ error: GraphError) { failed.append(describe(error)) }
+            func record(_ error: ExecutionError) { failed.append(describe(error)) }
             do { _ = try await compiled.execute(i) } catch { record(error) }
             do { _ = try await dynamic.execute(i) } catch { record(error) }
             do { _ = try sequential.execute(i) } catch { record(error) }
@@ -74,8 +74,8 @@ final class DynamicPathTests: XCTestCase {
             _ = x.then(name: "orphan") { $0 }
             return x.then { $0 + 1 }
         }
-        assertGraphError(try dead.dynamic()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
-        assertGraphError(try dead.sequential()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
+        assertCompileError(try dead.dynamic()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
+        assertCompileError(try dead.sequential()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
     }
 
     func testDynamicSerializesAnActorSharedByNodes() async throws {
@@ -106,7 +106,7 @@ final class DynamicPathTests: XCTestCase {
     }
 
     private func describe(_ error: any Error) -> String {
-        if case GraphError.stageFailed(let node, let inner) = error { return "stageFailed(\(node), \(inner))" }
+        if case ExecutionError.stageFailed(let node, let inner) = error { return "stageFailed(\(node), \(inner))" }
         return "\(error)"
     }
 }

@@ -194,7 +194,7 @@ final class EffectiveCPUsTests: XCTestCase {
         XCTAssertEqual(cpus, [CPU.allowedCPUs()[0]])
         // Two pinned workers cannot both get a CPU out of a 1-CPU budget.
         XCTAssertThrowsError(try Compiler.validate(options: CompileOptions(workers: 2), quota: oneCPU)) {
-            guard case GraphError.tooManyWorkers(requested: 2, cpus: 1) = $0 else { return XCTFail("\($0)") }
+            guard case CompileError.tooManyWorkers(requested: 2, cpus: 1) = $0 else { return XCTFail("\($0)") }
         }
         // Unpinned, the user may still ask for more (the wait strategy copes).
         XCTAssertEqual(try Compiler.validate(options: CompileOptions(workers: 3, pinWorkers: false), quota: oneCPU).1, 3)

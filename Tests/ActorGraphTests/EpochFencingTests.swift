@@ -67,7 +67,7 @@ final class EpochFencingTests: XCTestCase {
         _ = try socket.receiveFrame(timeoutMilliseconds: 5000)
         try reply(socket, channel: result, sequence: 7, value: 10, epoch: start.epoch)
         XCTAssertThrowsError(try next.wait()) { error in
-            guard case GraphError.hostLost(let host, let reason) = error else { return XCTFail("unexpected \(error)") }
+            guard case ExecutionError.hostLost(let host, let reason) = error else { return XCTFail("unexpected \(error)") }
             XCTAssertEqual(host, "b")
             XCTAssertTrue(reason.contains("jumped"), reason)
         }

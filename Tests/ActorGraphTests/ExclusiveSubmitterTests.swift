@@ -24,7 +24,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
             received += 1
         }
         XCTAssertEqual(received, 20_000)
-        assertGraphError(try submitter.receive()) { if case .nothingInFlight = $0 { return true }; return false }
+        assertExecutionError(try submitter.receive()) { if case .nothingInFlight = $0 { return true }; return false }
     }
 
     func testOthersAreRefusedWhileItIsOpenAndServedAfterItIsDropped() throws {
@@ -33,11 +33,11 @@ final class ExclusiveSubmitterTests: XCTestCase {
         let before = try compiled.submit(1)                  // in flight from before: still answered
         do {
             var submitter = try compiled.exclusiveSubmitter()
-            let refused: (GraphError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
-            assertGraphError(try compiled.execute(2), refused)
-            assertGraphError(try compiled.submit(2), refused)
-            assertGraphError(try compiled.submit(contentsOf: [1, 2, 3]), refused)
-            assertGraphError(try compiled.exclusiveSubmitter(), refused)
+            let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+            assertExecutionError(try compiled.execute(2), refused)
+            assertExecutionError(try compiled.submit(2), refused)
+            assertExecutionError(try compiled.submit(contentsOf: [1, 2, 3]), refused)
+            assertExecutionError(try compiled.exclusiveSubmitter(), refused)
             try submitter.submit(5)
             XCTAssertEqual(try submitter.receive(), diamondExpected(5))
         }
@@ -71,7 +71,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
         for i in 1...30 { try submitter.submit(i) }
         for i in 1...30 {
             if i % 5 == 0 {
-                assertGraphError(try submitter.receive()) {
+                assertExecutionError(try submitter.receive()) {
                     if case .stageFailed(let node, let error) = $0 { return node == "check" && (error as? Boom)?.value == i }
                     return false
                 }
@@ -102,7 +102,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
         defer { compiled.shutdown() }
         var submitter = try compiled.exclusiveSubmitter()
         for i in 0..<4 { try submitter.submit(i) }
-        assertGraphError(try submitter.submit(4)) { if case .capacityExceeded(4) = $0 { return true }; return false }
+        assertExecutionError(try submitter.submit(4)) { if case .capacityExceeded(4) = $0 { return true }; return false }
         XCTAssertEqual(submitter.inFlight, 4)
         for i in 0..<4 { XCTAssertEqual(try submitter.receive(), diamondExpected(i)) }
         try submitter.submit(9)
@@ -168,7 +168,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
             answered += 1
         }
         XCTAssertEqual(answered, 5)
-        assertGraphError(try submitter.submit(1)) { if case .shutDown = $0 { return true }; return false }
+        assertExecutionError(try submitter.submit(1)) { if case .shutDown = $0 { return true }; return false }
     }
 
     func testReceiveLendsTheOutputInPlace() throws {
@@ -185,9 +185,9 @@ final class ExclusiveSubmitterTests: XCTestCase {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
         let total = try compiled.withExclusiveSubmitter { submitter in
-            let refused: (GraphError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
-            assertGraphError(try compiled.submit(1), refused)
-            assertGraphError(try compiled.execute(1), refused)
+            let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+            assertExecutionError(try compiled.submit(1), refused)
+            assertExecutionError(try compiled.execute(1), refused)
             var total = 0
             for i in 0..<1_000 {
                 if submitter.inFlight == compiled.capacity { total += try submitter.receive() }
@@ -227,7 +227,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
         let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "check") }
         let compiled = try graph.compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        assertGraphError(try compiled.withExclusiveSubmitter { submitter in
+        assertExecutionError(try compiled.withExclusiveSubmitter { submitter in
             for i in 1...10 { try submitter.submit(i) }
             while true { _ = try submitter.receive() }           // throws at 5, with 6…10 in flight
         }) { if case .stageFailed(node: "check", _) = $0 { return true }; return false }
@@ -237,16 +237,16 @@ final class ExclusiveSubmitterTests: XCTestCase {
     func testASecondScopeIsRefusedWithoutRunningItsBody() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        let refused: (GraphError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+        let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
         try compiled.withExclusiveSubmitter { outer in
             var ran = false
-            assertGraphError(try compiled.withExclusiveSubmitter { _ in ran = true }, refused)
+            assertExecutionError(try compiled.withExclusiveSubmitter { _ in ran = true }, refused)
             XCTAssertFalse(ran)
             try outer.submit(2)
             XCTAssertEqual(try outer.receive(), diamondExpected(2))
         }
         var held = try compiled.exclusiveSubmitter()
-        assertGraphError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran while another submitter was open") }, refused)
+        assertExecutionError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran while another submitter was open") }, refused)
         try held.submit(3)
         XCTAssertEqual(try held.receive(), diamondExpected(3))
         _ = consume held
@@ -259,7 +259,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
     func testTheScopeOnAShutDownGraphThrowsShutDown() throws {
         let compiled = try diamondGraph().compile(testOptions())
         compiled.shutdown()
-        assertGraphError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran after shutdown") }) {
+        assertExecutionError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran after shutdown") }) {
             if case .shutDown = $0 { return true }; return false
         }
     }

@@ -123,7 +123,7 @@ final class ExecutorTests: XCTestCase {
         defer { compiled.shutdown() }
         for i in 1...300 {
             if i % 3 == 0 {
-                assertGraphError(try compiled.execute(i)) {
+                assertExecutionError(try compiled.execute(i)) {
                     guard case .stageFailed(let node, let error) = $0 else { return false }
                     return node == "checker" && (error as? Boom) == Boom(value: i)
                 }
@@ -146,7 +146,7 @@ final class ExecutorTests: XCTestCase {
         defer { compiled.shutdown() }
         XCTAssertEqual(compiled.segments.count, 1)
         XCTAssertEqual(try compiled.execute(1), "ok2!")
-        assertGraphError(try compiled.execute(4)) {
+        assertExecutionError(try compiled.execute(4)) {
             if case .stageFailed("middle", let e) = $0 { return (e as? Boom) == Boom(value: 5) } else { return false }
         }
         for i in 10..<400 { XCTAssertEqual(try compiled.execute(i), "ok\(i + 1)!") }
@@ -179,7 +179,7 @@ final class ExecutorTests: XCTestCase {
         let compiled = try graph.compile(testOptions(capacity: 4, submitTimeout: .milliseconds(50)))
         defer { compiled.shutdown() }
         var pending = (0..<4).map { PendingBox(try! compiled.submit($0)) }
-        assertGraphError(try compiled.submit(99)) {
+        assertExecutionError(try compiled.submit(99)) {
             if case .capacityExceeded(4) = $0 { return true } else { return false }
         }
         gate.open()
@@ -205,7 +205,7 @@ final class ExecutorTests: XCTestCase {
         let shutDowns = Counter()
         let waiters = pending.indices.map { i in
             Thread {
-                do { _ = try pending[i].wait() } catch GraphError.shutDown { shutDowns.increment() } catch {}
+                do { _ = try pending[i].wait() } catch ExecutionError.shutDown { shutDowns.increment() } catch {}
                 answers.increment()
             }
         }
@@ -219,8 +219,8 @@ final class ExecutorTests: XCTestCase {
         while answers.value < 6 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         XCTAssertEqual(answers.value, 6, "every waiter answered")
         XCTAssertGreaterThanOrEqual(shutDowns.value, 1, "executions stuck behind the blocked stage are answered with shutDown")
-        assertGraphError(try compiled.execute(1)) { if case .shutDown = $0 { return true } else { return false } }
-        assertGraphError(try compiled.submit(1)) { if case .shutDown = $0 { return true } else { return false } }
+        assertExecutionError(try compiled.execute(1)) { if case .shutDown = $0 { return true } else { return false } }
+        assertExecutionError(try compiled.submit(1)) { if case .shutDown = $0 { return true } else { return false } }
     }
 
     func testAsyncWaiterIsAnsweredOnShutdown() async throws {
@@ -228,7 +228,7 @@ final class ExecutorTests: XCTestCase {
         let graph = Graph(input: Int.self) { x in x.then { v in gate.waitOpen(); return v } }
         let compiled = try graph.compile(testOptions())
         let waiter = Task { () -> String in
-            do { _ = try await compiled.execute(1); return "value" } catch GraphError.shutDown { return "shutDown" } catch { return "\(error)" }
+            do { _ = try await compiled.execute(1); return "value" } catch ExecutionError.shutDown { return "shutDown" } catch { return "\(error)" }
         }
         try await Task.sleep(for: .milliseconds(50))
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { gate.open() }
@@ -309,7 +309,7 @@ final class PendingBox: @unchecked Sendable {
     var pending: PendingExecution<Int>?
     init(_ p: consuming PendingExecution<Int>) { pending = consume p }
     func wait() throws -> Int {
-        guard let p = pending.take() else { throw GraphError.shutDown }
+        guard let p = pending.take() else { throw ExecutionError.shutDown }
         return try p.wait()
     }
 }

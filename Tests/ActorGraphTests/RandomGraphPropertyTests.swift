@@ -7,7 +7,7 @@ import XCTest
 /// Random-graph property tests: every graph shape the DSL allows, random options, random inputs and
 /// random stage failures. For each generated graph the compiled, sequential and dynamic paths must
 /// give the same outcome per execution (value, or the failing node and its error) and leave every
-/// shared actor in the same state; malformed variants must be rejected with the right `GraphError`.
+/// shared actor in the same state; malformed variants must be rejected with the right `CompileError`.
 ///
 /// Reproduce a run: `ACTORGRAPH_PROPERTY_SEED=<printed seed>`; one graph of it:
 /// `ACTORGRAPH_PROPERTY_ONLY=<index>`; more graphs: `ACTORGRAPH_PROPERTY_GRAPHS=<count>`.
@@ -301,7 +301,7 @@ final class RandomGraphPropertyTests: XCTestCase {
 
     private func checkMalformed<V: PropertyValue>(_ blueprint: Blueprint, _: V.Type, flaw: Flaw, context: String) -> Bool {
         let actors = blueprint.makeActors()
-        func expect<O>(_ graph: Graph<V, O>, _ options: CompileOptions, _ matches: (GraphError) -> Bool,
+        func expect<O>(_ graph: Graph<V, O>, _ options: CompileOptions, _ matches: (CompileError) -> Bool,
                        shapeError: Bool) -> Bool {
             var outcomes: [String] = []
             var ok = true
@@ -310,7 +310,7 @@ final class RandomGraphPropertyTests: XCTestCase {
                     try body()
                     ok = false
                     outcomes.append("\(what): accepted")
-                } catch let error as GraphError {
+                } catch let error as CompileError {
                     if !matches(error) { ok = false }
                     outcomes.append("\(what): \(error)")
                 } catch {
@@ -770,7 +770,7 @@ enum Outcome: Equatable, Sendable, CustomStringConvertible {
     case other(String)
 
     init(_ error: any Error) {
-        if case GraphError.stageFailed(let node, let inner) = error, let failure = inner as? PropertyFailure {
+        if case ExecutionError.stageFailed(let node, let inner) = error, let failure = inner as? PropertyFailure {
             self = .failed(node: node, failure)
         } else {
             self = .other("\(error)")
@@ -849,11 +849,11 @@ extension Blueprint {
     }
 }
 
-/// One option out of range, with the `GraphError` it must produce.
+/// One option out of range, with the `CompileError` it must produce.
 struct BadOptions: Sendable {
     var kind: String
     var options: CompileOptions
-    var matches: @Sendable (GraphError) -> Bool
+    var matches: @Sendable (CompileError) -> Bool
 
     static func random(using rng: inout SplitMix64) -> BadOptions {
         var o = PropertyOptions.safe.compileOptions

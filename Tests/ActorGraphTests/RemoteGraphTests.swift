@@ -132,7 +132,7 @@ final class RemoteGraphTests: XCTestCase {
         defer { compiled.shutdown() }
         for i in 1...50 {
             if i % 5 == 0 {
-                assertGraphError(try compiled.execute(i)) {
+                assertExecutionError(try compiled.execute(i)) {
                     if case .stageFailed(let node, let error) = $0 { return node == "picky" && "\(error)".contains("Boom(value: \(i))") }
                     return false
                 }
@@ -144,13 +144,13 @@ final class RemoteGraphTests: XCTestCase {
 
     func testMalformedPlacementsAreRejectedAtCompileNamingTheNode() throws {
         // A host no address is given for.
-        assertGraphError(try Self.remoteChain().compile(Self.options([:]))) {
+        assertCompileError(try Self.remoteChain().compile(Self.options([:]))) {
             if case .unknownHost(let node, let host) = $0 { return node == "times2" && host == "b" }
             return false
         }
         // A value that can neither be copied nor encoded crossing hosts.
         let boxes = Graph(input: Int.self) { x in x.then(name: "box") { RemoteBox(value: $0) }.on("b").then(name: "unbox") { $0.value } }
-        assertGraphError(try boxes.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
+        assertCompileError(try boxes.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
             if case .notRemotable(let node, _) = $0 { return node == "box" }
             return false
         }
@@ -160,7 +160,7 @@ final class RemoteGraphTests: XCTestCase {
             x.then(counter, name: "first") { s, v in s += v; return s }
                 .then(counter, name: "second") { s, v in s += v; return s }.on("b")
         }
-        assertGraphError(try split.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
+        assertCompileError(try split.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
             if case .actorSplitAcrossHosts(let actor) = $0 { return actor == "counter" }
             return false
         }
@@ -171,14 +171,14 @@ final class RemoteGraphTests: XCTestCase {
         let closed = try InProcessPiece(graphs: { [] })
         let port = closed.port
         closed.stop()
-        assertGraphError(try Self.remoteChain().compile(Self.options(["b": [PieceAddress("127.0.0.1", port: port)]]))) {
+        assertCompileError(try Self.remoteChain().compile(Self.options(["b": [PieceAddress("127.0.0.1", port: port)]]))) {
             if case .hostUnreachable(let host, let reason) = $0 { return host == "b" && reason.contains("127.0.0.1:\(port)") }
             return false
         }
         // A piece whose program has other graphs refuses: plan mismatch.
         let other = try InProcessPiece(graphs: { [Self.remoteEcho()] })
         defer { other.stop() }
-        assertGraphError(try Self.remoteChain().compile(Self.options(["b": [other.address]]))) {
+        assertCompileError(try Self.remoteChain().compile(Self.options(["b": [other.address]]))) {
             if case .pieceRefused(let host, let reason) = $0 { return host == "b" && reason.contains("planMismatch") }
             return false
         }
@@ -210,7 +210,7 @@ final class RemoteGraphTests: XCTestCase {
         }
         XCTAssertEqual(values + lost, 200)
         // With the piece gone, new executions fail fast.
-        assertGraphError(try compiled.execute(7)) { if case .hostLost = $0 { return true }; return false }
+        assertExecutionError(try compiled.execute(7)) { if case .hostLost = $0 { return true }; return false }
         // A replacement on the same address: the connector brings it in with epoch 2.
         let second = try InProcessPiece(port: first.port, graphs: { [Self.remoteChain()] })
         defer { second.stop() }
@@ -260,7 +260,7 @@ extension RemoteGraphTests {
         let moved = try InProcessPiece(graphs: { [Self.remoteChain()] })
         defer { moved.stop() }
         try compiled.setPieceAddresses([moved.address], forHost: "b")
-        assertGraphError(try compiled.setPieceAddresses([moved.address], forHost: "nowhere")) {
+        assertCompileError(try compiled.setPieceAddresses([moved.address], forHost: "nowhere")) {
             if case .unknownHost(_, let host) = $0 { return host == "nowhere" }
             return false
         }
@@ -300,7 +300,7 @@ extension RemoteGraphTests {
             XCTAssertEqual(try compiled.execute("hello remote world \(i)"), ["HELLO", "REMOTE", "WORLD", "\(i)"])
         }
         let huge = String(repeating: "x ", count: 5000)
-        assertGraphError(try compiled.execute(huge)) {
+        assertExecutionError(try compiled.execute(huge)) {
             if case .valueTooLarge = $0 { return true }
             return false
         }

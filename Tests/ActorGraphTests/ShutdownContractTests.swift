@@ -85,12 +85,12 @@ final class ShutdownContractTests: XCTestCase {
 
     private func assertBound(_ actor: ActorRef<Int>, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertTrue(actor.isBound, file: file, line: line)
-        assertGraphError(try actor.withState { $0 }, file: file, line: line) {
+        assertCompileError(try actor.withState { $0 }, file: file, line: line) {
             if case .actorAlreadyBound(let name) = $0 { return name == "sum" }
             return false
         }
         let other = Graph(input: Int.self) { x in x.then(actor) { state, v in state += v; return v } }
-        assertGraphError(try other.compile(testOptions()), file: file, line: line) {
+        assertCompileError(try other.compile(testOptions()), file: file, line: line) {
             if case .actorAlreadyBound(let name) = $0 { return name == "sum" }
             return false
         }

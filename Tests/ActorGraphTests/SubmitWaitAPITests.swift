@@ -12,7 +12,7 @@ final class SubmitWaitAPITests: XCTestCase {
         defer { compiled.shutdown() }
         let pending = try compiled.submit(3)
         XCTAssertEqual(try pending.wait(), diamondExpected(3))
-        assertGraphError(try pending.wait()) {
+        assertExecutionError(try pending.wait()) {
             if case .alreadyWaited(let k) = $0 { return k == pending.sequence }
             return false
         }
@@ -30,7 +30,7 @@ final class SubmitWaitAPITests: XCTestCase {
             XCTAssertEqual(try pending[i].wait(), diamondExpected(i))
         }
         for i in stride(from: 0, to: 64, by: 2) {
-            assertGraphError(try pending[i].wait()) { if case .alreadyWaited = $0 { return true }; return false }
+            assertExecutionError(try pending[i].wait()) { if case .alreadyWaited = $0 { return true }; return false }
         }
         pending.removeAll()
         for i in 0..<300 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
@@ -79,7 +79,7 @@ final class SubmitWaitAPITests: XCTestCase {
         for i in stride(from: 199, through: 0, by: -3) {
             seen[i] += 1
             if inputs[i] % 7 == 0 {
-                assertGraphError(try batch.wait(i)) { if case .stageFailed(let node, let e) = $0 { return node == "check" && (e as? Boom)?.value == inputs[i] }; return false }
+                assertExecutionError(try batch.wait(i)) { if case .stageFailed(let node, let e) = $0 { return node == "check" && (e as? Boom)?.value == inputs[i] }; return false }
             } else {
                 XCTAssertEqual(try batch.wait(i), inputs[i] * 2)
             }
@@ -106,7 +106,7 @@ final class SubmitWaitAPITests: XCTestCase {
     func testBatchLargerThanCapacityIsRejectedAndDroppedBatchesFreeTheirSlots() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        assertGraphError(try compiled.submit(contentsOf: Array(0..<17))) {
+        assertExecutionError(try compiled.submit(contentsOf: Array(0..<17))) {
             if case .batchTooLarge(17, 16) = $0 { return true }; return false
         }
         for round in 0..<100 { _ = try compiled.submit(contentsOf: Array(round..<(round + 16))) }
@@ -250,7 +250,7 @@ final class SubmitWaitAPITests: XCTestCase {
             let (first, last) = try pending.withResult { ($0.words[0], $0.words[511]) }
             XCTAssertEqual(first, UInt64(round) + 1)
             XCTAssertEqual(last, UInt64(round))
-            assertGraphError(try pending.wait()) { if case .alreadyWaited = $0 { return true }; return false }
+            assertExecutionError(try pending.wait()) { if case .alreadyWaited = $0 { return true }; return false }
         }
     }
 }

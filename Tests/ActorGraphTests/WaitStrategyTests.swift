@@ -116,7 +116,7 @@ final class WaitStrategyTests: XCTestCase {
                     _ = try compiled.execute(1)
                     outcome.store(2, ordering: .releasing)
                 } catch {
-                    if case .shutDown? = error as? GraphError { outcome.store(1, ordering: .releasing) } else { outcome.store(3, ordering: .releasing) }
+                    if case .shutDown? = error as? ExecutionError { outcome.store(1, ordering: .releasing) } else { outcome.store(3, ordering: .releasing) }
                 }
             }
             var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)

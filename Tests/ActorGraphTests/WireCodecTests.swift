@@ -210,7 +210,7 @@ final class WireCodecTests: XCTestCase {
     func testEncodedLimitsAreValidatedInEveryMode() {
         let graph = Graph(input: String.self) { s in s.maxEncodedBytes(0).then(name: "count") { $0.count } }
         XCTAssertThrowsError(try graph.compile(CompileOptions(workers: 1, pinWorkers: false))) { error in
-            guard case .invalidOption(let what)? = error as? GraphError else { return XCTFail("got \(error)") }
+            guard case .invalidOption(let what)? = error as? CompileError else { return XCTFail("got \(error)") }
             XCTAssertTrue(what.contains("maxEncodedBytes(0)") && what.contains("'input'"), what)
         }
     }

@@ -101,13 +101,13 @@ final class ExampleGraphsTests: XCTestCase {
         } catch is ExampleInputError {}
     }
 
-    func testGraphErrorsReachTheCaller() async {
+    func testGraphsReachTheCaller() async {
         var options = Self.runOptions(count: 1)
         options.compileOptions.capacity = 0
         do {
             _ = try await ChainExample.example.run(options)
             XCTFail("capacity 0 accepted")
-        } catch let error as GraphError {
+        } catch let error as CompileError {
             guard case .invalidCapacity(0) = error else { return XCTFail("\(error)") }
         } catch {
             XCTFail("unexpected \(error)")

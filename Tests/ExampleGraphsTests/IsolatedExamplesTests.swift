@@ -18,8 +18,7 @@ final class IsolatedExamplesTests: XCTestCase {
 
     static func isolated() -> CompileOptions {
         var options = ExampleGraphsTests.small
-        options.isolation = .processes
-        options.workerExecutable = cli
+        options.isolation = .processes(ProcessOptions(workerExecutable: cli))
         if access(cli, X_OK) != 0 { XCTFail("\(cli) is missing: `swift build --build-tests` builds it") }
         return options
     }

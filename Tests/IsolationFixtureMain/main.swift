@@ -4,7 +4,7 @@ import IsolationFixtures
 
 // The worker executable of the isolation tests: an XCTest bundle runs inside the test runner, so
 // `/proc/self/exe` there is not a program that knows the test graphs. Tests compile with
-// `CompileOptions(workerExecutable:)` pointing here.
+// `ProcessOptions(workerExecutable:)` pointing here.
 //
 // `AG_FIXTURE_FORGET_ENTRY=1` plays a program that forgot the entry line: it compiles a graph while
 // being a worker child, which must refuse instead of spawning workers of its own.

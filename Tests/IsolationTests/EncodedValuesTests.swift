@@ -60,7 +60,7 @@ final class EncodedValuesTests: XCTestCase {
         let over = String(repeating: "o", count: 61)      // 65
         let inputs = ["96", "97", atLimit, over, "3", "100000", "", "1"]
         let batch = try compiled.submit(contentsOf: inputs)
-        var answers: [Result<String, GraphError>] = []
+        var answers: [Result<String, ExecutionError>] = []
         for i in 0..<batch.count {
             do { answers.append(.success(try batch.wait(i))) } catch { answers.append(.failure(error)) }
         }
@@ -87,7 +87,7 @@ final class EncodedValuesTests: XCTestCase {
         // Every slot came back: more executions than the capacity still run, failures included.
         for round in 0..<40 {
             XCTAssertEqual(try compiled.execute("\(round % 90)"), String(repeating: "x", count: round % 90))
-            assertGraphError(try compiled.execute(over)) {
+            assertExecutionError(try compiled.execute(over)) {
                 if case .valueTooLarge("input", 65, 64) = $0 { return true } else { return false }
             }
         }
@@ -97,11 +97,11 @@ final class EncodedValuesTests: XCTestCase {
         try submitter.submit("500")
         try submitter.submit("6")
         XCTAssertEqual(try submitter.receive(), "xxxxx")
-        assertGraphError(try submitter.receive()) {
+        assertExecutionError(try submitter.receive()) {
             if case .valueTooLarge("grow", 504, 100) = $0 { return true } else { return false }
         }
         XCTAssertEqual(try submitter.receive(), "xxxxxx")
-        XCTAssertEqual(GraphError.valueTooLarge(node: "grow", bytes: 504, limit: 100).description,
+        XCTAssertEqual(ExecutionError.valueTooLarge(node: "grow", bytes: 504, limit: 100).description,
                        "the value of node 'grow' encodes to 504 bytes, over its edge's limit of 100 (raise it with .maxEncodedBytes(_:))")
     }
 
@@ -112,11 +112,11 @@ final class EncodedValuesTests: XCTestCase {
         let compiled = try FixtureGraphs.sized().compile(processOptions(capacity: 8))
         defer { compiled.shutdown() }
         for n in 0..<20 { XCTAssertEqual(try compiled.execute("\(n)"), String(repeating: "x", count: n)) }
-        assertGraphError(try compiled.execute("abort")) {
+        assertExecutionError(try compiled.execute("abort")) {
             if case .workerCrashed(0, let reason) = $0 { return reason.contains("SIGABRT") } else { return false }
         }
         for n in 0..<50 { XCTAssertEqual(try compiled.execute("\(n % 97)"), String(repeating: "x", count: n % 97)) }
-        assertGraphError(try compiled.execute("98")) {
+        assertExecutionError(try compiled.execute("98")) {
             if case .valueTooLarge("grow", 102, 100) = $0 { return true } else { return false }
         }
         XCTAssertEqual(try compiled.execute("hello"), "xxxxx")
@@ -130,18 +130,18 @@ final class EncodedValuesTests: XCTestCase {
         defer { compiled.shutdown() }
         // split: 4 + 340 × (4 + 2) = 2044 ≤ 2048; the zip's tuple: upper 1024 + words 2044 + lengths
         // 4 + 340 × 8 = 5792 ≤ 8192; stats: the same + longest 1 + 4 + 2 = 5799 > 3000.
-        assertGraphError(try compiled.execute(text)) {
+        assertExecutionError(try compiled.execute(text)) {
             if case .valueTooLarge("stats", 5799, 3000) = $0 { return true } else { return false }
         }
         // 1023 bytes: the input is over its limit before anything runs.
-        assertGraphError(try compiled.execute(text + "abc")) {
+        assertExecutionError(try compiled.execute(text + "abc")) {
             if case .valueTooLarge("input", 1027, 1024) = $0 { return true } else { return false }
         }
         // 100 two-byte words: split 4 + 100 × 6 = 604, stats 304 + 604 + 804 + 7 = 1719: within every limit.
         let short = String(repeating: "é ", count: 100)
         XCTAssertEqual(try compiled.execute(short).words.count, 100)
         let many = String(repeating: "a ", count: 500)    // 1000 bytes, 500 words: 4 + 500 × 5 = 2504 > 2048
-        assertGraphError(try compiled.execute(many)) {
+        assertExecutionError(try compiled.execute(many)) {
             if case .valueTooLarge("split", 2504, 2048) = $0 { return true } else { return false }
         }
         XCTAssertEqual(try compiled.execute("still fine").words, ["still", "fine"])
@@ -150,11 +150,11 @@ final class EncodedValuesTests: XCTestCase {
     /// A value that can neither be copied as bytes nor encoded is refused at `compile()`, naming the
     /// node, when it would cross; inside one worker's fused chain it never crosses and runs.
     func testAValueThatCannotCrossIsRejectedAtCompileOnlyWhereItWouldCross() throws {
-        assertGraphError(try FixtureGraphs.boxed().compile(processOptions(workers: 2, placement: .spread))) {
+        assertCompileError(try FixtureGraphs.boxed().compile(processOptions(workers: 2, placement: .spread))) {
             if case .notIsolatable("box", let type) = $0 { return type.hasSuffix("Box") } else { return false }
         }
         let output = Graph(input: Int.self) { x in x.then(name: "box") { Box($0) } }
-        assertGraphError(try output.compile(processOptions())) {
+        assertCompileError(try output.compile(processOptions())) {
             if case .notIsolatable("box", let type) = $0 { return type.hasSuffix("Box") } else { return false }
         }
         let fused = try FixtureGraphs.boxed().compile(processOptions())

@@ -20,14 +20,17 @@ func fixtureExecutable() -> String {
 /// Process-mode options for tests: unpinned, eager parking (2 cores shared with the test thread),
 /// the fixture executable as the worker program.
 func processOptions(workers: Int = 1, capacity: Int = 64, placement: Placement = .automatic,
-                    restarts: RestartPolicy = RestartPolicy(), stageTimeLimit: Duration? = nil) -> CompileOptions {
+                    restarts: RestartPolicy = RestartPolicy(), stageTimeLimit: Duration? = nil,
+                    standby: Bool = false) -> CompileOptions {
     if access(fixtureExecutable(), X_OK) != 0 {
         XCTFail("\(fixtureExecutable()) is missing: build it with `swift build --build-tests` (it builds every target)")
     }
     return CompileOptions(workers: workers, capacity: capacity, pinWorkers: false,
                    idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
-                   submitTimeout: .seconds(10), placement: placement, isolation: .processes, restartPolicy: restarts,
-                   stageTimeLimit: stageTimeLimit, workerExecutable: fixtureExecutable())
+                   submitTimeout: .seconds(10), placement: placement,
+                   isolation: .processes(ProcessOptions(restartPolicy: restarts, workerExecutable: fixtureExecutable(),
+                                                        standbyWorkers: standby)),
+                   stageTimeLimit: stageTimeLimit)
 }
 
 /// The pids of this process's living or unreaped children (from every thread's `children` list).
@@ -127,14 +130,14 @@ enum CharacterSetLike { case whitespacesAndNewlines }
 /// Submits `jobs` to `compiled` (all in flight at once), then waits for each: exactly one answer
 /// per execution by construction (a pending execution is consumed by its one wait). A submission
 /// that throws is that execution's answer.
-func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [Result<Int, GraphError>] {
+func runBatch(_ compiled: CompiledGraph<Job, Int>, _ jobs: ArraySlice<Job>) -> [Result<Int, ExecutionError>] {
     guard let first = jobs.first else { return [] }
     let pending: PendingExecution<Int>
     do { pending = try compiled.submit(first) } catch {
         return [.failure(error)] + runBatch(compiled, jobs.dropFirst())
     }
     let rest = runBatch(compiled, jobs.dropFirst())
-    let mine: Result<Int, GraphError>
+    let mine: Result<Int, ExecutionError>
     do { mine = .success(try pending.wait(timeout: .seconds(20))) } catch { mine = .failure(error) }
     return [mine] + rest
 }

@@ -19,7 +19,8 @@ final class IsolationTests: XCTestCase {
 
     func testEchoRunsInAWorkerProcess() throws {
         let compiled = try FixtureGraphs.echo().compile(processOptions())
-        XCTAssertEqual(compiled.isolation, .processes)
+        guard case .processes(let settings) = compiled.isolation else { return XCTFail("\(compiled.isolation)") }
+        XCTAssertEqual(settings.workerExecutable, fixtureExecutable())
         let pids = compiled.isolationStatistics.workerProcessIDs
         XCTAssertEqual(pids.count, 1)
         XCTAssertNotEqual(pids[0], getpid())
@@ -145,8 +146,7 @@ final class IsolationTests: XCTestCase {
     }
 
     func testAStandbyProcessReplacesACrashedWorker() throws {
-        var options = processOptions()
-        options.standbyWorkers = true
+        let options = processOptions(standby: true)
         let compiled = try FixtureGraphs.faulty().compile(options)
         defer { compiled.shutdown() }
         XCTAssertEqual(try compiled.execute(Job(1)), 3)
@@ -336,7 +336,7 @@ final class IsolationTests: XCTestCase {
             default: XCTFail("expected a crash or exhaustion error, got \(answer)")
             }
         }
-        assertGraphError(try compiled.execute(Job(6))) {
+        assertExecutionError(try compiled.execute(Job(6))) {
             if case .restartsExhausted(0, 1) = $0 { return true } else { return false }
         }
         XCTAssertTrue(compiled.isolationStatistics.restartsExhausted)
@@ -346,7 +346,7 @@ final class IsolationTests: XCTestCase {
     func testPlanMismatchIsRefusedWithATypedError() {
         // A graph the worker executable does not know.
         let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
-        assertGraphError(try unknown.compile(processOptions())) {
+        assertCompileError(try unknown.compile(processOptions())) {
             if case .planMismatch(0, let detail) = $0 { return detail.contains("fingerprint") } else { return false }
         }
     }
@@ -354,7 +354,7 @@ final class IsolationTests: XCTestCase {
     func testValuesThatCanNeitherBeCopiedNorEncodedAreRejected() {
         // A String crosses encoded (WireEncodable, EncodedValuesTests); a class reference cannot cross.
         let graph = Graph(input: Int.self) { x in x.then(name: "describe") { Box($0) } }
-        assertGraphError(try graph.compile(processOptions())) {
+        assertCompileError(try graph.compile(processOptions())) {
             if case .notIsolatable("describe", let type) = $0 { return type.hasSuffix("Box") } else { return false }
         }
     }
@@ -362,7 +362,7 @@ final class IsolationTests: XCTestCase {
     func testAWorkerProgramWithoutTheEntryLineRefusesInsteadOfRecursing() {
         setenv("AG_FIXTURE_FORGET_ENTRY", "1", 1)
         defer { unsetenv("AG_FIXTURE_FORGET_ENTRY") }
-        assertGraphError(try FixtureGraphs.echo().compile(processOptions())) {
+        assertCompileError(try FixtureGraphs.echo().compile(processOptions())) {
             if case .isolatedWorkerRefused(0, let reason) = $0 { return reason.contains("runIfChild") } else { return false }
         }
     }
@@ -370,7 +370,7 @@ final class IsolationTests: XCTestCase {
     func testTimeoutsAbandonTheExecutionAndCapacityComesBack() throws {
         let compiled = try FixtureGraphs.faulty().compile(processOptions(capacity: 4))
         defer { compiled.shutdown() }
-        assertGraphError(try compiled.execute(Job(300, .slow), timeout: .milliseconds(20))) {
+        assertExecutionError(try compiled.execute(Job(300, .slow), timeout: .milliseconds(20))) {
             if case .timedOut = $0 { return true } else { return false }
         }
         do {
@@ -386,12 +386,12 @@ final class IsolationTests: XCTestCase {
     func testThreadModeTimeoutsAbandonTheExecutionAndCapacityComesBack() throws {
         let compiled = try FixtureGraphs.faulty().compile(CompileOptions(workers: 1, capacity: 2, pinWorkers: false, idle: .eager))
         defer { compiled.shutdown() }
-        assertGraphError(try compiled.execute(Job(200, .slow), timeout: .milliseconds(10))) {
+        assertExecutionError(try compiled.execute(Job(200, .slow), timeout: .milliseconds(10))) {
             if case .timedOut = $0 { return true } else { return false }
         }
         let pending = try compiled.submit(Job(100, .slow))
-        assertGraphError(try pending.wait(timeout: .milliseconds(5))) { if case .timedOut = $0 { return true } else { return false } }
-        assertGraphError(try pending.wait()) { if case .alreadyWaited = $0 { return true } else { return false } }
+        assertExecutionError(try pending.wait(timeout: .milliseconds(5))) { if case .timedOut = $0 { return true } else { return false } }
+        assertExecutionError(try pending.wait()) { if case .alreadyWaited = $0 { return true } else { return false } }
         // Both late results come back: 4 * capacity more executions go through.
         for i in 0..<8 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
     }
@@ -483,7 +483,7 @@ final class IsolationTests: XCTestCase {
         // Refused starts clean up too.
         let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
         for _ in 0..<10 {
-            assertGraphError(try unknown.compile(processOptions())) {
+            assertCompileError(try unknown.compile(processOptions())) {
                 if case .planMismatch = $0 { return true } else { return false }
             }
         }

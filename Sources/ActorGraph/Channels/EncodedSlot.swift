@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// A value that needs more than `limit` bytes is not written: the producer publishes the slot as
 /// failed with ``FailureCode/valueTooLarge`` (detail: the node; text: "bytes limit"), so that one
-/// execution is answered ``GraphError/valueTooLarge(node:bytes:limit:)`` and nothing else changes.
+/// execution is answered ``ExecutionError/valueTooLarge(node:bytes:limit:)`` and nothing else changes.
 struct EncodedSlot: Sendable {
     /// Bytes before the encoded value.
     static let headerBytes = 8
@@ -73,7 +73,7 @@ struct EncodedSlot: Sendable {
     }
 
     /// The error of a slot failed with ``FailureCode/valueTooLarge`` or ``FailureCode/valueNotDecodable``.
-    static func error(failure: Int32, detail: Int32, text: String, nodeName: (Int) -> String) -> GraphError? {
+    static func error(failure: Int32, detail: Int32, text: String, nodeName: (Int) -> String) -> ExecutionError? {
         switch failure {
         case FailureCode.valueTooLarge:
             let numbers = text.split(separator: " ").compactMap { Int($0) }

@@ -25,7 +25,7 @@
 /// wrote. The bytes are in the machine's own byte order and layout: both ends run the same program.
 public protocol WireEncodable {
     /// Writes the value. Never fails: a writer past its capacity only counts (the engine then fails
-    /// the execution with ``GraphError/valueTooLarge(node:bytes:limit:)``).
+    /// the execution with ``ExecutionError/valueTooLarge(node:bytes:limit:)``).
     func encode(to writer: inout WireWriter)
     /// Reads a value written by ``encode(to:)``; throws ``WireDecodingError`` (from the reader) for
     /// truncated or malformed bytes.

@@ -22,7 +22,7 @@ public struct CompileOptions: Sendable {
     public var numaNode: Int?
     /// How workers and waiting callers behave when there is nothing to do.
     public var idle: IdlePolicy
-    /// How long `submit` waits for a free slot before throwing ``GraphError/capacityExceeded(capacity:)``.
+    /// How long `submit` waits for a free slot before throwing ``ExecutionError/capacityExceeded(capacity:)``.
     public var submitTimeout: Duration
     /// How nodes are spread over workers.
     public var placement: Placement
@@ -31,12 +31,10 @@ public struct CompileOptions: Sendable {
     /// Park idle workers through their io_uring (`IORING_OP_FUTEX_WAIT`); plain futex when false or unavailable.
     public var useIORing: Bool
     /// Where workers run: threads of this process (the default) or child processes over the same
-    /// shared memory, restarted when they crash. See ``Isolation``.
+    /// shared memory, restarted when they crash (with their settings: ``ProcessOptions``). See ``Isolation``.
     public var isolation: Isolation
-    /// How often a crashed worker process is restarted (``Isolation/processes`` only).
-    public var restartPolicy: RestartPolicy
     /// The longest one stage may run for one execution; `nil`: no limit. Past it, a process worker is
-    /// killed and restarted (the execution fails with ``GraphError/stageTimedOut(node:)``); a thread
+    /// killed and restarted (the execution fails with ``ExecutionError/stageTimedOut(node:)``); a thread
     /// worker is reported (log and ``IsolationStatistics/stuckStageReports``), and `shutdown()` stops
     /// waiting for it after ``shutdownGracePeriod``.
     public var stageTimeLimit: Duration?
@@ -44,15 +42,6 @@ public struct CompileOptions: Sendable {
     /// process (process mode) or leaves the thread detached (thread mode; its actors come back when
     /// the stage returns). Executions not started are never waited for.
     public var shutdownGracePeriod: Duration
-    /// The executable a worker process runs; `nil`: `/proc/self/exe` (this program, which must call
-    /// ``IsolatedWorker/runIfChild(graphs:)`` first thing in `main`).
-    public var workerExecutable: String?
-    /// How long `compile()` waits for each worker process to report ready or refuse.
-    public var handshakeTimeout: Duration
-    /// Process mode: keep one standby process per worker, started and with its graph rebuilt, parked
-    /// on a futex; a crashed worker is replaced by activating it (no spawn on the recovery path), and a
-    /// new standby is started behind it. Costs one idle process per worker.
-    public var standbyWorkers: Bool = false
     /// Thread mode: a blocking `execute` (no deadline) that finds every worker parked runs the
     /// stages on the calling thread instead of waking a worker on another CPU — the first execution
     /// after idle then costs about what its stages cost, like a plain Swift actor called inline.
@@ -68,9 +57,8 @@ public struct CompileOptions: Sendable {
     public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,
                 idle: IdlePolicy = IdlePolicy(), submitTimeout: Duration = .seconds(5),
                 placement: Placement = .automatic, batchSize: Int = 32, useIORing: Bool = true,
-                isolation: Isolation = .threads, restartPolicy: RestartPolicy = RestartPolicy(),
-                stageTimeLimit: Duration? = nil, shutdownGracePeriod: Duration = .seconds(1),
-                workerExecutable: String? = nil, handshakeTimeout: Duration = .seconds(5)) {
+                isolation: Isolation = .threads, stageTimeLimit: Duration? = nil,
+                shutdownGracePeriod: Duration = .seconds(1)) {
         self.workers = workers
         self.capacity = capacity
         self.pinWorkers = pinWorkers
@@ -81,28 +69,69 @@ public struct CompileOptions: Sendable {
         self.batchSize = batchSize
         self.useIORing = useIORing
         self.isolation = isolation
-        self.restartPolicy = restartPolicy
         self.stageTimeLimit = stageTimeLimit
         self.shutdownGracePeriod = shutdownGracePeriod
-        self.workerExecutable = workerExecutable
-        self.handshakeTimeout = handshakeTimeout
     }
 }
 
 /// Where a compiled graph's workers run.
-public enum Isolation: Sendable, Equatable {
+///
+/// Not `Equatable`: ask `if case .processes = isolation` (a comparison with ``processes`` would also
+/// compare the process settings).
+public enum Isolation: Sendable {
     /// Pinned threads of this process (the fastest; a trapping stage takes the program down).
     case threads
     /// One child process per worker (`posix_spawn` of this executable), mapping the same memfd
     /// region: a crash, `abort()` or kill of a worker answers its executions with a typed error and
-    /// the worker is restarted under ``CompileOptions/restartPolicy``. Every value crossing must be
-    /// trivially copyable, and `main` must start with ``IsolatedWorker/runIfChild(graphs:)``.
-    case processes
+    /// the worker is restarted under ``ProcessOptions/restartPolicy``. Values crossing are copied
+    /// when trivially copyable and encoded when ``WireEncodable``, and `main` must start with
+    /// ``IsolatedWorker/runIfChild(graphs:)``.
+    case processes(ProcessOptions)
+
+    /// Worker processes with the default ``ProcessOptions``.
+    public static var processes: Isolation { .processes(ProcessOptions()) }
+
+    /// The process settings, or `nil` for ``threads``.
+    package var processOptions: ProcessOptions? {
+        if case .processes(let options) = self { return options }
+        return nil
+    }
+}
+
+/// The settings that only worker processes have (``Isolation/processes(_:)``).
+public struct ProcessOptions: Sendable, Equatable {
+    /// How often a crashed worker process is restarted.
+    public var restartPolicy: RestartPolicy
+    /// The executable a worker process runs; `nil`: `/proc/self/exe` (this program, which must call
+    /// ``IsolatedWorker/runIfChild(graphs:)`` first thing in `main`).
+    public var workerExecutable: String?
+    /// How long `compile()` waits for each worker process to report ready or refuse.
+    public var handshakeTimeout: Duration
+    /// Keep one standby process per worker, started and with its graph rebuilt, parked on a futex; a
+    /// crashed worker is replaced by activating it (no spawn on the recovery path), and a new standby
+    /// is started behind it. Costs one idle process per worker.
+    public var standbyWorkers: Bool
+
+    /// The defaults: 10 restarts per worker per minute, this program as the worker, 5 s to start, no standby.
+    public init(restartPolicy: RestartPolicy = RestartPolicy(), workerExecutable: String? = nil,
+                handshakeTimeout: Duration = .seconds(5), standbyWorkers: Bool = false) {
+        self.restartPolicy = restartPolicy
+        self.workerExecutable = workerExecutable
+        self.handshakeTimeout = handshakeTimeout
+        self.standbyWorkers = standbyWorkers
+    }
+}
+
+extension CompileOptions {
+    /// Whether the workers run as child processes.
+    var isolatesProcesses: Bool { isolation.processOptions != nil }
+    /// The process settings (the defaults in thread mode, where only the supervisor reads them).
+    var process: ProcessOptions { isolation.processOptions ?? ProcessOptions() }
 }
 
 /// How often a crashed worker process is restarted, like Ray's `max_restarts`: at most
 /// `maxRestarts` restarts of one worker within any `window`; one more crash fails the graph with
-/// ``GraphError/restartsExhausted(worker:restarts:)``.
+/// ``ExecutionError/restartsExhausted(worker:restarts:)``.
 public struct RestartPolicy: Sendable, Equatable {
     /// Restarts allowed per worker within `window` (0: never restart).
     public var maxRestarts: Int

@@ -4,11 +4,11 @@ import ActorGraphPlatform
 enum Compiler {
     /// Lays out validated `nodes` (see ``validate(nodes:builder:inputNode:outputNode:outputBuilder:outputName:)``).
     static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int,
-                     options: CompileOptions) throws(GraphError) -> ExecutionPlan {
+                     options: CompileOptions) throws(CompileError) -> ExecutionPlan {
         let limit = CgroupCPU.currentLimit()
         let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
         try validateEncodedLimits(nodes: nodes)
-        if options.isolation == .processes {
+        if options.isolatesProcesses {
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
         let hosts = try hostTable(nodes: nodes, inputNode: inputNode, ownerWorkers: workerCount, options: options)
@@ -16,7 +16,7 @@ enum Compiler {
                         workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
                         placement: options.placement, hosts: hosts)
         if plan.isRemote { try plan.encodeValuesCrossingHosts() }
-        if options.isolation == .processes { try plan.encodeValuesCrossingProcesses() }
+        if options.isolatesProcesses { try plan.encodeValuesCrossingProcesses() }
         plan.effectiveCPUs = effective
         plan.cpuStatPath = limit.cpuStatPath
         warnIfSpinningWillCrawl(options: options, workers: workerCount, effective: effective)
@@ -67,7 +67,7 @@ enum Compiler {
     // MARK: Validation
 
     static func validate(nodes: [NodeSpec], builder: ObjectIdentifier, inputNode: Int, outputNode: Int,
-                         outputBuilder: ObjectIdentifier, outputName: String) throws(GraphError) {
+                         outputBuilder: ObjectIdentifier, outputName: String) throws(CompileError) {
         for node in nodes where node.inputBuilders.contains(where: { $0 != builder }) {
             throw .foreignNode(node: node.name)
         }
@@ -89,7 +89,7 @@ enum Compiler {
     /// Returns (capacity rounded to a power of two, workers, CPUs for pinned workers, NUMA node,
     /// effective CPUs). `quota` is the process's cgroup CPU quota (``CgroupCPU/currentLimit()``).
     static func validate(options: CompileOptions, quota: CPUQuota? = nil)
-        throws(GraphError) -> (Int, Int, [Int]?, Int?, EffectiveCPUs) {
+        throws(CompileError) -> (Int, Int, [Int]?, Int?, EffectiveCPUs) {
         guard options.capacity >= 1, options.capacity <= CompileOptions.maxCapacity else {
             throw .invalidCapacity(options.capacity)
         }
@@ -130,7 +130,7 @@ enum Compiler {
     /// The host of every node (`Node.on(_:)`, overridden by ``RemoteOptions/placement``), or `nil`
     /// when every node is on this machine.
     static func hostTable(nodes: [NodeSpec], inputNode: Int, ownerWorkers: Int,
-                          options: CompileOptions) throws(GraphError) -> HostTable? {
+                          options: CompileOptions) throws(CompileError) -> HostTable? {
         let remote = options.remote
         let placedNames = nodes.map { remote.placement[$0.name] ?? $0.host }
         guard placedNames.contains(where: { $0 != nil }) else { return nil }
@@ -138,7 +138,7 @@ enum Compiler {
             guard let host else { continue }
             guard remote.hosts[host]?.isEmpty == false else { throw .unknownHost(node: node.name, host: host) }
         }
-        if options.isolation == .processes {
+        if options.isolatesProcesses {
             throw .invalidOption("a graph spanning hosts runs its pieces' workers as threads (isolation .processes is not supported across hosts yet)")
         }
         if options.stageTimeLimit != nil {

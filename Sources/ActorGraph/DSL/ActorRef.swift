@@ -5,7 +5,7 @@ import Synchronization
 /// Every node that uses the same `ActorRef` is placed on one worker, so `state` is only ever touched
 /// by one thread. From `compile()` until that worker has stopped, the actor is *bound* to the graph:
 /// compiling a second graph that uses it, or ``withState(_:)``, throws
-/// ``GraphError/actorAlreadyBound(actor:)``. After `shutdown()` returns the actor is free again —
+/// ``CompileError/actorAlreadyBound(actor:)``. After `shutdown()` returns the actor is free again —
 /// or, if one of its stages outlived the shutdown grace period, as soon as that stage returns.
 ///
 /// The state is handed over with `sending` and never leaves except through `sending` results, so
@@ -28,15 +28,15 @@ public final class ActorRef<State>: Sendable {
     ///
     /// A graph holds the actor from `compile()` until its worker has stopped: until `shutdown()`
     /// (or the graph's release) returns, or, when a stage outlived the shutdown grace period, until
-    /// that stage has returned. Meanwhile this throws ``GraphError/actorAlreadyBound(actor:)``
+    /// that stage has returned. Meanwhile this throws ``CompileError/actorAlreadyBound(actor:)``
     /// instead of touching state a worker may be using; afterwards the state is the worker's final one.
-    /// - Throws: ``GraphError/actorAlreadyBound(actor:)``, or what `body` throws.
+    /// - Throws: ``CompileError/actorAlreadyBound(actor:)``, or what `body` throws.
     public func withState<R>(_ body: (inout State) throws -> sending R) throws -> sending R {
         while true {
             let (exchanged, current) = access.compareExchange(
                 expected: ActorAccess.free.rawValue, desired: ActorAccess.caller.rawValue, ordering: .acquiring)
             if exchanged { break }
-            if current == ActorAccess.graph.rawValue { throw GraphError.actorAlreadyBound(actor: name) }
+            if current == ActorAccess.graph.rawValue { throw CompileError.actorAlreadyBound(actor: name) }
             sched_yield()
         }
         defer { access.store(ActorAccess.free.rawValue, ordering: .releasing) }

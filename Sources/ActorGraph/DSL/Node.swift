@@ -16,7 +16,7 @@ public struct Node<Value: Sendable> {
     @usableFromInline
     var reference: (index: Int, builder: ObjectIdentifier) { (index, ObjectIdentifier(builder)) }
 
-    /// Gives the node a name, used by errors (`GraphError.stageFailed(node:)`) and `dot()`.
+    /// Gives the node a name, used by errors (`ExecutionError.stageFailed(node:)`) and `dot()`.
     @discardableResult
     public func named(_ name: String) -> Node<Value> {
         builder.rename(index, to: name)

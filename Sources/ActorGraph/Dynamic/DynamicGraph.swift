@@ -35,7 +35,7 @@ public final class DynamicGraph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Runs one execution: one task per node, values handed over through task completion.
-    public func execute(_ input: Input) async throws(GraphError) -> Output {
+    public func execute(_ input: Input) async throws(ExecutionError) -> Output {
         if stopped.isSet { throw .shutDown }
         let buffers = NodeBuffers(nodes: nodes)
         defer { buffers.release() }
@@ -56,7 +56,7 @@ public final class DynamicGraph<Input: Sendable, Output: Sendable>: Sendable {
         for case let task? in tasks { _ = try? await task.value }
         do {
             try await tasks[outputNode]!.value
-        } catch let error as GraphError {
+        } catch let error as ExecutionError {
             throw error
         } catch {
             throw .stageFailed(node: nodes[outputNode].name, error: error)
@@ -64,7 +64,7 @@ public final class DynamicGraph<Input: Sendable, Output: Sendable>: Sendable {
         return buffers.pointer(outputNode).assumingMemoryBound(to: Output.self).pointee
     }
 
-    /// Makes later executions throw ``GraphError/shutDown`` (running ones finish).
+    /// Makes later executions throw ``ExecutionError/shutDown`` (running ones finish).
     public func shutdown() { stopped.set() }
 }
 
@@ -77,7 +77,7 @@ actor StageExecutor {
     /// Installs a kernel before the executor is used (construction time only).
     nonisolated func install(node: Int, kernel: @escaping KernelFunction) { kernels[node] = kernel }
 
-    func run(node: Int, name: String, buffers: NodeBuffers) throws(GraphError) {
+    func run(node: Int, name: String, buffers: NodeBuffers) throws(ExecutionError) {
         let kernel = kernels[node]!
         let arguments = buffers.arguments(of: node)
         defer { arguments.deallocate() }

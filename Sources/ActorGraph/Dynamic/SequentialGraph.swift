@@ -55,7 +55,7 @@ public final class SequentialGraph<Input, Output> {
     }
 
     /// Runs one execution on the calling thread.
-    public func execute(_ input: Input) throws(GraphError) -> Output {
+    public func execute(_ input: Input) throws(ExecutionError) -> Output {
         defer { clear() }
         buffers[inputNode].initializeMemory(as: Input.self, to: input)
         initialized[inputNode] = true
@@ -82,18 +82,18 @@ public final class SequentialGraph<Input, Output> {
 extension Graph {
     /// The same graph on the dynamic task path (no compilation): one task per node per execution.
     /// Validates like ``compile(_:)`` and throws the same errors for malformed graphs.
-    public func dynamic() throws(GraphError) -> DynamicGraph<Input, Output> {
+    public func dynamic() throws(CompileError) -> DynamicGraph<Input, Output> {
         let nodes = try validatedNodes()
         return DynamicGraph(nodes: nodes, inputNode: inputIndex, outputNode: outputIndex)
     }
 
     /// The same graph called stage by stage on the caller's thread (the no-parallelism lower bound).
-    public func sequential() throws(GraphError) -> SequentialGraph<Input, Output> {
+    public func sequential() throws(CompileError) -> SequentialGraph<Input, Output> {
         let nodes = try validatedNodes()
         return SequentialGraph(nodes: nodes, inputNode: inputIndex, outputNode: outputIndex)
     }
 
-    func validatedNodes() throws(GraphError) -> [NodeSpec] {
+    func validatedNodes() throws(CompileError) -> [NodeSpec] {
         let nodes = builder.nodes
         let outputName = outputBuilder == ObjectIdentifier(builder) ? nodes[outputIndex].name : "node #\(outputIndex) of another graph"
         try Compiler.validate(nodes: nodes, builder: ObjectIdentifier(builder), inputNode: inputIndex,

@@ -10,11 +10,11 @@ extension Graph {
     ///   - port: the port to bind; 0 picks a free one (see ``ServedGraph/port``).
     ///   - codec: how records become inputs and outputs become replies.
     ///   - options: how the graph is compiled (worker 0 also runs the UDP source and sink).
-    /// - Throws: ``GraphError`` for a malformed graph, or ``GraphError/platform(operation:errno:)``
+    /// - Throws: ``CompileError`` for a malformed graph, or ``CompileError/platform(operation:errno:)``
     ///   when the socket cannot be bound or io_uring is refused on this host.
     public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
-                      options: CompileOptions = CompileOptions()) throws(GraphError) -> ServedGraph<Input, Output> {
-        guard options.isolation == .threads else {
+                      options: CompileOptions = CompileOptions()) throws(CompileError) -> ServedGraph<Input, Output> {
+        guard !options.isolatesProcesses else {
             throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
         }
         if case .failure(let errno) = IORing.probe() {

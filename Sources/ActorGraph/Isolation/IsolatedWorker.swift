@@ -7,7 +7,7 @@ import Synchronization
 /// ``IsolatedWorker/runIfChild(graphs:)``.
 public protocol IsolatableGraph {
     /// The graph's validated declaration, type-erased (used by a worker child to rebuild the plan).
-    func isolationCandidate() throws(GraphError) -> IsolationCandidate
+    func isolationCandidate() throws(CompileError) -> IsolationCandidate
 }
 
 /// A graph's declaration, type-erased, as a worker child needs it.
@@ -19,7 +19,7 @@ public struct IsolationCandidate {
 
 extension Graph: IsolatableGraph {
     /// The graph's validated declaration, type-erased.
-    public func isolationCandidate() throws(GraphError) -> IsolationCandidate {
+    public func isolationCandidate() throws(CompileError) -> IsolationCandidate {
         IsolationCandidate(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex)
     }
 }
@@ -37,7 +37,7 @@ extension Graph: IsolatableGraph {
 /// it maps the inherited region, finds the graph whose plan fingerprint matches the parent's,
 /// builds that worker's stages afresh (new stage values and actor state: nothing of the parent's
 /// or of a crashed predecessor's state survives), runs the worker loop and exits. A child whose
-/// graphs do not match refuses, and the parent's `compile()` throws ``GraphError/planMismatch(worker:detail:)``.
+/// graphs do not match refuses, and the parent's `compile()` throws ``CompileError/planMismatch(worker:detail:)``.
 public enum IsolatedWorker {
     /// The environment variable describing the worker: memfd, worker index, plan fingerprint,
     /// parent pid, notification eventfd.

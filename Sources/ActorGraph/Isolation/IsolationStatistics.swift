@@ -17,7 +17,7 @@ public struct IsolationStatistics: Sendable, Equatable {
     public var maxRecoveryNanoseconds: UInt64 = 0
     /// The process id of each worker now (process mode; 0 while it is being restarted or after shutdown).
     public var workerProcessIDs: [Int32] = []
-    /// The process id of each worker's standby process (``CompileOptions/standbyWorkers``; 0: none now).
+    /// The process id of each worker's standby process (``ProcessOptions/standbyWorkers``; 0: none now).
     public var standbyProcessIDs: [Int32] = []
     /// Restarts that activated a standby process instead of spawning one.
     public var standbyActivations = 0

@@ -25,12 +25,12 @@ extension Supervisor {
 
         // Restart policy: at most maxRestarts within the window. A replacement that dies or refuses
         // before it is ready counts as one more crash.
-        let window = UInt64(max(0, options.restartPolicy.window.nanoseconds))
+        let window = UInt64(max(0, options.process.restartPolicy.window.nanoseconds))
         var why = text
         while true {
             let now = MonotonicClock.now()
             restartTimes[w].removeAll { now &- $0 > window }
-            guard restartTimes[w].count < options.restartPolicy.maxRestarts else {
+            guard restartTimes[w].count < options.process.restartPolicy.maxRestarts else {
                 exhaust(worker: w, restarts: restartTimes[w].count, why: why)
                 return
             }
@@ -98,7 +98,7 @@ extension Supervisor {
         wiring.controls[w].resume.pointee = frontier
     }
 
-    /// Fails the graph: every waiter and later call gets ``GraphError/restartsExhausted(worker:restarts:)``.
+    /// Fails the graph: every waiter and later call gets ``ExecutionError/restartsExhausted(worker:restarts:)``.
     func exhaust(worker w: Int, restarts: Int, why: String) {
         logger.error("worker process \(w) crashed again (\(why)) after \(restarts) restart(s): failing the graph")
         board.terminalError.withLock { $0 = .restartsExhausted(worker: w, restarts: restarts) }

@@ -6,7 +6,7 @@ import Synchronization
 extension Supervisor {
     // MARK: Spawning
 
-    func spawn(_ w: Int, standby: Bool = false) throws(GraphError) -> ChildProcess {
+    func spawn(_ w: Int, standby: Bool = false) throws(CompileError) -> ChildProcess {
         let control = wiring.controls[w]
         if standby {
             control.standbyState.pointee.store(0, ordering: .sequentiallyConsistent)
@@ -28,9 +28,9 @@ extension Supervisor {
     }
 
     /// Waits (bounded by the handshake timeout) for child `w` to report ready or refuse.
-    func awaitHandshake(_ w: Int) throws(GraphError) {
+    func awaitHandshake(_ w: Int) throws(CompileError) {
         let control = wiring.controls[w]
-        let deadline = MonotonicClock.now() &+ UInt64(max(0, options.handshakeTimeout.nanoseconds))
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, options.process.handshakeTimeout.nanoseconds))
         var exited: ChildProcess.ExitReason? = nil
         while true {
             let state = control.state.pointee.load(ordering: .sequentiallyConsistent)
@@ -55,7 +55,7 @@ extension Supervisor {
             }
             let now = MonotonicClock.now()
             if now >= deadline {
-                throw .isolatedWorkerRefused(worker: w, reason: "did not report ready within \(options.handshakeTimeout)")
+                throw .isolatedWorkerRefused(worker: w, reason: "did not report ready within \(options.process.handshakeTimeout)")
             }
             _ = Futex.wait(on: futexWord(control.state), expected: state,
                            timeoutNanoseconds: min(5_000_000, Int64(deadline &- now)), shared: true)
@@ -64,7 +64,7 @@ extension Supervisor {
 
     /// Starts worker `w`'s standby process (not waited for: it announces itself in the control block).
     func startStandby(_ w: Int) {
-        guard options.standbyWorkers, spares[w] == nil, spareFailures[w] <= 3, !isStopping else { return }
+        guard options.process.standbyWorkers, spares[w] == nil, spareFailures[w] <= 3, !isStopping else { return }
         do {
             let spare = try spawn(w, standby: true)
             spares[w] = spare

@@ -9,7 +9,7 @@ import Synchronization
 /// in `poll` on a pidfd per child, the notification eventfd and a stop eventfd. When a child dies it
 /// reaps it (`waitid(P_PIDFD)`, no zombie) and, the child being dead, acts as the producer of that
 /// worker's rings: every sequence the worker had not published up to the claimed frontier gets a
-/// failure (``GraphError/workerCrashed(worker:reason:)``), downstream segments forward it and
+/// failure (``ExecutionError/workerCrashed(worker:reason:)``), downstream segments forward it and
 /// waiters are answered; then it restarts the worker at that frontier under the restart policy.
 /// Both modes, with a stage time limit: it samples each worker's progress counter and current node.
 final class Supervisor: @unchecked Sendable {
@@ -25,7 +25,7 @@ final class Supervisor: @unchecked Sendable {
     let stopEvent: EventFD
     let notifyEvent: EventFD?
     var children: [ChildProcess?] = []
-    /// Standby processes (``CompileOptions/standbyWorkers``), one per worker, and how often each died.
+    /// Standby processes (``ProcessOptions/standbyWorkers``), one per worker, and how often each died.
     var spares: [ChildProcess?] = []
     var spareFailures: [Int] = []
     var thread: PinnedThread?
@@ -36,7 +36,7 @@ final class Supervisor: @unchecked Sendable {
         p.initialize(to: Atomic(0))
         return p
     }()
-    let startupError = Mutex<GraphError?>(nil)
+    let startupError = Mutex<CompileError?>(nil)
     /// When `stopWatching` asked the thread to stop: the deadline for the children's graceful exit.
     let stopDeadline = Atomic<UInt64>(0)
     let statistics = Mutex(IsolationStatistics())
@@ -52,7 +52,7 @@ final class Supervisor: @unchecked Sendable {
 
     struct Watch { var progress: UInt64 = 0; var since: UInt64 = 0; var flagged = false }
 
-    init(core: EngineCore) throws(GraphError) {
+    init(core: EngineCore) throws(CompileError) {
         plan = core.plan
         options = core.options
         wiring = core.wiring
@@ -63,7 +63,7 @@ final class Supervisor: @unchecked Sendable {
         watches = Array(repeating: Watch(), count: plan.workerCount)
         stuck = Array(repeating: nil, count: plan.workerCount)
         stoppedBy = Array(repeating: nil, count: plan.workerCount)
-        executable = options.workerExecutable ?? "/proc/self/exe"
+        executable = options.process.workerExecutable ?? "/proc/self/exe"
         arguments = CommandLine.arguments
         environment = IsolatedWorker.inheritedEnvironment()
         do {
@@ -76,7 +76,7 @@ final class Supervisor: @unchecked Sendable {
         children = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spares = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spareFailures = Array(repeating: 0, count: isolated ? plan.workerCount : 0)
-        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.standbyWorkers ? plan.workerCount : 0) }
+        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.process.standbyWorkers ? plan.workerCount : 0) }
         // The workers are spawned by the supervisor thread, which lives as long as the graph: a
         // child's parent-death signal fires when the *thread* that spawned it exits.
         do {
@@ -105,7 +105,7 @@ final class Supervisor: @unchecked Sendable {
         startup.deallocate()
     }
 
-    func reportStartup(_ error: GraphError?) {
+    func reportStartup(_ error: CompileError?) {
         if let error { startupError.withLock { $0 = error } }
         startup.pointee.store(error == nil ? 1 : 2, ordering: .releasing)
         Futex.wake(startupWord, count: 1)
@@ -160,7 +160,7 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         reportStartup(nil)
-        if isolated && options.standbyWorkers {
+        if isolated && options.process.standbyWorkers {
             for w in 0..<plan.workerCount { startStandby(w) }
         }
         watch()
@@ -214,7 +214,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// A worker process stopped by a job-control signal (`SIGSTOP`, `SIGTSTP`, …) holds its
     /// executions forever: kill it, so that the death is handled like a crash (its executions are
-    /// answered with ``GraphError/workerCrashed(worker:reason:)`` naming the signal, and it is
+    /// answered with ``ExecutionError/workerCrashed(worker:reason:)`` naming the signal, and it is
     /// restarted). A stopped standby is killed too and replaced.
     func killStoppedProcesses() {
         guard !isStopping else { return }

@@ -16,7 +16,7 @@ public struct HostStatus: Sendable, Equatable {
     public var staleFramesDropped: Int
     /// Slots received twice: dropped.
     public var duplicatesDropped: Int
-    /// Slots the owner answered with ``GraphError/hostLost(host:reason:)`` on the host's behalf.
+    /// Slots the owner answered with ``ExecutionError/hostLost(host:reason:)`` on the host's behalf.
     public var answeredLost: Int
 
     init(link: TCPEdges.Link) {
@@ -38,7 +38,7 @@ extension EngineCore {
     /// The owner of a graph spanning hosts: connects and handshakes every piece, builds this
     /// host's engine with the cross-host edges on its edge worker, and starts the connector that
     /// brings in replacements.
-    static func owner(plan: ExecutionPlan, options: CompileOptions) throws(GraphError) -> EngineCore {
+    static func owner(plan: ExecutionPlan, options: CompileOptions) throws(CompileError) -> EngineCore {
         let hosts = plan.hosts!
         let connector = PieceConnector(plan: plan, options: options)
         let sockets = try connector.connectAll()

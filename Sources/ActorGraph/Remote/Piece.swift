@@ -9,7 +9,7 @@ import Synchronization
 /// the graph whose plan matches among those it was given, builds that host's workers into its
 /// own region, and runs until the owner goes away, shuts down or goes silent — then it tears
 /// that incarnation down and waits for the next connection. A piece whose graphs do not match
-/// refuses (the owner's `compile()` throws ``GraphError/pieceRefused(host:reason:)``).
+/// refuses (the owner's `compile()` throws ``CompileError/pieceRefused(host:reason:)``).
 ///
 /// ```swift
 /// // First line of main: a process started with ACTORGRAPH_PIECE="listen=10.231.0.2:7100"

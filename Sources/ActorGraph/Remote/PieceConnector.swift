@@ -45,7 +45,7 @@ final class PieceConnector: @unchecked Sendable {
     }
 
     /// Connects and handshakes every piece (the first incarnations, epoch 1).
-    func connectAll() throws(GraphError) -> [Int: TCPSocket] {
+    func connectAll() throws(CompileError) -> [Int: TCPSocket] {
         var sockets: [Int: TCPSocket] = [:]
         for h in 1..<hosts.count {
             do {
@@ -59,7 +59,7 @@ final class PieceConnector: @unchecked Sendable {
     }
 
     /// The first address of `host` whose piece accepts the handshake.
-    func connect(host h: Int, epoch: UInt32, timeout limit: Duration? = nil) throws(GraphError) -> TCPSocket {
+    func connect(host h: Int, epoch: UInt32, timeout limit: Duration? = nil) throws(CompileError) -> TCPSocket {
         let name = hosts.names[h]
         let timeout = Int32(clamping: max(1, (limit ?? remote.connectTimeout).nanoseconds / 1_000_000))
         var reasons: [String] = []
@@ -77,12 +77,12 @@ final class PieceConnector: @unchecked Sendable {
                     return socket
                 case .refuse:
                     socket.close()
-                    throw GraphError.pieceRefused(host: name, reason: String(decoding: payload, as: UTF8.self))
+                    throw CompileError.pieceRefused(host: name, reason: String(decoding: payload, as: UTF8.self))
                 default:
                     socket.close()
                     reasons.append("\(address): unexpected \(reply.kind) frame")
                 }
-            } catch let error as GraphError {
+            } catch let error as CompileError {
                 throw error
             } catch {
                 reasons.append("\(address): \(error)")
@@ -102,7 +102,7 @@ final class PieceConnector: @unchecked Sendable {
     }
 
     /// Starts the thread that replaces lost pieces.
-    func start() throws(GraphError) {
+    func start() throws(CompileError) {
         guard remote.reconnect else { return }
         do {
             let thread = try PinnedThread(name: "actorgraph-connector", cpu: nil) { [self] in run() }

@@ -26,7 +26,7 @@ public struct PieceAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// What happens to executions submitted while a host's piece is lost.
 public enum HostLossPolicy: Sendable, Equatable {
-    /// Every execution that needs the lost host is answered ``GraphError/hostLost(host:reason:)`` at once
+    /// Every execution that needs the lost host is answered ``ExecutionError/hostLost(host:reason:)`` at once
     /// until a replacement piece is connected.
     case failFast
     /// Executions submitted after the loss wait up to this long for a replacement piece (those in

@@ -19,7 +19,7 @@ import Synchronization
 /// heartbeats, or a protocol error — is answered on the owner by filling every channel that host
 /// sends with ``FailureCode/hostLost`` failures, from the first sequence not received up to the
 /// admitted ones (by ``HostLossPolicy``): downstream stages skip them and each execution gets
-/// ``GraphError/hostLost(host:reason:)`` exactly once. A replacement piece gets the next epoch and
+/// ``ExecutionError/hostLost(host:reason:)`` exactly once. A replacement piece gets the next epoch and
 /// starts at the first unfilled sequence; frames of any other epoch are dropped and counted.
 ///
 /// Everything here runs on the edge worker's thread, except ``adopt(host:socket:epoch:)`` (the

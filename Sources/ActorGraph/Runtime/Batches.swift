@@ -4,11 +4,11 @@ extension CompiledGraph {
     /// with release stores and one fence, the head workers checked for a wake-up once. Results are
     /// waited for through the returned ``PendingBatch``, in any order.
     ///
-    /// - Throws: ``GraphError/batchTooLarge(count:capacity:)`` when `inputs` holds more than
-    ///   `capacity` inputs (their results could never all be in flight), ``GraphError/shutDown``,
-    ///   or ``GraphError/capacityExceeded(capacity:)`` after the submit timeout (nothing submitted).
+    /// - Throws: ``ExecutionError/batchTooLarge(count:capacity:)`` when `inputs` holds more than
+    ///   `capacity` inputs (their results could never all be in flight), ``ExecutionError/shutDown``,
+    ///   or ``ExecutionError/capacityExceeded(capacity:)`` after the submit timeout (nothing submitted).
     @inlinable
-    public func submit<C: Collection>(contentsOf inputs: C) throws(GraphError) -> PendingBatch<Output>
+    public func submit<C: Collection>(contentsOf inputs: C) throws(ExecutionError) -> PendingBatch<Output>
     where C.Element == Input {
         let total = inputs.count
         guard total <= capacity else { throw .batchTooLarge(count: total, capacity: capacity) }
@@ -29,11 +29,11 @@ extension CompiledGraph {
     /// Submissions are claimed and published in chunks (one compare-and-swap, one fence and one
     /// wake-up check per chunk); results are read in place and their slots freed in chunks.
     /// Allocates nothing. A failed execution reaches `body` as `.failure`; the others go on.
-    /// - Throws: ``GraphError/shutDown`` or ``GraphError/capacityExceeded(capacity:)`` (nothing was
+    /// - Throws: ``ExecutionError/shutDown`` or ``ExecutionError/capacityExceeded(capacity:)`` (nothing was
     ///   left in flight); results already handed to `body` stay delivered.
     @inlinable
     public func executeAll<C: Collection>(_ inputs: C, window: Int? = nil,
-                                          _ body: (_ index: Int, _ result: Result<Output, GraphError>) -> Void) throws(GraphError)
+                                          _ body: (_ index: Int, _ result: Result<Output, ExecutionError>) -> Void) throws(ExecutionError)
     where C.Element == Input {
         let window = Swift.max(1, Swift.min(window ?? capacity, capacity))
         var index = inputs.startIndex
@@ -93,7 +93,7 @@ extension CompiledGraph {
     /// field the stages read.
     @inlinable
     public func execute<R>(initializing initialize: (inout Input) -> Void,
-                           reading read: (borrowing Output) -> R) throws(GraphError) -> R where Input: BitwiseCopyable {
+                           reading read: (borrowing Output) -> R) throws(ExecutionError) -> R where Input: BitwiseCopyable {
         let k = try sequencer.claim()
         initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
         sequencer.publish(k)
@@ -106,7 +106,7 @@ extension CompiledGraph {
 
     /// Starts one execution whose input is written in place (see ``execute(initializing:reading:)``).
     @inlinable
-    public func submit(initializing initialize: (inout Input) -> Void) throws(GraphError) -> PendingExecution<Output>
+    public func submit(initializing initialize: (inout Input) -> Void) throws(ExecutionError) -> PendingExecution<Output>
     where Input: BitwiseCopyable {
         let k = try sequencer.claim()
         initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
@@ -141,7 +141,7 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
 
     /// Blocks until the `index`-th execution completes and returns its output; once per execution.
     @inlinable
-    public func wait(_ index: Int) throws(GraphError) -> Output {
+    public func wait(_ index: Int) throws(ExecutionError) -> Output {
         let k = sequence(at: index)
         let board = core.takeUnretainedValue().board
         try board.checkNotTaken(k)
@@ -152,14 +152,14 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
     /// Waits for every execution not yet waited for, in order, handing each result to `body`, then
     /// frees their slots in chunks (one fence per chunk).
     @inlinable
-    public func waitAll(_ body: (_ index: Int, _ result: Result<Output, GraphError>) -> Void) {
+    public func waitAll(_ body: (_ index: Int, _ result: Result<Output, ExecutionError>) -> Void) {
         let board = core.takeUnretainedValue().board
         // Slots are freed in runs of results read here (one fence per run); a result waited for
         // earlier with `wait(_:)` was freed then.
         var runStart = first
         for index in 0..<count {
             let k = first &+ index
-            do throws(GraphError) {
+            do throws(ExecutionError) {
                 try board.checkNotTaken(k)
             } catch {
                 board.collect(first: runStart, count: k &- runStart)
@@ -167,7 +167,7 @@ public struct PendingBatch<Output: Sendable>: ~Copyable, Sendable {
                 body(index, .failure(error))
                 continue
             }
-            do throws(GraphError) {
+            do throws(ExecutionError) {
                 try board.waitPublished(k)
                 body(index, .success(try board.peek(k).assumingMemoryBound(to: Output.self).pointee))
             } catch {
@@ -242,7 +242,7 @@ extension CompiledGraph {
 public struct ExecutionResults<Inputs: Collection & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Inputs.Element: Sendable {
     /// One execution's output, or its typed error.
-    public typealias Element = Result<Output, GraphError>
+    public typealias Element = Result<Output, ExecutionError>
     let core: EngineCore
     let inputs: Inputs
     let window: Int
@@ -281,9 +281,9 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
         self.remaining = inputs.count
     }
 
-    func next() async -> Result<Output, GraphError>? {
+    func next() async -> Result<Output, ExecutionError>? {
         guard !finished else { return nil }
-        do throws(GraphError) {
+        do throws(ExecutionError) {
             while remaining > 0 && inFlight < window && !chunks.isFull {
                 let want = min(window - inFlight, remaining)
                 var claimed = sequencer.tryClaim(upTo: want)
@@ -303,7 +303,7 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
             try await core.board.awaitPublished(k)
             chunks.advanceFront(by: 1)
             inFlight &-= 1
-            do throws(GraphError) {
+            do throws(ExecutionError) {
                 return .success(try core.board.takeValue(k, as: Output.self))
             } catch {
                 return .failure(error)

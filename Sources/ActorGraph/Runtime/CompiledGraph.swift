@@ -2,8 +2,8 @@ import ActorGraphPlatform
 
 extension Graph {
     /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
-    /// worker threads. Throws a ``GraphError`` naming the offending node for malformed graphs.
-    public func compile(_ options: CompileOptions = CompileOptions()) throws(GraphError) -> CompiledGraph<Input, Output> {
+    /// worker threads. Throws a ``CompileError`` naming the offending node for malformed graphs.
+    public func compile(_ options: CompileOptions = CompileOptions()) throws(CompileError) -> CompiledGraph<Input, Output> {
         IsolatedWorker.refuseIfForgotten()
         let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
         if plan.isRemote { return CompiledGraph(core: try EngineCore.owner(plan: plan, options: options)) }
@@ -36,7 +36,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// the stages itself instead of waking a worker on another CPU, and gives the workers back
     /// afterwards (see ``CompileOptions/callerTakeover``).
     @inlinable
-    public func execute(_ input: Input) throws(GraphError) -> Output {
+    public func execute(_ input: Input) throws(ExecutionError) -> Output {
         let k = try sequencer.claim()
         sequencer.slot(k).initializeMemory(as: Input.self, to: input)
         let rangParkedWorker = sequencer.publishRunningIfParked(k)
@@ -46,7 +46,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     /// Runs one execution; suspends the task (not the thread) while it waits.
     @inlinable
-    public func execute(_ input: Input) async throws(GraphError) -> Output {
+    public func execute(_ input: Input) async throws(ExecutionError) -> Output {
         let k = try await sequencer.claimAsync()
         write(input, into: k)
         try await core.board.awaitPublished(k)
@@ -54,10 +54,10 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Runs one execution and blocks until its result, at most `timeout` after submission
-    /// (admission waits up to the submit timeout first). Throws ``GraphError/timedOut`` past it:
+    /// (admission waits up to the submit timeout first). Throws ``ExecutionError/timedOut`` past it:
     /// the execution is abandoned and its slot comes back when its late result arrives.
     @inlinable
-    public func execute(_ input: Input, timeout: Duration) throws(GraphError) -> Output {
+    public func execute(_ input: Input, timeout: Duration) throws(ExecutionError) -> Output {
         let k = try enqueue(input)
         do {
             try core.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
@@ -69,9 +69,9 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Runs one execution, suspending the task while it waits, at most `timeout`; throws
-    /// ``GraphError/timedOut`` past it (the execution is abandoned, its slot comes back later).
+    /// ``ExecutionError/timedOut`` past it (the execution is abandoned, its slot comes back later).
     @inlinable
-    public func execute(_ input: Input, timeout: Duration) async throws(GraphError) -> Output {
+    public func execute(_ input: Input, timeout: Duration) async throws(ExecutionError) -> Output {
         let k = try await sequencer.claimAsync()
         write(input, into: k)
         do {
@@ -84,17 +84,17 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Starts one execution and returns at once; blocks only while `capacity` executions are in
-    /// flight, up to the submit timeout, then throws ``GraphError/capacityExceeded(capacity:)``.
+    /// flight, up to the submit timeout, then throws ``ExecutionError/capacityExceeded(capacity:)``.
     ///
     /// Slots are reused in sequence order (execution `k` takes the slot of `k - capacity`), so
     /// "in flight" counts from the oldest execution whose result was neither waited for nor dropped.
     @inlinable
-    public func submit(_ input: Input) throws(GraphError) -> PendingExecution<Output> {
+    public func submit(_ input: Input) throws(ExecutionError) -> PendingExecution<Output> {
         PendingExecution(core: core, sequence: try enqueue(input))
     }
 
     @inlinable
-    func enqueue(_ input: Input) throws(GraphError) -> Int {
+    func enqueue(_ input: Input) throws(ExecutionError) -> Int {
         let k = try sequencer.claim()
         write(input, into: k)
         return k
@@ -107,12 +107,12 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     @inlinable
-    func takeResult(_ k: Int) throws(GraphError) -> Output {
+    func takeResult(_ k: Int) throws(ExecutionError) -> Output {
         try core.board.takeValue(k, as: Output.self)
     }
 
     /// Stops every worker at the next execution boundary and answers every waiter: executions not
-    /// started yet get ``GraphError/shutDown`` and never run; a stage already running is waited for
+    /// started yet get ``ExecutionError/shutDown`` and never run; a stage already running is waited for
     /// up to ``CompileOptions/shutdownGracePeriod`` (then its worker process is killed, or its thread
     /// left detached: that thread gives its actors back when the stage returns). No stage starts
     /// after this returns. Idempotent; also run on `deinit`. The rings are unmapped once no handle
@@ -159,7 +159,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// Crashes, restarts, recovery times, worker process ids and stuck-stage reports so far.
     public var isolationStatistics: IsolationStatistics {
         var s = core.supervisor?.statistics.withLock { $0 } ?? IsolationStatistics()
-        if core.options.isolation == .threads { s.workerProcessIDs = [] }
+        if !core.options.isolatesProcesses { s.workerProcessIDs = [] }
         return s
     }
 
@@ -178,8 +178,8 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     /// A graph spanning hosts: where `host`'s piece listens from now on (a placer restarted it
     /// elsewhere, say). Later connects of that host — after the current piece is lost — try these
-    /// addresses, in order. Throws ``GraphError/unknownHost(node:host:)`` for a host the graph does not use.
-    public func setPieceAddresses(_ addresses: [PieceAddress], forHost host: String) throws(GraphError) {
+    /// addresses, in order. Throws ``CompileError/unknownHost(node:host:)`` for a host the graph does not use.
+    public func setPieceAddresses(_ addresses: [PieceAddress], forHost host: String) throws(CompileError) {
         guard core.connector?.setAddresses(addresses, forHost: host) == true else {
             throw .unknownHost(node: "(none)", host: host)
         }
@@ -200,7 +200,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 }
 
 /// One submitted execution. Wait for it with ``wait()`` (or `await value()`): a result is delivered
-/// once, a second wait throws ``GraphError/alreadyWaited(sequence:)``. Dropping it without waiting
+/// once, a second wait throws ``ExecutionError/alreadyWaited(sequence:)``. Dropping it without waiting
 /// discards the result and frees its slot, so capacity never leaks.
 ///
 /// It is `~Copyable` (one owner, one result) but waits *borrow* it, so it can live in a global, in a
@@ -217,17 +217,17 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
         self.sequence = sequence
     }
 
-    /// Blocks until the execution completes or `timeout` passes: then throws ``GraphError/timedOut``
+    /// Blocks until the execution completes or `timeout` passes: then throws ``ExecutionError/timedOut``
     /// and the execution is abandoned (its slot comes back when the late result arrives; a later
-    /// wait throws ``GraphError/alreadyWaited(sequence:)``).
+    /// wait throws ``ExecutionError/alreadyWaited(sequence:)``).
     @inlinable
-    public func wait(timeout: Duration) throws(GraphError) -> Output {
+    public func wait(timeout: Duration) throws(ExecutionError) -> Output {
         let k = sequence
         // A guaranteed reference, as in ``wait()``: no retain/release pair per call.
-        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, GraphError> in
-            do throws(GraphError) {
+        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, ExecutionError> in
+            do throws(ExecutionError) {
                 try engine.board.checkNotTaken(k)
-                do throws(GraphError) {
+                do throws(ExecutionError) {
                     try engine.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
                 } catch {
                     if case .timedOut = error { engine.board.abandonAfterTimeout(k) }
@@ -241,10 +241,10 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
         return try result.get()
     }
 
-    /// Suspends until the execution completes or `timeout` passes (then ``GraphError/timedOut``;
+    /// Suspends until the execution completes or `timeout` passes (then ``ExecutionError/timedOut``;
     /// the execution is abandoned).
     @inlinable
-    public func value(timeout: Duration) async throws(GraphError) -> Output {
+    public func value(timeout: Duration) async throws(ExecutionError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
         try engine.board.checkNotTaken(k)
@@ -259,12 +259,12 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
 
     /// Blocks until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public func wait() throws(GraphError) -> Output {
+    public func wait() throws(ExecutionError) -> Output {
         let k = sequence
         // Through a guaranteed reference: a local strong copy of the engine (or its board) costs a
         // retain/release pair per call, each a locked instruction (a full fence on x86).
-        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, GraphError> in
-            do throws(GraphError) {
+        let result = core._withUnsafeGuaranteedRef { engine -> Result<Output, ExecutionError> in
+            do throws(ExecutionError) {
                 try engine.board.checkNotTaken(k)
                 if !engine.board.ring.isPublished(k) { try engine.board.waitPublished(k) }
                 return .success(try engine.board.takeValue(k, as: Output.self))
@@ -278,7 +278,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
     /// Blocks until the execution completes and lends its output to `body` in place, without copying
     /// it out of the result ring (for large payloads); the slot is freed when `body` returns.
     @inlinable
-    public func withResult<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
+    public func withResult<R>(_ body: (borrowing Output) -> R) throws(ExecutionError) -> R {
         let k = sequence
         let engine = core.takeUnretainedValue()
         try engine.board.checkNotTaken(k)
@@ -290,7 +290,7 @@ public struct PendingExecution<Output: Sendable>: ~Copyable, Sendable {
 
     /// Suspends until the execution completes and returns its output, or throws its failure.
     @inlinable
-    public func value() async throws(GraphError) -> Output {
+    public func value() async throws(ExecutionError) -> Output {
         let k = sequence
         let engine = core.takeUnretainedValue()
         try engine.board.checkNotTaken(k)

@@ -60,12 +60,12 @@ final class EngineCore: @unchecked Sendable {
     /// - Parameter makeEdges: builds the cross-host edges of `host`, installed on its edge worker.
     init(plan: ExecutionPlan, options: CompileOptions,
          attachWorker0: ((EngineCore) -> RingAttachment)? = nil, host: Int = 0, start: Int = 0,
-         makeEdges: ((EngineCore) -> TCPEdges)? = nil) throws(GraphError) {
+         makeEdges: ((EngineCore) -> TCPEdges)? = nil) throws(CompileError) {
         self.plan = plan
         self.host = host
         Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
         self.options = options
-        let isolated = options.isolation == .processes
+        let isolated = options.isolatesProcesses
         self.isolated = isolated
         let capacity = plan.capacity
 
@@ -199,7 +199,7 @@ final class EngineCore: @unchecked Sendable {
                 }))
             }
             if options.stageTimeLimit != nil { supervisor = try Supervisor(core: self) }
-        } catch let error as GraphError {
+        } catch let error as CompileError {
             shutdown()
             throw error
         } catch {

@@ -3,7 +3,7 @@ import Synchronization
 /// Submission owned by one caller: the fastest way to run executions one `submit` at a time.
 ///
 /// While it exists, it is the graph's only submitter (other `submit`, `execute`, batch calls and a
-/// second exclusive submitter throw ``GraphError/exclusiveSubmitterOpen``), and results come back
+/// second exclusive submitter throw ``ExecutionError/exclusiveSubmitterOpen``), and results come back
 /// in submission order through ``receive()``. Owning the claim counter lets each execution skip the
 /// shared path's three full fences (a compare-and-swap to claim, a sequentially consistent publish,
 /// a sequentially consistent collect): the counter, the input and the freed slot are all release
@@ -47,7 +47,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// Results are read in place (not decoded: the output is trivially copyable, or threads).
     @usableFromInline let plainResults: Bool
 
-    init(core: EngineCore) throws(GraphError) {
+    init(core: EngineCore) throws(ExecutionError) {
         let sequencer = core.sequencer
         let k = try sequencer.acquireExclusive()
         self.core = Unmanaged.passRetained(core)
@@ -68,9 +68,9 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
 
     /// Submits one execution. Blocks like ``CompiledGraph/submit(_:)`` while its slot is still
     /// taken (``CompiledGraph/capacity`` executions in flight: receive some first), up to the
-    /// submit timeout (``GraphError/capacityExceeded(capacity:)``).
+    /// submit timeout (``ExecutionError/capacityExceeded(capacity:)``).
     @inlinable
-    public mutating func submit(_ value: Input) throws(GraphError) {
+    public mutating func submit(_ value: Input) throws(ExecutionError) {
         let k = next
         if _slowPath(!plainInputs || !results.isFree(for: k) || words.stopping.pointee.load(ordering: .relaxed) != 0) {
             try submitSlowly(value)
@@ -86,10 +86,10 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     }
 
     /// The oldest execution's output (submission order), or its failure thrown; blocks until it
-    /// completes. Each execution is received once. Throws ``GraphError/nothingInFlight`` when
+    /// completes. Each execution is received once. Throws ``ExecutionError/nothingInFlight`` when
     /// nothing was submitted since the last receive.
     @inlinable
-    public mutating func receive() throws(GraphError) -> Output {
+    public mutating func receive() throws(ExecutionError) -> Output {
         let k = try nextResult()
         if _slowPath(!plainResults) {
             defer { collect(k) }
@@ -103,7 +103,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// Like ``receive()``, but lends the output to `body` in place (no copy out of the result
     /// ring, for large payloads); the slot is freed when `body` returns.
     @inlinable
-    public mutating func receive<R>(_ body: (borrowing Output) -> R) throws(GraphError) -> R {
+    public mutating func receive<R>(_ body: (borrowing Output) -> R) throws(ExecutionError) -> R {
         let k = try nextResult()
         defer { collect(k) }
         return body(try result(k).assumingMemoryBound(to: Output.self).pointee)
@@ -112,7 +112,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// The next sequence to receive, once published and not failed (a failure is thrown and its
     /// slot freed).
     @inlinable @inline(__always)
-    mutating func nextResult() throws(GraphError) -> Int {
+    mutating func nextResult() throws(ExecutionError) -> Int {
         let k = oldest
         guard k < next else { throw .nothingInFlight }
         oldest = k &+ 1
@@ -124,7 +124,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     /// Where received `k`'s output is: its result slot, or (an output that crosses processes
     /// encoded) the copy decoded from it; a value that does not decode is thrown.
     @inlinable @inline(__always)
-    func result(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+    func result(_ k: Int) throws(ExecutionError) -> UnsafeMutableRawPointer {
         if _fastPath(plainResults) { return results.value(k) }
         return try core.takeUnretainedValue().board.peek(k)
     }
@@ -141,7 +141,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     }
 
     @usableFromInline
-    mutating func submitSlowly(_ value: Input) throws(GraphError) {
+    mutating func submitSlowly(_ value: Input) throws(ExecutionError) {
         let sequencer = core.takeUnretainedValue().sequencer
         let k = next
         try sequencer.claimExclusive(k)
@@ -151,7 +151,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     }
 
     @usableFromInline
-    func waitSlowly(_ k: Int) throws(GraphError) {
+    func waitSlowly(_ k: Int) throws(ExecutionError) {
         let engine = core.takeUnretainedValue()
         engine.sequencer.ensurePublishedSeen()
         try engine.board.waitPublished(k)
@@ -161,7 +161,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) { Worker.wake(parkWord, shared: sharedFutex) }
 
     @usableFromInline
-    func throwFailure(_ k: Int) throws(GraphError) {
+    func throwFailure(_ k: Int) throws(ExecutionError) {
         _ = try core.takeUnretainedValue().board.take(k)   // throws the failure and frees the slot
     }
 
@@ -201,8 +201,8 @@ extension CompiledGraph {
     /// recommended way to take exclusive submission, at top level too. Executions `body` leaves in
     /// flight are abandoned; their slots come back when they finish.
     ///
-    /// Throws what `body` throws, ``GraphError/exclusiveSubmitterOpen`` (without running `body`)
-    /// while another exclusive submitter exists, and ``GraphError/shutDown`` after ``shutdown()``.
+    /// Throws what `body` throws, ``ExecutionError/exclusiveSubmitterOpen`` (without running `body`)
+    /// while another exclusive submitter exists, and ``ExecutionError/shutDown`` after ``shutdown()``.
     @inlinable
     public func withExclusiveSubmitter<Result: ~Copyable>(
         _ body: (inout ExclusiveSubmitter<Input, Output>) throws -> Result
@@ -212,12 +212,12 @@ extension CompiledGraph {
     }
 
     /// Takes this graph's submissions for one owner until the returned submitter is dropped (see
-    /// ``ExclusiveSubmitter``). Throws ``GraphError/exclusiveSubmitterOpen`` while another one
-    /// exists and ``GraphError/shutDown`` after ``shutdown()``.
+    /// ``ExclusiveSubmitter``). Throws ``ExecutionError/exclusiveSubmitterOpen`` while another one
+    /// exists and ``ExecutionError/shutDown`` after ``shutdown()``.
     ///
     /// Prefer ``withExclusiveSubmitter(_:)``: a submitter kept in a global (a top-level `var` in
     /// `main.swift`) is never dropped and leaves every other `submit` refused for good.
-    public func exclusiveSubmitter() throws(GraphError) -> ExclusiveSubmitter<Input, Output> {
+    public func exclusiveSubmitter() throws(ExecutionError) -> ExclusiveSubmitter<Input, Output> {
         try ExclusiveSubmitter(core: core)
     }
 }

@@ -91,7 +91,7 @@ struct RegionLayout {
 enum TerminalState {
     /// Running, or shut down by `shutdown()`.
     static let none: UInt32 = 0
-    /// A worker used up its restarts: every waiter and later call gets ``GraphError/restartsExhausted(worker:restarts:)``.
+    /// A worker used up its restarts: every waiter and later call gets ``ExecutionError/restartsExhausted(worker:restarts:)``.
     static let restartsExhausted: UInt32 = 1
 }
 

@@ -31,13 +31,13 @@ final class ResultBoard: @unchecked Sendable {
     /// and the parent's supervisor resumes them (``resumeReadyContinuations()``).
     let remoteNotifyFD: Int32?
     /// Why the graph stopped when it was not `shutdown()`: every waiter and later call gets it.
-    let terminalError = Mutex<GraphError?>(nil)
+    let terminalError = Mutex<ExecutionError?>(nil)
     /// Bit `c` set: a worker is pinned to CPU `c` (CPUs 0–63; 0: none pinned). A waiting caller
     /// that finds itself on such a CPU yields instead of spinning: the worker that would publish
     /// its result may be waiting for this very CPU (an unpinned caller lands there until the load
     /// balancer moves it; spinning there costs a scheduler slice, ~2 ms, per execution).
     let workerCPUMask: UInt64
-    /// Host names of a graph spanning hosts (index 0: the owner), for ``GraphError/hostLost(host:reason:)``.
+    /// Host names of a graph spanning hosts (index 0: the owner), for ``ExecutionError/hostLost(host:reason:)``.
     let hostNames: [String]
     /// Process mode, an output that crosses encoded: results are decoded into staging slots
     /// (``ResultDecoder``) before a caller reads them; `nil` otherwise.
@@ -75,9 +75,9 @@ final class ResultBoard: @unchecked Sendable {
 
     @inlinable var isStopping: Bool { stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 }
 
-    /// The error for a call that finds the graph stopped: ``GraphError/shutDown``, or why it failed.
+    /// The error for a call that finds the graph stopped: ``ExecutionError/shutDown``, or why it failed.
     @usableFromInline
-    func stoppedError() -> GraphError { terminalError.withLock { $0 } ?? .shutDown }
+    func stoppedError() -> ExecutionError { terminalError.withLock { $0 } ?? .shutDown }
 
     // MARK: Publisher side (a worker)
 
@@ -161,10 +161,10 @@ final class ResultBoard: @unchecked Sendable {
 
     /// Blocks until sequence `k` is published: spins (yields with `yielding`: ``spin(until:yielding:)``),
     /// then parks on the slot's stamp (futex).
-    /// Throws ``GraphError/shutDown`` when the graph stops first, and ``GraphError/timedOut`` once the
+    /// Throws ``ExecutionError/shutDown`` when the graph stops first, and ``ExecutionError/timedOut`` once the
     /// monotonic clock passes `deadline` (nanoseconds; 0: no deadline) — the caller then abandons `k`.
     @usableFromInline
-    func waitPublished(_ k: Int, deadline: UInt64 = 0, yielding: Bool = false) throws(GraphError) {
+    func waitPublished(_ k: Int, deadline: UInt64 = 0, yielding: Bool = false) throws(ExecutionError) {
         if spin(until: k, yielding: yielding) { return }
         let stampWord = ring.stampWord(k)
         let waiters = ring.resultWaiters(k)
@@ -183,10 +183,10 @@ final class ResultBoard: @unchecked Sendable {
         }
     }
 
-    /// Suspends until `k` is published or `deadline` passes (``GraphError/timedOut``): polls with
+    /// Suspends until `k` is published or `deadline` passes (``ExecutionError/timedOut``): polls with
     /// sleeps that grow from 20 µs to 1 ms, so no continuation outlives the call.
     @usableFromInline
-    func awaitPublished(_ k: Int, deadline: UInt64) async throws(GraphError) {
+    func awaitPublished(_ k: Int, deadline: UInt64) async throws(ExecutionError) {
         var step: UInt64 = 20_000
         var spins = policy.strategy == .blocking ? 0 : min(policy.callerSpins, 2_000)
         while true {
@@ -237,7 +237,7 @@ final class ResultBoard: @unchecked Sendable {
 
     /// Suspends until sequence `k` is published, without blocking a thread once spinning is over.
     @usableFromInline
-    func awaitPublished(_ k: Int) async throws(GraphError) {
+    func awaitPublished(_ k: Int) async throws(ExecutionError) {
         var spins = policy.strategy == .blocking ? 0 : min(policy.callerSpins, 2_000)
         while spins > 0 {
             if ring.isPublished(k) { return }
@@ -279,7 +279,7 @@ final class ResultBoard: @unchecked Sendable {
 
     /// After `k` is published: the value's address, or the stage failure (the slot is then collected).
     @usableFromInline
-    func take(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+    func take(_ k: Int) throws(ExecutionError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
         guard failure == 0 else {
             let error = failureError(k, failure)
@@ -287,7 +287,7 @@ final class ResultBoard: @unchecked Sendable {
             throw error
         }
         if let resultDecoder {
-            do throws(GraphError) {
+            do throws(ExecutionError) {
                 return try decoded(k, resultDecoder)
             } catch {
                 collect(k)
@@ -299,7 +299,7 @@ final class ResultBoard: @unchecked Sendable {
 
     /// After `k` is published: a copy of its output (or its failure thrown); the slot is freed either way.
     @inlinable
-    func takeValue<Output>(_ k: Int, as _: Output.Type) throws(GraphError) -> Output {
+    func takeValue<Output>(_ k: Int, as _: Output.Type) throws(ExecutionError) -> Output {
         let value = try take(k).assumingMemoryBound(to: Output.self).pointee
         collect(k)
         return value
@@ -308,7 +308,7 @@ final class ResultBoard: @unchecked Sendable {
     /// After `k` is published: the value's address, or the stage failure thrown without freeing the
     /// slot (the caller frees it, e.g. with ``collect(first:count:)``).
     @usableFromInline
-    func peek(_ k: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+    func peek(_ k: Int) throws(ExecutionError) -> UnsafeMutableRawPointer {
         let failure = ring.failure(k).pointee
         guard failure == 0 else { throw failureError(k, failure) }
         if let resultDecoder { return try decoded(k, resultDecoder) }
@@ -316,7 +316,7 @@ final class ResultBoard: @unchecked Sendable {
     }
 
     /// Result `k` decoded into its staging slot (an output that crosses processes encoded).
-    func decoded(_ k: Int, _ decoder: ResultDecoder) throws(GraphError) -> UnsafeMutableRawPointer {
+    func decoded(_ k: Int, _ decoder: ResultDecoder) throws(ExecutionError) -> UnsafeMutableRawPointer {
         do {
             return try decoder.decode(k, from: ring)
         } catch {
@@ -328,7 +328,7 @@ final class ResultBoard: @unchecked Sendable {
 
     /// The typed error of a failed result slot: a stage's error, or (process mode, decoded from the
     /// slot's message) a thrown error's text, a worker crash or a stage past its time limit.
-    func failureError(_ k: Int, _ failure: Int32) -> GraphError {
+    func failureError(_ k: Int, _ failure: Int32) -> ExecutionError {
         func name(_ node: Int) -> String { node >= 0 && node < nodeNames.count ? nodeNames[node] : "node \(node)" }
         func hostName(_ host: Int) -> String { host >= 0 && host < hostNames.count ? hostNames[host] : "host \(host)" }
         if let messages {
@@ -341,7 +341,7 @@ final class ResultBoard: @unchecked Sendable {
             default: return .stageFailed(node: name(Int(failure) - 1), error: IsolatedStageError(description: text))
             }
         }
-        return .stageFailed(node: name(Int(failure) - 1), error: errors[k & ring.mask] ?? GraphError.shutDown)
+        return .stageFailed(node: name(Int(failure) - 1), error: errors[k & ring.mask] ?? ExecutionError.shutDown)
     }
 
     /// Parent side, process mode: resumes the continuations whose results a worker child published
@@ -381,12 +381,12 @@ final class ResultBoard: @unchecked Sendable {
         Futex.wake(futexWord(ring.collectedWord(k)), count: Int32.max, shared: sharedFutex)
     }
 
-    /// Throws ``GraphError/alreadyWaited(sequence:)`` when the result of `k` was already taken (its
+    /// Throws ``ExecutionError/alreadyWaited(sequence:)`` when the result of `k` was already taken (its
     /// slot collected). A read only: the slot's cache line stays shared until the result is there.
     /// Two threads waiting on one pending execution at the same instant may both read the result
     /// (a copy each: memory-safe); one after the other, the second gets the error.
     @usableFromInline @inline(__always)
-    func checkNotTaken(_ k: Int) throws(GraphError) {
+    func checkNotTaken(_ k: Int) throws(ExecutionError) {
         guard !wasTaken(k) else { throw .alreadyWaited(sequence: k) }
     }
 
@@ -453,7 +453,7 @@ final class ResultBoard: @unchecked Sendable {
     // MARK: Shutdown
 
     /// Answers every waiter after the workers stopped: parked threads and continuations wake and,
-    /// finding their result unpublished, throw ``GraphError/shutDown``.
+    /// finding their result unpublished, throw ``ExecutionError/shutDown``.
     func wakeAllForShutdown() {
         for k in 0..<ring.capacity {
             let bits = ring.resultWaiters(k).pointee.exchange(0, ordering: .sequentiallyConsistent)

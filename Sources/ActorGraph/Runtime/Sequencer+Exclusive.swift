@@ -7,7 +7,7 @@ import Synchronization
 /// worker about to park runs once, in ``ensurePublishedSeen()``, before the owner waits for anything.
 extension Sequencer {
     /// Takes submission for one owner: sets the exclusive bit with one CAS. Returns the next sequence.
-    func acquireExclusive() throws(GraphError) -> Int {
+    func acquireExclusive() throws(ExecutionError) -> Int {
         while true {
             if board.isStopping { throw board.stoppedError() }
             let k = cursor.pointee.load(ordering: .relaxed)
@@ -34,7 +34,7 @@ extension Sequencer {
     /// advances the cursor. Before waiting, makes sure the workers run what was published (the
     /// wake-up check the owner's publishes left out).
     @usableFromInline
-    func claimExclusive(_ k: Int) throws(GraphError) {
+    func claimExclusive(_ k: Int) throws(ExecutionError) {
         if _slowPath(!board.hasSpace(for: k) || board.isStopping) {
             ensurePublishedSeen()
             try waitUntil { () -> WaitStep<Void> in board.hasSpace(for: k) ? .done(()) : .full(sleepingOn: k) }

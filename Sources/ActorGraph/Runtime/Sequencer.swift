@@ -46,7 +46,7 @@ final class Sequencer: @unchecked Sendable {
     let inputEncoder: InputEncoder?
 
     /// Set in the cursor while an ``ExclusiveSubmitter`` owns submission: other claims see it and
-    /// refuse (``GraphError/exclusiveSubmitterOpen``). Sequences stay far below it.
+    /// refuse (``ExecutionError/exclusiveSubmitterOpen``). Sequences stay far below it.
     @usableFromInline static let exclusiveBit = 1 << 62
 
     /// When a publish makes itself visible to parked consumers.
@@ -118,9 +118,9 @@ final class Sequencer: @unchecked Sendable {
 
     /// Claims the next sequence number once its slot is free; blocks up to the submit timeout.
     @usableFromInline
-    func claim() throws(GraphError) -> Int {
+    func claim() throws(ExecutionError) -> Int {
         if !board.isStopping, let k = tryClaim() { return k }
-        return try waitUntil { () throws(GraphError) -> WaitStep<Int> in
+        return try waitUntil { () throws(ExecutionError) -> WaitStep<Int> in
             if let k = tryClaim() { return .done(k) }
             if isHeldExclusively { throw .exclusiveSubmitterOpen }
             return .full(sleepingOn: cursor.pointee.load(ordering: .relaxed))
@@ -131,9 +131,9 @@ final class Sequencer: @unchecked Sendable {
     /// timeout until that many slots are free together. All at once, because a caller holding part
     /// of a batch uncollected while others claim past it could end up waiting for its own slots.
     @usableFromInline
-    func claim(count: Int) throws(GraphError) -> Int {
+    func claim(count: Int) throws(ExecutionError) -> Int {
         precondition(count >= 1 && count <= capacity)
-        return try waitUntil { () throws(GraphError) -> WaitStep<Int> in
+        return try waitUntil { () throws(ExecutionError) -> WaitStep<Int> in
             let k = cursor.pointee.load(ordering: .relaxed)
             if k & Sequencer.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
             let n = freeSlots(from: k, upTo: count)
@@ -148,7 +148,7 @@ final class Sequencer: @unchecked Sendable {
     /// Claims the next sequence number without blocking a thread: while the graph is full the task
     /// yields, then sleeps in short steps, up to the submit timeout.
     @usableFromInline
-    func claimAsync() async throws(GraphError) -> Int {
+    func claimAsync() async throws(ExecutionError) -> Int {
         var attempts = 0
         let deadline = MonotonicClock.now() &+ UInt64(max(0, submitTimeoutNanoseconds))
         while true {
@@ -174,9 +174,9 @@ final class Sequencer: @unchecked Sendable {
 
     /// The one wait for a free slot behind every blocking claim: tries `step`; while the graph is
     /// full, backs off (WaitStrategy.swift), then sleeps until the slot frees, up to the submit
-    /// timeout (``GraphError/capacityExceeded(capacity:)``); throws when the graph stops.
+    /// timeout (``ExecutionError/capacityExceeded(capacity:)``); throws when the graph stops.
     @inline(__always)
-    func waitUntil<Value>(_ step: () throws(GraphError) -> WaitStep<Value>) throws(GraphError) -> Value {
+    func waitUntil<Value>(_ step: () throws(ExecutionError) -> WaitStep<Value>) throws(ExecutionError) -> Value {
         var backoff = Backoff(policy: policy, role: .caller)
         defer { backoff.finish() }
         var deadline: UInt64 = 0

@@ -1,5 +1,5 @@
 // The platform types ActorGraph's public API shows (`EffectiveCPUs`, its `CPUQuota`, the `Errno` of
-// `GraphError.platform`) are usable from another package; the rest of ActorGraphPlatform is `package`.
+// `CompileError.platform`) are usable from another package; the rest of ActorGraphPlatform is `package`.
 import ActorGraph
 
 let compiled = try Graph(input: Int.self) { x in x.then { $0 + 1 } }.compile()
@@ -7,8 +7,8 @@ let cpus = compiled.effectiveCPUs
 precondition(cpus.count >= 1 && cpus.cpus > 0 && cpus.affinity >= cpus.count)
 let quota = cpus.quota.map { "\($0.cpus) CPUs" } ?? "none"
 
-func describe(_ error: GraphError) -> String {
+func describe(_ error: CompileError) -> String {
     guard case .platform(let operation, let errno) = error else { return "\(error)" }
     return "\(operation): errno \(errno.rawValue), \(errno)"
 }
-print("public surface: \(try compiled.execute(41)) on \(cpus.count) CPU(s), quota \(quota); \(describe(.shutDown))")
+print("public surface: \(try compiled.execute(41)) on \(cpus.count) CPU(s), quota \(quota); \(describe(.noStages))")
