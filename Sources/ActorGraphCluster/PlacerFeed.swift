@@ -87,10 +87,12 @@ public final class PlacerFeed: Sendable {
         /// Words put before the placer's command line, e.g. `["setsid"]` so that it outlives this
         /// process, or `["ip", "netns", "exec", NS]`.
         public var launcher: [String]
+        /// The Ray namespace of the keeper actors (named `piece-HOST`): one placer per namespace.
+        public var rayNamespace: String
 
         public init(script: String, python: String = "python3", rayAddress: String, nodeIP: String, binary: String,
                     pieces: [Placement], eventsPath: String, logPath: String? = nil,
-                    environment: [String: String]? = nil, launcher: [String] = []) {
+                    environment: [String: String]? = nil, launcher: [String] = [], rayNamespace: String = "actorgraph") {
             self.script = script
             self.python = python
             self.rayAddress = rayAddress
@@ -101,6 +103,7 @@ public final class PlacerFeed: Sendable {
             self.logPath = logPath ?? eventsPath + ".log"
             self.environment = environment
             self.launcher = launcher
+            self.rayNamespace = rayNamespace
         }
     }
 
@@ -199,7 +202,8 @@ public final class PlacerFeed: Sendable {
             throw .placerDidNotStart("cannot create \(placer.eventsPath) and \(placer.logPath)")
         }
         var arguments = placer.launcher + [placer.python, placer.script, "--address", placer.rayAddress, "--node-ip", placer.nodeIP,
-                                           "--binary", placer.binary, "--events", placer.eventsPath]
+                                           "--binary", placer.binary, "--events", placer.eventsPath,
+                                           "--namespace", placer.rayNamespace]
         for piece in placer.pieces { arguments += ["--piece", piece.argument] }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
