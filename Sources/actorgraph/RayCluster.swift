@@ -14,7 +14,7 @@ enum RayCluster {
     static var eventsPath: String { directory + "/events.jsonl" }
     static var placerLogPath: String { directory + "/placer.log" }
     static var tokenPath: String { directory + "/auth_token" }
-    static var ownerStatusPath: String { directory + "/owner.txt" }
+    static var ownerStatusPath: String { directory + "/owner.json" }
     /// The local demo's namespaces: its own rig (scripts/netns-rig.sh with this prefix and /24), so
     /// it never touches the tests' agrig-* rig.
     static let prefix = "agray"
