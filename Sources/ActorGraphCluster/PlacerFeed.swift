@@ -27,7 +27,7 @@ import Glibc
 /// var options = CompileOptions()
 /// options.remote.hosts = first.mapValues { [$0.address] }
 /// let compiled = try pipeline.compile(options)
-/// feed.follow(compiled)             // restarts and moves from now on
+/// try feed.follow(compiled)         // restarts and moves from now on
 /// print(feed.pieces)                // host, address, pid, incarnation, epoch, restarts
 /// compiled.shutdown()
 /// feed.stop(placer: true)           // stop following; stop the placer (its pieces and actors)
@@ -143,8 +143,11 @@ public final class PlacerFeed: Sendable {
     public enum Failure: Error, Sendable, CustomStringConvertible {
         case placerDidNotStart(String)
         case piecesNotPlaced(hosts: [String], placerLog: String)
+        /// The thread that reads the events could not be started (`pthread_create`'s error).
+        case cannotFollow(errno: Int32)
         public var description: String {
             switch self {
+            case .cannotFollow(let errno): return "cannot start the thread that follows the placer (errno \(errno))"
             case .placerDidNotStart(let why): return "the placer did not start: \(why)"
             case .piecesNotPlaced(let hosts, let log):
                 return "no piece reported for \(hosts.joined(separator: ", ")) in time" + (log.isEmpty ? "" : ": \(log)")
@@ -176,6 +179,9 @@ public final class PlacerFeed: Sendable {
     public let eventsPath: String
     private let logPath: String?
     private let state = Mutex(State())
+    /// Held for a whole read-and-tell (``poll()``, the first hand-over of ``follow(_:)``), so that a
+    /// graph is told about incarnations in the order the placer reported them, never an older one last.
+    private let telling = Mutex(())
     private let thread = Mutex<PinnedThread?>(nil)
     private let stopFlag = Atomic<Bool>(false)
 
@@ -250,9 +256,9 @@ public final class PlacerFeed: Sendable {
     }
 
     /// Tells `compiled` where each of its hosts' pieces runs now, then about every new incarnation
-    /// as the placer reports it (from a thread this feed starts on the first call). Any number of
-    /// graphs may be followed; a graph that is released is dropped.
-    public func follow<Input: Sendable, Output: Sendable>(_ compiled: CompiledGraph<Input, Output>) {
+    /// as the placer reports it (from a thread this feed starts on the first call, reading the events
+    /// file every 2 ms). Any number of graphs may be followed; one that is released is dropped.
+    public func follow<Input: Sendable, Output: Sendable>(_ compiled: CompiledGraph<Input, Output>) throws(Failure) {
         let follower = Follower(
             setAddresses: { [weak compiled] host, address in
                 guard let compiled else { return false }
@@ -260,12 +266,14 @@ public final class PlacerFeed: Sendable {
                 return true
             },
             hosts: { [weak compiled] in compiled?.diagnostics.hosts })
-        let current = state.withLock { s in
-            s.followers.append(follower)
-            return s.current
+        telling.withLock { _ in
+            let current = state.withLock { s in
+                s.followers.append(follower)
+                return s.current
+            }
+            for (host, incarnation) in current { _ = follower.setAddresses(host, incarnation.address) }
         }
-        for (host, incarnation) in current { _ = follower.setAddresses(host, incarnation.address) }
-        startThread()
+        try startThread()
     }
 
     /// The current incarnation of `host`'s piece.
@@ -319,15 +327,19 @@ public final class PlacerFeed: Sendable {
         if thread.withLock({ $0 == nil }) { poll() }
     }
 
-    private func startThread() {
-        thread.withLock { t in
+    private func startThread() throws(Failure) {
+        try thread.withLock { t throws(Failure) in
             guard t == nil else { return }
             stopFlag.store(false, ordering: .sequentiallyConsistent)
-            t = try? PinnedThread(name: "placer-feed", cpu: nil) { [self] in
-                while !stopFlag.load(ordering: .relaxed) {
-                    poll()
-                    usleep(2_000)
+            do throws(Errno) {
+                t = try PinnedThread(name: "placer-feed", cpu: nil) { [self] in
+                    while !stopFlag.load(ordering: .relaxed) {
+                        poll()
+                        usleep(2_000)
+                    }
                 }
+            } catch {
+                throw .cannotFollow(errno: error.rawValue)
             }
         }
     }
@@ -335,6 +347,10 @@ public final class PlacerFeed: Sendable {
     /// Reads the lines appended since the last call, updates the state, and tells the followers
     /// about new incarnations (outside the lock).
     func poll() {
+        telling.withLock { _ in readAndTell() }
+    }
+
+    private func readAndTell() {
         let (fresh, followers) = state.withLock { s -> ([Incarnation], [Follower]) in
             guard let handle = FileHandle(forReadingAtPath: eventsPath) else { return ([], []) }
             defer { try? handle.close() }

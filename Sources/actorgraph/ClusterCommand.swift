@@ -183,7 +183,7 @@ struct ClusterCommand: AsyncParsableCommand {
             let compiled: CompiledGraph<Int, Output>
             do { compiled = try graph.compile(options) } catch { throw CLI.fail(error) }
             defer { compiled.shutdown() }
-            feed.follow(compiled)
+            try feed.follow(compiled)
             defer {
                 RayCluster.writeOwnerStatus(feed)
                 feed.stop()

@@ -60,7 +60,7 @@ struct RayFaults {
         }
         let compiled = try RemoteFaultGraph.compile(hostB: [first.address])
         defer { compiled.shutdown() }
-        feed.follow(compiled)
+        try feed.follow(compiled)
         defer { feed.stop() }
         func restartCounts() -> (pieces: Int, keepers: Int) {
             feed.pieces.reduce((0, 0)) { ($0.0 + $1.pieceRestarts, $0.1 + $1.keeperRestarts) }

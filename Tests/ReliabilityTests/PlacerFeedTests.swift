@@ -57,7 +57,7 @@ final class PlacerFeedTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
         let events = directory.appendingPathComponent("events.jsonl").path
         let file = try XCTUnwrap({ () -> FileHandle? in
-            FileManager.default.createFile(atPath: events, contents: nil)
+            _ = FileManager.default.createFile(atPath: events, contents: nil)
             return FileHandle(forWritingAtPath: events)
         }())
         defer { try? file.close() }
@@ -84,7 +84,7 @@ final class PlacerFeedTests: XCTestCase {
         options.remote.whileHostLost = .waitForReplacement(upTo: .seconds(5))
         let compiled = try Self.graph().compile(options)
         defer { compiled.shutdown() }
-        feed.follow(compiled)
+        try feed.follow(compiled)
         defer { feed.stop() }
         XCTAssertEqual(try compiled.execute(4), 7)
         XCTAssertEqual(feed.pieces.first?.epoch, 1)
@@ -125,7 +125,7 @@ final class PlacerFeedTests: XCTestCase {
 
     func testWaitForPiecesNamesTheMissingHost() {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-empty-\(getpid()).jsonl").path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let feed = PlacerFeed(eventsPath: path)
         XCTAssertThrowsError(try feed.waitForPieces(["gpu-box"], timeout: .milliseconds(50))) { error in
