@@ -62,6 +62,8 @@ struct ClusterCommand: AsyncParsableCommand {
                       + (state.mode == "local" ? "" : " (leaves your Ray cluster running)"))
             } catch let code as ExitCode {
                 throw code
+            } catch RayCluster.Failure.alreadyUp(let why) {
+                throw CLI.fail("cluster up: \(why)")
             } catch {
                 let left = RayCluster.down(log: { _ in })
                 throw CLI.fail("cluster up: \(error)" + (left.isEmpty ? " (removed what it started)" : " (left: \(left.joined(separator: ", ")))"))
@@ -273,6 +275,8 @@ struct ClusterCommand: AsyncParsableCommand {
                 do {
                     _ = try RayCluster.upLocal(spare: false, log: say)
                     startedHere = true
+                } catch RayCluster.Failure.alreadyUp(let why) {
+                    throw CLI.fail("cluster demo: \(why)")
                 } catch {
                     let left = RayCluster.down(log: { _ in })
                     throw CLI.fail("cluster demo: \(error)" + (left.isEmpty ? "" : " (left: \(left.joined(separator: ", ")))"))

@@ -41,11 +41,20 @@ enum RayCluster {
         var pieces: [String]
         var nodes: [String: String]
         var started: Double
+        /// The process that ran `up` (while it is alive and the placer not yet started, the cluster
+        /// is being brought up: another `up` must not take it for a stale one).
+        var upPID: Int32? = nil
     }
 
     enum Failure: Error, CustomStringConvertible {
         case message(String)
-        var description: String { if case .message(let m) = self { return m }; return "" }
+        /// Another process's cluster is up (or being brought up): never taken down by a refused `up`.
+        case alreadyUp(String)
+        var description: String {
+            switch self {
+            case .message(let m), .alreadyUp(let m): return m
+            }
+        }
     }
 
     // MARK: Files and processes
@@ -193,7 +202,7 @@ enum RayCluster {
         var state = State(mode: "local", namespaces: [prefix + "-a", prefix + "-b"] + (spare ? [prefix + "-c"] : []),
                           ownerNamespace: prefix + "-a", address: "\(net).1:\(rayPort)", nodeIP: "\(net).1", placerPID: 0,
                           binary: RemoteFaults.executablePath(), pieces: ["b:\(piecePort)" + (byLabel ? "@\(hostLabel)=b" : "")], nodes: [:],
-                          started: Date().timeIntervalSince1970)
+                          started: Date().timeIntervalSince1970, upPID: getpid())
         try saveState(state) // from here on, `down` knows what to remove
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -229,7 +238,8 @@ enum RayCluster {
         let scripts = try scriptsDirectory()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var state = State(mode: "attach", namespaces: [], ownerNamespace: nil, address: address, nodeIP: nodeIP, placerPID: 0,
-                          binary: RemoteFaults.executablePath(), pieces: pieces, nodes: [:], started: Date().timeIntervalSince1970)
+                          binary: RemoteFaults.executablePath(), pieces: pieces, nodes: [:], started: Date().timeIntervalSince1970,
+                          upPID: getpid())
         try saveState(state)
         state.placerPID = try startPlacer(state: state, scripts: scripts, inNamespace: nil)
         try saveState(state)
@@ -240,8 +250,9 @@ enum RayCluster {
 
     static func refuseIfUp() throws {
         guard let state = loadState() else { return }
-        if isAlive(state.placerPID) || state.namespaces.contains(where: namespaceExists) {
-            throw Failure.message("a cluster is already up (\(state.mode), placer pid \(state.placerPID)); `actorgraph cluster down` first")
+        if isAlive(state.placerPID) || state.namespaces.contains(where: namespaceExists) || state.upPID.map(isAlive) == true {
+            throw Failure.alreadyUp("a cluster is already up (\(state.mode), placer pid \(state.placerPID), started by pid \(state.upPID ?? 0), "
+                                    + "binary \(state.binary)); `actorgraph cluster down` first")
         }
         _ = down(log: { _ in })
     }

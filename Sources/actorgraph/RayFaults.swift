@@ -32,6 +32,8 @@ struct RayFaults {
         let state: RayCluster.State
         do {
             state = try RayCluster.upLocal(spare: true, log: ClusterCommand.say)
+        } catch RayCluster.Failure.alreadyUp(let why) {
+            throw CLI.fail("faults --remote --ray: \(why)")
         } catch {
             let left = RayCluster.down(log: { _ in })
             throw CLI.fail("faults --remote --ray: cluster up failed: \(error)" + (left.isEmpty ? "" : " (left: \(left.joined(separator: ", ")))"))
