@@ -230,7 +230,8 @@ public final class PlacerFeed: Sendable {
         while ContinuousClock.now < deadline {
             feed.poll()
             if feed.placerPID != nil { return feed }
-            if !process.isRunning { break }
+            // A launcher may hand the placer on and exit 0 (`setsid` forks when it leads its group).
+            if !process.isRunning && process.terminationStatus != 0 { break }
             usleep(50_000)
         }
         if process.isRunning { process.terminate() }
