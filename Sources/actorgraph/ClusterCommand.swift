@@ -204,6 +204,11 @@ struct ClusterCommand: AsyncParsableCommand {
                 while let k = pendingKills.first, k.after <= i {
                     pendingKills.removeFirst()
                     guard let current = feed.current(k.host) else { throw CLI.fail("--kill-piece: no piece for host \(k.host)") }
+                    // The pid is the piece's on its Ray node: only signal it if it is that process here.
+                    let command = RayCluster.commandLine(current.pid)
+                    guard command.contains("piece"), command.contains(k.host) else {
+                        throw CLI.fail("--kill-piece: host \(k.host)'s piece (pid \(current.pid) at \(current.address)) is not a process of this machine")
+                    }
                     kill(current.pid, SIGKILL)
                     killedAt = MonotonicClock.now()
                     killed = current

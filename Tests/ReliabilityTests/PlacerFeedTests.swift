@@ -123,6 +123,20 @@ final class PlacerFeedTests: XCTestCase {
         XCTAssertTrue(feed.stop(placer: true))
     }
 
+    /// A placer that cannot start (here: no such script) is a typed error carrying its output.
+    func testAPlacerThatExitsIsReportedWithItsOutput() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-bad-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        XCTAssertThrowsError(try PlacerFeed.start(PlacerFeed.Placer(
+            script: directory.appendingPathComponent("no-such-placer.py").path, python: "python3", rayAddress: "127.0.0.1:1",
+            nodeIP: "127.0.0.1", binary: "/bin/true", pieces: [PlacerFeed.Placement(host: "b")],
+            eventsPath: directory.appendingPathComponent("events.jsonl").path), timeout: .seconds(20))) { error in
+            guard case .placerDidNotStart(let why) = error as? PlacerFeed.Failure else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("no-such-placer.py"), why)
+        }
+    }
+
     func testWaitForPiecesNamesTheMissingHost() {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-empty-\(getpid()).jsonl").path
         _ = FileManager.default.createFile(atPath: path, contents: nil)
