@@ -112,6 +112,17 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(help: "How long an execution submitted while a piece is lost waits for its replacement (ms).")
         var waitMs = 5_000
 
+        func validate() throws {
+            guard count >= 1 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+            guard (0...3_600_000).contains(waitMs) else { throw ValidationError("--wait-ms must be 0...3600000 (got \(waitMs))") }
+            for k in killPiece {
+                let parts = k.split(separator: "@", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, let n = Int(parts[1]), n >= 0 else {
+                    throw ValidationError("--kill-piece must be HOST@N, N executions at least 0 (got '\(k)')")
+                }
+            }
+        }
+
         func run() async throws {
             try await Self.runExample(name: name, placements: placements, count: count, killPiece: killPiece, waitMs: waitMs,
                                       reexecArguments: ["cluster", "run", name, "--count", "\(count)", "--wait-ms", "\(waitMs)"]
