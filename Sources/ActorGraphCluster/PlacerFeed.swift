@@ -13,10 +13,10 @@ import Glibc
 /// the native pieces, restart them when they die and report every incarnation (host, address, pid)
 /// → the placer's driver appends each report as a JSON line to its events file → this feed reads
 /// the file on its own thread → for every new incarnation it calls
-/// ``CompiledGraph/setPieceAddresses(_:forHost:)`` on each graph it follows → once a host's current
+/// `CompiledGraph.setPieceAddresses(_:forHost:)` on each graph it follows → once a host's current
 /// piece is lost, that graph's connector connects the new incarnation and gives it the next epoch.
 /// The placer never talks to the graph and the graph never talks to Ray: epochs are the owner's,
-/// and what an execution that needed a lost piece gets is decided by ``RemoteOptions/whileHostLost``.
+/// and what an execution that needed a lost piece gets is decided by `RemoteOptions.whileHostLost`.
 ///
 /// ```swift
 /// let feed = try PlacerFeed.start(PlacerFeed.Placer(
@@ -36,7 +36,8 @@ import Glibc
 /// `PlacerFeed(eventsPath:)` attaches to a placer another process started (`actorgraph cluster up`
 /// does, and `actorgraph cluster run` attaches). The user's binary serves pieces when started as
 /// `BINARY piece --listen IP:PORT --host HOST` and prints `piece listening on IP:PORT` (the port it
-/// bound; port 0 binds any free one).
+/// bound; port 0 binds any free one): `Piece.serve(listen:host:graphs:announce:shouldStop:)` with an
+/// `announce` that prints that line, as `actorgraph piece` does.
 public final class PlacerFeed: Sendable {
     /// One piece to place: the host it serves, the port it listens on (0: any free port, reported),
     /// and how Ray picks its node.
@@ -68,7 +69,7 @@ public final class PlacerFeed: Sendable {
         }
     }
 
-    /// How to start a placer (``start(_:timeout:)``).
+    /// How to start a placer (``PlacerFeed/start(_:timeout:)``).
     public struct Placer: Sendable {
         /// `actorgraph_placer.py`.
         public var script: String
@@ -125,7 +126,7 @@ public final class PlacerFeed: Sendable {
         public var readAt: Double
     }
 
-    /// A host's piece now: what ``pieces`` returns.
+    /// A host's piece now: what ``PlacerFeed/pieces`` returns.
     public struct PieceStatus: Sendable, Hashable {
         public var host: String
         public var current: Incarnation
