@@ -15,6 +15,8 @@ let package = Package(
     products: [
         .library(name: "ActorGraph", targets: ["ActorGraph"]),
         .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
+        // Following a Ray placer (scripts/ray/actorgraph_placer.py): where each host's piece runs now.
+        .library(name: "ActorGraphCluster", targets: ["ActorGraphCluster"]),
         // Only for the separate `Benchmarks/` package (ordo-one's benchmark), which can reach this
         // package's targets through products alone. The example graphs and the reliability tools
         // are targets of the CLI and the tests, not products a dependant inherits.
@@ -71,6 +73,13 @@ let package = Package(
             ],
             swiftSettings: sanitized
         ),
+        // The owner's side of the Ray placer: starts or attaches to it, follows its incarnation
+        // events and tells compiled graphs where their pieces run (Foundation: a process, JSON).
+        .target(
+            name: "ActorGraphCluster",
+            dependencies: ["ActorGraph", "ActorGraphPlatform"],
+            swiftSettings: sanitized
+        ),
         // Example graphs users run (`actorgraph list`).
         .target(
             name: "ActorGraphExamples",
@@ -105,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "ActorGraphReliability", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "ActorGraphReliability", "ActorGraphCluster", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -138,7 +147,7 @@ let package = Package(
             "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite"],
+        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphCluster"],
                     swiftSettings: sanitized, linkerSettings: sanitizedLink),
     ]
 )

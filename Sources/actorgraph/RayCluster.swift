@@ -1,150 +1,10 @@
 import ActorGraph
+import ActorGraphCluster
 import ActorGraphExamples
 import ActorGraphPlatform
 import Foundation
 import Glibc
 import Synchronization
-
-/// One event of the Ray placer (`scripts/ray/actorgraph_placer.py`), parsed from its JSON line.
-struct PlacerEvent: Sendable {
-    var kind: String
-    var host: String?
-    var ip: String?
-    var port: UInt16?
-    /// The piece's process (incarnation, exit), the placer's (placer).
-    var pid: Int32?
-    var keeperPID: Int32?
-    var rayletPID: Int32?
-    var keeper: String?
-    var pieceIncarnation: Int?
-    var status: String?
-    /// Wall-clock seconds (the placer's `time.time()`).
-    var time: Double
-
-    var address: PieceAddress? {
-        guard let ip, let port else { return nil }
-        return PieceAddress(ip, port: port)
-    }
-
-    init?(line: String) {
-        guard line.hasPrefix("{"),
-              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let kind = object["event"] as? String else { return nil }
-        func int(_ key: String) -> Int? { (object[key] as? NSNumber)?.intValue }
-        self.kind = kind
-        host = object["host"] as? String
-        ip = object["ip"] as? String
-        port = int("port").flatMap { UInt16(exactly: $0) }
-        pid = int("pid").map { Int32($0) }
-        keeperPID = int("keeper_pid").map { Int32($0) }
-        rayletPID = int("raylet_pid").map { Int32($0) }
-        keeper = object["keeper"] as? String
-        pieceIncarnation = int("piece_incarnation")
-        status = object["status"] as? String
-        time = (object["t"] as? NSNumber)?.doubleValue ?? 0
-    }
-}
-
-/// Reads the placer's events file as it grows (the owner's side of the placer: no Ray, no Python).
-final class PlacerEventLog: @unchecked Sendable {
-    private let path: String
-    private var offset: UInt64 = 0
-    private var pending = Data()
-
-    init(path: String) { self.path = path }
-
-    /// The events appended since the last call.
-    func poll() -> [PlacerEvent] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        try? handle.seek(toOffset: offset)
-        guard let data = try? handle.readToEnd(), !data.isEmpty else { return [] }
-        offset += UInt64(data.count)
-        pending.append(data)
-        var events: [PlacerEvent] = []
-        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
-            pending.removeSubrange(pending.startIndex...newline)
-            if let event = PlacerEvent(line: line) { events.append(event) }
-        }
-        return events
-    }
-}
-
-/// Follows the placer's events for a running owner: every new incarnation of a host's piece is
-/// handed to `apply` (which calls `compiled.setPieceAddresses`); the owner's connector then finds
-/// it when the current one is lost, and gives it the next epoch.
-final class PlacerFeed: Sendable {
-    struct Seen: Sendable {
-        var event: PlacerEvent
-        /// ``MonotonicClock`` when this process read it.
-        var readAt: UInt64
-        /// Wall-clock seconds when this process read it (minus `event.time`: the delivery delay
-        /// from the keeper through the placer's driver and the file).
-        var readAtWall: Double
-    }
-    private let log: PlacerEventLog
-    private let state = Mutex<(current: [String: Seen], all: [Seen])>(([:], []))
-    private let stopFlag = Atomic<Bool>(false)
-    private let thread = Mutex<PinnedThread?>(nil)
-
-    init(path: String) { log = PlacerEventLog(path: path) }
-
-    /// Reads what is there now (the current incarnations), then follows the file on a thread.
-    func start(apply: @escaping @Sendable (_ host: String, _ address: PieceAddress) -> Void) throws {
-        poll(apply: apply)
-        let t = try PinnedThread(name: "placer-feed", cpu: nil) { [self] in
-            while !stopFlag.load(ordering: .relaxed) {
-                poll(apply: apply)
-                usleep(2_000)
-            }
-        }
-        thread.withLock { $0 = t }
-    }
-
-    /// Reads new events once (no thread).
-    func poll(apply: (_ host: String, _ address: PieceAddress) -> Void = { _, _ in }) {
-        let events = log.poll()
-        guard !events.isEmpty else { return }
-        let now = MonotonicClock.now()
-        let wall = Date().timeIntervalSince1970
-        for event in events {
-            let seen = Seen(event: event, readAt: now, readAtWall: wall)
-            state.withLock {
-                $0.all.append(seen)
-                if event.kind == "incarnation", let host = event.host { $0.current[host] = seen }
-            }
-            if event.kind == "incarnation", let host = event.host, let address = event.address { apply(host, address) }
-        }
-    }
-
-    func stop() {
-        stopFlag.store(true, ordering: .relaxed)
-        thread.withLock { $0 }?.join()
-    }
-
-    func current(_ host: String) -> Seen? { state.withLock { $0.current[host] } }
-    var all: [Seen] { state.withLock { $0.all } }
-
-    /// Waits up to `timeout` for a current incarnation of `host` satisfying `match`.
-    func waitForIncarnation(of host: String, timeout: Duration, where match: (Seen) -> Bool = { _ in true }) -> Seen? {
-        let deadline = ContinuousClock.now + timeout
-        repeat {
-            if thread.withLock({ $0 }) == nil { poll() }
-            if let seen = current(host), match(seen) { return seen }
-            usleep(1_000)
-        } while ContinuousClock.now < deadline
-        return nil
-    }
-
-    /// Piece restarts (a keeper's second and later pieces) and keeper restarts Ray made.
-    var restarts: (pieces: Int, keepers: Int) {
-        state.withLock { s in
-            (s.all.filter { $0.event.kind == "incarnation" && ($0.event.pieceIncarnation ?? 1) > 1 }.count,
-             s.all.filter { $0.event.kind == "keeper_restarted" }.count)
-        }
-    }
-}
 
 /// `actorgraph cluster`'s machinery: a local Ray cluster across network namespaces (or an existing
 /// one), the placer, and a state directory that `status` and `down` read.
@@ -154,13 +14,17 @@ enum RayCluster {
     static var eventsPath: String { directory + "/events.jsonl" }
     static var placerLogPath: String { directory + "/placer.log" }
     static var tokenPath: String { directory + "/auth_token" }
-    static var ownerStatusPath: String { directory + "/owner.txt" }
+    static var ownerStatusPath: String { directory + "/owner.json" }
     /// The local demo's namespaces: its own rig (scripts/netns-rig.sh with this prefix and /24), so
     /// it never touches the tests' agrig-* rig.
     static let prefix = "agray"
     static let net = "10.232.0"
     static let rayPort = 6390
-    static let piecePort: UInt16 = 7100
+    /// The piece's port in the local demo: 0, any free one (the keeper reports the port it bound,
+    /// so a restarted piece never waits for the old one's); `cluster up --piece-port` fixes it.
+    static let piecePort: UInt16 = 0
+    /// The node label of host b's Ray nodes (`cluster up --by-label` places by it instead of the resource).
+    static let hostLabel = "actorgraph-host"
     /// Ray's session directory for the local cluster (`ray start --temp-dir`), removed by `down`.
     static let rayTempDirectory = "/tmp/actorgraph-ray"
 
@@ -177,11 +41,20 @@ enum RayCluster {
         var pieces: [String]
         var nodes: [String: String]
         var started: Double
+        /// The process that ran `up` (while it is alive and the placer not yet started, the cluster
+        /// is being brought up: another `up` must not take it for a stale one).
+        var upPID: Int32? = nil
     }
 
     enum Failure: Error, CustomStringConvertible {
         case message(String)
-        var description: String { if case .message(let m) = self { return m }; return "" }
+        /// Another process's cluster is up (or being brought up): never taken down by a refused `up`.
+        case alreadyUp(String)
+        var description: String {
+            switch self {
+            case .message(let m), .alreadyUp(let m): return m
+            }
+        }
     }
 
     // MARK: Files and processes
@@ -315,7 +188,7 @@ enum RayCluster {
     /// with host `b`'s resource) and, with `spare`, agray-c (a second node with the same resource,
     /// where Ray re-places `b`'s piece when agray-b's node dies); then the placer, and waits for
     /// every piece's first incarnation.
-    static func upLocal(spare: Bool, log: (String) -> Void) throws -> State {
+    static func upLocal(spare: Bool, piecePort: UInt16 = piecePort, byLabel: Bool = false, log: (String) -> Void) throws -> State {
         try refuseIfUp()
         let t0 = MonotonicClock.now()
         let scripts = try scriptsDirectory()
@@ -328,7 +201,8 @@ enum RayCluster {
         guard up.status == 0 else { throw Failure.message("scripts/netns-rig.sh up failed (\(up.status)): \(up.output)") }
         var state = State(mode: "local", namespaces: [prefix + "-a", prefix + "-b"] + (spare ? [prefix + "-c"] : []),
                           ownerNamespace: prefix + "-a", address: "\(net).1:\(rayPort)", nodeIP: "\(net).1", placerPID: 0,
-                          binary: RemoteFaults.executablePath(), pieces: ["b:\(piecePort)"], nodes: [:], started: Date().timeIntervalSince1970)
+                          binary: RemoteFaults.executablePath(), pieces: ["b:\(piecePort)" + (byLabel ? "@\(hostLabel)=b" : "")], nodes: [:],
+                          started: Date().timeIntervalSince1970, upPID: getpid())
         try saveState(state) // from here on, `down` knows what to remove
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -345,10 +219,10 @@ enum RayCluster {
         for (ns, ip) in [(prefix + "-b", "\(net).2")] + (spare ? [(prefix + "-c", "\(net).3")] : []) {
             let node = sh(["ip", "netns", "exec", ns, python, "-m", "ray.scripts.scripts", "start", "--address", state.address,
                            "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#,
-                           "--disable-usage-stats"], environment: env, seconds: 90)
+                           "--labels", "\(hostLabel)=b", "--disable-usage-stats"], environment: env, seconds: 90)
             guard node.status == 0 else { throw Failure.message("ray start in \(ns) failed: \(node.output.suffix(600))") }
             state.nodes[ip] = ns
-            log("cluster: Ray node in \(ns) at \(ip) with resource actorgraph_host_b (host b)")
+            log("cluster: Ray node in \(ns) at \(ip) with resource actorgraph_host_b and label \(hostLabel)=b (host b; placed by \(byLabel ? "label" : "resource"))")
         }
         try saveState(state)
         state.placerPID = try startPlacer(state: state, scripts: scripts, inNamespace: prefix + "-a")
@@ -364,7 +238,8 @@ enum RayCluster {
         let scripts = try scriptsDirectory()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var state = State(mode: "attach", namespaces: [], ownerNamespace: nil, address: address, nodeIP: nodeIP, placerPID: 0,
-                          binary: RemoteFaults.executablePath(), pieces: pieces, nodes: [:], started: Date().timeIntervalSince1970)
+                          binary: RemoteFaults.executablePath(), pieces: pieces, nodes: [:], started: Date().timeIntervalSince1970,
+                          upPID: getpid())
         try saveState(state)
         state.placerPID = try startPlacer(state: state, scripts: scripts, inNamespace: nil)
         try saveState(state)
@@ -375,53 +250,57 @@ enum RayCluster {
 
     static func refuseIfUp() throws {
         guard let state = loadState() else { return }
-        if isAlive(state.placerPID) || state.namespaces.contains(where: namespaceExists) {
-            throw Failure.message("a cluster is already up (\(state.mode), placer pid \(state.placerPID)); `actorgraph cluster down` first")
+        if isAlive(state.placerPID) || state.namespaces.contains(where: namespaceExists) || state.upPID.map(isAlive) == true {
+            throw Failure.alreadyUp("a cluster is already up (\(state.mode), placer pid \(state.placerPID), started by pid \(state.upPID ?? 0), "
+                                    + "binary \(state.binary)); `actorgraph cluster down` first")
         }
         _ = down(log: { _ in })
     }
 
+    /// Starts the placer (through ``PlacerFeed/start(_:timeout:)``, under `setsid` so that it
+    /// outlives this command; in the head's namespace when local) and returns its pid.
     static func startPlacer(state: State, scripts: String, inNamespace ns: String?) throws -> Int32 {
-        try? FileManager.default.removeItem(atPath: eventsPath)
-        _ = FileManager.default.createFile(atPath: eventsPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: placerLogPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        var arguments = ns.map { ["ip", "netns", "exec", $0] } ?? []
-        arguments += [python, scripts + "/ray/actorgraph_placer.py", "--address", state.address, "--node-ip", state.nodeIP,
-                      "--binary", state.binary, "--events", eventsPath]
-        for piece in state.pieces { arguments += ["--piece", piece] }
-        process.arguments = arguments
-        process.environment = rayEnvironment()
-        process.standardInput = FileHandle.nullDevice
-        let logHandle = FileHandle(forWritingAtPath: placerLogPath)
-        process.standardOutput = logHandle
-        process.standardError = logHandle
-        try withUnblockedSignals { try process.run() }
-        // The placer reports its own pid (setsid may fork).
-        let feed = PlacerFeed(path: eventsPath)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            feed.poll()
-            if let placer = feed.all.first(where: { $0.event.kind == "placer" }), let pid = placer.event.pid { return pid }
-            if !process.isRunning && process.processIdentifier > 0 && !isAlive(process.processIdentifier) {
-                break
+        let placer = PlacerFeed.Placer(
+            script: scripts + "/ray/actorgraph_placer.py", python: python, rayAddress: state.address, nodeIP: state.nodeIP,
+            binary: state.binary, pieces: try state.pieces.map(placement), eventsPath: eventsPath, logPath: placerLogPath,
+            environment: rayEnvironment(), launcher: ["setsid"] + (ns.map { ["ip", "netns", "exec", $0] } ?? []))
+        let feed = try PlacerFeed.start(placer)
+        return feed.placerPID ?? 0
+    }
+
+    /// `HOST[:PORT][@RESOURCE|@KEY=VALUE]` (the CLI's and the state's form of a piece).
+    static func placement(_ spec: String) throws -> PlacerFeed.Placement {
+        var rest = Substring(spec)
+        var selector: PlacerFeed.Placement.Selector? = nil
+        if let at = rest.firstIndex(of: "@") {
+            let what = rest[rest.index(after: at)...]
+            rest = rest[..<at]
+            if let eq = what.firstIndex(of: "=") {
+                selector = .label(key: String(what[..<eq]), value: String(what[what.index(after: eq)...]))
+            } else {
+                selector = .resource(String(what))
             }
-            usleep(50_000)
         }
-        throw Failure.message("the placer did not start: \(tail(placerLogPath))")
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+        guard let host = parts.first, !host.isEmpty, parts.count <= 2, let port = parts.count == 2 ? UInt16(parts[1]) : 0 else {
+            throw Failure.message("a piece is HOST[:PORT][@RESOURCE|@KEY=VALUE] (got '\(spec)')")
+        }
+        return PlacerFeed.Placement(host: String(host), port: port, selector: selector)
     }
 
     static func waitUntilReady(_ state: State, timeout: Duration) throws {
-        let feed = PlacerFeed(path: eventsPath)
+        let feed = PlacerFeed(eventsPath: eventsPath)
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            feed.poll()
-            if feed.all.contains(where: { $0.event.kind == "ready" }) { return }
-            if !isAlive(state.placerPID) { break }
-            usleep(50_000)
+        while true {
+            do {
+                _ = try feed.waitForPieces(timeout: .milliseconds(500))
+                return
+            } catch {
+                if ContinuousClock.now >= deadline || !isAlive(state.placerPID) {
+                    throw Failure.message("the placer's pieces did not all start: \(tail(placerLogPath))")
+                }
+            }
         }
-        throw Failure.message("the placer's pieces did not all start: \(tail(placerLogPath))")
     }
 
     static func tail(_ path: String, lines: Int = 6) -> String {
@@ -441,22 +320,17 @@ enum RayCluster {
             if stray.isEmpty { log("cluster: nothing to take down"); return [] }
             return downNamespaces(stray, log: log)
         }
-        let feed = PlacerFeed(path: eventsPath)
-        feed.poll()
-        var stopped = 0
-        if isAlive(state.placerPID), commandLine(state.placerPID).contains(where: { $0.hasSuffix("actorgraph_placer.py") }) {
-            kill(state.placerPID, SIGTERM)
-            for _ in 0..<300 where isAlive(state.placerPID) { usleep(50_000) }
-            if isAlive(state.placerPID) { kill(state.placerPID, SIGKILL) }
-            stopped += 1
-        }
+        // The placer's SIGTERM: its keepers stop their pieces, its actors are killed (SIGKILL after 15 s).
+        let feed = PlacerFeed(eventsPath: eventsPath)
         var left: [String] = []
+        if !feed.stop(placer: true) { left.append("placer pid \(state.placerPID)") }
         if state.mode == "local" {
             left += downNamespaces(state.namespaces, log: log)
         }
         // Every piece the placer ever reported must be gone (attach mode: the keepers stopped them).
-        for seen in feed.all where seen.event.kind == "incarnation" {
-            guard let pid = seen.event.pid, isAlive(pid), commandLine(pid).contains("piece") else { continue }
+        for incarnation in feed.incarnations {
+            let pid = incarnation.pid
+            guard isAlive(pid), commandLine(pid).contains("piece") else { continue }
             kill(pid, SIGKILL)
             usleep(100_000)
             if isAlive(pid) { left.append("piece pid \(pid)") }
@@ -511,32 +385,54 @@ enum RayCluster {
             let raylet = names.contains("raylet") ? "raylet up" : "no raylet"
             lines.append("  node \(ns) (\(state.nodes.first { $0.value == ns }?.key ?? "-")): \(namespaceExists(ns) ? "\(pids.count) process(es), \(raylet)" : "namespace missing")")
         }
-        let feed = PlacerFeed(path: eventsPath)
-        feed.poll()
-        let hosts = Set(feed.all.compactMap { $0.event.kind == "incarnation" ? $0.event.host : nil }).sorted()
-        for host in hosts {
-            let events = feed.all.map(\.event).filter { $0.host == host }
-            let incarnations = events.filter { $0.kind == "incarnation" }
-            guard let current = incarnations.last else { continue }
-            let alive = current.pid.map(isAlive) ?? false
-            let keeperRestarts = events.filter { $0.kind == "keeper_restarted" }.count
-            let pieceRestarts = incarnations.filter { ($0.pieceIncarnation ?? 1) > 1 }.count
-            lines.append("  piece \(host): \(current.address.map { "\($0)" } ?? "?") pid \(current.pid ?? 0) \(alive ? "alive" : "gone"), "
-                         + "keeper pid \(current.keeperPID ?? 0) on node \(state.nodes[current.ip ?? ""] ?? current.ip ?? "?"); "
-                         + "incarnations \(incarnations.count), piece restarts \(pieceRestarts), keeper restarts \(keeperRestarts)")
+        // Pieces from the placer's events; epochs from the owner that follows them (it writes
+        // ownerStatusPath: the epoch is the owner's, the placer never knows it).
+        let owner = (FileManager.default.contents(atPath: ownerStatusPath)).flatMap { try? JSONDecoder().decode(OwnerStatus.self, from: $0) }
+        let ownerAlive = owner.map { isAlive($0.pid) } ?? false
+        for piece in PlacerFeed(eventsPath: eventsPath).pieces {
+            let c = piece.current
+            var line = "  piece \(piece.host): \(c.address) pid \(c.pid) \(isAlive(c.pid) ? "alive" : "gone"), "
+                + "node \(state.nodes[c.address.ip] ?? c.address.ip) (keeper pid \(c.keeperPID)); incarnation \(c.number), "
+            if let o = owner?.hosts[piece.host] {
+                line += "epoch \(o.epoch) (owner pid \(owner!.pid) \(ownerAlive ? "running" : "gone, last written"), "
+                    + "\(o.connected ? "connected" : "not connected")\(o.incarnation == c.number ? "" : " to incarnation \(o.incarnation)"), losses \(o.losses)), "
+            } else {
+                line += "epoch - (no owner has reported), "
+            }
+            line += "piece restarts \(piece.pieceRestarts), keeper restarts \(piece.keeperRestarts)"
+            lines.append(line)
         }
-        if let owner = try? String(contentsOfFile: ownerStatusPath, encoding: .utf8), !owner.isEmpty {
-            lines.append("  owner (last written): " + owner.trimmingCharacters(in: .whitespacesAndNewlines))
-        } else {
-            lines.append("  owner: none has reported (epochs are the owner's; `faults --remote --ray` writes them here)")
+        if owner == nil {
+            lines.append("  owner: none has reported (epochs are the owner's: `cluster run` and `faults --remote --ray` write them)")
         }
         return lines
     }
 
-    /// An owner's view of its hosts, for `cluster status`.
-    static func writeOwnerStatus(_ hosts: [HostStatus]) {
-        let text = hosts.map { "host \($0.name) connected=\($0.connected) epoch=\($0.epoch) incarnations=\($0.incarnations) losses=\($0.losses)" }
-            .joined(separator: "; ") + " (pid \(getpid()))\n"
-        try? text.write(toFile: ownerStatusPath, atomically: true, encoding: .utf8)
+    /// What an owner following the placer last wrote, for `cluster status`.
+    struct OwnerStatus: Codable {
+        struct Host: Codable {
+            var epoch: UInt32
+            var connected: Bool
+            var losses: Int
+            /// The placer's incarnation number of the piece the feed last handed over.
+            var incarnation: Int
+            var address: String
+        }
+        var pid: Int32
+        var time: Double
+        var hosts: [String: Host]
     }
+
+    /// Writes the owner's view of its pieces (``PlacerFeed/pieces`` of a feed following the graph).
+    static func writeOwnerStatus(_ feed: PlacerFeed) {
+        var hosts: [String: OwnerStatus.Host] = [:]
+        for p in feed.pieces {
+            guard let epoch = p.epoch else { continue }
+            hosts[p.host] = OwnerStatus.Host(epoch: epoch, connected: p.connected ?? false, losses: p.losses ?? 0,
+                                             incarnation: p.current.number, address: "\(p.current.address)")
+        }
+        guard let data = try? JSONEncoder().encode(OwnerStatus(pid: getpid(), time: Date().timeIntervalSince1970, hosts: hosts)) else { return }
+        try? data.write(to: URL(fileURLWithPath: ownerStatusPath), options: .atomic)
+    }
+
 }

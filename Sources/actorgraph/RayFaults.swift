@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphCluster
 import ActorGraphExamples
 import ActorGraphPlatform
 import ActorGraphReliability
@@ -31,6 +32,8 @@ struct RayFaults {
         let state: RayCluster.State
         do {
             state = try RayCluster.upLocal(spare: true, log: ClusterCommand.say)
+        } catch RayCluster.Failure.alreadyUp(let why) {
+            throw CLI.fail("faults --remote --ray: \(why)")
         } catch {
             let left = RayCluster.down(log: { _ in })
             throw CLI.fail("faults --remote --ray: cluster up failed: \(error)" + (left.isEmpty ? "" : " (left: \(left.joined(separator: ", ")))"))
@@ -53,17 +56,18 @@ struct RayFaults {
     }
 
     func run(state: RayCluster.State) throws {
-        let feed = PlacerFeed(path: RayCluster.eventsPath)
-        guard let first = feed.waitForIncarnation(of: "b", timeout: .seconds(30)), let address = first.event.address else {
+        let feed = PlacerFeed(eventsPath: RayCluster.eventsPath)
+        guard let first = try? feed.waitForPieces(["b"], timeout: .seconds(30))["b"] else {
             throw CLI.fail("faults --remote --ray: the placer reports no piece for host b")
         }
-        let compiled = try RemoteFaultGraph.compile(hostB: [address])
+        let compiled = try RemoteFaultGraph.compile(hostB: [first.address])
         defer { compiled.shutdown() }
-        try feed.start { host, address in
-            try? compiled.setPieceAddresses([address], forHost: host)
-        }
+        try feed.follow(compiled)
         defer { feed.stop() }
-        let baseline = feed.restarts
+        func restartCounts() -> (pieces: Int, keepers: Int) {
+            feed.pieces.reduce((0, 0)) { ($0.0 + $1.pieceRestarts, $0.1 + $1.keeperRestarts) }
+        }
+        let baseline = restartCounts()
 
         let ledger = FaultLedger()
         let stop = Atomic<Bool>(false)
@@ -112,7 +116,8 @@ struct RayFaults {
                 usleep(100_000)
             }
             let r = RayCluster.sh(["ip", "netns", "exec", ns, RayCluster.python, "-m", "ray.scripts.scripts", "start", "--address", state.address,
-                                   "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#, "--disable-usage-stats"],
+                                   "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#,
+                                   "--labels", "\(RayCluster.hostLabel)=b", "--disable-usage-stats"],
                                   environment: RayCluster.rayEnvironment(), seconds: 90)
             if r.status != 0 { problems.append("restarting the Ray node in \(ns) failed: \(r.output.suffix(300))") }
         }
@@ -122,14 +127,14 @@ struct RayFaults {
         var injected = 0
         for _ in 0..<(quick ? 1 : 2) {
             for kind in kinds {
-                guard let current = feed.current("b"), let ip = current.event.ip, let ns = state.nodes[ip] else {
+                guard let current = feed.current("b"), case let ip = current.address.ip, let ns = state.nodes[ip] else {
                     problems.append("\(kind): no current piece"); continue
                 }
                 let target: Int32?
                 switch kind {
-                case "piece-kill": target = current.event.pid
-                case "keeper-kill": target = current.event.keeperPID
-                case "raylet-kill": target = current.event.rayletPID
+                case "piece-kill": target = current.pid
+                case "keeper-kill": target = current.keeperPID
+                case "raylet-kill": target = current.rayletPID
                 default: target = nil
                 }
                 if kind != "partition" {
@@ -157,11 +162,11 @@ struct RayFaults {
                     problems.append("\(kind): executions in flight at the fault not all answered within 15 s")
                 }
                 // ...Ray brings a new piece up (the placer reports it; the feed hands its address over)...
-                if let t = waitUntil(seconds: 30, { (feed.current("b")?.event.pid ?? current.event.pid) != current.event.pid }) {
+                if let t = waitUntil(seconds: 30, { (feed.current("b")?.number ?? current.number) != current.number }) {
                     m.placed = ms(t0, t)
                     if let new = feed.current("b") {
-                        m.respawn = (new.event.time - t0Wall) * 1e3
-                        m.delivery = (new.readAtWall - new.event.time) * 1e3
+                        m.respawn = (new.reportedAt - t0Wall) * 1e3
+                        m.delivery = (new.readAt - new.reportedAt) * 1e3
                     }
                 } else {
                     problems.append("\(kind): no new piece within 30 s")
@@ -183,7 +188,7 @@ struct RayFaults {
                 measured[kind] = Measured(detect: max(before.detect, m.detect), answered: max(before.answered, m.answered),
                                           placed: max(before.placed, m.placed), firstSuccess: max(before.firstSuccess, m.firstSuccess),
                                           respawn: max(before.respawn, m.respawn), delivery: max(before.delivery, m.delivery))
-                RayCluster.writeOwnerStatus(compiled.diagnostics.hosts)
+                RayCluster.writeOwnerStatus(feed)
                 usleep(spacing)
             }
         }
@@ -191,9 +196,9 @@ struct RayFaults {
         threads.forEach { $0.join() }
         threads = []
         let hostStatus = compiled.diagnostics.hosts.first
-        RayCluster.writeOwnerStatus(compiled.diagnostics.hosts)
+        RayCluster.writeOwnerStatus(feed)
         let report = ledger.report()
-        let restarts = feed.restarts
+        let restarts = restartCounts()
         let rayRestarts = (restarts.pieces - baseline.pieces) + (restarts.keepers - baseline.keepers)
         let maxDetect = measured.values.map(\.detect).max() ?? 0
         let maxReplacement = measured.values.map(\.firstSuccess).max() ?? 0

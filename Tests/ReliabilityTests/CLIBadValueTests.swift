@@ -33,6 +33,8 @@ final class CLIBadValueTests: XCTestCase {
         ["faults", "--submitters", "0"], ["faults", "--submitters=-1"], ["faults", "--submitters", "abc"],
         ["run", "--stats", "--stats-every", "0"], ["run", "--stats", "--stats-every=-4"],
         ["describe", "echo", "--stats", "--count", "0"], ["run", "echo", "--isolated", "--workers", "0"],
+        ["cluster", "run", "--kill-piece", "b"], ["cluster", "run", "--kill-piece", "b@-1"], ["cluster", "run", "--kill-piece", "@5"],
+        ["cluster", "run", "--wait-ms=-1"], ["cluster", "run", "--count", "0"], ["cluster", "up", "--piece-port", "70000"],
     ]
 
     func testEveryBadValueGivesOneLineAndANonZeroExitWithoutATrap() throws {

@@ -1,3 +1,5 @@
+import ActorGraph
+import ActorGraphCluster
 import ActorGraphReliability
 import Foundation
 import XCTest
@@ -30,18 +32,31 @@ final class RayClusterTests: XCTestCase {
 
         let up = try NetnsRigTests.run(binary, ["cluster", "up"], seconds: 180)
         XCTAssertEqual(up.status, 0, up.output)
-        XCTAssertTrue(up.output.contains("piece b: 10.232.0.2:7100"), up.output)
+        // Port 0: the piece bound a free port and the placer reported it.
+        XCTAssertNotNil(up.output.range(of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive"#, options: .regularExpression), up.output)
 
         let status = try NetnsRigTests.run(binary, ["cluster", "status"], seconds: 60)
         XCTAssertEqual(status.status, 0, status.output)
         XCTAssertTrue(status.output.contains("raylet up"), status.output)
-        XCTAssertNotNil(status.output.range(of: #"piece b: 10\.232\.0\.2:7100 pid \d+ alive"#, options: .regularExpression), status.output)
+        XCTAssertNotNil(status.output.range(of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive, node agray-b \(keeper pid \d+\); incarnation 1, "#,
+                                            options: .regularExpression), status.output)
 
         // The owner runs in agray-a (the CLI re-runs itself there); times2 runs in the piece Ray placed on agray-b.
-        let run = try NetnsRigTests.run(binary, ["cluster", "run", "chain", "--count", "2000"], seconds: 120)
+        // Its piece is SIGKILLed after 500 executions: Ray's keeper starts another, the owner follows
+        // (PlacerFeed) and connects it with a higher epoch; later executions succeed.
+        let run = try NetnsRigTests.run(binary, ["cluster", "run", "chain", "--count", "2000", "--kill-piece", "b@500"], seconds: 120)
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("chain(5) = (5 + 1) * 2 - 3 = 9"), run.output)
         XCTAssertTrue(run.output.contains("placed by Ray on node agray-b"), run.output)
+        XCTAssertNotNil(run.output.range(of: #"first success [0-9.]+ ms after the SIGKILL: host b's piece restarted by Ray \(pid \d+, incarnation 2, "#,
+                                         options: .regularExpression), run.output)
+        XCTAssertNotNil(run.output.range(of: #"cluster run: \d+ succeeded, \d+ answered hostLost, 0 wrong; pieces: b: incarnation 2 .* piece restarts 1, keeper restarts 0"#,
+                                         options: .regularExpression), run.output)
+
+        // Status: the new incarnation, and the epoch its owner gave it (> 1).
+        let after = try NetnsRigTests.run(binary, ["cluster", "status"], seconds: 60)
+        XCTAssertNotNil(after.output.range(of: #"incarnation 2, epoch ([2-9]|\d\d+) \(owner pid \d+ gone, last written, connected, losses 1\), piece restarts 1, keeper restarts 0"#,
+                                           options: .regularExpression), after.output)
 
         // Pids of every piece and Ray process, to check that down leaves none.
         let pids = try NetnsRigTests.run("/bin/sh", ["-c", "for ns in agray-a agray-b; do ip netns pids $ns; done"], seconds: 20)
@@ -57,6 +72,60 @@ final class RayClusterTests: XCTestCase {
             XCTAssertFalse(alive, "process \(pid) of the cluster is still running")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/run/actorgraph-cluster"))
+    }
+
+    /// The library's own start: a second placer (its own Ray namespace, placing by node label) on
+    /// the cluster `cluster up` made; its piece is SIGKILLed and restarted; `stop(placer:)` leaves no piece.
+    func testPlacerFeedStartsARealPlacerAndFollowsItsRestarts() throws {
+        try Self.skipUnlessRayCanRun()
+        let binary = try CLIBadValueTests.actorgraphBinary().path
+        addTeardownBlock { _ = try? NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120) }
+        let up = try NetnsRigTests.run(binary, ["cluster", "up"], seconds: 180)
+        XCTAssertEqual(up.status, 0, up.output)
+        guard up.status == 0 else { return }
+
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-ray-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["RAY_AUTH_MODE"] = "token"
+        environment["RAY_AUTH_TOKEN_PATH"] = "/run/actorgraph-cluster/auth_token"
+        environment["RAY_USAGE_STATS_ENABLED"] = "0"
+        let feed = try PlacerFeed.start(PlacerFeed.Placer(
+            script: repository.appendingPathComponent("scripts/ray/actorgraph_placer.py").path,
+            python: environment["PYTHON"] ?? "python3", rayAddress: "10.232.0.1:6390", nodeIP: "10.232.0.1", binary: binary,
+            pieces: [PlacerFeed.Placement(host: "b", selector: .label(key: "actorgraph-host", value: "b"))],
+            eventsPath: directory.appendingPathComponent("events.jsonl").path, environment: environment,
+            launcher: ["ip", "netns", "exec", "agray-a"], rayNamespace: "actorgraph-feed-test"))
+        var stopped = false
+        defer { if !stopped { feed.stop(placer: true) } }
+        let first = try XCTUnwrap(try feed.waitForPieces(["b"], timeout: .seconds(60))["b"])
+        XCTAssertEqual(first.address.ip, "10.232.0.2", "the label actorgraph-host=b is on agray-b's node only")
+        XCTAssertNotEqual(first.address.port, 0)
+        XCTAssertEqual(first.number, 1)
+
+        kill(first.pid, SIGKILL)
+        var second: PlacerFeed.Incarnation? = nil
+        for _ in 0..<300 {
+            if let c = feed.current("b"), c.number == 2 { second = c; break }
+            usleep(20_000)
+        }
+        let restarted = try XCTUnwrap(second, "no new incarnation within 6 s of the SIGKILL")
+        XCTAssertNotEqual(restarted.pid, first.pid)
+        XCTAssertEqual(restarted.keeperPID, first.keeperPID, "the keeper restarts the piece itself")
+        XCTAssertEqual(feed.pieces.first?.pieceRestarts, 1)
+        XCTAssertNil(feed.pieces.first?.epoch, "no graph follows this feed")
+
+        XCTAssertTrue(feed.stop(placer: true))
+        stopped = true
+        usleep(200_000)
+        let alive = kill(restarted.pid, 0) == 0 && !((try? String(contentsOfFile: "/proc/\(restarted.pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
+        XCTAssertFalse(alive, "the placer's piece outlived stop(placer:)")
+
+        let down = try NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120)
+        XCTAssertEqual(down.status, 0, down.output)
+        XCTAssertEqual(Self.namespacesLeft(), [])
     }
 
     func testFaultsThroughRayAnswerEveryExecutionOnce() throws {

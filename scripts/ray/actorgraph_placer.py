@@ -2,15 +2,18 @@
 """The Ray placer of ActorGraph's pieces (issue 17).
 
 One Ray actor per piece ("keeper"), placed by a custom resource named after the piece's host
-(`actorgraph_host_<HOST>` unless given), `max_restarts=-1`. The keeper spawns the native piece
-(`BINARY piece --listen NODE_IP:PORT --host HOST`, NODE_IP the address of the Ray node it landed on),
-waits for its `piece listening on IP:PORT` line, reports the incarnation, then `waitpid`s it and starts
+(`actorgraph_host_<HOST>` unless given) or by a node label (`ray start --labels KEY=VALUE`, Ray's
+`label_selector`), `max_restarts=-1`. The keeper spawns the native piece
+(`BINARY piece --listen NODE_IP:PORT --host HOST`, NODE_IP the address of the Ray node it landed on,
+PORT 0 by default: the piece binds any free port), waits for its `piece listening on IP:PORT` line
+(the port it bound), reports the incarnation, then `waitpid`s it and starts
 a new one when it dies. The piece gets PR_SET_PDEATHSIG=SIGKILL, so it never outlives its keeper
 (actor killed, raylet gone): a restarted keeper starts from a clean port.
 
 This driver keeps one long-poll call per keeper and prints every event as one JSON line on stdout and
 appends it to --events FILE (the owner, `actorgraph cluster`, tails that file and tells the compiled
-graph where the host's piece listens now; the owner, not the placer, assigns epochs):
+graph where the host's piece listens now, through ActorGraphCluster's PlacerFeed; the owner, not
+the placer, assigns epochs):
 
   {"event": "incarnation", "host": "b", "ip": "10.232.0.2", "port": 7100, "pid": 123, "piece_incarnation": 1,
    "keeper": "3f2a…", "keeper_pid": 120, "raylet_pid": 99, "keeper_restarts": 0, "t": 1733363000.123}
@@ -19,7 +22,7 @@ graph where the host's piece listens now; the owner, not the placer, assigns epo
   {"event": "ready"}   once every piece has its first incarnation;   {"event": "down"} on the way out
 
   python3 actorgraph_placer.py --address 10.232.0.1:6390 --node-ip 10.232.0.1 \
-      --binary /path/to/actorgraph --piece b:7100 [--piece c:7100@my_resource] --events FILE
+      --binary /path/to/actorgraph --piece b [--piece c:7100@my_resource] [--piece d@actorgraph-host=d] --events FILE
 
 Runs until SIGTERM/SIGINT, then stops every keeper (its piece gets SIGTERM, then SIGKILL) and exits.
 The Ray cluster itself (ray start) is not this script's business; `actorgraph cluster up` starts one.
@@ -177,14 +180,17 @@ class PieceKeeper:
 
 
 def parse_piece(spec):
-    # HOST[:PORT][@RESOURCE]
-    resource = None
+    # HOST[:PORT][@RESOURCE | @LABEL_KEY=LABEL_VALUE]; PORT 0 (the default): any free port, reported.
+    placement = None
     if "@" in spec:
-        spec, resource = spec.split("@", 1)
+        spec, placement = spec.split("@", 1)
     host, _, port = spec.partition(":")
     if not host:
-        raise argparse.ArgumentTypeError(f"--piece must be HOST[:PORT][@RESOURCE] (got '{spec}')")
-    return host, int(port or 0), resource or f"actorgraph_host_{host}"
+        raise argparse.ArgumentTypeError(f"--piece must be HOST[:PORT][@RESOURCE|@KEY=VALUE] (got '{spec}')")
+    if placement and "=" in placement:
+        key, _, value = placement.partition("=")
+        return host, int(port or 0), {"label_selector": {key: value}}
+    return host, int(port or 0), {"resources": {placement or f"actorgraph_host_{host}": 1}}
 
 
 def main():
@@ -192,7 +198,8 @@ def main():
     parser.add_argument("--address", required=True, help="the Ray cluster (GCS) address, IP:PORT")
     parser.add_argument("--node-ip", required=True, help="this driver's node IP address (_node_ip_address)")
     parser.add_argument("--binary", required=True, help="the program that serves pieces (`BINARY piece --listen ...`)")
-    parser.add_argument("--piece", action="append", type=parse_piece, required=True, help="HOST[:PORT][@RESOURCE], repeatable")
+    parser.add_argument("--piece", action="append", type=parse_piece, required=True,
+                        help="HOST[:PORT][@RESOURCE|@KEY=VALUE] (a Ray resource, default actorgraph_host_HOST, or a node label; PORT 0 or none: any free port), repeatable")
     parser.add_argument("--events", help="append every event as a JSON line to this file too")
     parser.add_argument("--namespace", default="actorgraph")
     args = parser.parse_args()
@@ -216,8 +223,8 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     emit({"event": "placer", "pid": os.getpid(), "address": args.address, "t": time.time()})
     keepers = {}
-    for host, port, resource in args.piece:
-        keeper = PieceKeeper.options(name=f"piece-{host}", resources={resource: 1}).remote(host, port, args.binary, [])
+    for host, port, placement in args.piece:
+        keeper = PieceKeeper.options(name=f"piece-{host}", **placement).remote(host, port, args.binary, [])
         keepers[host] = {"actor": keeper, "instance": None, "index": 0, "ref": None, "seen": False}
 
     ready = False

@@ -25,6 +25,9 @@ final class PieceConnector: @unchecked Sendable {
     /// Where each host's piece may listen: ``RemoteOptions/hosts`` at first, replaced by
     /// ``setAddresses(_:forHost:)`` (e.g. a placer that restarted a piece elsewhere).
     private let addressBook: Mutex<[String: [PieceAddress]]>
+    /// Bumped by every ``setAddresses(_:forHost:)``: the connector then retries at once instead of
+    /// waiting out the back-off it took after the last failed attempt (the new piece is likely up).
+    private let addressChanges = Atomic<Int>(0)
     weak var edges: TCPEdges?
 
     init(plan: ExecutionPlan, options: CompileOptions, firstEpoch: UInt32 = 1) {
@@ -95,6 +98,7 @@ final class PieceConnector: @unchecked Sendable {
     func setAddresses(_ addresses: [PieceAddress], forHost host: String) -> Bool {
         guard hosts.names.dropFirst().contains(host) else { return false }
         addressBook.withLock { $0[host] = addresses }
+        addressChanges.add(1, ordering: .releasing)
         if let edges {
             edges.ringLossWord()
         }
@@ -125,8 +129,14 @@ final class PieceConnector: @unchecked Sendable {
     private func run() {
         var adopting = [Int](repeating: -1, count: hosts.count) // incarnations count when handed over
         var nextAttempt = [UInt64](repeating: 0, count: hosts.count)
+        var changesSeen = 0
         while !stopFlag.load(ordering: .sequentiallyConsistent) {
             guard let edges else { return }
+            let changes = addressChanges.load(ordering: .acquiring)
+            if changes != changesSeen {
+                changesSeen = changes
+                for h in nextAttempt.indices { nextAttempt[h] = 0 }
+            }
             let seen = edges.lossWord.pointee.load(ordering: .sequentiallyConsistent)
             var waiting = false
             for link in edges.links {
