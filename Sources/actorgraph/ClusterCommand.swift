@@ -227,7 +227,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 }
                 let x = 1 &+ i
                 let t0 = MonotonicClock.now()
-                let result: Result<Output, GraphError> = Result { () throws(GraphError) in try compiled.execute(x) }
+                let result: Result<Output, ExecutionError> = Result { () throws(ExecutionError) in try compiled.execute(x) }
                 switch result {
                 case .success(let y):
                     let t1 = MonotonicClock.now()
