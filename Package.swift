@@ -109,45 +109,91 @@ let package = Package(
             swiftSettings: sanitized
         ),
         // Counts calls into the C allocator for `actorgraph bench` (allocations per execution).
-        .target(name: "CMallocCounter",
-                cSettings: sanitizer == nil ? [] : [.define("ACTORGRAPH_NO_MALLOC_INTERPOSER")]),
+        .target(
+            name: "CMallocCounter",
+            cSettings: sanitizer == nil ? [] : [.define("ACTORGRAPH_NO_MALLOC_INTERPOSER")]
+        ),
         .executableTarget(
             name: "actorgraph",
             dependencies: [
-                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics", "ActorGraphReliability", "ActorGraphCluster", "CMallocCounter",
+                "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphMetrics",
+                "ActorGraphReliability", "ActorGraphCluster", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: sanitized,
             // Export the counting malloc family so shared libraries bind to it ahead of glibc's.
-            linkerSettings: [.unsafeFlags(["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
-                .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })] + sanitizedLink
+            linkerSettings: [
+                .unsafeFlags(
+                    ["malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign"]
+                        .flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] }
+                )
+            ] + sanitizedLink
         ),
         // Assertions shared by the test targets (`assertCompileError`, `assertExecutionError`).
-        .target(name: "GraphTestSupport", dependencies: ["ActorGraph"], path: "Tests/GraphTestSupport",
-                swiftSettings: sanitized),
-        .testTarget(name: "ActorGraphTests", dependencies: [
-            "ActorGraph", "ActorGraphPlatform", "GraphTestSupport",
-            .product(name: "BasicContainers", package: "swift-collections"),
-        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .target(
+            name: "GraphTestSupport",
+            dependencies: ["ActorGraph"],
+            path: "Tests/GraphTestSupport",
+            swiftSettings: sanitized
+        ),
+        .testTarget(
+            name: "ActorGraphTests",
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform", "GraphTestSupport",
+                .product(name: "BasicContainers", package: "swift-collections"),
+            ],
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
         // Isolated workers: graphs shared by the tests and the worker executable the tests spawn
         // (inside XCTest, /proc/self/exe is the test runner, which knows no graphs).
-        .target(name: "IsolationFixtures", dependencies: ["ActorGraph"], path: "Tests/IsolationFixtures",
-                swiftSettings: sanitized),
-        .executableTarget(name: "actorgraph-isolation-fixture", dependencies: ["ActorGraph", "IsolationFixtures"],
-                          path: "Tests/IsolationFixtureMain", swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "IsolationTests",
-                    dependencies: ["ActorGraph", "ActorGraphPlatform", "IsolationFixtures", "GraphTestSupport",
-                                   .product(name: "BasicContainers", package: "swift-collections")],
-                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "ExampleGraphsTests", dependencies: ["ActorGraphExamples", "ActorGraph"],
-                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .target(
+            name: "IsolationFixtures",
+            dependencies: ["ActorGraph"],
+            path: "Tests/IsolationFixtures",
+            swiftSettings: sanitized
+        ),
+        .executableTarget(
+            name: "actorgraph-isolation-fixture",
+            dependencies: ["ActorGraph", "IsolationFixtures"],
+            path: "Tests/IsolationFixtureMain",
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
+        .testTarget(
+            name: "IsolationTests",
+            dependencies: [
+                "ActorGraph", "ActorGraphPlatform", "IsolationFixtures", "GraphTestSupport",
+                .product(name: "BasicContainers", package: "swift-collections"),
+            ],
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
+        .testTarget(
+            name: "ExampleGraphsTests",
+            dependencies: ["ActorGraphExamples", "ActorGraph"],
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
         // The metrics export and the `actorgraph serve` process (scraped over HTTP, stopped by signals).
-        .testTarget(name: "ServiceTests", dependencies: [
-            "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
-            .product(name: "CoreMetrics", package: "swift-metrics"),
-        ], swiftSettings: sanitized, linkerSettings: sanitizedLink),
-        .testTarget(name: "ReliabilityTests", dependencies: ["ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite", "ActorGraphCluster"],
-                    swiftSettings: sanitized, linkerSettings: sanitizedLink),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "ActorGraphMetrics", "ActorGraph", "ActorGraphPlatform", "ActorGraphExamples",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "ActorGraphReliability", "ActorGraph", "ActorGraphExamples", "ActorGraphBenchSuite",
+                "ActorGraphCluster",
+            ],
+            swiftSettings: sanitized,
+            linkerSettings: sanitizedLink
+        ),
     ]
 )

@@ -39,10 +39,16 @@ public struct ExampleRunOptions: Sendable {
     public var progressDelay: Duration
 
     /// Creates options; the defaults run one compiled execution of the example's default input.
-    public init(count: Int = 1, input: String? = nil, compileOptions: CompileOptions = CompileOptions(),
-                mode: ExampleExecutionMode = .compiled, resultLimit: Int = 5,
-                progressThreshold: Int = 1_000, progressDelay: Duration = .milliseconds(500),
-                progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        count: Int = 1,
+        input: String? = nil,
+        compileOptions: CompileOptions = CompileOptions(),
+        mode: ExampleExecutionMode = .compiled,
+        resultLimit: Int = 5,
+        progressThreshold: Int = 1_000,
+        progressDelay: Duration = .milliseconds(500),
+        progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.count = count
         self.input = input
         self.compileOptions = compileOptions
@@ -75,9 +81,16 @@ public struct ExampleRunReport: Sendable {
     public var statisticsDOT: String?
 
     /// A report from its parts; `executions` defaults to the number of latencies.
-    public init(lines: [String] = [], latenciesNanoseconds: [UInt64] = [], notes: [String] = [],
-                executions: Int? = nil, omittedExecutions: Int = 0, elapsedNanoseconds: UInt64 = 0,
-                statistics: GraphStatistics? = nil, statisticsDOT: String? = nil) {
+    public init(
+        lines: [String] = [],
+        latenciesNanoseconds: [UInt64] = [],
+        notes: [String] = [],
+        executions: Int? = nil,
+        omittedExecutions: Int = 0,
+        elapsedNanoseconds: UInt64 = 0,
+        statistics: GraphStatistics? = nil,
+        statisticsDOT: String? = nil
+    ) {
         self.lines = lines
         self.latenciesNanoseconds = latenciesNanoseconds
         self.notes = notes
@@ -108,9 +121,14 @@ public struct ExampleGraph: Sendable {
     public let describe: @Sendable (CompileOptions) throws -> String
 
     /// A catalog entry from its parts.
-    public init(name: String, summary: String, inputHelp: String = "", defaultCount: Int = 1,
-                run: @escaping @Sendable (ExampleRunOptions) async throws -> ExampleRunReport,
-                describe: @escaping @Sendable (CompileOptions) throws -> String) {
+    public init(
+        name: String,
+        summary: String,
+        inputHelp: String = "",
+        defaultCount: Int = 1,
+        run: @escaping @Sendable (ExampleRunOptions) async throws -> ExampleRunReport,
+        describe: @escaping @Sendable (CompileOptions) throws -> String
+    ) {
         self.name = name
         self.summary = summary
         self.inputHelp = inputHelp
@@ -222,7 +240,12 @@ public struct LatencySummary: Sendable, Equatable {
         let sorted = samples.sorted()
         count = sorted.count
         guard !sorted.isEmpty else {
-            min = 0; p50 = 0; p99 = 0; p999 = 0; max = 0; mean = 0
+            min = 0
+            p50 = 0
+            p99 = 0
+            p999 = 0
+            max = 0
+            mean = 0
             return
         }
         func percentile(_ p: Double) -> UInt64 {

@@ -45,13 +45,17 @@ public enum ChainExample {
         run: { options in
             let base = try ExampleInputError.parseInt(options.input, example: "chain", default: 1)
             return try await ExampleDriver.run(
-                graph(), example: "chain", options: options,
+                graph(),
+                example: "chain",
+                options: options,
                 input: { base &+ $0 },
-                format: { x, y in ["chain(\(x)) = (\(x) + 1) * 2 - 3 = \(y)"] })
+                format: { x, y in ["chain(\(x)) = (\(x) + 1) * 2 - 3 = \(y)"] }
+            )
         },
         describe: { options in
             let compiled = try graph().compile(options)
             defer { compiled.shutdown() }
             return compiled.dot()
-        })
+        }
+    )
 }

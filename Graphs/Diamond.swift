@@ -60,7 +60,9 @@ public struct DiamondResult: Sendable, Equatable {
 /// threads. Once the graph is shut down, `stats.withState { $0 }` reads the final state.
 public enum DiamondExample {
     /// Builds the diamond around `stats` (an actor is bound to one running compiled graph at a time).
-    public static func graph(stats: ActorRef<RunningStats> = ActorRef(RunningStats(), name: "stats")) -> Graph<Int, DiamondResult> {
+    public static func graph(
+        stats: ActorRef<RunningStats> = ActorRef(RunningStats(), name: "stats")
+    ) -> Graph<Int, DiamondResult> {
         Graph(input: Int.self) { x in
             let square = x.then(name: "square") { $0 &* $0 }
             let record = x.then(stats, name: "record") { state, v in
@@ -83,16 +85,22 @@ public enum DiamondExample {
             let base = try ExampleInputError.parseInt(options.input, example: "diamond", default: 1)
             let stats = ActorRef(RunningStats(), name: "stats")
             return try await ExampleDriver.run(
-                graph(stats: stats), example: "diamond", options: options,
+                graph(stats: stats),
+                example: "diamond",
+                options: options,
                 input: { base &+ $0 },
                 format: { x, r in
-                    ["diamond(\(x)) = \(x)² + (2·\(x) + 1) = \(r.value)   [stats seen \(r.seen), running mean \(r.runningMean)]"]
+                    [
+                        "diamond(\(x)) = \(x)² + (2·\(x) + 1) = \(r.value)   [stats seen \(r.seen), running mean \(r.runningMean)]"
+                    ]
                 },
-                finally: { [try "stats actor final state: " + stats.withState { $0.summary }] })
+                finally: { [try "stats actor final state: " + stats.withState { $0.summary }] }
+            )
         },
         describe: { options in
             let compiled = try graph().compile(options)
             defer { compiled.shutdown() }
             return compiled.dot()
-        })
+        }
+    )
 }

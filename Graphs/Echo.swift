@@ -25,13 +25,17 @@ public enum EchoExample {
         run: { options in
             let base = try ExampleInputError.parseInt(options.input, example: "echo", default: 1)
             return try await ExampleDriver.run(
-                graph(), example: "echo", options: options,
+                graph(),
+                example: "echo",
+                options: options,
                 input: { base &+ $0 },
-                format: { x, y in ["echo(\(x)) = \(y)"] })
+                format: { x, y in ["echo(\(x)) = \(y)"] }
+            )
         },
         describe: { options in
             let compiled = try graph().compile(options)
             defer { compiled.shutdown() }
             return compiled.dot()
-        })
+        }
+    )
 }

@@ -17,7 +17,11 @@ public enum ExampleDriver {
         finally: () throws -> [String] = { [] }
     ) async throws -> ExampleRunReport {
         guard options.count >= 1 else {
-            throw ExampleInputError(example: example, input: String(options.count), reason: "--count must be at least 1")
+            throw ExampleInputError(
+                example: example,
+                input: String(options.count),
+                reason: "--count must be at least 1"
+            )
         }
         var recorder = RunRecorder(example: example, options: options, format: format)
         var notes: [String] = []
@@ -37,10 +41,14 @@ public enum ExampleDriver {
             let cpus = compiled.effectiveCPUs
             notes.append("effective CPUs: \(cpus)")
             if Double(compiled.workerCount + 1) > cpus.cpus {
-                notes.append("warning: \(compiled.workerCount) worker(s) + the calling thread want more than the "
-                    + "\(CgroupCPU.formatCPUs(cpus.cpus)) effective CPU(s): oversubscribed, so idle threads "
-                    + (cpus.isQuotaLimited ? "take turns or park to stay under the CPU quota" : "yield to each other")
-                    + " (wait strategy \(compiled.waitStrategy))" + (compiled.workerCount > 1 ? "; fewer --workers is faster" : ""))
+                notes.append(
+                    "warning: \(compiled.workerCount) worker(s) + the calling thread want more than the "
+                        + "\(CgroupCPU.formatCPUs(cpus.cpus)) effective CPU(s): oversubscribed, so idle threads "
+                        + (cpus.isQuotaLimited
+                            ? "take turns or park to stay under the CPU quota" : "yield to each other")
+                        + " (wait strategy \(compiled.waitStrategy))"
+                        + (compiled.workerCount > 1 ? "; fewer --workers is faster" : "")
+                )
             }
         case .pipelined:
             let compiled = try graph.compile(options.compileOptions)
@@ -71,20 +79,28 @@ public enum ExampleDriver {
         let elapsed = MonotonicClock.now() &- start
         notes.append(contentsOf: try finally())
         return ExampleRunReport(
-            lines: recorder.lines, latenciesNanoseconds: recorder.latencies, notes: notes,
-            executions: options.count, omittedExecutions: max(0, options.count - options.resultLimit),
-            elapsedNanoseconds: elapsed, statistics: statistics, statisticsDOT: statisticsDOT)
+            lines: recorder.lines,
+            latenciesNanoseconds: recorder.latencies,
+            notes: notes,
+            executions: options.count,
+            omittedExecutions: max(0, options.count - options.resultLimit),
+            elapsedNanoseconds: elapsed,
+            statistics: statistics,
+            statisticsDOT: statisticsDOT
+        )
     }
 
     /// One line on where the compiled graph runs.
     public static func describePlacement<Input, Output>(_ compiled: CompiledGraph<Input, Output>) -> String {
         let segments = compiled.segments.map { "w\($0.worker)[\($0.nodes.joined(separator: "→"))]" }
         let park = Set(compiled.diagnostics.parkMechanisms).sorted().joined(separator: "/")
-        var line = "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
+        var line =
+            "path: compiled, \(compiled.workerCount) worker(s), \(compiled.channelCount) channel(s), "
             + "capacity \(compiled.capacity), segments \(segments.joined(separator: " ")), park: \(park.isEmpty ? "n/a" : park)"
         if case .processes = compiled.isolation {
             let pids = compiled.isolationStatistics.workerProcessIDs.map(String.init).joined(separator: ", ")
-            line += "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
+            line +=
+                "\nisolation: each worker is a child process (pid \(pids)) over the shared memfd region; "
                 + "stage and actor state live in the workers (an actor read here shows its state before the run)"
         }
         return line
@@ -93,7 +109,10 @@ public enum ExampleDriver {
     /// Submit ahead, wait behind: the pending executions live in a `UniqueArray` used as a ring of
     /// `window` entries (a `PendingExecution` is noncopyable: one owner, one result).
     static func runPipelined<Input, Output>(
-        _ count: Int, window: Int, compiled: CompiledGraph<Input, Output>, input: (Int) -> Input,
+        _ count: Int,
+        window: Int,
+        compiled: CompiledGraph<Input, Output>,
+        input: (Int) -> Input,
         recorder: inout RunRecorder<Input, Output>
     ) throws(ExecutionError) {
         var pending = UniqueArray<PendingExecution<Output>>(minimumCapacity: window)
@@ -128,7 +147,9 @@ public enum ExampleDriver {
     /// The blocking loop (compiled and sequential paths): a synchronous function, so `execute`
     /// resolves to the blocking overload and nothing but the call sits between the two clock reads.
     static func runBlocking<Input, Output>(
-        _ count: Int, input: (Int) -> Input, recorder: inout RunRecorder<Input, Output>,
+        _ count: Int,
+        input: (Int) -> Input,
+        recorder: inout RunRecorder<Input, Output>,
         execute: (Input) throws(ExecutionError) -> Output
     ) throws(ExecutionError) {
         for i in 0..<count {
@@ -159,7 +180,8 @@ struct RunRecorder<Input, Output> {
         resultLimit = options.resultLimit
         progressStep = options.count >= options.progressThreshold ? max(1, options.count / 10) : Int.max
         progress = options.progress
-        progressDelay = UInt64(max(0, options.progressDelay.components.seconds)) * 1_000_000_000
+        progressDelay =
+            UInt64(max(0, options.progressDelay.components.seconds)) * 1_000_000_000
             + UInt64(max(0, options.progressDelay.components.attoseconds) / 1_000_000_000)
         start = MonotonicClock.now()
         self.format = format

@@ -16,10 +16,8 @@ all_files() {
         -not -path '*/.build/*' -not -path '*/.build-*/*' -not -path '*/.swiftpm/*' | LC_ALL=C sort
 }
 
-# Until the tree-wide `--apply` (held back while other branches are open: it would conflict with all of
-# them), the default check covers only the files listed below, already formatted. After it, set this to
-# true and the default check covers every file.
-whole_tree_formatted=false
+# The tree is formatted: the default check covers every file (false: only the files listed below).
+whole_tree_formatted=true
 checked_files() {
     if $whole_tree_formatted; then all_files; return; fi
     printf '%s\n' \

@@ -15,8 +15,12 @@ public struct BenchOptions: Sendable {
     public var allocationCounter: AllocationCounter?
 
     /// Creates options; the defaults run every case in full mode into `bench-results`, allocations uncounted.
-    public init(quick: Bool = false, outputDirectory: String = "bench-results", cases: [String] = [],
-                allocationCounter: AllocationCounter? = nil) {
+    public init(
+        quick: Bool = false,
+        outputDirectory: String = "bench-results",
+        cases: [String] = [],
+        allocationCounter: AllocationCounter? = nil
+    ) {
         self.quick = quick
         self.outputDirectory = outputDirectory
         self.cases = cases
@@ -226,8 +230,11 @@ public enum BenchSuite {
     /// Keep it in step with the names `run` asks `includes` about.
     public static func caseNames(quick: Bool = false) -> [String] {
         let budget = quick ? Budget.quick : Budget.full
-        let paced = budget.pacedPeriodsMicroseconds.flatMap { period in ["echo", "chain3"].map { "paced.\($0).\(period)us" } }
-        let names = LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
+        let paced = budget.pacedPeriodsMicroseconds.flatMap { period in
+            ["echo", "chain3"].map { "paced.\($0).\(period)us" }
+        }
+        let names =
+            LatencyCase.all.map(\.name) + pipelinedCases.map(\.name) + ["pipelined"] + paced
             + ["paced", "recovery", "stats"] + ContendedCases.names + ["contended"] + ServiceCases.names
             + RemoteCases.names
         var seen = Set<String>()
@@ -257,7 +264,9 @@ public enum BenchSuite {
     /// and prints the `summary:` line last. Throws before measuring anything when a selector in
     /// ``BenchOptions/cases`` selects nothing (see ``caseSelectionError(_:quick:)``).
     public static func run(_ options: BenchOptions) async throws -> BenchReport {
-        if let message = caseSelectionError(options.cases, quick: options.quick) { throw BenchFailure(description: message) }
+        if let message = caseSelectionError(options.cases, quick: options.quick) {
+            throw BenchFailure(description: message)
+        }
         let started = MonotonicClock.now()
         var wallClock = timespec()
         clock_gettime(CLOCK_REALTIME, &wallClock)
@@ -279,19 +288,26 @@ public enum BenchSuite {
                 counter = nil
             }
         } else {
-            allocationMethod = "none: no allocation counter given; allocations per execution not measured (mallinfo2 sees net bytes only)"
+            allocationMethod =
+                "none: no allocation counter given; allocations per execution not measured (mallinfo2 sees net bytes only)"
         }
 
         let busyBefore = busyCPUs(overMilliseconds: 250)
         let context = RunContext(budget: budget, counter: counter, callerCPU: callerCPU)
         let machine = machineInfo(allowed: allowed)
-        say("actorgraph bench (\(options.quick ? "quick" : "full")): \(machine.cpuModel), \(allowed.count) CPUs allowed \(allowed), kernel \(machine.kernel)")
+        say(
+            "actorgraph bench (\(options.quick ? "quick" : "full")): \(machine.cpuModel), \(allowed.count) CPUs allowed \(allowed), kernel \(machine.kernel)"
+        )
         say("effective CPUs: \(machine.effectiveCPUs)")
-        say("compiled graphs: \(workers) pinned worker(s) on the highest CPU(s) + the measuring thread pinned to CPU \(callerCPU.map(String.init) ?? "none")")
+        say(
+            "compiled graphs: \(workers) pinned worker(s) on the highest CPU(s) + the measuring thread pinned to CPU \(callerCPU.map(String.init) ?? "none")"
+        )
         say("allocations: \(allocationMethod)")
         say("other load before the run: \(fmt(busyBefore, 2)) of \(CPU.onlineCount) CPUs busy")
         if busyBefore >= 0.25 {
-            say("WARNING: other processes keep \(fmt(busyBefore, 2)) CPUs busy: they compete for the cores, latencies will be inflated")
+            say(
+                "WARNING: other processes keep \(fmt(busyBefore, 2)) CPUs busy: they compete for the cores, latencies will be inflated"
+            )
         }
         let clockRead = Measure.clockOverhead(iterations: 100_000)
         say("clock read (vDSO clock_gettime): \(clockRead) ns, included in every latency sample")
@@ -314,26 +330,54 @@ public enum BenchSuite {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: capacity))
             defer { graph.shutdown() }
             let r = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
-                try Measure.pipelinedCompiled(graph, window: window, executions: budget.pipelinedExecutions,
-                                              rounds: budget.pipelinedRounds, batch: batch, exclusive: exclusive, counter: counter)
+                try Measure.pipelinedCompiled(
+                    graph,
+                    window: window,
+                    executions: budget.pipelinedExecutions,
+                    rounds: budget.pipelinedRounds,
+                    batch: batch,
+                    exclusive: exclusive,
+                    counter: counter
+                )
             }
-            let t = ThroughputResult(name: name, path: "compiled", window: window, rounds: r.perSecond,
-                                     perSecond: median(r.perSecond), allocationsPerExecution: r.allocationsPerExecution)
+            let t = ThroughputResult(
+                name: name,
+                path: "compiled",
+                window: window,
+                rounds: r.perSecond,
+                perSecond: median(r.perSecond),
+                allocationsPerExecution: r.allocationsPerExecution
+            )
             throughput.append(t)
-            say("  \(pad(name, 17)) compiled    \(fmtRate(t.perSecond)) exec/s (window \(window), rounds \(t.rounds.map(fmtRate).joined(separator: " ")))")
+            say(
+                "  \(pad(name, 17)) compiled    \(fmtRate(t.perSecond)) exec/s (window \(window), rounds \(t.rounds.map(fmtRate).joined(separator: " ")))"
+            )
         }
         for period in budget.pacedPeriodsMicroseconds {
-            for (shape, graphOf) in [("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) })] {
+            for (shape, graphOf) in [
+                ("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) }),
+            ] {
                 let name = "paced.\(shape).\(period)us"
                 guard options.includes(name) || options.includes("paced") else { continue }
                 let graph = try graphOf().compile(CompileOptions())
                 defer { graph.shutdown() }
                 let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
-                    try Measure.pacedCompiled(graph, input: 7, periodNanoseconds: UInt64(period) * 1_000,
-                                              iterations: budget.pacedCompiled / max(1, period / 10))
+                    try Measure.pacedCompiled(
+                        graph,
+                        input: 7,
+                        periodNanoseconds: UInt64(period) * 1_000,
+                        iterations: budget.pacedCompiled / max(1, period / 10)
+                    )
                 }
-                let r = PathResult(name: name, path: "compiled", payloadBytes: 8, stats: m.stats, placement: "automatic",
-                                   workers: graph.workerCount, segments: graph.segments.count)
+                let r = PathResult(
+                    name: name,
+                    path: "compiled",
+                    payloadBytes: 8,
+                    stats: m.stats,
+                    placement: "automatic",
+                    workers: graph.workerCount,
+                    segments: graph.segments.count
+                )
                 paced.append(r)
                 progress(r, extra: "parks \(graph.diagnostics.parkCounts.reduce(0, +))")
             }
@@ -345,47 +389,87 @@ public enum BenchSuite {
         if options.includes("recovery") || options.includes("echo.process") {
             for standby in [false, true] {
                 // Every kill is a restart: allow all of them (the default policy fails the graph after 10 a minute).
-                let restarts = RestartPolicy(maxRestarts: (options.quick ? 5 : budget.recoveryKills) + 1, window: .seconds(60))
-                let compileOptions = CompileOptions(isolation: .processes(ProcessOptions(restartPolicy: restarts, standbyWorkers: standby)))
+                let restarts = RestartPolicy(
+                    maxRestarts: (options.quick ? 5 : budget.recoveryKills) + 1,
+                    window: .seconds(60)
+                )
+                let compileOptions = CompileOptions(
+                    isolation: .processes(ProcessOptions(restartPolicy: restarts, standbyWorkers: standby))
+                )
                 let graph = try BenchGraphs.echo(UInt64.self).compile(compileOptions)
                 defer { graph.shutdown() }
                 let kills = options.quick ? 5 : budget.recoveryKills
-                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) { try Measure.recovery(graph, kills: kills, standby: standby) }
-                let r = PathResult(name: standby ? "recovery.standby" : "recovery.echo.process", path: "compiled", payloadBytes: 8,
-                                   stats: m.stats, placement: standby ? "automatic, worker process, standby" : "automatic, worker process",
-                                   workers: graph.workerCount)
+                let m = try onPinnedThread(name: "ag-bench", cpu: callerCPU) {
+                    try Measure.recovery(graph, kills: kills, standby: standby)
+                }
+                let r = PathResult(
+                    name: standby ? "recovery.standby" : "recovery.echo.process",
+                    path: "compiled",
+                    payloadBytes: 8,
+                    stats: m.stats,
+                    placement: standby ? "automatic, worker process, standby" : "automatic, worker process",
+                    workers: graph.workerCount
+                )
                 if standby { recoveryStandby = r } else { recovery = r }
                 let stats = graph.isolationStatistics
-                progress(r, extra: "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts"
-                    + (standby ? " (\(stats.standbyActivations) by activating a standby)" : "")
-                    + "; death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))")
+                progress(
+                    r,
+                    extra:
+                        "SIGKILL of the worker to the next successful execution, \(kills) kills, \(stats.restarts) restarts"
+                        + (standby ? " (\(stats.standbyActivations) by activating a standby)" : "")
+                        + "; death seen to replacement ready: worst \(fmtNs(stats.maxRecoveryNanoseconds))"
+                )
             }
         }
         let peakAfterCompiled = MemoryStats.peakRSSBytes()
 
         // 2. Physical limit (the compiled graphs are shut down: only these two threads spin now).
-        say("physical limit: cache-line ping-pong between CPUs \(pingPongCPUs.0.map(String.init) ?? "-") and \(pingPongCPUs.1.map(String.init) ?? "-")")
-        let pp = try Measure.pingPong(cpus: pingPongCPUs, warmup: budget.pingPong / 10, iterations: budget.pingPong, pause: false)
+        say(
+            "physical limit: cache-line ping-pong between CPUs \(pingPongCPUs.0.map(String.init) ?? "-") and \(pingPongCPUs.1.map(String.init) ?? "-")"
+        )
+        let pp = try Measure.pingPong(
+            cpus: pingPongCPUs,
+            warmup: budget.pingPong / 10,
+            iterations: budget.pingPong,
+            pause: false
+        )
         let pingPong = PathResult(name: "pingpong", path: "pingpong", payloadBytes: 8, stats: pp.stats)
         progress(pingPong, extra: "plain spin")
-        let ppPause = try Measure.pingPong(cpus: pingPongCPUs, warmup: budget.pingPong / 10, iterations: budget.pingPong, pause: true)
+        let ppPause = try Measure.pingPong(
+            cpus: pingPongCPUs,
+            warmup: budget.pingPong / 10,
+            iterations: budget.pingPong,
+            pause: true
+        )
         let pingPongPause = PathResult(name: "pingpong.pause", path: "pingpong", payloadBytes: 8, stats: ppPause.stats)
         progress(pingPongPause, extra: "spin with pause")
 
         // 2b. The headline ratio from alternating short rounds of echo and ping-pong.
-        let interleaved = try measureInterleaved(rounds: options.quick ? 4 : 8, samples: options.quick ? 50_000 : 250_000,
-                                                 callerCPU: callerCPU, pingPongCPUs: pingPongCPUs)
-        say("  interleaved       echo p50 \(fmtNs(interleaved.echo.p50)) p99 \(fmtNs(interleaved.echo.p99))  ping-pong p50 \(fmtNs(interleaved.pingPong.p50)) p99 \(fmtNs(interleaved.pingPong.p99))  (\(interleaved.rounds) alternating rounds; per-round p50 ratios \(interleaved.roundP50Ratios.map { fmt($0, 2) }.joined(separator: " ")))")
+        let interleaved = try measureInterleaved(
+            rounds: options.quick ? 4 : 8,
+            samples: options.quick ? 50_000 : 250_000,
+            callerCPU: callerCPU,
+            pingPongCPUs: pingPongCPUs
+        )
+        say(
+            "  interleaved       echo p50 \(fmtNs(interleaved.echo.p50)) p99 \(fmtNs(interleaved.echo.p99))  ping-pong p50 \(fmtNs(interleaved.pingPong.p50)) p99 \(fmtNs(interleaved.pingPong.p99))  (\(interleaved.rounds) alternating rounds; per-round p50 ratios \(interleaved.roundP50Ratios.map { fmt($0, 2) }.joined(separator: " ")))"
+        )
 
         // 2c. What statistics cost: echo with them off and on, alternating rounds of the same run.
         var statisticsOverhead: StatisticsOverhead? = nil
         if options.includes("stats") || options.includes("echo") {
-            let o = try measureStatisticsOverhead(rounds: options.quick ? 4 : 8, samples: options.quick ? 50_000 : 250_000,
-                                                  callerCPU: callerCPU, counter: counter)
+            let o = try measureStatisticsOverhead(
+                rounds: options.quick ? 4 : 8,
+                samples: options.quick ? 50_000 : 250_000,
+                callerCPU: callerCPU,
+                counter: counter
+            )
             statisticsOverhead = o
-            say("  echo.stats        statistics off p50 \(fmtNs(o.off.p50)) p99 \(fmtNs(o.off.p99))  on (1/16) p50 \(fmtNs(o.on.p50)) p99 \(fmtNs(o.on.p99))  on/off p50 \(fmt(o.p50Ratio, 3)) p99 \(fmt(o.p99Ratio, 3))"
-                + (o.allocationsPerExecutionOn.map { "  allocs/exec on \(fmt($0, 2))" } ?? "")
-                + "  (stage p50 seen by the statistics \(fmtNs(o.echoStageP50Nanoseconds)); \(o.rounds) alternating rounds)")
+            say(
+                "  echo.stats        statistics off p50 \(fmtNs(o.off.p50)) p99 \(fmtNs(o.off.p99))  on (1/16) p50 \(fmtNs(o.on.p50)) p99 \(fmtNs(o.on.p99))  on/off p50 \(fmt(o.p50Ratio, 3)) p99 \(fmt(o.p99Ratio, 3))"
+                    + (o.allocationsPerExecutionOn.map { "  allocs/exec on \(fmt($0, 2))" } ?? "")
+                    + "  (stage p50 seen by the statistics \(fmtNs(o.echoStageP50Nanoseconds)); \(o.rounds) alternating rounds)"
+            )
         }
 
         // 3. Sequential path.
@@ -410,21 +494,35 @@ public enum BenchSuite {
             _ = try await Measure.pipelinedDynamic(dynamic, window: window, executions: budget.dynamicPipelined / 10)
             var rounds: [Double] = []
             for _ in 0..<budget.pipelinedRounds {
-                rounds.append(try await Measure.pipelinedDynamic(dynamic, window: window, executions: budget.dynamicPipelined))
+                rounds.append(
+                    try await Measure.pipelinedDynamic(dynamic, window: window, executions: budget.dynamicPipelined)
+                )
             }
-            let t = ThroughputResult(name: "chain3.pipelined", path: "dynamic", window: window, rounds: rounds,
-                                     perSecond: median(rounds), allocationsPerExecution: nil)
+            let t = ThroughputResult(
+                name: "chain3.pipelined",
+                path: "dynamic",
+                window: window,
+                rounds: rounds,
+                perSecond: median(rounds),
+                allocationsPerExecution: nil
+            )
             throughput.append(t)
             say("  chain3.pipelined  dynamic     \(fmtRate(t.perSecond)) exec/s (window \(window), task group)")
         }
         for period in budget.pacedPeriodsMicroseconds {
-            for (shape, graphOf) in [("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) })] {
+            for (shape, graphOf) in [
+                ("echo", { BenchGraphs.echo(UInt64.self) }), ("chain3", { BenchGraphs.chain(3, UInt64.self) }),
+            ] {
                 let name = "paced.\(shape).\(period)us"
                 guard options.includes(name) || options.includes("paced") else { continue }
                 let dynamic = try graphOf().dynamic()
                 defer { dynamic.shutdown() }
-                let m = try await Measure.pacedDynamic(dynamic, input: 7, periodNanoseconds: UInt64(period) * 1_000,
-                                                       iterations: budget.pacedDynamic / max(1, period / 10))
+                let m = try await Measure.pacedDynamic(
+                    dynamic,
+                    input: 7,
+                    periodNanoseconds: UInt64(period) * 1_000,
+                    iterations: budget.pacedDynamic / max(1, period / 10)
+                )
                 let r = PathResult(name: name, path: "dynamic", payloadBytes: 8, stats: m.stats)
                 paced.append(r)
                 progress(r)
@@ -453,11 +551,14 @@ public enum BenchSuite {
             return d / c
         }
         let echo = latency.first { $0.name == "echo" && $0.path == "compiled" }
-        let compiledAllocations = (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
-            + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
-            + [statisticsOverhead?.allocationsPerExecutionOn].compactMap { $0 })
+        let compiledAllocations =
+            (latency.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
+                + throughput.filter { $0.path == "compiled" }.compactMap(\.allocationsPerExecution)
+                + [statisticsOverhead?.allocationsPerExecutionOn].compactMap { $0 })
         if let echo {
-            say("echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases")
+            say(
+                "echo / ping-pong p50: \(fmt(Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)), 2)) interleaved (summary), \(fmt(Double(echo.stats.p50) / Double(max(1, pingPong.stats.p50)), 2)) from the separate phases"
+            )
         }
         var summary = BenchSummary(
             echoP50RatioToPingPong: Double(interleaved.echo.p50) / Double(max(1, interleaved.pingPong.p50)),
@@ -465,15 +566,18 @@ public enum BenchSuite {
             compiledVsDynamicEcho: speedup("echo"),
             compiledVsDynamicChain3: speedup("chain3"),
             compiledVsDynamicDiamond: speedup("diamond"),
-            chain3ThroughputPerSecond: throughput.first { $0.name == "chain3.pipelined" && $0.path == "compiled" }?.perSecond ?? .nan,
+            chain3ThroughputPerSecond: throughput.first { $0.name == "chain3.pipelined" && $0.path == "compiled" }?
+                .perSecond ?? .nan,
             allocationsPerExecution: compiledAllocations.isEmpty ? .nan : compiledAllocations.max()!,
             chain3BatchThroughputPerSecond: throughput.first { $0.name == "chain3.batch" }?.perSecond ?? .nan,
             echo64kCompiledOverDynamic: ratio("echo.64KiB", "compiled", over: "dynamic"),
             echo64kCompiledOverSequential: ratio("echo.64KiB", "compiled", over: "sequential"),
             echoProcessOverThread: {
-                guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0 else { return .nan }
+                guard let process = p50("echo.process", "compiled"), let thread = p50("echo", "compiled"), thread > 0
+                else { return .nan }
                 return process / thread
-            }())
+            }()
+        )
         if let d = contended?.oversubscribedDiamond {
             summary.oversubscribedDiamondP50 = Double(d.stats.p50)
             summary.oversubscribedDiamondPerSecond = d.stats.throughputPerSecond
@@ -482,7 +586,9 @@ public enum BenchSuite {
         if let service { summary.addService(service) }
         if let remote {
             // The rig's path when it ran, else loopback: both ends of each ratio from the same path.
-            let path = remote.results.contains { $0.path == "netns-veth" && $0.name == "remote.echo" } ? "netns-veth" : "loopback"
+            let path =
+                remote.results.contains { $0.path == "netns-veth" && $0.name == "remote.echo" }
+                ? "netns-veth" : "loopback"
             let tcp = remote.results.first { $0.name == "remote.tcp_pingpong" && $0.path == path }
             let echo = remote.results.first { $0.name == "remote.echo" && $0.path == path }
             if let tcp, let echo, tcp.p50 > 0, tcp.p99 > 0 {
@@ -495,15 +601,31 @@ public enum BenchSuite {
         }
 
         var report = BenchReport(
-            mode: options.quick ? "quick" : "full", startedAtUnixSeconds: Int(wallClock.tv_sec),
-            durationSeconds: Double(MonotonicClock.now() &- started) / 1e9, machine: machine,
-            compiledWorkers: workers, callerCPU: callerCPU, clockReadNanoseconds: clockRead,
+            mode: options.quick ? "quick" : "full",
+            startedAtUnixSeconds: Int(wallClock.tv_sec),
+            durationSeconds: Double(MonotonicClock.now() &- started) / 1e9,
+            machine: machine,
+            compiledWorkers: workers,
+            callerCPU: callerCPU,
+            clockReadNanoseconds: clockRead,
             busyCPUsBeforeRun: busyBefore,
-            allocationMethod: allocationMethod, pingPong: pingPong, interleaved: interleaved, pingPongPause: pingPongPause,
-            latency: latency, paced: paced, throughput: throughput,
-            peakRSSBytesAfterCompiled: peakAfterCompiled, peakRSSBytes: MemoryStats.peakRSSBytes(), recovery: recovery,
-            recoveryStandby: recoveryStandby, contended: contended,
-            summary: summary, files: [], statisticsOverhead: statisticsOverhead, service: service)
+            allocationMethod: allocationMethod,
+            pingPong: pingPong,
+            interleaved: interleaved,
+            pingPongPause: pingPongPause,
+            latency: latency,
+            paced: paced,
+            throughput: throughput,
+            peakRSSBytesAfterCompiled: peakAfterCompiled,
+            peakRSSBytes: MemoryStats.peakRSSBytes(),
+            recovery: recovery,
+            recoveryStandby: recoveryStandby,
+            contended: contended,
+            summary: summary,
+            files: [],
+            statisticsOverhead: statisticsOverhead,
+            service: service
+        )
         report.remote = remote
         print("")
         print(ReportWriter.table(report))
@@ -515,10 +637,18 @@ public enum BenchSuite {
 
     /// `rounds` alternating rounds of compiled `echo` (a fresh compile each round, shut down before
     /// the ping-pong so no worker competes) and the ping-pong, `samples` each.
-    static func measureInterleaved(rounds: Int, samples: Int, callerCPU: Int?, pingPongCPUs: (Int?, Int?)) throws -> InterleavedRatio {
+    static func measureInterleaved(
+        rounds: Int,
+        samples: Int,
+        callerCPU: Int?,
+        pingPongCPUs: (Int?, Int?)
+    ) throws -> InterleavedRatio {
         var echo = makeLatencyHistogram()
         var pp = makeLatencyHistogram()
-        var echoExecutions: UInt64 = 0, echoElapsed: UInt64 = 0, ppExecutions: UInt64 = 0, ppElapsed: UInt64 = 0
+        var echoExecutions: UInt64 = 0
+        var echoElapsed: UInt64 = 0
+        var ppExecutions: UInt64 = 0
+        var ppElapsed: UInt64 = 0
         var ratios: [Double] = []
         // The hand-off between threads, as in the latency table (no caller take-over).
         var handOff = CompileOptions()
@@ -532,20 +662,25 @@ public enum BenchSuite {
             let p = try Measure.pingPong(cpus: pingPongCPUs, warmup: samples / 10, iterations: samples, pause: false)
             echo.add(e.histogram)
             pp.add(p.histogram)
-            echoExecutions += e.executions; echoElapsed += e.elapsedNanoseconds
-            ppExecutions += p.executions; ppElapsed += p.elapsedNanoseconds
+            echoExecutions += e.executions
+            echoElapsed += e.elapsedNanoseconds
+            ppExecutions += p.executions
+            ppElapsed += p.elapsedNanoseconds
             ratios.append(Double(e.stats.p50) / Double(max(1, p.stats.p50)))
         }
         return InterleavedRatio(
-            rounds: rounds, samplesPerRound: samples,
+            rounds: rounds,
+            samplesPerRound: samples,
             echo: LatencyStats(histogram: echo, executions: echoExecutions, elapsedNanoseconds: echoElapsed),
             pingPong: LatencyStats(histogram: pp, executions: ppExecutions, elapsedNanoseconds: ppElapsed),
-            roundP50Ratios: ratios)
+            roundP50Ratios: ratios
+        )
     }
 
     static func progress(_ r: PathResult, extra: String = "") {
         let s = r.stats
-        var line = "  \(pad(r.name, 18)) \(pad(r.path, 10)) p50 \(fmtNs(s.p50))  p99 \(fmtNs(s.p99))  p99.9 \(fmtNs(s.p999))  max \(fmtNs(s.max))"
+        var line =
+            "  \(pad(r.name, 18)) \(pad(r.path, 10)) p50 \(fmtNs(s.p50))  p99 \(fmtNs(s.p99))  p99.9 \(fmtNs(s.p999))  max \(fmtNs(s.max))"
         if let a = r.allocationsPerExecution { line += "  allocs/exec \(fmt(a, 2))" }
         if !extra.isEmpty { line += "  (\(extra))" }
         say(line)
@@ -554,8 +689,9 @@ public enum BenchSuite {
     static func machineInfo(allowed: [Int]) -> MachineInfo {
         var model = "unknown CPU"
         if let cpuinfo = readTextFile("/proc/cpuinfo"),
-           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
+            let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+            let colon = line.firstIndex(of: ":")
+        {
             model = line[line.index(after: colon)...].trimmingPrefix(" ").description
         }
         var name = utsname()
@@ -563,8 +699,14 @@ public enum BenchSuite {
         let release = withUnsafeBytes(of: &name.release) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        return MachineInfo(cpuModel: model, onlineCPUs: CPU.onlineCount, allowedCPUs: allowed,
-                           effectiveCPUs: EffectiveCPUs.current().description, kernel: release, numaNodes: NUMA.nodeCount)
+        return MachineInfo(
+            cpuModel: model,
+            onlineCPUs: CPU.onlineCount,
+            allowedCPUs: allowed,
+            effectiveCPUs: EffectiveCPUs.current().description,
+            kernel: release,
+            numaNodes: NUMA.nodeCount
+        )
     }
 }
 
@@ -578,11 +720,13 @@ func say(_ line: String) {
 /// (`/proc/stat`, all CPUs; this process is sleeping meanwhile, so it is other work). -1 if unreadable.
 func busyCPUs(overMilliseconds milliseconds: Int) -> Double {
     func sample() -> (busy: Double, total: Double)? {
-        guard let text = readTextFile("/proc/stat"), let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        guard let text = readTextFile("/proc/stat"), let line = text.split(separator: "\n").first,
+            line.hasPrefix("cpu ")
+        else { return nil }
         let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
         guard fields.count >= 5 else { return nil }
         let total = fields.reduce(0, +)
-        let idle = fields[3] + fields[4] // idle + iowait
+        let idle = fields[3] + fields[4]  // idle + iowait
         return (total - idle, total)
     }
     guard let a = sample() else { return -1 }

@@ -31,7 +31,12 @@ public struct ContendedResults: Codable, Sendable {
 enum ContendedCases {
     static let names = ["oversubscribed.diamond", "oversubscribed.chain3.pipelined", "quota.echo", "competing.echo"]
 
-    static func run(_ options: BenchOptions, budget: Budget, context: RunContext, counter: AllocationCounter?) throws -> ContendedResults? {
+    static func run(
+        _ options: BenchOptions,
+        budget: Budget,
+        context: RunContext,
+        counter: AllocationCounter?
+    ) throws -> ContendedResults? {
         guard names.contains(where: { options.includes($0) }) || options.includes("contended") else { return nil }
         let explicit = options.includes("contended")
         let allowed = CPU.allowedCPUs()
@@ -39,30 +44,50 @@ enum ContendedCases {
         say("contended cases (effective CPUs: \(results.effectiveCPUs))")
 
         if explicit || options.includes("oversubscribed.diamond") {
-            let graph = try BenchGraphs.diamond(UInt64.self).compile(CompileOptions(workers: 3, capacity: 1024, pinWorkers: false))
+            let graph = try BenchGraphs.diamond(UInt64.self).compile(
+                CompileOptions(workers: 3, capacity: 1024, pinWorkers: false)
+            )
             defer { graph.shutdown() }
             let n = options.quick ? 20_000 : 200_000
             let m = try onPinnedThread(name: "ag-bench", cpu: nil) {
                 try Measure.compiled(graph, input: 7, warmup: n / 10, iterations: n, counter: nil)
             }
-            let r = PathResult(name: "oversubscribed.diamond", path: "compiled", payloadBytes: 8, stats: m.stats,
-                               placement: "automatic", workers: 3, segments: graph.segments.count)
+            let r = PathResult(
+                name: "oversubscribed.diamond",
+                path: "compiled",
+                payloadBytes: 8,
+                stats: m.stats,
+                placement: "automatic",
+                workers: 3,
+                segments: graph.segments.count
+            )
             results.oversubscribedDiamond = r
-            BenchSuite.progress(r, extra: "3 unpinned workers + unpinned caller on \(allowed.count) CPUs, "
-                + "\(fmtRate(r.stats.throughputPerSecond)) exec/s; target p50 <= 20 µs and >= 200 k/s")
+            BenchSuite.progress(
+                r,
+                extra: "3 unpinned workers + unpinned caller on \(allowed.count) CPUs, "
+                    + "\(fmtRate(r.stats.throughputPerSecond)) exec/s; target p50 <= 20 µs and >= 200 k/s"
+            )
         }
         if explicit || options.includes("oversubscribed.chain3.pipelined") {
             let graph = try BenchGraphs.chain(3, UInt64.self).compile(
-                CompileOptions(workers: 3, capacity: 1024, pinWorkers: false, placement: .spread))
+                CompileOptions(workers: 3, capacity: 1024, pinWorkers: false, placement: .spread)
+            )
             defer { graph.shutdown() }
             let r = try onPinnedThread(name: "ag-bench", cpu: nil) {
-                try Measure.pipelinedCompiled(graph, window: 512, executions: budget.pipelinedExecutions / 2,
-                                              rounds: budget.pipelinedRounds, counter: nil)
+                try Measure.pipelinedCompiled(
+                    graph,
+                    window: 512,
+                    executions: budget.pipelinedExecutions / 2,
+                    rounds: budget.pipelinedRounds,
+                    counter: nil
+                )
             }
             let perSecond = median(r.perSecond)
             results.oversubscribedChain3PerSecond = perSecond
-            say("  oversubscribed.chain3.pipelined  \(fmtRate(perSecond)) exec/s (3 unpinned workers, one stage each, "
-                + "+ the submitting thread on \(allowed.count) CPUs, window 512; target >= 5 M/s)")
+            say(
+                "  oversubscribed.chain3.pipelined  \(fmtRate(perSecond)) exec/s (3 unpinned workers, one stage each, "
+                    + "+ the submitting thread on \(allowed.count) CPUs, window 512; target >= 5 M/s)"
+            )
         }
         if explicit || options.includes("quota.echo") {
             runQuotaEcho(options, into: &results, callerCPU: context.callerCPU)
@@ -75,7 +100,13 @@ enum ContendedCases {
                 let m = try onPinnedThread(name: "ag-bench", cpu: context.callerCPU) {
                     try Measure.compiled(graph, input: 7, warmup: n / 10, iterations: n, counter: nil)
                 }
-                return PathResult(name: "competing.echo", path: "compiled", payloadBytes: 8, stats: m.stats, workers: graph.workerCount)
+                return PathResult(
+                    name: "competing.echo",
+                    path: "compiled",
+                    payloadBytes: 8,
+                    stats: m.stats,
+                    workers: graph.workerCount
+                )
             }
             var quiet = try echo()
             quiet.name = "quiet.echo"
@@ -121,17 +152,29 @@ enum ContendedCases {
                 try Measure.compiled(graph, input: 7, warmup: 10_000, iterations: n, counter: nil)
             }
             let after = group.throttling()
-            let r = PathResult(name: "quota.echo", path: "compiled", payloadBytes: 8, stats: m.stats, workers: graph.workerCount)
+            let r = PathResult(
+                name: "quota.echo",
+                path: "compiled",
+                payloadBytes: 8,
+                stats: m.stats,
+                workers: graph.workerCount
+            )
             results.quotaEcho = r
             if let before, let after {
                 results.quotaPeriods = after.periods &- before.periods
                 results.quotaThrottledPeriods = after.throttledPeriods &- before.throttledPeriods
                 results.quotaThrottledNanoseconds = after.throttledNanoseconds &- before.throttledNanoseconds
             }
-            let throttled = results.quotaThrottledPeriods.map { "throttled in \($0) of \(results.quotaPeriods!) periods, "
-                + "stopped \(fmtNs(results.quotaThrottledNanoseconds!))" } ?? "throttling unreadable"
-            BenchSuite.progress(r, extra: "cgroup v\(group.version) quota 1 CPU, \(graph.workerCount) worker(s), effective "
-                + "\(CgroupCPU.formatCPUs(graph.effectiveCPUs.cpus)) CPUs, \(throttled); target max <= 2 ms, p99.9 <= 20 µs")
+            let throttled =
+                results.quotaThrottledPeriods.map {
+                    "throttled in \($0) of \(results.quotaPeriods!) periods, "
+                        + "stopped \(fmtNs(results.quotaThrottledNanoseconds!))"
+                } ?? "throttling unreadable"
+            BenchSuite.progress(
+                r,
+                extra: "cgroup v\(group.version) quota 1 CPU, \(graph.workerCount) worker(s), effective "
+                    + "\(CgroupCPU.formatCPUs(graph.effectiveCPUs.cpus)) CPUs, \(throttled); target max <= 2 ms, p99.9 <= 20 µs"
+            )
         } catch {
             results.quotaSkipped = "failed: \(error)"
             say("  quota.echo         failed: \(error)")
@@ -150,7 +193,8 @@ struct QuotaCgroup {
 
     static func create(quotaMicroseconds: Int, periodMicroseconds: Int) -> Result<QuotaCgroup, Skip> {
         guard let membershipText = CgroupCPU.readFile("/proc/self/cgroup"),
-              let mountText = CgroupCPU.readFile("/proc/self/mountinfo") else {
+            let mountText = CgroupCPU.readFile("/proc/self/mountinfo")
+        else {
             return .failure(Skip(description: "/proc/self/cgroup or /proc/self/mountinfo unreadable"))
         }
         let membership = CgroupCPU.parseProcCgroup(membershipText)
@@ -165,17 +209,33 @@ struct QuotaCgroup {
                     .split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("cpu")
                 if !enabled, let error = writeFile(parent + "/cgroup.subtree_control", "+cpu") {
                     reasons.append("cgroup v2: cannot enable the cpu controller under \(parent) (\(error))")
-                } else if let group = make(version: 2, parent: parent, name: name, files: [
-                    ("cpu.max", "\(quotaMicroseconds) \(periodMicroseconds)")], reasons: &reasons) {
+                } else if let group = make(
+                    version: 2,
+                    parent: parent,
+                    name: name,
+                    files: [
+                        ("cpu.max", "\(quotaMicroseconds) \(periodMicroseconds)")
+                    ],
+                    reasons: &reasons
+                ) {
                     return .success(group)
                 }
             } else {
                 reasons.append("cgroup v2 at \(mount.mountPoint) has no cpu controller")
             }
         }
-        if let path = membership.cpuControllerPath, let mount = mounts.cpuController, let parent = mount.directory(of: path) {
-            if let group = make(version: 1, parent: parent, name: name, files: [
-                ("cpu.cfs_period_us", "\(periodMicroseconds)"), ("cpu.cfs_quota_us", "\(quotaMicroseconds)")], reasons: &reasons) {
+        if let path = membership.cpuControllerPath, let mount = mounts.cpuController,
+            let parent = mount.directory(of: path)
+        {
+            if let group = make(
+                version: 1,
+                parent: parent,
+                name: name,
+                files: [
+                    ("cpu.cfs_period_us", "\(periodMicroseconds)"), ("cpu.cfs_quota_us", "\(quotaMicroseconds)"),
+                ],
+                reasons: &reasons
+            ) {
                 return .success(group)
             }
         } else {
@@ -184,8 +244,13 @@ struct QuotaCgroup {
         return .failure(Skip(description: "cannot create a CPU-limited cgroup: " + reasons.joined(separator: "; ")))
     }
 
-    private static func make(version: Int, parent: String, name: String, files: [(String, String)],
-                             reasons: inout [String]) -> QuotaCgroup? {
+    private static func make(
+        version: Int,
+        parent: String,
+        name: String,
+        files: [(String, String)],
+        reasons: inout [String]
+    ) -> QuotaCgroup? {
         let directory = parent + "/" + name
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             reasons.append("cgroup v\(version): mkdir \(directory): \(Errno(rawValue: errno))")

@@ -19,7 +19,11 @@ public enum BenchDrivers {
 
     /// Runs `executions` executions of `graph` with up to `window.count` in flight (submit ahead,
     /// wait behind, in order), one `submit` per execution. Returns a checksum of the outputs. Allocates nothing.
-    public static func pipelined(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Window) throws(ExecutionError) -> UInt64 {
+    public static func pipelined(
+        _ graph: CompiledGraph<UInt64, UInt64>,
+        executions: Int,
+        window: Window
+    ) throws(ExecutionError) -> UInt64 {
         let size = min(window.count, graph.capacity)
         var sum: UInt64 = 0
         window.pending.removeAll(keepingCapacity: true)
@@ -40,7 +44,11 @@ public enum BenchDrivers {
     /// Runs `executions` executions of `graph` through an ``ExclusiveSubmitter`` (one `submit` per
     /// execution, results received in order), up to `window` in flight. Returns a checksum of the
     /// outputs. Allocates nothing.
-    public static func exclusive(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Int) throws(ExecutionError) -> UInt64 {
+    public static func exclusive(
+        _ graph: CompiledGraph<UInt64, UInt64>,
+        executions: Int,
+        window: Int
+    ) throws(ExecutionError) -> UInt64 {
         let window = max(1, min(window, graph.capacity))
         var submitter = try graph.exclusiveSubmitter()
         var sum: UInt64 = 0
@@ -55,7 +63,11 @@ public enum BenchDrivers {
     /// Runs `executions` executions of `graph` through the batch API (`executeAll`): submissions
     /// claimed and published in chunks, results read in place, `window` in flight. Returns a
     /// checksum of the outputs. Allocates nothing.
-    public static func batched(_ graph: CompiledGraph<UInt64, UInt64>, executions: Int, window: Int) throws(ExecutionError) -> UInt64 {
+    public static func batched(
+        _ graph: CompiledGraph<UInt64, UInt64>,
+        executions: Int,
+        window: Int
+    ) throws(ExecutionError) -> UInt64 {
         var sum: UInt64 = 0
         var failures = 0
         try graph.executeAll(UInt64(0)..<UInt64(executions), window: window) { _, result in

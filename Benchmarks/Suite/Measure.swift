@@ -13,7 +13,9 @@ struct Measurement: Sendable {
     var allocations: UInt64?
     var checksum: UInt64
 
-    var stats: LatencyStats { LatencyStats(histogram: histogram, executions: executions, elapsedNanoseconds: elapsedNanoseconds) }
+    var stats: LatencyStats {
+        LatencyStats(histogram: histogram, executions: executions, elapsedNanoseconds: elapsedNanoseconds)
+    }
 }
 
 /// Carries a value out of a thread that has been joined.
@@ -47,35 +49,62 @@ enum Measure {
 
     /// Compiled path, blocking `execute`, one execution at a time. Every sample is one round trip
     /// timed with the vDSO monotonic clock (its ~20 ns read cost is included, as in the ping-pong).
-    static func compiled<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, warmup: Int, iterations: Int,
-                                          counter: AllocationCounter?) throws -> Measurement {
+    static func compiled<P: BenchPayload>(
+        _ graph: CompiledGraph<P, P>,
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?
+    ) throws -> Measurement {
         try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
     }
 
     /// Compiled path with zero-copy payloads: the input is written straight into its slot (a loan)
     /// and the output read in place in the result slot (a borrow), one execution at a time.
-    static func compiledZeroCopy<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, warmup: Int, iterations: Int,
-                                                  counter: AllocationCounter?) throws -> Measurement {
+    static func compiledZeroCopy<P: BenchPayload>(
+        _ graph: CompiledGraph<P, P>,
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?
+    ) throws -> Measurement {
         try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { input in
             try graph.execute(initializing: { $0 = input }, reading: { $0.checksum })
         }
     }
 
     /// Sequential path: every stage called in order on this thread.
-    static func sequential<P: BenchPayload>(_ graph: SequentialGraph<P, P>, input: P, warmup: Int, iterations: Int,
-                                            counter: AllocationCounter?) throws -> Measurement {
+    static func sequential<P: BenchPayload>(
+        _ graph: SequentialGraph<P, P>,
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?
+    ) throws -> Measurement {
         try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try graph.execute($0) }
     }
 
     /// The back-to-back loop shared by the blocking paths: warm up, then time each `execute` alone.
-    private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
-                                                  execute: (P) throws -> P) throws -> Measurement {
-        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) { try execute($0).checksum }
+    private static func blocking<P: BenchPayload>(
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?,
+        execute: (P) throws -> P
+    ) throws -> Measurement {
+        try blocking(input: input, warmup: warmup, iterations: iterations, counter: counter) {
+            try execute($0).checksum
+        }
     }
 
     /// The loop itself; `execute` returns the output's checksum (so a borrowed output is never copied).
-    private static func blocking<P: BenchPayload>(input: P, warmup: Int, iterations: Int, counter: AllocationCounter?,
-                                                  execute: (P) throws -> UInt64) throws -> Measurement {
+    private static func blocking<P: BenchPayload>(
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?,
+        execute: (P) throws -> UInt64
+    ) throws -> Measurement {
         var checksum: UInt64 = 0
         for _ in 0..<warmup { checksum &+= try execute(input) }
         var histogram = makeLatencyHistogram()
@@ -90,13 +119,23 @@ enum Measure {
         }
         let elapsed = MonotonicClock.now() &- start
         let allocations = counter.map { $0.read() &- allocationsBefore! }
-        return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                           allocations: allocations, checksum: checksum)
+        return Measurement(
+            histogram: histogram,
+            executions: UInt64(iterations),
+            elapsedNanoseconds: elapsed,
+            allocations: allocations,
+            checksum: checksum
+        )
     }
 
     /// Dynamic path: a Swift Concurrency task per node per execution, awaited from this task.
-    static func dynamic<P: BenchPayload>(_ graph: DynamicGraph<P, P>, input: P, warmup: Int, iterations: Int,
-                                         counter: AllocationCounter?) async throws -> Measurement {
+    static func dynamic<P: BenchPayload>(
+        _ graph: DynamicGraph<P, P>,
+        input: P,
+        warmup: Int,
+        iterations: Int,
+        counter: AllocationCounter?
+    ) async throws -> Measurement {
         var checksum: UInt64 = 0
         for _ in 0..<warmup { checksum &+= try await graph.execute(input).checksum }
         var histogram = makeLatencyHistogram()
@@ -111,16 +150,25 @@ enum Measure {
         }
         let elapsed = MonotonicClock.now() &- start
         let allocations = counter.map { $0.read() &- allocationsBefore! }
-        return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                           allocations: allocations, checksum: checksum)
+        return Measurement(
+            histogram: histogram,
+            executions: UInt64(iterations),
+            elapsedNanoseconds: elapsed,
+            allocations: allocations,
+            checksum: checksum
+        )
     }
 
     // MARK: Paced load (Disruptor style)
 
     /// One execution every `periodNanoseconds`, each latency measured from its *intended* start, so a
     /// slow execution also charges the ones queued behind it (no coordinated omission).
-    static func pacedCompiled<P: BenchPayload>(_ graph: CompiledGraph<P, P>, input: P, periodNanoseconds: UInt64,
-                                               iterations: Int) throws -> Measurement {
+    static func pacedCompiled<P: BenchPayload>(
+        _ graph: CompiledGraph<P, P>,
+        input: P,
+        periodNanoseconds: UInt64,
+        iterations: Int
+    ) throws -> Measurement {
         var checksum: UInt64 = 0
         for _ in 0..<1_000 { checksum &+= try graph.execute(input).checksum }
         var histogram = makeLatencyHistogram()
@@ -132,12 +180,21 @@ enum Measure {
             _ = histogram.record(MonotonicClock.now() &- intended)
         }
         let elapsed = MonotonicClock.now() &- start
-        return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                           allocations: nil, checksum: checksum)
+        return Measurement(
+            histogram: histogram,
+            executions: UInt64(iterations),
+            elapsedNanoseconds: elapsed,
+            allocations: nil,
+            checksum: checksum
+        )
     }
 
-    static func pacedDynamic<P: BenchPayload>(_ graph: DynamicGraph<P, P>, input: P, periodNanoseconds: UInt64,
-                                              iterations: Int) async throws -> Measurement {
+    static func pacedDynamic<P: BenchPayload>(
+        _ graph: DynamicGraph<P, P>,
+        input: P,
+        periodNanoseconds: UInt64,
+        iterations: Int
+    ) async throws -> Measurement {
         var checksum: UInt64 = 0
         for _ in 0..<200 { checksum &+= try await graph.execute(input).checksum }
         var histogram = makeLatencyHistogram()
@@ -149,8 +206,13 @@ enum Measure {
             _ = histogram.record(MonotonicClock.now() &- intended)
         }
         let elapsed = MonotonicClock.now() &- start
-        return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                           allocations: nil, checksum: checksum)
+        return Measurement(
+            histogram: histogram,
+            executions: UInt64(iterations),
+            elapsedNanoseconds: elapsed,
+            allocations: nil,
+            checksum: checksum
+        )
     }
 
     // MARK: Pipelined throughput
@@ -159,9 +221,15 @@ enum Measure {
     /// `rounds` rounds of `executions` each, and the allocations over all rounds.
     /// `batch` selects the batch API (`executeAll`) instead of one `submit` + `wait` per execution;
     /// `exclusive` one `submit` per execution through an ``ExclusiveSubmitter``.
-    static func pipelinedCompiled(_ graph: CompiledGraph<UInt64, UInt64>, window: Int, executions: Int, rounds: Int,
-                                  batch: Bool = false, exclusive: Bool = false,
-                                  counter: AllocationCounter?) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
+    static func pipelinedCompiled(
+        _ graph: CompiledGraph<UInt64, UInt64>,
+        window: Int,
+        executions: Int,
+        rounds: Int,
+        batch: Bool = false,
+        exclusive: Bool = false,
+        counter: AllocationCounter?
+    ) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
         let window = max(1, min(window, graph.capacity))
         let ring = BenchDrivers.Window(window)
         var checksum: UInt64 = 0
@@ -169,12 +237,15 @@ enum Measure {
         rates.reserveCapacity(rounds + 1)
         func round(_ n: Int) throws(ExecutionError) -> UInt64 {
             let start = MonotonicClock.now()
-            checksum &+= batch ? try BenchDrivers.batched(graph, executions: n, window: window)
-                : exclusive ? try BenchDrivers.exclusive(graph, executions: n, window: window)
-                : try BenchDrivers.pipelined(graph, executions: n, window: ring)
+            checksum &+=
+                batch
+                ? try BenchDrivers.batched(graph, executions: n, window: window)
+                : exclusive
+                    ? try BenchDrivers.exclusive(graph, executions: n, window: window)
+                    : try BenchDrivers.pipelined(graph, executions: n, window: ring)
             return MonotonicClock.now() &- start
         }
-        _ = try round(min(executions, 100_000)) // warm-up
+        _ = try round(min(executions, 100_000))  // warm-up
         let allocationsBefore = counter?.read()
         for _ in 0..<rounds {
             let elapsed = try round(executions)
@@ -185,7 +256,11 @@ enum Measure {
     }
 
     /// The dynamic path with `window` executions in flight (a task group refilled as results arrive).
-    static func pipelinedDynamic(_ graph: DynamicGraph<UInt64, UInt64>, window: Int, executions: Int) async throws -> Double {
+    static func pipelinedDynamic(
+        _ graph: DynamicGraph<UInt64, UInt64>,
+        window: Int,
+        executions: Int
+    ) async throws -> Double {
         let start = MonotonicClock.now()
         _ = try await withThrowingTaskGroup(of: UInt64.self) { group in
             var submitted = 0
@@ -214,7 +289,11 @@ enum Measure {
     /// the next successful execution (executions answered with `workerCrashed` meanwhile are retried).
     /// With `standby`, each round first waits until the standby process is there (and 200 ms for it
     /// to stand by), so that every kill is recovered by activation.
-    static func recovery(_ graph: CompiledGraph<UInt64, UInt64>, kills: Int, standby: Bool = false) throws -> Measurement {
+    static func recovery(
+        _ graph: CompiledGraph<UInt64, UInt64>,
+        kills: Int,
+        standby: Bool = false
+    ) throws -> Measurement {
         var histogram = makeLatencyHistogram()
         var checksum: UInt64 = 0
         let start = MonotonicClock.now()
@@ -222,14 +301,21 @@ enum Measure {
             for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
             if standby {
                 var waited = 0
-                while (graph.isolationStatistics.standbyProcessIDs.first ?? 0) == 0 && waited < 5_000 { usleep(1_000); waited += 1 }
+                while (graph.isolationStatistics.standbyProcessIDs.first ?? 0) == 0 && waited < 5_000 {
+                    usleep(1_000)
+                    waited += 1
+                }
                 usleep(200_000)
                 for _ in 0..<1_000 { checksum &+= try graph.execute(7) }
             }
             // The restarted worker may serve executions a few ms before the supervisor records its pid.
             var pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
             var waited = 0
-            while pid <= 0 && waited < 5_000 { usleep(1_000); waited += 1; pid = graph.isolationStatistics.workerProcessIDs.first ?? 0 }
+            while pid <= 0 && waited < 5_000 {
+                usleep(1_000)
+                waited += 1
+                pid = graph.isolationStatistics.workerProcessIDs.first ?? 0
+            }
             guard pid > 0 else { throw BenchFailure(description: "no worker process to kill after 5 s") }
             let t0 = MonotonicClock.now()
             kill(pid, SIGKILL)
@@ -243,8 +329,13 @@ enum Measure {
             }
             _ = histogram.record(MonotonicClock.now() &- t0)
         }
-        return Measurement(histogram: histogram, executions: UInt64(kills), elapsedNanoseconds: MonotonicClock.now() &- start,
-                           allocations: nil, checksum: checksum)
+        return Measurement(
+            histogram: histogram,
+            executions: UInt64(kills),
+            elapsedNanoseconds: MonotonicClock.now() &- start,
+            allocations: nil,
+            checksum: checksum
+        )
     }
 
     /// Two threads pinned to two CPUs bounce one cache line (`Synchronization.Atomic`): the initiator
@@ -304,8 +395,13 @@ enum Measure {
                 value &+= 2
             }
             let elapsed = MonotonicClock.now() &- start
-            return Measurement(histogram: histogram, executions: UInt64(iterations), elapsedNanoseconds: elapsed,
-                               allocations: nil, checksum: value)
+            return Measurement(
+                histogram: histogram,
+                executions: UInt64(iterations),
+                elapsedNanoseconds: elapsed,
+                allocations: nil,
+                checksum: value
+            )
         }
     }
 

@@ -49,12 +49,15 @@ enum RemoteCases {
 
     static func run(_ options: BenchOptions) async throws -> RemoteResults? {
         guard !options.cases.isEmpty,
-              options.includes("remote.tcp_pingpong") || options.includes("remote.echo") || options.includes("remote.chain3.pipelined")
+            options.includes("remote.tcp_pingpong") || options.includes("remote.echo")
+                || options.includes("remote.chain3.pipelined")
         else { return nil }
         let count = options.quick ? 10_000 : 50_000
         let warmup = options.quick ? 1_000 : 5_000
         let pipelined = options.quick ? 200_000 : 1_000_000
-        say("remote cases: raw TCP ping-pong, 32-byte messages, TCP_NODELAY, blocking send/recv, client and server unpinned processes")
+        say(
+            "remote cases: raw TCP ping-pong, 32-byte messages, TCP_NODELAY, blocking send/recv, client and server unpinned processes"
+        )
         // Blocking waits on child processes: on a thread of their own, not a cooperative-pool thread.
         return try await onUnpinnedThread(name: "ag-remote") {
             var out = RemoteResults()
@@ -68,16 +71,32 @@ enum RemoteCases {
             case .failure(let skip): out.notes.append(skip.description)
             }
             let loopbackRoute = "root namespace, 127.0.0.1 -> 127.0.0.1"
-            switch pingPong(exe: exe, serverPrefix: [], clientPrefix: [], bind: "127.0.0.1", connect: "127.0.0.1",
-                            count: count, warmup: warmup) {
+            switch pingPong(
+                exe: exe,
+                serverPrefix: [],
+                clientPrefix: [],
+                bind: "127.0.0.1",
+                connect: "127.0.0.1",
+                count: count,
+                warmup: warmup
+            ) {
             case .success(let m):
                 out.results.append(m.result(path: "loopback", route: loopbackRoute))
             case .failure(let failure):
                 out.notes.append("remote.tcp_pingpong loopback failed: \(failure)")
             }
             // Loopback: the piece served inside the owner's process, so the allocation count covers both ends.
-            switch remoteGraph(exe: exe, piecePrefix: nil, ownerPrefix: [], bind: "127.0.0.1", count: count, warmup: warmup,
-                               pipelined: pipelined, path: "loopback", route: loopbackRoute + " (piece in the owner's process)") {
+            switch remoteGraph(
+                exe: exe,
+                piecePrefix: nil,
+                ownerPrefix: [],
+                bind: "127.0.0.1",
+                count: count,
+                warmup: warmup,
+                pipelined: pipelined,
+                path: "loopback",
+                route: loopbackRoute + " (piece in the owner's process)"
+            ) {
             case .success(let r): out.results += r
             case .failure(let failure): out.notes.append("remote.echo loopback failed: \(failure)")
             }
@@ -88,12 +107,24 @@ enum RemoteCases {
     }
 
     /// `up 2`, server in agrig-b, client in agrig-a, and `down` on every path out.
-    static func measureAcrossNamespaces(exe: String, count: Int, warmup: Int, pipelined: Int) -> Result<[RemoteResult], BenchFailure> {
+    static func measureAcrossNamespaces(
+        exe: String,
+        count: Int,
+        warmup: Int,
+        pipelined: Int
+    ) -> Result<[RemoteResult], BenchFailure> {
         if geteuid() != 0 {
-            return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: creating network namespaces needs root"))
+            return .failure(
+                BenchFailure(description: "remote.tcp_pingpong (netns) skipped: creating network namespaces needs root")
+            )
         }
         guard let script = rigScript() else {
-            return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: scripts/netns-rig.sh not found (run from the repository root)"))
+            return .failure(
+                BenchFailure(
+                    description:
+                        "remote.tcp_pingpong (netns) skipped: scripts/netns-rig.sh not found (run from the repository root)"
+                )
+            )
         }
         // The rig's owner is this process (not the shell in between): a rig left by a bench that
         // died is then recognised as stale and replaced by the next `up`.
@@ -102,7 +133,9 @@ enum RemoteCases {
         do {
             up = try RigChild.run("/bin/bash", [script, "up", "2"], environment: [owner], seconds: 30)
         } catch {
-            return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: cannot run \(script): \(error)"))
+            return .failure(
+                BenchFailure(description: "remote.tcp_pingpong (netns) skipped: cannot run \(script): \(error)")
+            )
         }
         // Exit 3: another live process's rig. Left alone: `down` would tear it out from under its owner.
         if up.status == 3 {
@@ -113,30 +146,53 @@ enum RemoteCases {
         defer {
             let down = try? RigChild.run("/bin/bash", [script, "down"], environment: [owner], seconds: 30)
             if down?.status != 0 {
-                say("  warning: netns-rig down did not finish cleanly (status \(down?.status.map(String.init) ?? "none")): \(down?.lines.joined(separator: " | ") ?? "")")
+                say(
+                    "  warning: netns-rig down did not finish cleanly (status \(down?.status.map(String.init) ?? "none")): \(down?.lines.joined(separator: " | ") ?? "")"
+                )
             }
         }
-        let addresses = Dictionary(up.lines.compactMap { line -> (String, String)? in
-            // ns=agrig-a addr=10.231.0.1
-            let fields = line.split(separator: " ")
-            guard fields.count == 2, fields[0].hasPrefix("ns="), fields[1].hasPrefix("addr=") else { return nil }
-            return (String(fields[0].dropFirst(3)), String(fields[1].dropFirst(5)))
-        }, uniquingKeysWith: { a, _ in a })
+        let addresses = Dictionary(
+            up.lines.compactMap { line -> (String, String)? in
+                // ns=agrig-a addr=10.231.0.1
+                let fields = line.split(separator: " ")
+                guard fields.count == 2, fields[0].hasPrefix("ns="), fields[1].hasPrefix("addr=") else { return nil }
+                return (String(fields[0].dropFirst(3)), String(fields[1].dropFirst(5)))
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
         guard up.status == 0, let a = addresses["agrig-a"], let b = addresses["agrig-b"] else {
             let why = up.lines.last { $0.hasPrefix("netns-rig:") } ?? up.lines.last ?? "no output"
-            return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) skipped: the rig could not be created (\(why))"))
+            return .failure(
+                BenchFailure(description: "remote.tcp_pingpong (netns) skipped: the rig could not be created (\(why))")
+            )
         }
         let route = "agrig-a \(a) -> agrig-b \(b) (veth pairs, bridge in agrig-hub)"
         var results: [RemoteResult] = []
-        switch pingPong(exe: exe, serverPrefix: [script, "exec", "agrig-b"], clientPrefix: [script, "exec", "agrig-a"],
-                        bind: b, connect: b, count: count, warmup: warmup) {
+        switch pingPong(
+            exe: exe,
+            serverPrefix: [script, "exec", "agrig-b"],
+            clientPrefix: [script, "exec", "agrig-a"],
+            bind: b,
+            connect: b,
+            count: count,
+            warmup: warmup
+        ) {
         case .success(let m):
             results.append(m.result(path: "netns-veth", route: route))
         case .failure(let failure):
             return .failure(BenchFailure(description: "remote.tcp_pingpong (netns) failed: \(failure)"))
         }
-        switch remoteGraph(exe: exe, piecePrefix: [script, "exec", "agrig-b"], ownerPrefix: [script, "exec", "agrig-a"],
-                           bind: b, count: count, warmup: warmup, pipelined: pipelined, path: "netns-veth", route: route) {
+        switch remoteGraph(
+            exe: exe,
+            piecePrefix: [script, "exec", "agrig-b"],
+            ownerPrefix: [script, "exec", "agrig-a"],
+            bind: b,
+            count: count,
+            warmup: warmup,
+            pipelined: pipelined,
+            path: "netns-veth",
+            route: route
+        ) {
         case .success(let r): results += r
         case .failure(let failure): say("  remote.echo (netns) failed: \(failure)")
         }
@@ -145,40 +201,64 @@ enum RemoteCases {
 
     /// `actorgraph piece` (through `piecePrefix`; `nil`: served inside the owner's process) and
     /// `actorgraph remote-bench` against it (through `ownerPrefix`); both killed on every path out.
-    static func remoteGraph(exe: String, piecePrefix: [String]?, ownerPrefix: [String], bind: String, count: Int, warmup: Int,
-                            pipelined: Int, path: String, route: String) -> Result<[RemoteResult], BenchFailure> {
+    static func remoteGraph(
+        exe: String,
+        piecePrefix: [String]?,
+        ownerPrefix: [String],
+        bind: String,
+        count: Int,
+        warmup: Int,
+        pipelined: Int,
+        path: String,
+        route: String
+    ) -> Result<[RemoteResult], BenchFailure> {
         var pieceArguments = ["--with-piece", "--piece", "\(bind):0"]
         var piece: RigChild?
         defer { piece?.stop() }
         if let piecePrefix {
-          let child: RigChild
-          do {
-            let arguments = piecePrefix + [exe, "piece", "--listen", "\(bind):0"]
-            child = piecePrefix.isEmpty ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
-          } catch {
-            return .failure(BenchFailure(description: "cannot start the piece: \(error)"))
-          }
-          piece = child
-          guard let banner = child.waitForLine(seconds: 10, where: { $0.hasPrefix("piece listening on ") }),
-                let port = banner.split(separator: ":").last.flatMap({ Int($0) }) else {
-            return .failure(BenchFailure(description: "the piece did not start: \(child.lines.joined(separator: " | "))"))
-          }
-          pieceArguments = ["--piece", "\(bind):\(port)"]
+            let child: RigChild
+            do {
+                let arguments = piecePrefix + [exe, "piece", "--listen", "\(bind):0"]
+                child =
+                    piecePrefix.isEmpty
+                    ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
+            } catch {
+                return .failure(BenchFailure(description: "cannot start the piece: \(error)"))
+            }
+            piece = child
+            guard let banner = child.waitForLine(seconds: 10, where: { $0.hasPrefix("piece listening on ") }),
+                let port = banner.split(separator: ":").last.flatMap({ Int($0) })
+            else {
+                return .failure(
+                    BenchFailure(description: "the piece did not start: \(child.lines.joined(separator: " | "))")
+                )
+            }
+            pieceArguments = ["--piece", "\(bind):\(port)"]
         }
         let owner: (status: Int32?, lines: [String])
         do {
-            owner = try RigChild.run(ownerPrefix.isEmpty ? exe : "/bin/bash",
-                                     (ownerPrefix.isEmpty ? [] : ownerPrefix + [exe])
-                                     + ["remote-bench"] + pieceArguments + ["--count", "\(count)", "--warmup", "\(warmup)",
-                                        "--pipelined", "\(pipelined)"],
-                                     seconds: 60 + (count + warmup) / 1_000 + pipelined / 10_000)
+            owner = try RigChild.run(
+                ownerPrefix.isEmpty ? exe : "/bin/bash",
+                (ownerPrefix.isEmpty ? [] : ownerPrefix + [exe])
+                    + ["remote-bench"] + pieceArguments + [
+                        "--count", "\(count)", "--warmup", "\(warmup)",
+                        "--pipelined", "\(pipelined)",
+                    ],
+                seconds: 60 + (count + warmup) / 1_000 + pipelined / 10_000
+            )
         } catch {
             return .failure(BenchFailure(description: "cannot start the owner: \(error)"))
         }
         guard owner.status == 0,
-              let echo = owner.lines.first(where: { $0.hasPrefix("remote-bench: echo ") }),
-              let chain = owner.lines.first(where: { $0.hasPrefix("remote-bench: chain3.pipelined ") }) else {
-            return .failure(BenchFailure(description: "the owner failed (status \(owner.status.map(String.init) ?? "killed after its time limit")): \(owner.lines.suffix(5).joined(separator: " | "))"))
+            let echo = owner.lines.first(where: { $0.hasPrefix("remote-bench: echo ") }),
+            let chain = owner.lines.first(where: { $0.hasPrefix("remote-bench: chain3.pipelined ") })
+        else {
+            return .failure(
+                BenchFailure(
+                    description:
+                        "the owner failed (status \(owner.status.map(String.init) ?? "killed after its time limit")): \(owner.lines.suffix(5).joined(separator: " | "))"
+                )
+            )
         }
         func fields(_ line: String, dropping prefix: String) -> [String: Double] {
             var out: [String: Double] = [:]
@@ -190,15 +270,38 @@ enum RemoteCases {
         }
         let e = fields(echo, dropping: "remote-bench: echo ")
         let c = fields(chain, dropping: "remote-bench: chain3.pipelined ")
-        guard let p50 = e["p50_ns"], let p99 = e["p99_ns"], let p999 = e["p999_ns"], let max = e["max_ns"], let n = e["count"],
-              let perSecond = c["per_s"], let m = c["count"] else {
+        guard let p50 = e["p50_ns"], let p99 = e["p99_ns"], let p999 = e["p999_ns"], let max = e["max_ns"],
+            let n = e["count"],
+            let perSecond = c["per_s"], let m = c["count"]
+        else {
             return .failure(BenchFailure(description: "cannot parse the owner's lines: \(echo) / \(chain)"))
         }
         return .success([
-            RemoteResult(name: "remote.echo", path: path, route: route, payloadBytes: 8, count: Int(n), p50: UInt64(p50), p99: UInt64(p99),
-                         p999: UInt64(p999), max: UInt64(max), line: echo),
-            RemoteResult(name: "remote.chain3.pipelined", path: path, route: route, payloadBytes: 8, count: Int(m), p50: 0, p99: 0,
-                         p999: 0, max: 0, line: chain, perSecond: perSecond),
+            RemoteResult(
+                name: "remote.echo",
+                path: path,
+                route: route,
+                payloadBytes: 8,
+                count: Int(n),
+                p50: UInt64(p50),
+                p99: UInt64(p99),
+                p999: UInt64(p999),
+                max: UInt64(max),
+                line: echo
+            ),
+            RemoteResult(
+                name: "remote.chain3.pipelined",
+                path: path,
+                route: route,
+                payloadBytes: 8,
+                count: Int(m),
+                p50: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+                line: chain,
+                perSecond: perSecond
+            ),
         ])
     }
 
@@ -206,53 +309,86 @@ enum RemoteCases {
         var count: Int, p50: UInt64, p99: UInt64, p999: UInt64, max: UInt64, line: String
 
         func result(path: String, route: String) -> RemoteResult {
-            RemoteResult(name: "remote.tcp_pingpong", path: path, route: route, count: count,
-                         p50: p50, p99: p99, p999: p999, max: max, line: line)
+            RemoteResult(
+                name: "remote.tcp_pingpong",
+                path: path,
+                route: route,
+                count: count,
+                p50: p50,
+                p99: p99,
+                p999: p999,
+                max: max,
+                line: line
+            )
         }
     }
 
     /// Starts the server (through `serverPrefix`, e.g. `netns-rig.sh exec agrig-b`, which execs, so
     /// the child is the server itself), reads its port, runs the client to completion, parses its
     /// line. Both are killed on every path out; each wait is bounded.
-    static func pingPong(exe: String, serverPrefix: [String], clientPrefix: [String], bind: String, connect: String,
-                         count: Int, warmup: Int) -> Result<Measured, BenchFailure> {
+    static func pingPong(
+        exe: String,
+        serverPrefix: [String],
+        clientPrefix: [String],
+        bind: String,
+        connect: String,
+        count: Int,
+        warmup: Int
+    ) -> Result<Measured, BenchFailure> {
         func spawn(_ arguments: [String]) throws -> RigChild {
-            arguments.first == exe ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
+            arguments.first == exe
+                ? try RigChild(exe, Array(arguments.dropFirst())) : try RigChild("/bin/bash", arguments)
         }
         let timeout = "\(endTimeoutSeconds)"
         let server: RigChild
         do {
-            server = try spawn(serverPrefix + [exe, command, "--serve", "--host", bind, "--port", "0", "--timeout", timeout])
+            server = try spawn(
+                serverPrefix + [exe, command, "--serve", "--host", bind, "--port", "0", "--timeout", timeout]
+            )
         } catch {
             return .failure(BenchFailure(description: "cannot start the server: \(error)"))
         }
         defer { server.stop() }
         let listening = "tcp-pingpong: listening on "
         guard let banner = server.waitForLine(seconds: 10, where: { $0.hasPrefix(listening) }),
-              let port = banner.split(separator: ":").last.flatMap({ Int($0) }) else {
-            return .failure(BenchFailure(description: "the server did not start: \(server.lines.joined(separator: " | "))"))
+            let port = banner.split(separator: ":").last.flatMap({ Int($0) })
+        else {
+            return .failure(
+                BenchFailure(description: "the server did not start: \(server.lines.joined(separator: " | "))")
+            )
         }
         let client: (status: Int32?, lines: [String])
         do {
             // 1 ms per round trip is ~20x what it takes here: the bound only stops a run gone wrong.
-            client = try RigChild.run(clientPrefix.isEmpty ? exe : "/bin/bash",
-                                      (clientPrefix.isEmpty ? [] : clientPrefix + [exe])
-                                      + [command, "--connect", connect, "--port", "\(port)", "--count", "\(count)",
-                                         "--warmup", "\(warmup)", "--timeout", timeout],
-                                      seconds: 30 + (count + warmup) / 1_000)
+            client = try RigChild.run(
+                clientPrefix.isEmpty ? exe : "/bin/bash",
+                (clientPrefix.isEmpty ? [] : clientPrefix + [exe])
+                    + [
+                        command, "--connect", connect, "--port", "\(port)", "--count", "\(count)",
+                        "--warmup", "\(warmup)", "--timeout", timeout,
+                    ],
+                seconds: 30 + (count + warmup) / 1_000
+            )
         } catch {
             return .failure(BenchFailure(description: "cannot start the client: \(error)"))
         }
         guard client.status == 0, let line = client.lines.first(where: { $0.hasPrefix("tcp-pingpong: p50_ns=") }) else {
-            return .failure(BenchFailure(description: "the client failed (status \(client.status.map(String.init) ?? "killed after its time limit")): \(client.lines.joined(separator: " | "))"))
+            return .failure(
+                BenchFailure(
+                    description:
+                        "the client failed (status \(client.status.map(String.init) ?? "killed after its time limit")): \(client.lines.joined(separator: " | "))"
+                )
+            )
         }
         var fields: [String: UInt64] = [:]
         for pair in line.dropFirst("tcp-pingpong: ".count).split(separator: " ") {
             let kv = pair.split(separator: "=")
             if kv.count == 2, let v = UInt64(kv[1]) { fields[String(kv[0])] = v }
         }
-        guard let p50 = fields["p50_ns"], let p99 = fields["p99_ns"], let p999 = fields["p999_ns"], let max = fields["max_ns"],
-              let n = fields["count"] else {
+        guard let p50 = fields["p50_ns"], let p99 = fields["p99_ns"], let p999 = fields["p999_ns"],
+            let max = fields["max_ns"],
+            let n = fields["count"]
+        else {
             return .failure(BenchFailure(description: "cannot parse the client's line: \(line)"))
         }
         // The server ends at the client's EOF; give it a moment, then stop() kills it if needed.
@@ -262,13 +398,16 @@ enum RemoteCases {
 
     static func printResult(_ r: RemoteResult) {
         if let perSecond = r.perSecond {
-            say("  \(pad(r.name, 24)) \(pad(r.path, 11)) \(fmt(perSecond, 0)) executions/s pipelined (\(r.count) executions; \(r.route))")
+            say(
+                "  \(pad(r.name, 24)) \(pad(r.path, 11)) \(fmt(perSecond, 0)) executions/s pipelined (\(r.count) executions; \(r.route))"
+            )
             return
         }
-        say("  \(pad(r.name, 24)) \(pad(r.path, 11)) p50 \(fmtNs(r.p50))  p99 \(fmtNs(r.p99))  p99.9 \(fmtNs(r.p999))  max \(fmtNs(r.max))"
-            + "  (\(r.count) round trips of \(r.payloadBytes) B; \(r.route))")
+        say(
+            "  \(pad(r.name, 24)) \(pad(r.path, 11)) p50 \(fmtNs(r.p50))  p99 \(fmtNs(r.p99))  p99.9 \(fmtNs(r.p999))  max \(fmtNs(r.max))"
+                + "  (\(r.count) round trips of \(r.payloadBytes) B; \(r.route))"
+        )
     }
-
 
     /// `scripts/netns-rig.sh` under the working directory (the bench runs from the repository root),
     /// else above this binary (`.build/<triple>/release/actorgraph`).
@@ -276,7 +415,10 @@ enum RemoteCases {
         var candidates: [String] = []
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         if getcwd(&cwd, cwd.count) != nil {
-            candidates.append(String(decoding: cwd.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/scripts/netns-rig.sh")
+            candidates.append(
+                String(decoding: cwd.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    + "/scripts/netns-rig.sh"
+            )
         }
         if var directory = SelfExecutable.path {
             for _ in 0..<5 {
@@ -313,20 +455,34 @@ final class RigChild {
         posix_spawn_file_actions_addclose(&actions, fds[1])
         var environment: [String] = []
         var e = environ
-        while let entry = e.pointee { environment.append(String(cString: entry)); e += 1 }
+        while let entry = e.pointee {
+            environment.append(String(cString: entry))
+            e += 1
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = (environment + extra).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
         let r = posix_spawn(&pid, path, &actions, nil, argv, envp)
         close(fds[1])
-        guard r == 0 else { close(fds[0]); throw BenchFailure(description: "posix_spawn \(path): \(String(cString: strerror(r)))") }
+        guard r == 0 else {
+            close(fds[0])
+            throw BenchFailure(description: "posix_spawn \(path): \(String(cString: strerror(r)))")
+        }
         self.pid = pid
         self.fd = fds[0]
     }
 
     /// Runs `path` to completion within `seconds` (killed after that: status nil) and returns its lines.
-    static func run(_ path: String, _ arguments: [String], environment: [String] = [], seconds: Int) throws -> (status: Int32?, lines: [String]) {
+    static func run(
+        _ path: String,
+        _ arguments: [String],
+        environment: [String] = [],
+        seconds: Int
+    ) throws -> (status: Int32?, lines: [String]) {
         let child = try RigChild(path, arguments, environment: environment)
         defer { child.stop() }
         let status = child.waitExit(seconds: seconds)
@@ -344,7 +500,10 @@ final class RigChild {
         if n < 0 && errno == EINTR { return true }
         if n <= 0 {
             eof = true
-            if !pending.isEmpty { lines.append(String(decoding: pending, as: UTF8.self)); pending = [] }
+            if !pending.isEmpty {
+                lines.append(String(decoding: pending, as: UTF8.self))
+                pending = []
+            }
             return false
         }
         for byte in chunk[0..<n] {
@@ -381,7 +540,10 @@ final class RigChild {
         while Self.nowMs() < deadline && pump(milliseconds: Int32(clamping: deadline - Self.nowMs())) {}
         while reaped == nil && Self.nowMs() < deadline {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { reaped = status; break }
+            if waitpid(pid, &status, WNOHANG) == pid {
+                reaped = status
+                break
+            }
             usleep(5_000)
         }
         guard let status = reaped else { return nil }

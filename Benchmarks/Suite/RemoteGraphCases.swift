@@ -13,7 +13,9 @@ public enum RemoteBenchGraphs {
     /// `remote.chain3`: three fused stages on `b` (one crossing each way per execution).
     public static func chain3() -> Graph<UInt64, UInt64> {
         Graph(input: UInt64.self) { x in
-            x.then(name: "r1") { $0 &+ 1 }.on("b").then(name: "r2") { $0 &* 3 }.on("b").then(name: "r3") { $0 &- 2 }.on("b")
+            x.then(name: "r1") { $0 &+ 1 }.on("b").then(name: "r2") { $0 &* 3 }.on("b").then(name: "r3") { $0 &- 2 }.on(
+                "b"
+            )
         }
     }
 
@@ -28,8 +30,14 @@ public enum RemoteBenchGraphs {
 public enum RemoteBenchOwner {
     /// `allocations`: the process's allocation calls so far (the counting `malloc` of the
     /// `actorgraph` binary); each line then says how many the measured loop made per execution.
-    public static func run(piece: PieceAddress, count: Int, warmup: Int, pipelined: Int,
-                           strategy: WaitStrategy = .adaptive, allocations: (@Sendable () -> UInt64)? = nil) throws -> [String] {
+    public static func run(
+        piece: PieceAddress,
+        count: Int,
+        warmup: Int,
+        pipelined: Int,
+        strategy: WaitStrategy = .adaptive,
+        allocations: (@Sendable () -> UInt64)? = nil
+    ) throws -> [String] {
         func perExecution(_ before: UInt64?, _ n: Int) -> String {
             guard let before, let allocations else { return "" }
             return " allocs_per_execution=\(fmt(Double(allocations() &- before) / Double(max(1, n)), 3))"
@@ -51,8 +59,12 @@ public enum RemoteBenchOwner {
             }
             let allocationText = perExecution(before, count)
             samples.sort()
-            func rank(_ q: Double) -> UInt64 { samples[min(samples.count - 1, Int((q * Double(samples.count)).rounded(.up)) - 1)] }
-            lines.append("remote-bench: echo p50_ns=\(rank(0.5)) p99_ns=\(rank(0.99)) p999_ns=\(rank(0.999)) max_ns=\(samples.last!) count=\(count)\(allocationText)")
+            func rank(_ q: Double) -> UInt64 {
+                samples[min(samples.count - 1, Int((q * Double(samples.count)).rounded(.up)) - 1)]
+            }
+            lines.append(
+                "remote-bench: echo p50_ns=\(rank(0.5)) p99_ns=\(rank(0.99)) p999_ns=\(rank(0.999)) max_ns=\(samples.last!) count=\(count)\(allocationText)"
+            )
         }
         do {
             options.capacity = 1024
@@ -69,8 +81,12 @@ public enum RemoteBenchOwner {
             }
             let elapsed = MonotonicClock.now() &- t0
             let allocationText = perExecution(before, n)
-            guard failures == 0 else { throw CompileError.invalidOption("remote chain3: \(failures) executions failed") }
-            lines.append("remote-bench: chain3.pipelined per_s=\(UInt64(Double(n) * 1e9 / Double(max(1, elapsed)))) count=\(n) checksum=\(sum)\(allocationText)")
+            guard failures == 0 else {
+                throw CompileError.invalidOption("remote chain3: \(failures) executions failed")
+            }
+            lines.append(
+                "remote-bench: chain3.pipelined per_s=\(UInt64(Double(n) * 1e9 / Double(max(1, elapsed)))) count=\(n) checksum=\(sum)\(allocationText)"
+            )
         }
         return lines
     }

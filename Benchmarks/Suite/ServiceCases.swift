@@ -66,10 +66,18 @@ enum ServiceCases {
 
         // Quick: about 2.7 s of schedule per path and rate, ~10 s per idle path set, so the quick
         // run of every service case stays near a minute.
-        static let quick = Sizes(poissonRequests: [1_000: 2_000, 10_000: 5_000, 100_000: 20_000], idleSamples: 10,
-                                 unpinnedBlock: 20_000, serveRequests: [200: 400, 1_000: 1_000, 10_000: 3_000])
-        static let full = Sizes(poissonRequests: [1_000: 5_000, 10_000: 30_000, 100_000: 100_000], idleSamples: 30,
-                                unpinnedBlock: 200_000, serveRequests: [200: 1_000, 1_000: 2_000, 10_000: 20_000])
+        static let quick = Sizes(
+            poissonRequests: [1_000: 2_000, 10_000: 5_000, 100_000: 20_000],
+            idleSamples: 10,
+            unpinnedBlock: 20_000,
+            serveRequests: [200: 400, 1_000: 1_000, 10_000: 3_000]
+        )
+        static let full = Sizes(
+            poissonRequests: [1_000: 5_000, 10_000: 30_000, 100_000: 100_000],
+            idleSamples: 30,
+            unpinnedBlock: 200_000,
+            serveRequests: [200: 1_000, 1_000: 2_000, 10_000: 20_000]
+        )
     }
 
     /// Runs the selected service cases; `nil` when none is selected.
@@ -79,14 +87,21 @@ enum ServiceCases {
         let selectedIdle = idleMilliseconds.filter { options.includes("idle.echo.\($0)ms") }
         let unpinned = options.includes("unpinned.echo")
         let selectedServe = serveRates.filter { options.includes("serve.udp.\($0)") }
-        guard !(selectedPoisson.isEmpty && selectedCompeting.isEmpty && selectedIdle.isEmpty && !unpinned && selectedServe.isEmpty) else {
+        guard
+            !(selectedPoisson.isEmpty && selectedCompeting.isEmpty && selectedIdle.isEmpty && !unpinned
+                && selectedServe.isEmpty)
+        else {
             return nil
         }
         let sizes = options.quick ? Sizes.quick : Sizes.full
         var out = ServiceResults()
         say("service cases: unpinned callers that sleep between requests; every case beside its baselines")
         for rate in selectedPoisson {
-            out.results += try await poisson(name: "poisson.chain3.\(rate)", rate: rate, count: sizes.poissonRequests[rate]!)
+            out.results += try await poisson(
+                name: "poisson.chain3.\(rate)",
+                rate: rate,
+                count: sizes.poissonRequests[rate]!
+            )
         }
         if !selectedCompeting.isEmpty {
             let allowed = CPU.allowedCPUs()
@@ -95,8 +110,12 @@ enum ServiceCases {
             defer { hogs.stop() }
             say("  \(hogs.started) busy process(es) started, one per allowed CPU")
             for rate in selectedCompeting {
-                out.results += try await poisson(name: "competing.poisson.chain3.\(rate)", rate: rate,
-                                                 count: sizes.poissonRequests[rate]!, extra: "\(hogs.started) busy processes")
+                out.results += try await poisson(
+                    name: "competing.poisson.chain3.\(rate)",
+                    rate: rate,
+                    count: sizes.poissonRequests[rate]!,
+                    extra: "\(hogs.started) busy processes"
+                )
             }
         }
         if !selectedIdle.isEmpty {
@@ -137,9 +156,18 @@ enum ServiceCases {
                 try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // The compiler pins workers to the highest allowed CPUs first.
-            let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(separator: ",")
-            results.append(m.result(name: name, path: "compiled", caller: "unpinned thread",
-                                    note: "worker pinned to CPU \(workerCPUs); parks \(graph.diagnostics.parkCounts.reduce(0, +) - parksBefore)"))
+            let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(
+                separator: ","
+            )
+            results.append(
+                m.result(
+                    name: name,
+                    path: "compiled",
+                    caller: "unpinned thread",
+                    note:
+                        "worker pinned to CPU \(workerCPUs); parks \(graph.diagnostics.parkCounts.reduce(0, +) - parksBefore)"
+                )
+            )
         }
         // Dynamic chain3 from a detached Task: its natural caller is async code; a thread bridging
         // into it would add a Task spawn and a second wake-up that belong to the bridge, not the path.
@@ -155,7 +183,9 @@ enum ServiceCases {
         // blocking sleep would hold a cooperative-pool thread; a TaskExecutor on a thread of our own
         // (tried: 4 enqueues per chain, p50 1.6 µs) would measure that executor, not the actors.
         do {
-            let a = StageActor(), b = StageActor(), c = StageActor()
+            let a = StageActor()
+            let b = StageActor()
+            let c = StageActor()
             let m = await Task.detached {
                 await OpenLoop.onTask(schedule, warmup: 200) { x in await c.step(await b.step(await a.step(x))) }
             }.value
@@ -183,10 +213,20 @@ enum ServiceCases {
         var results: [ServiceResult] = []
         func add(_ path: String, caller: String, _ ms: [IdleMeasurement], note: String = "") {
             for (i, m) in ms.enumerated() {
-                results.append(ServiceResult(
-                    name: "idle.echo.\(idles[i])ms", path: path, caller: caller,
-                    stats: LatencyStats(histogram: m.histogram, executions: UInt64(m.histogram.totalCount), elapsedNanoseconds: m.elapsed),
-                    requested: samples, note: note))
+                results.append(
+                    ServiceResult(
+                        name: "idle.echo.\(idles[i])ms",
+                        path: path,
+                        caller: caller,
+                        stats: LatencyStats(
+                            histogram: m.histogram,
+                            executions: UInt64(m.histogram.totalCount),
+                            elapsedNanoseconds: m.elapsed
+                        ),
+                        requested: samples,
+                        note: note
+                    )
+                )
             }
         }
         for isolation in [Isolation.threads, .processes] {
@@ -196,8 +236,13 @@ enum ServiceCases {
                 try IdleLoop.onThread(idles, samples: samples) { x throws(ExecutionError) in try graph.execute(x) }
             }
             // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
-            add(isolation.processOptions == nil ? "compiled" : "process", caller: "unpinned thread", ms,
-                note: "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)")
+            add(
+                isolation.processOptions == nil ? "compiled" : "process",
+                caller: "unpinned thread",
+                ms,
+                note:
+                    "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)"
+            )
         }
         do {
             let pipeline = try SemaphorePipeline(stages: 1)
@@ -209,7 +254,8 @@ enum ServiceCases {
         }
         do {
             let echo = StageActor()
-            let ms = await Task.detached { await IdleLoop.onTask(idles, samples: samples) { x in await echo.step(x) } }.value
+            let ms = await Task.detached { await IdleLoop.onTask(idles, samples: samples) { x in await echo.step(x) } }
+                .value
             add("actor", caller: "detached Task", ms)
         }
         do {
@@ -239,15 +285,24 @@ enum ServiceCases {
             // The compiler pins workers to the highest allowed CPUs first.
             let workerCPUs = Set(allowed.reversed().prefix(graph.workerCount))
             let blocks = try await onUnpinnedThread(name: "ag-svc-caller") {
-                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in try graph.execute(x) }
+                try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in
+                    try graph.execute(x)
+                }
             }
             let prefix = isolation.processOptions == nil ? "compiled" : "process"
             for (i, b) in blocks.enumerated() {
                 let r = ServiceResult(
-                    name: "unpinned.echo", path: prefix + (i == 0 ? ".first" : ".next"), caller: "unpinned thread",
-                    stats: LatencyStats(histogram: b.histogram, executions: UInt64(block), elapsedNanoseconds: b.elapsed),
+                    name: "unpinned.echo",
+                    path: prefix + (i == 0 ? ".first" : ".next"),
+                    caller: "unpinned thread",
+                    stats: LatencyStats(
+                        histogram: b.histogram,
+                        executions: UInt64(block),
+                        elapsedNanoseconds: b.elapsed
+                    ),
                     requested: block,
-                    note: "caller on a worker's CPU in \(b.onWorkerCPU) of \(b.cpuSamples) sampled executions")
+                    note: "caller on a worker's CPU in \(b.onWorkerCPU) of \(b.cpuSamples) sampled executions"
+                )
                 results.append(r)
                 printResult(r)
             }
@@ -278,8 +333,16 @@ enum ServiceCases {
             served.stopReceiving()
             _ = served.drain(timeout: .seconds(1))
             let s = served.statistics
-            results.append(m.result(name: name, path: "serve", caller: "unpinned thread (UDP client)", payloadBytes: SampleCodec.recordSize,
-                                    note: "server: received \(s.received) replied \(s.replied) rejected \(s.rejectedMalformed + s.rejectedOversized)"))
+            results.append(
+                m.result(
+                    name: name,
+                    path: "serve",
+                    caller: "unpinned thread (UDP client)",
+                    payloadBytes: SampleCodec.recordSize,
+                    note:
+                        "server: received \(s.received) replied \(s.replied) rejected \(s.rejectedMalformed + s.rejectedOversized)"
+                )
+            )
         }
         do {
             let echo = try UDPEchoServer()
@@ -287,11 +350,19 @@ enum ServiceCases {
             let port = echo.port
             let m = try await onUnpinnedThread(name: "ag-svc-client") {
                 try UDPClient.run(port: port, schedule: schedule, warmup: 200) { bytes, tag in
-                    bytes.count == SampleCodec.recordSize && UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) == tag
+                    bytes.count == SampleCodec.recordSize
+                        && UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) == tag
                 }
             }
-            results.append(m.result(name: name, path: "udp-echo", caller: "unpinned thread (UDP client)", payloadBytes: SampleCodec.recordSize,
-                                    note: "blocking recvfrom/sendto on an unpinned thread"))
+            results.append(
+                m.result(
+                    name: name,
+                    path: "udp-echo",
+                    caller: "unpinned thread (UDP client)",
+                    payloadBytes: SampleCodec.recordSize,
+                    note: "blocking recvfrom/sendto on an unpinned thread"
+                )
+            )
         }
         for r in results { printResult(r) }
         return results
@@ -301,11 +372,17 @@ enum ServiceCases {
 
     static func printResult(_ r: ServiceResult, extra: String = "") {
         let s = r.stats
-        var line = "  \(pad(r.name, 30)) \(pad(r.path, 14)) p50 \(fmtNs(s.p50))  p99 \(fmtNs(s.p99))  p99.9 \(fmtNs(s.p999))  max \(fmtNs(s.max))"
+        var line =
+            "  \(pad(r.name, 30)) \(pad(r.path, 14)) p50 \(fmtNs(s.p50))  p99 \(fmtNs(s.p99))  p99.9 \(fmtNs(s.p999))  max \(fmtNs(s.max))"
         if let i = r.fromIntended {
-            line += "  | from intended p50 \(fmtNs(i.p50))  p99 \(fmtNs(i.p99))  p99.9 \(fmtNs(i.p999))  max \(fmtNs(i.max))"
+            line +=
+                "  | from intended p50 \(fmtNs(i.p50))  p99 \(fmtNs(i.p99))  p99.9 \(fmtNs(i.p999))  max \(fmtNs(i.max))"
         }
-        var notes = ["\(fmtRate(s.throughputPerSecond))/s", "\(s.count)" + (Int(s.count) + r.lost < r.requested ? " of \(r.requested) (time limit)" : "") + " samples", r.caller]
+        var notes = [
+            "\(fmtRate(s.throughputPerSecond))/s",
+            "\(s.count)" + (Int(s.count) + r.lost < r.requested ? " of \(r.requested) (time limit)" : "") + " samples",
+            r.caller,
+        ]
         if let late = r.callerLateness { notes.append("caller late p50 \(fmtNs(late.p50)) p99 \(fmtNs(late.p99))") }
         if r.lost > 0 { notes.append("\(r.lost) lost") }
         if !r.note.isEmpty { notes.append(r.note) }
@@ -320,7 +397,9 @@ extension BenchSummary {
     /// Fills the service fields from `service`; each stays NaN when its case did not run.
     mutating func addService(_ service: ServiceResults) {
         let r = service.results
-        func stat(_ name: String, _ path: String) -> LatencyStats? { r.first { $0.name == name && $0.path == path }?.stats }
+        func stat(_ name: String, _ path: String) -> LatencyStats? {
+            r.first { $0.name == name && $0.path == path }?.stats
+        }
         func worst(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.max()! }
         func ratio(_ a: UInt64?, _ b: UInt64?) -> Double? {
             guard let a, let b, b > 0 else { return nil }
@@ -328,13 +407,23 @@ extension BenchSummary {
         }
         let poisson = ServiceCases.poissonRates.map { "poisson.chain3.\($0)" }
         poissonP99 = worst(poisson.compactMap { stat($0, "compiled").map { Double($0.p99) } })
-        poissonP999OverDynamic = worst(poisson.compactMap { ratio(stat($0, "compiled")?.p999, stat($0, "dynamic")?.p999) })
+        poissonP999OverDynamic = worst(
+            poisson.compactMap { ratio(stat($0, "compiled")?.p999, stat($0, "dynamic")?.p999) }
+        )
         let idle = ServiceCases.idleMilliseconds.map { "idle.echo.\($0)ms" }
         idleFirstP50 = worst(idle.compactMap { stat($0, "compiled").map { Double($0.p50) } })
         idleFirstOverSemaphore = worst(idle.compactMap { ratio(stat($0, "compiled")?.p50, stat($0, "semaphore")?.p50) })
-        idleFirstProcessOverSemaphore = worst(idle.compactMap { ratio(stat($0, "process")?.p50, stat($0, "semaphore")?.p50) })
-        unpinnedFirstP999 = worst(["compiled.first", "process.first"].compactMap { stat("unpinned.echo", $0).map { Double($0.p999) } })
-        serveOverUDPEchoP50 = worst(ServiceCases.serveRates.map { "serve.udp.\($0)" }.compactMap { ratio(stat($0, "serve")?.p50, stat($0, "udp-echo")?.p50) })
+        idleFirstProcessOverSemaphore = worst(
+            idle.compactMap { ratio(stat($0, "process")?.p50, stat($0, "semaphore")?.p50) }
+        )
+        unpinnedFirstP999 = worst(
+            ["compiled.first", "process.first"].compactMap { stat("unpinned.echo", $0).map { Double($0.p999) } }
+        )
+        serveOverUDPEchoP50 = worst(
+            ServiceCases.serveRates.map { "serve.udp.\($0)" }.compactMap {
+                ratio(stat($0, "serve")?.p50, stat($0, "udp-echo")?.p50)
+            }
+        )
     }
 }
 
@@ -397,17 +486,24 @@ struct OpenLoopMeasurement: Sendable {
     var callerCPUNote: String {
         let total = callerCPUs.values.reduce(0, +)
         guard total > 0 else { return "" }
-        return "caller on " + callerCPUs.keys.sorted().map { "CPU \($0) \(callerCPUs[$0]! * 100 / total)%" }.joined(separator: ", ")
+        return "caller on "
+            + callerCPUs.keys.sorted().map { "CPU \($0) \(callerCPUs[$0]! * 100 / total)%" }.joined(separator: ", ")
     }
 
     func result(name: String, path: String, caller: String, payloadBytes: Int = 8, note: String = "") -> ServiceResult {
         let n = fromCall.totalCount
-        return ServiceResult(name: name, path: path, caller: caller, payloadBytes: payloadBytes,
-                             stats: LatencyStats(histogram: fromCall, executions: n, elapsedNanoseconds: elapsed),
-                             fromIntended: LatencyStats(histogram: fromIntended, executions: n, elapsedNanoseconds: elapsed),
-                             callerLateness: LatencyStats(histogram: late, executions: n, elapsedNanoseconds: elapsed),
-                             requested: requested, lost: lost,
-                             note: [callerCPUNote, note].filter { !$0.isEmpty }.joined(separator: "; "))
+        return ServiceResult(
+            name: name,
+            path: path,
+            caller: caller,
+            payloadBytes: payloadBytes,
+            stats: LatencyStats(histogram: fromCall, executions: n, elapsedNanoseconds: elapsed),
+            fromIntended: LatencyStats(histogram: fromIntended, executions: n, elapsedNanoseconds: elapsed),
+            callerLateness: LatencyStats(histogram: late, executions: n, elapsedNanoseconds: elapsed),
+            requested: requested,
+            lost: lost,
+            note: [callerCPUNote, note].filter { !$0.isEmpty }.joined(separator: "; ")
+        )
     }
 }
 
@@ -419,8 +515,11 @@ enum OpenLoop {
     static let sleepMargin: UInt64 = 60_000
 
     /// From the calling (unpinned) thread: `nanosleep` for gaps over ``OpenLoop/sleepMargin``, then spin.
-    static func onThread<E: Error>(_ schedule: ArrivalSchedule, warmup: Int,
-                                   _ call: (UInt64) throws(E) -> UInt64) throws(E) -> OpenLoopMeasurement {
+    static func onThread<E: Error>(
+        _ schedule: ArrivalSchedule,
+        warmup: Int,
+        _ call: (UInt64) throws(E) -> UInt64
+    ) throws(E) -> OpenLoopMeasurement {
         // Timer slack 1 ns: the default 50 µs slack would make the harness itself late.
         CPU.usePreciseSleeps()
         var m = OpenLoopMeasurement()
@@ -447,8 +546,11 @@ enum OpenLoop {
     /// From a Task: `Task.sleep` for gaps over ``OpenLoop/sleepMargin`` (never a blocking sleep on the
     /// cooperative pool), then spin. On Linux `Task.sleep` often wakes tens to hundreds of µs late:
     /// that lands in the caller lateness and the from-intended figures, not in the from-call ones.
-    static func onTask(_ schedule: ArrivalSchedule, warmup: Int,
-                       _ call: @Sendable (UInt64) async throws -> UInt64) async rethrows -> OpenLoopMeasurement {
+    static func onTask(
+        _ schedule: ArrivalSchedule,
+        warmup: Int,
+        _ call: @Sendable (UInt64) async throws -> UInt64
+    ) async rethrows -> OpenLoopMeasurement {
         var m = OpenLoopMeasurement()
         m.requested = schedule.offsets.count
         for i in 0..<warmup { m.checksum &+= try await call(UInt64(i)) }
@@ -487,7 +589,11 @@ enum IdleLoop {
     /// lazy initialisation): only the idle before it differs.
     static let warmup = 1_000
 
-    static func onThread<E: Error>(_ idles: [Int], samples: Int, _ call: (UInt64) throws(E) -> UInt64) throws(E) -> [IdleMeasurement] {
+    static func onThread<E: Error>(
+        _ idles: [Int],
+        samples: Int,
+        _ call: (UInt64) throws(E) -> UInt64
+    ) throws(E) -> [IdleMeasurement] {
         CPU.usePreciseSleeps()
         var out = [IdleMeasurement](repeating: IdleMeasurement(), count: idles.count)
         for i in 0..<warmup { _ = try call(UInt64(i)) }
@@ -506,7 +612,11 @@ enum IdleLoop {
         return out
     }
 
-    static func onTask(_ idles: [Int], samples: Int, _ call: @Sendable (UInt64) async throws -> UInt64) async rethrows -> [IdleMeasurement] {
+    static func onTask(
+        _ idles: [Int],
+        samples: Int,
+        _ call: @Sendable (UInt64) async throws -> UInt64
+    ) async rethrows -> [IdleMeasurement] {
         var out = [IdleMeasurement](repeating: IdleMeasurement(), count: idles.count)
         for i in 0..<warmup { _ = try await call(UInt64(i)) }
         for _ in 0..<samples {
@@ -534,7 +644,11 @@ struct UnpinnedBlock: Sendable {
 enum UnpinnedLoop {
     /// Two blocks of `block` back-to-back executions. Every 64th execution (outside the timed
     /// window: `getcpu` is a system call here) notes whether the caller sat on a worker's CPU.
-    static func run<E: Error>(block: Int, workerCPUs: Set<Int>, _ call: (UInt64) throws(E) -> UInt64) throws(E) -> [UnpinnedBlock] {
+    static func run<E: Error>(
+        block: Int,
+        workerCPUs: Set<Int>,
+        _ call: (UInt64) throws(E) -> UInt64
+    ) throws(E) -> [UnpinnedBlock] {
         var blocks: [UnpinnedBlock] = []
         for _ in 0..<2 {
             var b = UnpinnedBlock()
@@ -651,7 +765,10 @@ final class SemaphorePipeline: Sendable {
     func stop() {
         stopping.store(true, ordering: .releasing)
         request.post()
-        let t = thread.withLock { t in defer { t = nil }; return t }
+        let t = thread.withLock { t in
+            defer { t = nil }
+            return t
+        }
         t?.join()
     }
 
@@ -680,13 +797,17 @@ final class UDPEchoServer: Sendable {
                     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
                     let n = buffer.withUnsafeMutableBytes { raw in
                         withUnsafeMutablePointer(to: &peer) {
-                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
+                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length)
+                            }
                         }
                     }
-                    guard n >= 0 else { continue } // timeout or EINTR: check the stop flag
+                    guard n >= 0 else { continue }  // timeout or EINTR: check the stop flag
                     _ = buffer.withUnsafeBytes { raw in
                         withUnsafePointer(to: &peer) {
-                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, raw.baseAddress, n, 0, $0, length) }
+                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                sendto(fd, raw.baseAddress, n, 0, $0, length)
+                            }
                         }
                     }
                 }
@@ -700,7 +821,10 @@ final class UDPEchoServer: Sendable {
 
     func stop() {
         stopRequested.store(true, ordering: .relaxed)
-        let t = thread.withLock { t in defer { t = nil }; return t }
+        let t = thread.withLock { t in
+            defer { t = nil }
+            return t
+        }
         t?.join()
         socket.close()
     }
@@ -714,8 +838,12 @@ enum UDPClient {
     /// A request whose reply has not come within this long is counted lost (and not timed).
     static let replyTimeout: Int64 = 100_000_000
 
-    static func run(port: UInt16, schedule: ArrivalSchedule, warmup: Int,
-                    matches: (UnsafeRawBufferPointer, UInt64) -> Bool) throws -> OpenLoopMeasurement {
+    static func run(
+        port: UInt16,
+        schedule: ArrivalSchedule,
+        warmup: Int,
+        matches: (UnsafeRawBufferPointer, UInt64) -> Bool
+    ) throws -> OpenLoopMeasurement {
         CPU.usePreciseSleeps()
         let socket = try UDPSocket(bindingTo: "127.0.0.1", port: 0)
         defer { socket.close() }
@@ -729,8 +857,14 @@ enum UDPClient {
         /// One round trip; false when no matching reply came in time. The tag (the timestamp
         /// field, which the reply echoes) tells a late reply to an earlier request from this one's.
         func roundTrip(_ tag: UInt64) throws -> Bool {
-            let sample = VehicleSample(vehicleID: 10_000 + UInt32(tag % 32), timestampMicros: tag,
-                                       latitude: 52.52, longitude: 13.40, speedKmh: 50, accelerationMS2: 0)
+            let sample = VehicleSample(
+                vehicleID: 10_000 + UInt32(tag % 32),
+                timestampMicros: tag,
+                latitude: 52.52,
+                longitude: 13.40,
+                speedKmh: 50,
+                accelerationMS2: 0
+            )
             request.withUnsafeMutableBytes { _ = SampleCodec.encode(sample, into: $0) }
             _ = try request.withUnsafeBytes { try socket.send($0) }
             while true {
@@ -738,7 +872,7 @@ enum UDPClient {
                 do {
                     n = try reply.withUnsafeMutableBytes { try socket.receive(into: $0) }
                 } catch let error as Errno where error == .resourceTemporarilyUnavailable {
-                    return false // SO_RCVTIMEO ran out
+                    return false  // SO_RCVTIMEO ran out
                 }
                 if reply.withUnsafeBytes({ matches(UnsafeRawBufferPointer(rebasing: $0[0..<n]), tag) }) { return true }
             }
@@ -787,7 +921,10 @@ final class BusyNeighbours {
 
     func stop() {
         for pid in pids { kill(pid, SIGKILL) }
-        for pid in pids { var status: Int32 = 0; waitpid(pid, &status, 0) }
+        for pid in pids {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
         pids = []
     }
 

@@ -23,10 +23,18 @@ public struct StatisticsOverhead: Codable, Sendable {
 
 extension BenchSuite {
     /// `rounds` alternating rounds of compiled echo with statistics off and `.on`, `samples` each.
-    static func measureStatisticsOverhead(rounds: Int, samples: Int, callerCPU: Int?,
-                                          counter: AllocationCounter?) throws -> StatisticsOverhead {
-        var off = makeLatencyHistogram(), on = makeLatencyHistogram()
-        var offExecutions: UInt64 = 0, offElapsed: UInt64 = 0, onExecutions: UInt64 = 0, onElapsed: UInt64 = 0
+    static func measureStatisticsOverhead(
+        rounds: Int,
+        samples: Int,
+        callerCPU: Int?,
+        counter: AllocationCounter?
+    ) throws -> StatisticsOverhead {
+        var off = makeLatencyHistogram()
+        var on = makeLatencyHistogram()
+        var offExecutions: UInt64 = 0
+        var offElapsed: UInt64 = 0
+        var onExecutions: UInt64 = 0
+        var onElapsed: UInt64 = 0
         var allocations: UInt64 = 0
         var counted = counter != nil
         var stageP50: UInt64 = 0
@@ -39,9 +47,13 @@ extension BenchSuite {
                     try Measure.compiled(graph, input: 7, warmup: samples / 10, iterations: samples, counter: counter)
                 }
                 if mode == .off {
-                    off.add(m.histogram); offExecutions += m.executions; offElapsed += m.elapsedNanoseconds
+                    off.add(m.histogram)
+                    offExecutions += m.executions
+                    offElapsed += m.elapsedNanoseconds
                 } else {
-                    on.add(m.histogram); onExecutions += m.executions; onElapsed += m.elapsedNanoseconds
+                    on.add(m.histogram)
+                    onExecutions += m.executions
+                    onElapsed += m.elapsedNanoseconds
                     if let a = m.allocations { allocations += a } else { counted = false }
                     stageP50 = graph.statistics?.nodes.first?.stageTime.p50 ?? 0
                 }
@@ -51,10 +63,14 @@ extension BenchSuite {
         let offStats = LatencyStats(histogram: off, executions: offExecutions, elapsedNanoseconds: offElapsed)
         let onStats = LatencyStats(histogram: on, executions: onExecutions, elapsedNanoseconds: onElapsed)
         return StatisticsOverhead(
-            rounds: rounds, samplesPerRound: samples, off: offStats, on: onStats,
+            rounds: rounds,
+            samplesPerRound: samples,
+            off: offStats,
+            on: onStats,
             p50Ratio: Double(onStats.p50) / Double(max(1, offStats.p50)),
             p99Ratio: Double(onStats.p99) / Double(max(1, offStats.p99)),
             allocationsPerExecutionOn: counted ? Double(allocations) / Double(max(1, onExecutions)) : nil,
-            echoStageP50Nanoseconds: stageP50)
+            echoStageP50Nanoseconds: stageP50
+        )
     }
 }

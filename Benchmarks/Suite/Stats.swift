@@ -4,7 +4,11 @@ import Histogram
 /// resizes or allocates. One histogram per measuring thread; merged, if ever, off the hot path.
 @inlinable
 public func makeLatencyHistogram() -> Histogram<UInt64> {
-    Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    Histogram<UInt64>(
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 60_000_000_000,
+        numberOfSignificantValueDigits: .three
+    )
 }
 
 /// The summary of one measured series.

@@ -291,7 +291,10 @@ public enum SampleCorpus {
     public static let documents: [(id: String, text: String)] = [
         ("rust-borrow", "The Rust borrow checker enforces ownership and lifetimes at compile time."),
         ("swift-actors", "Swift actors isolate mutable state and serialize access through async messages."),
-        ("io-uring", "Linux io_uring submits disk and network requests through shared submission and completion rings."),
+        (
+            "io-uring",
+            "Linux io_uring submits disk and network requests through shared submission and completion rings."
+        ),
         ("numa", "NUMA machines attach memory to each socket, so remote memory access costs extra latency."),
         ("gc-pauses", "Garbage collectors pause threads to trace reachable objects and reclaim the heap."),
         ("sql-index", "A B-tree index lets the database find rows by key without scanning the whole table."),
@@ -302,7 +305,10 @@ public enum SampleCorpus {
         ("espresso", "Espresso forces hot water through finely ground coffee beans under high pressure."),
         ("hurricanes", "Hurricanes form over warm ocean water and bring torrential rain and storm surge."),
         ("weather-fog", "Morning fog appears when humid air cools overnight near the ground."),
-        ("football-offside", "In football a player is offside when nearer the goal line than the second last defender."),
+        (
+            "football-offside",
+            "In football a player is offside when nearer the goal line than the second last defender."
+        ),
         ("marathon", "Marathon runners train for months to finish forty two kilometres of road racing."),
         ("chess-openings", "Chess openings such as the Sicilian defence fight for control of the centre squares."),
         ("photosynthesis", "Plants use photosynthesis to turn sunlight, carbon dioxide and water into sugar."),

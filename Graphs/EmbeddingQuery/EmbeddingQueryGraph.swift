@@ -103,7 +103,8 @@ public enum EmbeddingQueryExample {
     /// The query graph over `index`, answering the `k` best documents.
     public static func graph(index: VectorIndex, k: Int = defaultK) -> Graph<String, QueryAnswer> {
         Graph(input: String.self) { query in
-            let hits = query
+            let hits =
+                query
                 .then(SanitizeStage(), name: "sanitize")
                 .then(TokenizeStage(), name: "tokenize")
                 .then(EmbedStage(index.embedder), name: "embed")
@@ -123,8 +124,11 @@ public enum EmbeddingQueryExample {
         guard let input else { return defaultQueries }
         let queries = input.split(separator: ";").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         guard !queries.isEmpty else {
-            throw ExampleInputError(example: "embedding-query", input: input,
-                                    reason: "expected query text, e.g. --input \"borrow checker ownership\" (';' separates several)")
+            throw ExampleInputError(
+                example: "embedding-query",
+                input: input,
+                reason: "expected query text, e.g. --input \"borrow checker ownership\" (';' separates several)"
+            )
         }
         return queries
     }
@@ -143,7 +147,8 @@ public enum EmbeddingQueryExample {
     public static let example = ExampleGraph(
         name: "embedding-query",
         summary: "sanitize → tokenize → embed → normalize → top-k cosine search over an in-memory index",
-        inputHelp: "query text (default \"borrow checker ownership\"); ';' separates several, cycled over the executions",
+        inputHelp:
+            "query text (default \"borrow checker ownership\"); ';' separates several, cycled over the executions",
         defaultCount: 1_000,
         run: { options in
             let queries = try parseQueries(options.input)
@@ -151,14 +156,22 @@ public enum EmbeddingQueryExample {
             var options = options
             options.resultLimit = min(options.resultLimit, queries.count)  // the queries repeat
             return try await ExampleDriver.run(
-                graph(index: index), example: "embedding-query", options: options,
+                graph(index: index),
+                example: "embedding-query",
+                options: options,
                 input: { queries[$0 % queries.count] },
                 format: { _, answer in format(answer) },
-                finally: { ["index: \(index.count) documents of SampleCorpus, \(index.embedder.dimensions) dimensions, top \(defaultK)"] })
+                finally: {
+                    [
+                        "index: \(index.count) documents of SampleCorpus, \(index.embedder.dimensions) dimensions, top \(defaultK)"
+                    ]
+                }
+            )
         },
         describe: { options in
             let compiled = try graph(index: makeIndex()).compile(options)
             defer { compiled.shutdown() }
             return compiled.dot()
-        })
+        }
+    )
 }

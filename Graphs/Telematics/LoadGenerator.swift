@@ -23,8 +23,14 @@ public struct TelematicsLoadGenerator: Sendable {
     public var vehicles: Int
 
     /// A load generator.
-    public init(host: String = "127.0.0.1", port: UInt16, rate: Double = 20_000, count: Int = 20_000,
-                malformedEvery: Int = 0, vehicles: Int = 32) {
+    public init(
+        host: String = "127.0.0.1",
+        port: UInt16,
+        rate: Double = 20_000,
+        count: Int = 20_000,
+        malformedEvery: Int = 0,
+        vehicles: Int = 32
+    ) {
         self.host = host
         self.port = port
         self.rate = rate
@@ -71,7 +77,10 @@ public struct TelematicsLoadGenerator: Sendable {
         let sentCount = Atomic<Int>(0)
         let finished = Atomic<Bool>(false)
         let expected = Mutex((harsh: 0, speeding: 0))
-        let count = self.count, rate = self.rate, malformedEvery = self.malformedEvery, vehicles = self.vehicles
+        let count = self.count
+        let rate = self.rate
+        let malformedEvery = self.malformedEvery
+        let vehicles = self.vehicles
         let start = MonotonicClock.now()
 
         let sender = Thread {
@@ -85,9 +94,17 @@ public struct TelematicsLoadGenerator: Sendable {
                 let length: Int
                 if malformedEvery > 0 && i % malformedEvery == malformedEvery - 1 {
                     // An extra, broken record: the fleet's samples (and expected alerts) are untouched.
-                    let junk = VehicleSample(vehicleID: 1, timestampMicros: UInt64(i), latitude: 0, longitude: 0,
-                                             speedKmh: 0, accelerationMS2: 0)
-                    length = buffer.withUnsafeMutableBytes { TelematicsLoadGenerator.broken(i / malformedEvery, junk, into: $0) }
+                    let junk = VehicleSample(
+                        vehicleID: 1,
+                        timestampMicros: UInt64(i),
+                        latitude: 0,
+                        longitude: 0,
+                        speedKmh: 0,
+                        accelerationMS2: 0
+                    )
+                    length = buffer.withUnsafeMutableBytes {
+                        TelematicsLoadGenerator.broken(i / malformedEvery, junk, into: $0)
+                    }
                 } else {
                     var sample = fleet.next()
                     sample.timestampMicros = UInt64(i)
@@ -119,7 +136,8 @@ public struct TelematicsLoadGenerator: Sendable {
                 continue
             }
             quietSince = 0
-            switch buffer.withUnsafeBytes({ TelematicsReplyCodec.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) {
+            switch buffer.withUnsafeBytes({ TelematicsReplyCodec.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) })
+            {
             case .reply(let reply):
                 let i = Int(reply.timestampMicros)
                 guard i < count, !answered[i] else { continue }

@@ -65,11 +65,16 @@ public enum TelematicsReplyCodec {
         let m = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         if m == errorMagic { return .error(String(decoding: bytes[4...], as: UTF8.self)) }
         guard m == magic, bytes.count == recordSize else { return .garbage }
-        return .reply(TelematicsReply(
-            vehicleID: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
-            timestampMicros: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-            alertBits: UInt8(truncatingIfNeeded: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self))),
-            totalAlerts: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt32.self))))
+        return .reply(
+            TelematicsReply(
+                vehicleID: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
+                timestampMicros: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                alertBits: UInt8(
+                    truncatingIfNeeded: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+                ),
+                totalAlerts: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
+            )
+        )
     }
 }
 
@@ -90,12 +95,19 @@ public enum TelematicsGraph {
     public static func graph(sink: ActorRef<AlertSink>) -> Graph<VehicleSample, TelematicsReply> {
         Graph(input: VehicleSample.self) { sample in
             let detected = sample.then(DetectStage(), name: "detect")
-            let total = detected.then(sink, name: "alert-sink") { sink, result in UInt32(truncatingIfNeeded: sink.record(result)) }
+            let total = detected.then(sink, name: "alert-sink") { sink, result in
+                UInt32(truncatingIfNeeded: sink.record(result))
+            }
             let bits = detected.then(name: "alert-bits") { r -> UInt8 in
                 (r.harshBraking == nil ? 0 : 1) | (r.speeding == nil ? 0 : 2)
             }
             return zip(sample, bits, total).then(name: "reply") { s, bits, total in
-                TelematicsReply(vehicleID: s.vehicleID, timestampMicros: s.timestampMicros, alertBits: bits, totalAlerts: total)
+                TelematicsReply(
+                    vehicleID: s.vehicleID,
+                    timestampMicros: s.timestampMicros,
+                    alertBits: bits,
+                    totalAlerts: total
+                )
             }
         }
     }
@@ -106,6 +118,7 @@ public enum TelematicsGraph {
             maxRecordSize: SampleCodec.recordSize,
             decode: { bytes in try SampleCodec.decode(bytes) },
             encode: { reply, buffer in TelematicsReplyCodec.encode(reply, into: buffer) },
-            encodeError: { message, buffer in TelematicsReplyCodec.encodeError(message, into: buffer) })
+            encodeError: { message, buffer in TelematicsReplyCodec.encodeError(message, into: buffer) }
+        )
     }
 }

@@ -31,8 +31,12 @@ public struct VehicleSample: Sendable, Equatable, BitwiseCopyable {
 
     /// Creates a sample.
     public init(
-        vehicleID: UInt32, timestampMicros: UInt64, latitude: Double, longitude: Double,
-        speedKmh: Float, accelerationMS2: Float
+        vehicleID: UInt32,
+        timestampMicros: UInt64,
+        latitude: Double,
+        longitude: Double,
+        speedKmh: Float,
+        accelerationMS2: Float
     ) {
         self.vehicleID = vehicleID
         self.timestampMicros = timestampMicros
@@ -100,15 +104,23 @@ public enum SampleCodec {
         let sample = VehicleSample(
             vehicleID: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
             timestampMicros: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-            latitude: Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))),
-            longitude: Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))),
+            latitude: Double(
+                bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+            ),
+            longitude: Double(
+                bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            ),
             speedKmh: Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 32, as: UInt32.self))),
-            accelerationMS2: Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 36, as: UInt32.self)))
+            accelerationMS2: Float(
+                bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 36, as: UInt32.self))
+            )
         )
         if !sample.speedKmh.isFinite { throw .invalidValue("speedKmh \(sample.speedKmh)") }
         if !sample.accelerationMS2.isFinite { throw .invalidValue("accelerationMS2 \(sample.accelerationMS2)") }
         if !(sample.latitude >= -90 && sample.latitude <= 90) { throw .invalidValue("latitude \(sample.latitude)") }
-        if !(sample.longitude >= -180 && sample.longitude <= 180) { throw .invalidValue("longitude \(sample.longitude)") }
+        if !(sample.longitude >= -180 && sample.longitude <= 180) {
+            throw .invalidValue("longitude \(sample.longitude)")
+        }
         return sample
     }
 
@@ -203,15 +215,17 @@ public struct VehicleWindows: Sendable {
     private var slotVehicle: [Int32]
     private let slotMask: Int
     // Per-vehicle state, indexed by dense vehicle index.
-    private var speeds: [Float]        // maxVehicles × windowSize rings
-    private var ringNext: [Int32]      // next write position in each ring
+    private var speeds: [Float]  // maxVehicles × windowSize rings
+    private var ringNext: [Int32]  // next write position in each ring
     private var sampleCount: [UInt32]  // samples seen, saturating at windowSize
     private var speedingArmed: [Bool]
 
     /// Allocates all storage for `maxVehicles` vehicles with `windowSize`-sample windows.
     public init(
-        maxVehicles: Int = 1024, windowSize: Int = 8,
-        speedLimitKmh: Float = 130, harshBrakingMS2: Float = -7.0
+        maxVehicles: Int = 1024,
+        windowSize: Int = 8,
+        speedLimitKmh: Float = 130,
+        harshBrakingMS2: Float = -7.0
     ) {
         precondition(maxVehicles > 0, "maxVehicles must be positive")
         precondition(windowSize > 0, "windowSize must be positive")
@@ -235,8 +249,11 @@ public struct VehicleWindows: Sendable {
         var result = DetectionResult()
         if s.accelerationMS2 <= harshBrakingMS2 {
             result.harshBraking = Alert(
-                vehicleID: s.vehicleID, timestampMicros: s.timestampMicros,
-                kind: .harshBraking, value: s.accelerationMS2)
+                vehicleID: s.vehicleID,
+                timestampMicros: s.timestampMicros,
+                kind: .harshBraking,
+                value: s.accelerationMS2
+            )
         }
         guard let v = vehicleIndex(for: s.vehicleID) else {
             rejectedVehicles += 1
@@ -257,8 +274,11 @@ public struct VehicleWindows: Sendable {
             if speedingArmed[v] {
                 speedingArmed[v] = false
                 result.speeding = Alert(
-                    vehicleID: s.vehicleID, timestampMicros: s.timestampMicros,
-                    kind: .speeding, value: average)
+                    vehicleID: s.vehicleID,
+                    timestampMicros: s.timestampMicros,
+                    kind: .speeding,
+                    value: average
+                )
             }
         } else if average < speedLimitKmh {
             speedingArmed[v] = true
@@ -361,14 +381,25 @@ public struct SyntheticFleet: Sendable {
         self.vehicles = vehicles
         self.seed = seed
         var rng = SplitMixState(seed)
-        var offsets = [Int](), lats = [Double](), lons = [Double](), hLat = [Double](), hLon = [Double]()
+        var offsets = [Int]()
+        var lats = [Double]()
+        var lons = [Double]()
+        var hLat = [Double]()
+        var hLon = [Double]()
         for _ in 0..<vehicles {
             offsets.append(Int(rng.next() % 16))
             lats.append(Self.centerLatitude + (rng.unit() * 2 - 1) * Self.radiusDegrees * 0.9)
             lons.append(Self.centerLongitude + (rng.unit() * 2 - 1) * Self.radiusDegrees * 0.9)
-            var x = rng.unit() * 2 - 1, y = rng.unit() * 2 - 1
+            var x = rng.unit() * 2 - 1
+            var y = rng.unit() * 2 - 1
             let length = (x * x + y * y).squareRoot()
-            if length < 1e-6 { x = 1; y = 0 } else { x /= length; y /= length }
+            if length < 1e-6 {
+                x = 1
+                y = 0
+            } else {
+                x /= length
+                y /= length
+            }
             hLat.append(x)
             hLon.append(y)
         }
@@ -416,8 +447,11 @@ public struct SyntheticFleet: Sendable {
         return VehicleSample(
             vehicleID: Self.firstVehicleID &+ UInt32(truncatingIfNeeded: vehicle),
             timestampMicros: Self.startMicros + UInt64(tick) * 1_000_000 + UInt64(vehicle) * spacing,
-            latitude: lat, longitude: lon,
-            speedKmh: speed, accelerationMS2: acceleration)
+            latitude: lat,
+            longitude: lon,
+            speedKmh: speed,
+            accelerationMS2: acceleration
+        )
     }
 
     /// A ready-made scenario: 4 vehicles × 2 cycles (512 samples, seed 42) with 8 harsh brakes

@@ -2,6 +2,7 @@ import ActorGraph
 import ActorGraphPlatform
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,9 +92,19 @@ public final class PlacerFeed: Sendable {
         /// The Ray namespace of the keeper actors (named `piece-HOST`): one placer per namespace.
         public var rayNamespace: String
 
-        public init(script: String, python: String = "python3", rayAddress: String, nodeIP: String, binary: String,
-                    pieces: [Placement], eventsPath: String, logPath: String? = nil,
-                    environment: [String: String]? = nil, launcher: [String] = [], rayNamespace: String = "actorgraph") {
+        public init(
+            script: String,
+            python: String = "python3",
+            rayAddress: String,
+            nodeIP: String,
+            binary: String,
+            pieces: [Placement],
+            eventsPath: String,
+            logPath: String? = nil,
+            environment: [String: String]? = nil,
+            launcher: [String] = [],
+            rayNamespace: String = "actorgraph"
+        ) {
             self.script = script
             self.python = python
             self.rayAddress = rayAddress
@@ -151,7 +162,8 @@ public final class PlacerFeed: Sendable {
             case .cannotFollow(let errno): return "cannot start the thread that follows the placer (errno \(errno))"
             case .placerDidNotStart(let why): return "the placer did not start: \(why)"
             case .piecesNotPlaced(let hosts, let log):
-                return "no piece reported for \(hosts.joined(separator: ", ")) in time" + (log.isEmpty ? "" : ": \(log)")
+                return "no piece reported for \(hosts.joined(separator: ", ")) in time"
+                    + (log.isEmpty ? "" : ": \(log)")
             }
         }
     }
@@ -205,12 +217,17 @@ public final class PlacerFeed: Sendable {
     public static func start(_ placer: Placer, timeout: Duration = .seconds(60)) throws(Failure) -> PlacerFeed {
         let fm = FileManager.default
         try? fm.removeItem(atPath: placer.eventsPath)
-        guard fm.createFile(atPath: placer.eventsPath, contents: nil), fm.createFile(atPath: placer.logPath, contents: nil) else {
+        guard fm.createFile(atPath: placer.eventsPath, contents: nil),
+            fm.createFile(atPath: placer.logPath, contents: nil)
+        else {
             throw .placerDidNotStart("cannot create \(placer.eventsPath) and \(placer.logPath)")
         }
-        var arguments = placer.launcher + [placer.python, placer.script, "--address", placer.rayAddress, "--node-ip", placer.nodeIP,
-                                           "--binary", placer.binary, "--events", placer.eventsPath,
-                                           "--namespace", placer.rayNamespace]
+        var arguments =
+            placer.launcher + [
+                placer.python, placer.script, "--address", placer.rayAddress, "--node-ip", placer.nodeIP,
+                "--binary", placer.binary, "--events", placer.eventsPath,
+                "--namespace", placer.rayNamespace,
+            ]
         for piece in placer.pieces { arguments += ["--piece", piece.argument] }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -267,7 +284,8 @@ public final class PlacerFeed: Sendable {
                 try? compiled.setPieceAddresses([address], forHost: host)
                 return true
             },
-            hosts: { [weak compiled] in compiled?.diagnostics.hosts })
+            hosts: { [weak compiled] in compiled?.diagnostics.hosts }
+        )
         telling.withLock { _ in
             let current = state.withLock { s in
                 s.followers.append(follower)
@@ -297,8 +315,15 @@ public final class PlacerFeed: Sendable {
         let owner = followers.lazy.compactMap { $0.hosts() }.first ?? []
         return s.current.keys.sorted().map { host in
             let h = owner.first { $0.name == host }
-            return PieceStatus(host: host, current: s.current[host]!, pieceRestarts: s.pieceRestarts[host] ?? 0,
-                               keeperRestarts: s.keeperRestarts[host] ?? 0, epoch: h?.epoch, connected: h?.connected, losses: h?.losses)
+            return PieceStatus(
+                host: host,
+                current: s.current[host]!,
+                pieceRestarts: s.pieceRestarts[host] ?? 0,
+                keeperRestarts: s.keeperRestarts[host] ?? 0,
+                epoch: h?.epoch,
+                connected: h?.connected,
+                losses: h?.losses
+            )
         }
     }
 
@@ -308,7 +333,10 @@ public final class PlacerFeed: Sendable {
     @discardableResult
     public func stop(placer: Bool = false, timeout: Duration = .seconds(15)) -> Bool {
         stopFlag.store(true, ordering: .sequentiallyConsistent)
-        let t = thread.withLock { t -> PinnedThread? in defer { t = nil }; return t }
+        let t = thread.withLock { t -> PinnedThread? in
+            defer { t = nil }
+            return t
+        }
         t?.join()
         guard placer else { return true }
         poll()
@@ -372,7 +400,9 @@ public final class PlacerFeed: Sendable {
         }
         var dropped = false
         for incarnation in fresh {
-            for follower in followers where !follower.setAddresses(incarnation.host, incarnation.address) { dropped = true }
+            for follower in followers where !follower.setAddresses(incarnation.host, incarnation.address) {
+                dropped = true
+            }
         }
         if dropped { state.withLock { $0.followers.removeAll { $0.hosts() == nil } } }
     }
@@ -396,12 +426,19 @@ public final class PlacerFeed: Sendable {
             if let host { s.keeperRestarts[host, default: 0] += 1 }
         case "incarnation":
             guard let host, let ip = event["ip"] as? String, let port = int("port").flatMap(UInt16.init(exactly:)),
-                  let pid = int("pid") else { return }
+                let pid = int("pid")
+            else { return }
             if (int("piece_incarnation") ?? 1) > 1 { s.pieceRestarts[host, default: 0] += 1 }
             let incarnation = Incarnation(
-                host: host, address: PieceAddress(ip, port: port), pid: Int32(pid), keeperPID: Int32(int("keeper_pid") ?? 0),
-                rayletPID: int("raylet_pid").map(Int32.init), number: (s.current[host]?.number ?? 0) + 1,
-                reportedAt: (event["t"] as? NSNumber)?.doubleValue ?? readAt, readAt: readAt)
+                host: host,
+                address: PieceAddress(ip, port: port),
+                pid: Int32(pid),
+                keeperPID: Int32(int("keeper_pid") ?? 0),
+                rayletPID: int("raylet_pid").map(Int32.init),
+                number: (s.current[host]?.number ?? 0) + 1,
+                reportedAt: (event["t"] as? NSNumber)?.doubleValue ?? readAt,
+                readAt: readAt
+            )
             s.all.append(incarnation)
             s.current[host] = incarnation
             fresh.append(incarnation)
@@ -418,10 +455,14 @@ public final class PlacerFeed: Sendable {
     /// Whether `pid` is a live placer (not a recycled pid, not a zombie).
     static func isPlacer(_ pid: Int32) -> Bool {
         guard pid > 0, kill(pid, 0) == 0,
-              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
-              !["Z", "X"].contains(stat[stat.index(close, offsetBy: 2)...].prefix(1)),
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        return cmdline.split(separator: 0).contains { String(decoding: $0, as: UTF8.self).hasSuffix("actorgraph_placer.py") }
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")"),
+            !["Z", "X"].contains(stat[stat.index(close, offsetBy: 2)...].prefix(1)),
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        else { return false }
+        return cmdline.split(separator: 0).contains {
+            String(decoding: $0, as: UTF8.self).hasSuffix("actorgraph_placer.py")
+        }
     }
 }
 
@@ -429,7 +470,8 @@ public final class PlacerFeed: Sendable {
 /// the mask, and the threads Swift Concurrency runs on may block SIGTERM and SIGINT — a placer started
 /// from there would ignore its SIGTERM.
 func withUnblockedSignals<T>(_ body: () throws -> T) rethrows -> T {
-    var empty = sigset_t(), old = sigset_t()
+    var empty = sigset_t()
+    var old = sigset_t()
     sigemptyset(&empty)
     pthread_sigmask(SIG_SETMASK, &empty, &old)
     defer { pthread_sigmask(SIG_SETMASK, &old, nil) }

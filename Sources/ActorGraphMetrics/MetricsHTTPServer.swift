@@ -63,9 +63,16 @@ public final class MetricsHTTPServer: Sendable {
                     limits.maxHeaderFieldCount = 100
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(
-                        IdleStateHandler(readTimeout: TimeAmount.nanoseconds(Int64(Self.idleTimeout.components.seconds) * 1_000_000_000)))
+                        IdleStateHandler(
+                            readTimeout: TimeAmount.nanoseconds(
+                                Int64(Self.idleTimeout.components.seconds) * 1_000_000_000
+                            )
+                        )
+                    )
                     try pipeline.configureHTTPServerPipeline(
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: limits
+                    )
                     try pipeline.addHandler(ScrapeHandler(render: render, counters: counters))
                 }
             }
@@ -133,7 +140,13 @@ private final class ScrapeHandler: ChannelInboundHandler, RemovableChannelHandle
             bodyBytes += chunk.readableBytes
             if bodyBytes > MetricsHTTPServer.maxRequestBodyBytes, !refused, let request = head {
                 refused = true
-                respond(context, to: request, status: .payloadTooLarge, body: "request body too large\n", keepAlive: false)
+                respond(
+                    context,
+                    to: request,
+                    status: .payloadTooLarge,
+                    body: "request body too large\n",
+                    keepAlive: false
+                )
             }
         case .end:
             guard let request = head, !refused else { return }
@@ -143,14 +156,32 @@ private final class ScrapeHandler: ChannelInboundHandler, RemovableChannelHandle
                 if request.method == .GET || request.method == .HEAD {
                     let text = render()
                     counters.served.add(1, ordering: .relaxed)
-                    respond(context, to: request, status: .ok, body: text,
-                            contentType: "text/plain; version=0.0.4; charset=utf-8", keepAlive: request.isKeepAlive)
+                    respond(
+                        context,
+                        to: request,
+                        status: .ok,
+                        body: text,
+                        contentType: "text/plain; version=0.0.4; charset=utf-8",
+                        keepAlive: request.isKeepAlive
+                    )
                 } else {
-                    respond(context, to: request, status: .methodNotAllowed, body: "method not allowed: try GET /metrics\n",
-                            extraHeaders: [("Allow", "GET, HEAD")], keepAlive: request.isKeepAlive)
+                    respond(
+                        context,
+                        to: request,
+                        status: .methodNotAllowed,
+                        body: "method not allowed: try GET /metrics\n",
+                        extraHeaders: [("Allow", "GET, HEAD")],
+                        keepAlive: request.isKeepAlive
+                    )
                 }
             } else {
-                respond(context, to: request, status: .notFound, body: "not found: try GET /metrics\n", keepAlive: request.isKeepAlive)
+                respond(
+                    context,
+                    to: request,
+                    status: .notFound,
+                    body: "not found: try GET /metrics\n",
+                    keepAlive: request.isKeepAlive
+                )
             }
         }
     }
@@ -167,15 +198,27 @@ private final class ScrapeHandler: ChannelInboundHandler, RemovableChannelHandle
         context.close(promise: nil)
     }
 
-    private func respond(_ context: ChannelHandlerContext, to request: HTTPRequestHead, status: HTTPResponseStatus,
-                         body: String, contentType: String = "text/plain; charset=utf-8",
-                         extraHeaders: [(String, String)] = [], keepAlive: Bool) {
+    private func respond(
+        _ context: ChannelHandlerContext,
+        to request: HTTPRequestHead,
+        status: HTTPResponseStatus,
+        body: String,
+        contentType: String = "text/plain; charset=utf-8",
+        extraHeaders: [(String, String)] = [],
+        keepAlive: Bool
+    ) {
         var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.utf8.count))])
         headers.add(contentsOf: extraHeaders)
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil
+        )
         if request.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))),
+                promise: nil
+            )
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {

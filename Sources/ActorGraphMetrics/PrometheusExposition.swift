@@ -14,10 +14,12 @@ public final class PrometheusExposition: Sendable {
     public init() {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        let buckets: [Duration] = [.nanoseconds(100), .nanoseconds(250), .nanoseconds(500), .microseconds(1),
-                                   .microseconds(2), .microseconds(5), .microseconds(10), .microseconds(25),
-                                   .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
-                                   .milliseconds(1), .milliseconds(10), .milliseconds(100), .seconds(1)]
+        let buckets: [Duration] = [
+            .nanoseconds(100), .nanoseconds(250), .nanoseconds(500), .microseconds(1),
+            .microseconds(2), .microseconds(5), .microseconds(10), .microseconds(25),
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+            .milliseconds(1), .milliseconds(10), .milliseconds(100), .seconds(1),
+        ]
         for label in StatisticsReporter.timerLabels { factory.durationHistogramBuckets[label] = buckets }
         reporter = StatisticsReporter(factory: factory)
     }

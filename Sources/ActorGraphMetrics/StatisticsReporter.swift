@@ -55,8 +55,12 @@ public final class StatisticsReporter: Sendable {
             record("actorgraph_channel_wait_seconds", labels, channel.wait, old?.wait)
             if !channel.occupancy.isEmpty {
                 for (quantile, p) in [("0.5", 50.0), ("0.99", 99.0)] {
-                    Gauge(label: "actorgraph_ring_occupancy", dimensions: labels + [("quantile", quantile)], factory: factory)
-                        .record(Double(channel.occupancy.percentile(p)))
+                    Gauge(
+                        label: "actorgraph_ring_occupancy",
+                        dimensions: labels + [("quantile", quantile)],
+                        factory: factory
+                    )
+                    .record(Double(channel.occupancy.percentile(p)))
                 }
             }
         }
@@ -67,8 +71,12 @@ public final class StatisticsReporter: Sendable {
             count("actorgraph_worker_wakeups_total", labels, worker.wakeUps, old?.wakeUps)
             let parked = worker.parkedNanoseconds &- (old?.parkedNanoseconds ?? 0)
             if parked > 0 {
-                FloatingPointCounter(label: "actorgraph_worker_parked_seconds_total", dimensions: labels, factory: factory)
-                    .increment(by: Double(parked) / 1e9)
+                FloatingPointCounter(
+                    label: "actorgraph_worker_parked_seconds_total",
+                    dimensions: labels,
+                    factory: factory
+                )
+                .increment(by: Double(parked) / 1e9)
             }
         }
     }
@@ -76,12 +84,19 @@ public final class StatisticsReporter: Sendable {
     private func reportService(_ now: ServiceStatistics, since before: ServiceStatistics?) {
         let counters: [(String, KeyPath<ServiceStatistics, Int>)] = [
             ("received", \.received), ("admitted", \.admitted), ("rejected_malformed", \.rejectedMalformed),
-            ("rejected_oversized", \.rejectedOversized), ("replied", \.replied), ("failed_executions", \.failedExecutions),
-            ("send_errors", \.sendErrors), ("receive_errors", \.receiveErrors), ("backpressure_stalls", \.backPressureStalls),
+            ("rejected_oversized", \.rejectedOversized), ("replied", \.replied),
+            ("failed_executions", \.failedExecutions),
+            ("send_errors", \.sendErrors), ("receive_errors", \.receiveErrors),
+            ("backpressure_stalls", \.backPressureStalls),
             ("ignored_while_stopping", \.ignoredWhileStopping),
         ]
         for (name, path) in counters {
-            count("actorgraph_udp_\(name)_total", [], UInt64(max(0, now[keyPath: path])), before.map { UInt64(max(0, $0[keyPath: path])) })
+            count(
+                "actorgraph_udp_\(name)_total",
+                [],
+                UInt64(max(0, now[keyPath: path])),
+                before.map { UInt64(max(0, $0[keyPath: path])) }
+            )
         }
         Gauge(label: "actorgraph_udp_in_flight", dimensions: [], factory: factory).record(Double(now.inFlight))
     }
@@ -94,7 +109,12 @@ public final class StatisticsReporter: Sendable {
     }
 
     /// Records each sample added to `now` since `before` into the timer, at its bucket's middle.
-    private func record(_ label: String, _ labels: [(String, String)], _ now: LatencyHistogram, _ before: LatencyHistogram?) {
+    private func record(
+        _ label: String,
+        _ labels: [(String, String)],
+        _ now: LatencyHistogram,
+        _ before: LatencyHistogram?
+    ) {
         let timer = Timer(label: label, dimensions: labels, factory: factory)
         for (i, n) in now.buckets.enumerated() where n > 0 {
             let old = before.map { i < $0.buckets.count ? $0.buckets[i] : 0 } ?? 0

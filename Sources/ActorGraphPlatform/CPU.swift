@@ -56,8 +56,10 @@ extension CPU {
             if now >= deadline { return }
             let remaining = deadline - now
             if remaining > spinWindow {
-                var ts = timespec(tv_sec: Int((remaining - spinWindow) / 1_000_000_000),
-                                  tv_nsec: Int((remaining - spinWindow) % 1_000_000_000))
+                var ts = timespec(
+                    tv_sec: Int((remaining - spinWindow) / 1_000_000_000),
+                    tv_nsec: Int((remaining - spinWindow) % 1_000_000_000)
+                )
                 nanosleep(&ts, nil)
             } else {
                 relax()

@@ -28,7 +28,8 @@ public struct CPUQuota: Sendable, Equatable, CustomStringConvertible {
     /// `1.5 CPUs (cgroup v2 cpu.max 150000/100000)`.
     public var description: String {
         let file = cgroupVersion == 2 ? "cpu.max" : "cpu.cfs_quota_us/cpu.cfs_period_us"
-        return "\(CgroupCPU.formatCPUs(cpus)) CPUs (cgroup v\(cgroupVersion) \(file) \(quotaMicroseconds)/\(periodMicroseconds))"
+        return
+            "\(CgroupCPU.formatCPUs(cpus)) CPUs (cgroup v\(cgroupVersion) \(file) \(quotaMicroseconds)/\(periodMicroseconds))"
     }
 }
 
@@ -128,7 +129,9 @@ package enum CgroupCPU {
 
     /// Parses v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us`. Returns `nil` for no limit (a negative quota, `-1`).
     package static func parseCFS(quota: String, period: String) throws(CgroupParseError) -> CPUQuota? {
-        guard let q = Int64(trimmed(quota)) else { throw CgroupParseError(file: "cpu.cfs_quota_us", contents: trimmed(quota)) }
+        guard let q = Int64(trimmed(quota)) else {
+            throw CgroupParseError(file: "cpu.cfs_quota_us", contents: trimmed(quota))
+        }
         if q < 0 { return nil }
         guard let p = Int64(trimmed(period)), p > 0 else {
             throw CgroupParseError(file: "cpu.cfs_period_us", contents: trimmed(period))
@@ -145,12 +148,14 @@ package enum CgroupCPU {
             guard fields.count == 2 else { throw CgroupParseError(file: "cpu.stat", contents: String(line)) }
             let key = fields[0]
             guard ["nr_periods", "nr_throttled", "throttled_usec", "throttled_time"].contains(key) else { continue }
-            guard let value = UInt64(fields[1]) else { throw CgroupParseError(file: "cpu.stat", contents: String(line)) }
+            guard let value = UInt64(fields[1]) else {
+                throw CgroupParseError(file: "cpu.stat", contents: String(line))
+            }
             switch key {
             case "nr_periods": result.periods = value
             case "nr_throttled": result.throttledPeriods = value
             case "throttled_usec": result.throttledNanoseconds = value &* 1_000
-            default: result.throttledNanoseconds = value // v1 throttled_time is in nanoseconds
+            default: result.throttledNanoseconds = value  // v1 throttled_time is in nanoseconds
             }
         }
         return result
@@ -185,7 +190,8 @@ package enum CgroupCPU {
             if type == "cgroup2", unified == nil {
                 unified = mount
             } else if type == "cgroup", cpu == nil, dash + 3 < fields.count,
-                      fields[dash + 3].split(separator: ",").contains("cpu") {
+                fields[dash + 3].split(separator: ",").contains("cpu")
+            {
                 cpu = mount
             }
         }
@@ -194,8 +200,12 @@ package enum CgroupCPU {
 
     /// The tightest CPU quota on `directory` and its ancestors up to `mountPoint`, reading files with
     /// `read` (a path → contents function; `nil` for a missing file). Malformed files are skipped.
-    package static func tightestQuota(version: Int, directory: String, mountPoint: String,
-                                     read: (String) -> String?) -> CPUQuota? {
+    package static func tightestQuota(
+        version: Int,
+        directory: String,
+        mountPoint: String,
+        read: (String) -> String?
+    ) -> CPUQuota? {
         var best: CPUQuota?
         var dir = directory
         while true {
@@ -220,7 +230,8 @@ package enum CgroupCPU {
     /// Where this process's CPU limit lives now: the tightest quota (either version) and the
     /// `cpu.stat` file of the cgroup that sets it (or of the process's own cgroup without a quota).
     package static func currentLimit() -> (quota: CPUQuota?, cpuStatPath: String?) {
-        guard let membershipText = readFile("/proc/self/cgroup"), let mountText = readFile("/proc/self/mountinfo") else {
+        guard let membershipText = readFile("/proc/self/cgroup"), let mountText = readFile("/proc/self/mountinfo")
+        else {
             return (nil, nil)
         }
         let membership = parseProcCgroup(membershipText)
@@ -231,9 +242,12 @@ package enum CgroupCPU {
             quota = tightestQuota(version: 2, directory: dir, mountPoint: mount.mountPoint, read: readFile)
             if readFile(dir + "/cpu.max") != nil { statPath = dir + "/cpu.stat" }
         }
-        if let path = membership.cpuControllerPath, let mount = mounts.cpuController, let dir = mount.directory(of: path) {
+        if let path = membership.cpuControllerPath, let mount = mounts.cpuController,
+            let dir = mount.directory(of: path)
+        {
             if let v1 = tightestQuota(version: 1, directory: dir, mountPoint: mount.mountPoint, read: readFile),
-               quota == nil || v1.cpus < quota!.cpus {
+                quota == nil || v1.cpus < quota!.cpus
+            {
                 quota = v1
             }
             if statPath == nil { statPath = dir + "/cpu.stat" }
@@ -253,7 +267,8 @@ package enum CgroupCPU {
         let hundredths = Int((cpus * 100).rounded())
         if hundredths % 100 == 0 { return String(hundredths / 100) }
         let fraction = hundredths % 100
-        return "\(hundredths / 100)." + (fraction % 10 == 0 ? String(fraction / 10) : (fraction < 10 ? "0\(fraction)" : String(fraction)))
+        return "\(hundredths / 100)."
+            + (fraction % 10 == 0 ? String(fraction / 10) : (fraction < 10 ? "0\(fraction)" : String(fraction)))
     }
 
     /// The whole file at `path` as UTF-8 (small files: procfs, cgroupfs), or `nil`.
@@ -273,7 +288,10 @@ package enum CgroupCPU {
     }
 
     private static func trimmed(_ s: String) -> String {
-        String(s.drop { $0 == " " || $0 == "\n" || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\n" || $0 == "\t" }.reversed())
+        String(
+            s.drop { $0 == " " || $0 == "\n" || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\n" || $0 == "\t" }
+                .reversed()
+        )
     }
 
     /// mountinfo escapes space, tab, newline and backslash as `\NNN` (octal).
@@ -329,7 +347,8 @@ public struct EffectiveCPUs: Sendable, Equatable, CustomStringConvertible {
 
     /// `2 CPUs (affinity 2, no quota)` or `1 CPUs (affinity 2, quota 1 CPUs (cgroup v1 ...))`.
     public var description: String {
-        "\(CgroupCPU.formatCPUs(cpus)) CPUs (affinity \(affinity), " + (quota.map { "quota \($0)" } ?? "no cgroup quota") + ")"
+        "\(CgroupCPU.formatCPUs(cpus)) CPUs (affinity \(affinity), "
+            + (quota.map { "quota \($0)" } ?? "no cgroup quota") + ")"
     }
 
     /// Reads the affinity mask and the cgroup hierarchy now.

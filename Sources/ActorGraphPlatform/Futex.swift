@@ -22,8 +22,12 @@ package enum Futex {
     }
 
     /// Sleeps while `*word == expected`, for at most `timeoutNanoseconds` (negative: no limit).
-    package static func wait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanoseconds: Int64,
-                            shared: Bool = false) -> WaitResult {
+    package static func wait(
+        on word: UnsafeMutablePointer<UInt32>,
+        expected: UInt32,
+        timeoutNanoseconds: Int64,
+        shared: Bool = false
+    ) -> WaitResult {
         let r = cplatform_futex_wait(word, expected, timeoutNanoseconds, shared ? 1 : 0)
         switch r {
         case 0: return .woken

@@ -54,8 +54,12 @@ package final class IORing {
     /// Queues `IORING_OP_FUTEX_WAIT`: completes when `word` is woken, or at once (`-EAGAIN`) if `*word != expected`.
     /// `shared`: the word is mapped by several processes (no `FUTEX2_PRIVATE`), as ``Futex`` with `shared: true`.
     @discardableResult
-    package func prepareFutexWait(on word: UnsafeMutablePointer<UInt32>, expected: UInt32, userData: UInt64,
-                                 shared: Bool = false) -> Bool {
+    package func prepareFutexWait(
+        on word: UnsafeMutablePointer<UInt32>,
+        expected: UInt32,
+        userData: UInt64,
+        shared: Bool = false
+    ) -> Bool {
         guard let sqe = nextSQE() else { return false }
         clib_io_uring_prep_futex_wait(sqe, word, UInt64(expected), shared ? 1 : 0)
         io_uring_sqe_set_data64(sqe, userData)
@@ -100,7 +104,12 @@ package final class IORing {
 
     /// Queues a `read` of `buffer.count` bytes at `offset` of file `fd`.
     @discardableResult
-    package func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64, userData: UInt64) -> Bool {
+    package func prepareRead(
+        fd: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        offset: UInt64,
+        userData: UInt64
+    ) -> Bool {
         guard let sqe = nextSQE() else { return false }
         io_uring_prep_read(sqe, fd, buffer.baseAddress, UInt32(buffer.count), offset)
         io_uring_sqe_set_data64(sqe, userData)
@@ -134,7 +143,10 @@ package final class IORing {
     /// Returns false on timeout.
     @discardableResult
     package func submitAndWait(timeoutNanoseconds: Int64) throws(Errno) -> Bool {
-        var ts = __kernel_timespec(tv_sec: timeoutNanoseconds / 1_000_000_000, tv_nsec: timeoutNanoseconds % 1_000_000_000)
+        var ts = __kernel_timespec(
+            tv_sec: timeoutNanoseconds / 1_000_000_000,
+            tv_nsec: timeoutNanoseconds % 1_000_000_000
+        )
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
         let r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nil)
         if r == -ETIME || r == -EINTR { return false }

@@ -19,7 +19,11 @@ package final class PinnedThread: Sendable {
         let run: () -> Void
         let name: String
         let cpu: Int?
-        init(run: @escaping () -> Void, name: String, cpu: Int?) { self.run = run; self.name = name; self.cpu = cpu }
+        init(run: @escaping () -> Void, name: String, cpu: Int?) {
+            self.run = run
+            self.name = name
+            self.cpu = cpu
+        }
     }
 
     /// Starts `body` on a new thread named `name` (at most 15 bytes are kept by Linux).
@@ -28,7 +32,8 @@ package final class PinnedThread: Sendable {
     ///   - stackSize: the thread's stack in bytes; large enough for stages that keep big values on the stack.
     ///   - body: runs on the new thread; it is handed over (`sending`), so what it captures must not be
     ///     used by the caller afterwards unless it is `Sendable`.
-    package init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: sending @escaping () -> Void) throws(Errno) {
+    package init(name: String, cpu: Int?, stackSize: Int = 8 << 20, _ body: sending @escaping () -> Void) throws(Errno)
+    {
         self.cpu = cpu
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
@@ -36,13 +41,18 @@ package final class PinnedThread: Sendable {
         pthread_attr_setstacksize(&attr, stackSize)
         let context = Unmanaged.passRetained(Body(run: body, name: name, cpu: cpu)).toOpaque()
         var thread = pthread_t()
-        let r = pthread_create(&thread, &attr, { raw in
-            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
-            cplatform_set_thread_name(String(body.name.prefix(15)))
-            if let cpu = body.cpu { _ = cplatform_pin_current_thread(Int32(cpu)) }
-            body.run()
-            return nil
-        }, context)
+        let r = pthread_create(
+            &thread,
+            &attr,
+            { raw in
+                let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
+                cplatform_set_thread_name(String(body.name.prefix(15)))
+                if let cpu = body.cpu { _ = cplatform_pin_current_thread(Int32(cpu)) }
+                body.run()
+                return nil
+            },
+            context
+        )
         guard r == 0 else {
             Unmanaged<Body>.fromOpaque(context).release()
             throw Errno(rawValue: r)

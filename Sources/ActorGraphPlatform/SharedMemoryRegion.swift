@@ -43,10 +43,14 @@ package final class SharedMemoryRegion: @unchecked Sendable {
         }
         if sealed {
             let r = cplatform_memfd_seal_size(fd)
-            guard r == 0 else { Glibc.close(fd); throw Errno(rawValue: -r) }
+            guard r == 0 else {
+                Glibc.close(fd)
+                throw Errno(rawValue: -r)
+            }
         }
         guard let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
-              mapped != MAP_FAILED else {
+            mapped != MAP_FAILED
+        else {
             let e = Errno(rawValue: errno)
             Glibc.close(fd)
             throw e
@@ -70,7 +74,8 @@ package final class SharedMemoryRegion: @unchecked Sendable {
         let size = Int(st.st_size)
         guard size > 0 else { throw Errno.invalidArgument }
         guard let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
-              mapped != MAP_FAILED else {
+            mapped != MAP_FAILED
+        else {
             throw Errno(rawValue: errno)
         }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))

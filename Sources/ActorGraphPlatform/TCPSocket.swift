@@ -27,15 +27,23 @@ package final class TCPSocket {
     /// `TCP_NODELAY` set: every frame leaves as soon as it is written.
     package static func connect(host: String, port: UInt16, timeoutMilliseconds: Int32) throws(Errno) -> TCPSocket {
         var address = try UDPSocket.address(host: host, port: port)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(
+            AF_INET,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            0
+        )
         guard fd >= 0 else { throw Errno.current }
         let socket = TCPSocket(fileDescriptor: fd)
         let r = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if r != 0 {
             guard errno == EINPROGRESS else { throw Errno.current }
-            guard try socket.poll(events: Int16(POLLOUT), timeoutMilliseconds: timeoutMilliseconds) else { throw Errno(rawValue: ETIMEDOUT) }
+            guard try socket.poll(events: Int16(POLLOUT), timeoutMilliseconds: timeoutMilliseconds) else {
+                throw Errno(rawValue: ETIMEDOUT)
+            }
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
@@ -55,7 +63,9 @@ package final class TCPSocket {
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, Glibc.listen(fd, backlog) == 0 else { throw Errno.current }
         return socket
@@ -110,7 +120,9 @@ package final class TCPSocket {
     package func receiveExactly(_ buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int32) throws(Errno) {
         var received = 0
         while received < buffer.count {
-            guard try poll(events: Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds) else { throw Errno(rawValue: ETIMEDOUT) }
+            guard try poll(events: Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds) else {
+                throw Errno(rawValue: ETIMEDOUT)
+            }
             let n = recv(fileDescriptor, buffer.baseAddress! + received, buffer.count - received, 0)
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }

@@ -40,8 +40,13 @@ final class BlockingCalls: Sendable {
 
     /// Ends the thread (after the jobs already queued) and joins it.
     func stop() {
-        guard let t = thread.withLock({ current -> PinnedThread? in defer { current = nil }; return current }) else { return }
-        queue.ready.signal() // with no job queued: the thread returns
+        guard
+            let t = thread.withLock({ current -> PinnedThread? in
+                defer { current = nil }
+                return current
+            })
+        else { return }
+        queue.ready.signal()  // with no job queued: the thread returns
         t.join()
     }
 }

@@ -1,6 +1,7 @@
 import ActorGraph
 import ActorGraphExamples
 import ActorGraphPlatform
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -27,8 +28,13 @@ public struct DatagramFuzzer {
         public var answerTimeout: Duration
 
         /// One million datagrams, 32 outstanding.
-        public init(count: Int = 1_000_000, port: UInt16, seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)),
-                    window: Int = 32, answerTimeout: Duration = .seconds(2)) {
+        public init(
+            count: Int = 1_000_000,
+            port: UInt16,
+            seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)),
+            window: Int = 32,
+            answerTimeout: Duration = .seconds(2)
+        ) {
             self.count = count
             self.port = port
             self.seed = seed
@@ -71,16 +77,19 @@ public struct DatagramFuzzer {
         socket.setReceiveTimeout(nanoseconds: 20_000_000)
         var rng = SplitMix64(seed: configuration.seed)
         var tally = Tally()
-        var outstandingValid: [UInt64: UInt32] = [:] // timestamp → vehicle
+        var outstandingValid: [UInt64: UInt32] = [:]  // timestamp → vehicle
         var outstandingErrors = 0
         var lastAnswer = ContinuousClock.now
         let datagram = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
         let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
-        defer { datagram.deallocate(); reply.deallocate() }
+        defer {
+            datagram.deallocate()
+            reply.deallocate()
+        }
 
         func receiveOne() {
             let n: Int
-            do { n = try socket.receive(into: reply) } catch { return } // timeout: checked by the caller
+            do { n = try socket.receive(into: reply) } catch { return }  // timeout: checked by the caller
             lastAnswer = ContinuousClock.now
             switch TelematicsReplyCodec.decode(UnsafeRawBufferPointer(rebasing: reply[0..<n])) {
             case .reply(let r):
@@ -90,7 +99,12 @@ public struct DatagramFuzzer {
                     tally.mismatched += 1
                 }
             case .error:
-                if outstandingErrors > 0 { outstandingErrors -= 1; tally.errorReplies += 1 } else { tally.mismatched += 1 }
+                if outstandingErrors > 0 {
+                    outstandingErrors -= 1
+                    tally.errorReplies += 1
+                } else {
+                    tally.mismatched += 1
+                }
             case .garbage:
                 tally.garbage += 1
             }
@@ -113,14 +127,16 @@ public struct DatagramFuzzer {
                 do {
                     _ = try socket.send(bytes)
                 } catch {
-                    continue // ENOBUFS and the like: not sent, not counted; retried with a new datagram
+                    continue  // ENOBUFS and the like: not sent, not counted; retried with a new datagram
                 }
                 tally.sent += 1
                 tally.bytesSent += length
                 tally.kinds[kind.rawValue] += 1
                 if let expected {
                     tally.sentValid += 1
-                    if outstandingValid.updateValue(expected.vehicle, forKey: expected.timestamp) != nil { tally.mismatched += 1 }
+                    if outstandingValid.updateValue(expected.vehicle, forKey: expected.timestamp) != nil {
+                        tally.mismatched += 1
+                    }
                 } else {
                     tally.sentInvalid += 1
                     outstandingErrors += 1
@@ -159,28 +175,38 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
 
     /// Writes one datagram of a random kind into `buffer`; returns its length and kind. Every
     /// 40-byte record carries `sequence` as its timestamp, so replies can be matched.
-    static func make(into buffer: UnsafeMutableRawBufferPointer, sequence: UInt64,
-                     using rng: inout SplitMix64) -> (Int, DatagramKind) {
+    static func make(
+        into buffer: UnsafeMutableRawBufferPointer,
+        sequence: UInt64,
+        using rng: inout SplitMix64
+    ) -> (Int, DatagramKind) {
         let roll = Int.random(in: 0..<100, using: &rng)
-        let kind: DatagramKind = switch roll {
-        case 0..<30: .valid
-        case 30..<45: .garbageFields
-        case 45..<60: .specialFloats
-        case 60..<66: .badMagic
-        case 66..<80: .short
-        case 80..<92: .long
-        default: .huge
-        }
+        let kind: DatagramKind =
+            switch roll {
+            case 0..<30: .valid
+            case 30..<45: .garbageFields
+            case 45..<60: .specialFloats
+            case 60..<66: .badMagic
+            case 66..<80: .short
+            case 80..<92: .long
+            default: .huge
+            }
         let record = SampleCodec.recordSize
         func validSample() -> VehicleSample {
             VehicleSample(
-                vehicleID: [0, 1, UInt32.max, UInt32.max - 1, UInt32.random(in: 0...UInt32.max, using: &rng),
-                            UInt32.random(in: 0..<64, using: &rng)].randomElement(using: &rng)!,
+                vehicleID: [
+                    0, 1, UInt32.max, UInt32.max - 1, UInt32.random(in: 0...UInt32.max, using: &rng),
+                    UInt32.random(in: 0..<64, using: &rng),
+                ].randomElement(using: &rng)!,
                 timestampMicros: sequence,
                 latitude: [-90, 90, 0, Double.random(in: -90...90, using: &rng)].randomElement(using: &rng)!,
                 longitude: [-180, 180, -0.0, Double.random(in: -180...180, using: &rng)].randomElement(using: &rng)!,
-                speedKmh: [0, -1, Float.greatestFiniteMagnitude, Float.random(in: 0...250, using: &rng)].randomElement(using: &rng)!,
-                accelerationMS2: [-Float.greatestFiniteMagnitude, 0, Float.random(in: -15...5, using: &rng)].randomElement(using: &rng)!)
+                speedKmh: [0, -1, Float.greatestFiniteMagnitude, Float.random(in: 0...250, using: &rng)].randomElement(
+                    using: &rng
+                )!,
+                accelerationMS2: [-Float.greatestFiniteMagnitude, 0, Float.random(in: -15...5, using: &rng)]
+                    .randomElement(using: &rng)!
+            )
         }
         func randomBytes(_ range: Range<Int>) {
             var i = range.lowerBound
@@ -201,14 +227,38 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
             return (record, kind)
         case .specialFloats:
             _ = SampleCodec.encode(validSample(), into: buffer)
-            let doubles: [Double] = [.nan, -.nan, .signalingNaN, .infinity, -.infinity, .leastNonzeroMagnitude,
-                                     .greatestFiniteMagnitude, 90.000_000_000_001, -180.000_000_1]
-            let floats: [Float] = [.nan, .signalingNaN, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+            let doubles: [Double] = [
+                .nan, -.nan, .signalingNaN, .infinity, -.infinity, .leastNonzeroMagnitude,
+                .greatestFiniteMagnitude, 90.000_000_000_001, -180.000_000_1,
+            ]
+            let floats: [Float] = [
+                .nan, .signalingNaN, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude,
+            ]
             switch Int.random(in: 0..<4, using: &rng) {
-            case 0: buffer.storeBytes(of: doubles.randomElement(using: &rng)!.bitPattern.littleEndian, toByteOffset: 16, as: UInt64.self)
-            case 1: buffer.storeBytes(of: doubles.randomElement(using: &rng)!.bitPattern.littleEndian, toByteOffset: 24, as: UInt64.self)
-            case 2: buffer.storeBytes(of: floats.randomElement(using: &rng)!.bitPattern.littleEndian, toByteOffset: 32, as: UInt32.self)
-            default: buffer.storeBytes(of: floats.randomElement(using: &rng)!.bitPattern.littleEndian, toByteOffset: 36, as: UInt32.self)
+            case 0:
+                buffer.storeBytes(
+                    of: doubles.randomElement(using: &rng)!.bitPattern.littleEndian,
+                    toByteOffset: 16,
+                    as: UInt64.self
+                )
+            case 1:
+                buffer.storeBytes(
+                    of: doubles.randomElement(using: &rng)!.bitPattern.littleEndian,
+                    toByteOffset: 24,
+                    as: UInt64.self
+                )
+            case 2:
+                buffer.storeBytes(
+                    of: floats.randomElement(using: &rng)!.bitPattern.littleEndian,
+                    toByteOffset: 32,
+                    as: UInt32.self
+                )
+            default:
+                buffer.storeBytes(
+                    of: floats.randomElement(using: &rng)!.bitPattern.littleEndian,
+                    toByteOffset: 36,
+                    as: UInt32.self
+                )
             }
             return (record, kind)
         case .badMagic:
@@ -219,7 +269,11 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
             return (record, kind)
         case .short:
             let length = Int.random(in: 0..<record, using: &rng)
-            if Bool.random(using: &rng) { _ = SampleCodec.encode(validSample(), into: buffer) } else { randomBytes(0..<length) }
+            if Bool.random(using: &rng) {
+                _ = SampleCodec.encode(validSample(), into: buffer)
+            } else {
+                randomBytes(0..<length)
+            }
             return (length, kind)
         case .long:
             let length = Int.random(in: (record + 1)...1_500, using: &rng)
@@ -228,12 +282,11 @@ public enum DatagramKind: Int, CaseIterable, Sendable {
             return (length, kind)
         case .huge:
             let length = Int.random(in: 1_501...65_507, using: &rng)
-            randomBytes(0..<min(length, 256)) // the rest is whatever the buffer held: size is what matters
+            randomBytes(0..<min(length, 256))  // the rest is whatever the buffer held: size is what matters
             return (length, kind)
         }
     }
 }
-
 
 extension ProcessResources {
     /// `VmRSS` of another process, in KiB (nil when it is gone).

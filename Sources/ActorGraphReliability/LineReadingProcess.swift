@@ -1,5 +1,6 @@
 import ActorGraphPlatform
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -32,7 +33,10 @@ public final class LineReadingProcess: Sendable {
         var pid: pid_t = 0
         let r = posix_spawn(&pid, path, &actions, nil, argv, environ)
         close(fds[1])
-        guard r == 0 else { close(fds[0]); throw Errno(rawValue: r) }
+        guard r == 0 else {
+            close(fds[0])
+            throw Errno(rawValue: r)
+        }
         self.pid = pid
         let readFD = fds[0]
         let lines = self.lines
@@ -77,7 +81,10 @@ public final class LineReadingProcess: Sendable {
             if status != nil { return false }
             var s: Int32 = 0
             let r = waitpid(pid, &s, WNOHANG)
-            if r == pid { status = s; return false }
+            if r == pid {
+                status = s
+                return false
+            }
             return r == 0
         }
     }

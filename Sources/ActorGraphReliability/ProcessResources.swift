@@ -43,7 +43,8 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             mappings: maps.all - maps.arena,
             mallocArenaHeaps: maps.arena,
             engineMappings: maps.engine,
-            childProcesses: WorkerFaults.childProcesses().count)
+            childProcesses: WorkerFaults.childProcesses().count
+        )
     }
 
     /// `rss_kib=… fds=… threads=… pool_threads=… maps=… arena_maps=… engine_maps=… children=…`.
@@ -86,7 +87,9 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         defer { closedir(dir) }
         var count = 0
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard name.first?.isNumber == true else { continue }
             let comm = String(decoding: read("/proc/self/task/\(name)/comm"), as: UTF8.self)
             if comm.contains("qos") { count += 1 }
@@ -102,7 +105,9 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             guard fields.count >= 5 else { return String(line) }
             let range = fields[0].split(separator: "-")
             var size = 0
-            if range.count == 2, let lo = Int(range[0], radix: 16), let hi = Int(range[1], radix: 16) { size = (hi - lo) >> 10 }
+            if range.count == 2, let lo = Int(range[0], radix: 16), let hi = Int(range[1], radix: 16) {
+                size = (hi - lo) >> 10
+            }
             let path = fields.count > 5 ? fields[5...].joined(separator: " ") : "[anon]"
             return "\(size)KiB \(fields[1]) \(path)"
         }
@@ -112,7 +117,9 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     /// instance.
     static func mappingCounts() -> (all: Int, arena: Int, engine: Int) {
         let heapSize = 64 << 20  // glibc's HEAP_MAX_SIZE on 64-bit: 2 × DEFAULT_MMAP_THRESHOLD_MAX
-        var all = 0, arena = 0, engine = 0
+        var all = 0
+        var arena = 0
+        var engine = 0
         // (start, end, perms, named) of each line, in address order.
         var previous: (start: Int, end: Int, readWrite: Bool, named: Bool)?
         for line in String(decoding: read("/proc/self/maps"), as: UTF8.self).split(separator: "\n") {
@@ -120,7 +127,9 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             if line.contains("/memfd:") || line.contains("[io_uring]") { engine += 1 }
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             let range = fields.first?.split(separator: "-") ?? []
-            guard fields.count >= 5, range.count == 2, let start = Int(range[0], radix: 16), let end = Int(range[1], radix: 16) else {
+            guard fields.count >= 5, range.count == 2, let start = Int(range[0], radix: 16),
+                let end = Int(range[1], radix: 16)
+            else {
                 previous = nil
                 continue
             }
@@ -129,7 +138,8 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
             // An arena heap: an anonymous rw-p part at a 64 MiB boundary followed by an anonymous
             // ---p part, together exactly 64 MiB.
             if let p = previous, p.readWrite, !p.named, !named, perms == "---p", p.end == start,
-               p.start % heapSize == 0, end - p.start == heapSize {
+                p.start % heapSize == 0, end - p.start == heapSize
+            {
                 arena += 2
             }
             previous = (start, end, perms == "rw-p", named)

@@ -2,6 +2,7 @@ import ActorGraph
 import ActorGraphExamples
 import ActorGraphPlatform
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -49,13 +50,17 @@ extension Soak {
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
-            guard let graph else { usleep(200); continue }
+            guard let graph else {
+                usleep(200)
+                continue
+            }
             let id = nextID.add(1, ordering: .relaxed).newValue
             ledger.started()
             do {
                 ledger.answer(id, carried: try graph.execute(id))
             } catch {
-                ledger.answer(id, error: error); pauseIfFailedForGood(error)
+                ledger.answer(id, error: error)
+                pauseIfFailedForGood(error)
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
         }
@@ -68,7 +73,10 @@ extension Soak {
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
-            guard let graph else { try? await Task.sleep(for: .microseconds(200)); continue }
+            guard let graph else {
+                try? await Task.sleep(for: .microseconds(200))
+                continue
+            }
             round &+= 1
             // A call that fails at once (a failed graph: restarts exhausted) never suspends; without
             // a yield two such loops would hold both threads of a 2-CPU cooperative pool forever and
@@ -83,15 +91,23 @@ extension Soak {
                 for await result in graph.results(for: ids, window: 1 + round % 16) {
                     ledger.started()
                     switch result {
-                    case .success(let output): ledger.answer(ids[next], carried: output); last = nil
-                    case .failure(let error): ledger.answer(ids[next], error: error); last = error
+                    case .success(let output):
+                        ledger.answer(ids[next], carried: output)
+                        last = nil
+                    case .failure(let error):
+                        ledger.answer(ids[next], error: error)
+                        last = error
                     }
                     next += 1
                     if next == ids.count { break }
                 }
                 // A stream that cannot go on (shut down, restarts exhausted, no room) reports that
                 // error once and ends: the rest share that answer.
-                while next < ids.count { ledger.started(); ledger.answer(ids[next], error: last ?? ExecutionError.shutDown); next += 1 }
+                while next < ids.count {
+                    ledger.started()
+                    ledger.answer(ids[next], error: last ?? ExecutionError.shutDown)
+                    next += 1
+                }
                 mustYield = last != nil
             } else {
                 let id = nextID.add(1, ordering: .relaxed).newValue
@@ -102,7 +118,9 @@ extension Soak {
                     ledger.answer(id, error: error)
                     if case ExecutionError.stageFailed = error {} else { mustYield = true }
                     if case ExecutionError.restartsExhausted = error { try? await Task.sleep(for: .microseconds(200)) }
-                    if case ExecutionError.exclusiveSubmitterOpen = error { try? await Task.sleep(for: .microseconds(100)) }
+                    if case ExecutionError.exclusiveSubmitterOpen = error {
+                        try? await Task.sleep(for: .microseconds(100))
+                    }
                 }
             }
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
@@ -118,7 +136,10 @@ extension Soak {
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
-            guard let graph else { usleep(200); continue }
+            guard let graph else {
+                usleep(200)
+                continue
+            }
             let n = Int.random(in: 1...max(1, min(64, graph.capacity)), using: &rng)
             let first = nextID.add(n, ordering: .relaxed).newValue - n + 1
             let ids = Array(first..<(first + n))
@@ -140,14 +161,22 @@ extension Soak {
                         delivered += 1
                     }
                 } catch {
-                    for id in ids[delivered...] { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
+                    for id in ids[delivered...] {
+                        ledger.started()
+                        ledger.answer(id, error: error)
+                    }
+                    pauseIfFailedForGood(error)
                 }
             default:
                 let batch: PendingBatch<SoakOutput>
                 do {
                     batch = try graph.submit(contentsOf: ids)
                 } catch {
-                    for id in ids { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
+                    for id in ids {
+                        ledger.started()
+                        ledger.answer(id, error: error)
+                    }
+                    pauseIfFailedForGood(error)
                     ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
                     continue
                 }
@@ -182,7 +211,11 @@ extension Soak {
         do {
             submitter = try graph.exclusiveSubmitter()
         } catch {
-            for id in ids { ledger.started(); ledger.answer(id, error: error) }; pauseIfFailedForGood(error)
+            for id in ids {
+                ledger.started()
+                ledger.answer(id, error: error)
+            }
+            pauseIfFailedForGood(error)
             return
         }
         let window = Int.random(in: 1...max(1, min(ids.count, graph.capacity)), using: &rng)
@@ -204,13 +237,14 @@ extension Soak {
             do {
                 try submitter.submit(ids[submitted])
             } catch {
-                ledger.answer(ids[submitted], error: error); pauseIfFailedForGood(error)
+                ledger.answer(ids[submitted], error: error)
+                pauseIfFailedForGood(error)
                 break
             }
             submitted += 1
         }
         if dropAfter < ids.count {
-            ledger.dropped(submitter.inFlight)   // abandoned when it is dropped below
+            ledger.dropped(submitter.inFlight)  // abandoned when it is dropped below
         } else {
             while submitter.inFlight > 0 { receiveOne(&submitter) }
         }
@@ -223,7 +257,10 @@ extension Soak {
         while true {
             let (graph, stop) = current(&view)
             if stop { return }
-            guard let graph else { usleep(200); continue }
+            guard let graph else {
+                usleep(200)
+                continue
+            }
             let window = Int.random(in: 1...max(1, min(configuration.pipelineWindow, graph.capacity)), using: &rng)
             submitThenWait(graph, remaining: window, waitInReverse: Bool.random(using: &rng))
             ledger.busy.subtract(1, ordering: .sequentiallyConsistent)
@@ -240,8 +277,9 @@ extension Soak {
         do {
             pending = try graph.submit(id)
         } catch {
-            ledger.answer(id, error: error); pauseIfFailedForGood(error)
-            return // the graph is full or shut down: wait for what is in flight
+            ledger.answer(id, error: error)
+            pauseIfFailedForGood(error)
+            return  // the graph is full or shut down: wait for what is in flight
         }
         if waitInReverse {
             submitThenWait(graph, remaining: remaining - 1, waitInReverse: waitInReverse)

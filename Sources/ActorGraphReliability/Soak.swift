@@ -2,6 +2,7 @@ import ActorGraph
 import ActorGraphExamples
 import ActorGraphPlatform
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -70,13 +71,23 @@ public final class Soak: Sendable {
         public var faultInterval: ClosedRange<Duration>
 
         /// The defaults: one submitter of each kind, graphs living 50 ms–1 s, threads only.
-        public init(duration: Duration = .seconds(60), blockingSubmitters: Int = 1, asyncSubmitters: Int = 2,
-                    pipelinedSubmitters: Int = 1, pipelineWindow: Int = 16, batchSubmitters: Int = 1,
-                    graphLifetime: ClosedRange<Duration> = .milliseconds(50) ... .seconds(1),
-                    seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)), hangTimeout: Duration = .seconds(60),
-                    rssGrowthLimitKiB: Int = 64 << 10, mapGrowthLimit: Int = 16,
-                    processGraphs: Bool = false, processGraphEvery: Int = 3, workerExecutable: String? = nil,
-                    faultInterval: ClosedRange<Duration> = .milliseconds(20) ... .milliseconds(250)) {
+        public init(
+            duration: Duration = .seconds(60),
+            blockingSubmitters: Int = 1,
+            asyncSubmitters: Int = 2,
+            pipelinedSubmitters: Int = 1,
+            pipelineWindow: Int = 16,
+            batchSubmitters: Int = 1,
+            graphLifetime: ClosedRange<Duration> = .milliseconds(50) ... .seconds(1),
+            seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max)),
+            hangTimeout: Duration = .seconds(60),
+            rssGrowthLimitKiB: Int = 64 << 10,
+            mapGrowthLimit: Int = 16,
+            processGraphs: Bool = false,
+            processGraphEvery: Int = 3,
+            workerExecutable: String? = nil,
+            faultInterval: ClosedRange<Duration> = .milliseconds(20) ... .milliseconds(250)
+        ) {
             self.duration = duration
             self.blockingSubmitters = blockingSubmitters
             self.asyncSubmitters = asyncSubmitters
@@ -162,14 +173,18 @@ public final class Soak: Sendable {
             if hung { failed.append("hung: a submitter did not return") }
             if compileFailures != 0 { failed.append("compile_failures=\(compileFailures) (must be 0)") }
             if startsAfterShutdown != 0 { failed.append("starts_after_shutdown=\(startsAfterShutdown) (must be 0)") }
-            if actorsNotFreeAfterShutdown != 0 { failed.append("actors_not_free=\(actorsNotFreeAfterShutdown) (must be 0)") }
+            if actorsNotFreeAfterShutdown != 0 {
+                failed.append("actors_not_free=\(actorsNotFreeAfterShutdown) (must be 0)")
+            }
             if childrenLeft != 0 { failed.append("children_left=\(childrenLeft) (must be 0)") }
             if otherErrors != 0 { failed.append("other_errors=\(otherErrors) (must be 0)") }
             if fdGrowth > 0 { failed.append("fd_growth=\(fdGrowth) (must be <= 0)") }
             if threadGrowth > 0 { failed.append("thread_growth=\(threadGrowth) (must be <= 0)") }
             if engineMapGrowth > 0 { failed.append("engine_map_growth=\(engineMapGrowth) (must be <= 0)") }
             if mapGrowth > mapGrowthLimit { failed.append("map_growth=\(mapGrowth) (must be <= \(mapGrowthLimit))") }
-            if rssGrowthKiB > rssGrowthLimitKiB { failed.append("rss_growth_kib=\(rssGrowthKiB) (must be <= \(rssGrowthLimitKiB))") }
+            if rssGrowthKiB > rssGrowthLimitKiB {
+                failed.append("rss_growth_kib=\(rssGrowthKiB) (must be <= \(rssGrowthLimitKiB))")
+            }
             return failed
         }
 
@@ -178,7 +193,8 @@ public final class Soak: Sendable {
         public var details: String {
             let p = processFaults
             return "soak: start \(start)\nsoak: end   \(end)"
-                + (mappingChanges.isEmpty || (mapGrowth == 0 && engineMapGrowth == 0) ? "" : "\nsoak: mappings " + mappingChanges.prefix(24).joined(separator: ", "))
+                + (mappingChanges.isEmpty || (mapGrowth == 0 && engineMapGrowth == 0)
+                    ? "" : "\nsoak: mappings " + mappingChanges.prefix(24).joined(separator: ", "))
                 + "\n"
                 + "soak: values=\(values) stage_failures=\(stageFailures) shutdown_errors=\(shutdownErrors) capacity_errors=\(capacityErrors) "
                 + "crash_errors=\(crashAnswers) time_limit_errors=\(timeLimitAnswers) restarts_exhausted_errors=\(restartsExhaustedAnswers) "
@@ -227,8 +243,13 @@ public final class Soak: Sendable {
     /// pidfds, sealed memfds, e.g. under a seccomp profile), or nil when a probe graph compiled with
     /// ``Isolation/processes`` ran. Any other failure is not "unavailable": the soak then counts it.
     public static func processWorkersUnavailable(workerExecutable: String?) -> String? {
-        let options = CompileOptions(workers: 1, capacity: 4, pinWorkers: false, idle: .eager,
-                                     isolation: .processes(ProcessOptions(workerExecutable: workerExecutable)))
+        let options = CompileOptions(
+            workers: 1,
+            capacity: 4,
+            pinWorkers: false,
+            idle: .eager,
+            isolation: .processes(ProcessOptions(workerExecutable: workerExecutable))
+        )
         do {
             let graph = try SoakShape.echo.graph().compile(options)
             defer { graph.shutdown() }
@@ -249,23 +270,53 @@ public final class Soak: Sendable {
         // the baseline, not a leak.
         let blocking = BlockingCalls()
         control.withLock { $0 = blocking }
-        defer { blocking.stop(); control.withLock { $0 = nil } }
+        defer {
+            blocking.stop()
+            control.withLock { $0 = nil }
+        }
         var threads: [PinnedThread] = []
         var hangFlags: [SubmitterFlag] = []
         for i in 0..<configuration.blockingSubmitters {
             let flag = SubmitterFlag()
             hangFlags.append(flag)
-            if let t = try? PinnedThread(name: "soak-block\(i)", cpu: nil, stackSize: 1 << 20, { [self] in blockingLoop(flag) }) { threads.append(t) } else { flag.finish() }
+            if let t = try? PinnedThread(
+                name: "soak-block\(i)",
+                cpu: nil,
+                stackSize: 1 << 20,
+                { [self] in blockingLoop(flag) }
+            ) {
+                threads.append(t)
+            } else {
+                flag.finish()
+            }
         }
         for i in 0..<configuration.pipelinedSubmitters {
             let flag = SubmitterFlag()
             hangFlags.append(flag)
-            if let t = try? PinnedThread(name: "soak-pipe\(i)", cpu: nil, stackSize: 1 << 20, { [self] in pipelinedLoop(flag) }) { threads.append(t) } else { flag.finish() }
+            if let t = try? PinnedThread(
+                name: "soak-pipe\(i)",
+                cpu: nil,
+                stackSize: 1 << 20,
+                { [self] in pipelinedLoop(flag) }
+            ) {
+                threads.append(t)
+            } else {
+                flag.finish()
+            }
         }
         for i in 0..<configuration.batchSubmitters {
             let flag = SubmitterFlag()
             hangFlags.append(flag)
-            if let t = try? PinnedThread(name: "soak-batch\(i)", cpu: nil, stackSize: 1 << 20, { [self] in batchLoop(flag, seed: UInt64(i)) }) { threads.append(t) } else { flag.finish() }
+            if let t = try? PinnedThread(
+                name: "soak-batch\(i)",
+                cpu: nil,
+                stackSize: 1 << 20,
+                { [self] in batchLoop(flag, seed: UInt64(i)) }
+            ) {
+                threads.append(t)
+            } else {
+                flag.finish()
+            }
         }
         let asyncFlags = (0..<configuration.asyncSubmitters).map { _ in SubmitterFlag() }
         hangFlags += asyncFlags
@@ -281,15 +332,27 @@ public final class Soak: Sendable {
         for shape in SoakShape.allCases {
             var options = SoakShape.options(using: &rng)
             options.workers = SoakShape.maxWorkers
-            await cycle(shape: shape, options: options, lifetime: .milliseconds(60), inFlight: false,
-                        faults: &faults, faultRNG: &faultRNG)
+            await cycle(
+                shape: shape,
+                options: options,
+                lifetime: .milliseconds(60),
+                inFlight: false,
+                faults: &faults,
+                faultRNG: &faultRNG
+            )
         }
         if configuration.processGraphs {
             // One is enough (the same code runs for every shape); each costs a spawn per worker.
             var options = processOptions(using: &rng)
             options.workers = SoakShape.maxWorkers
-            await cycle(shape: .diamond, options: options, lifetime: .milliseconds(200), inFlight: false,
-                        faults: &faults, faultRNG: &faultRNG)
+            await cycle(
+                shape: .diamond,
+                options: options,
+                lifetime: .milliseconds(200),
+                inFlight: false,
+                faults: &faults,
+                faultRNG: &faultRNG
+            )
         }
         let startSample = await settledSample()
         let startMappings = ProcessResources.mappingSignatures()
@@ -298,24 +361,39 @@ public final class Soak: Sendable {
         faults = ProcessFaults()
         let startedAt = ContinuousClock.now
         var lastProgress = startedAt
-        var graphs = 0, inFlight = 0, compileFailures = 0
+        var graphs = 0
+        var inFlight = 0
+        var compileFailures = 0
         while ContinuousClock.now - startedAt < configuration.duration {
-            let isolated = configuration.processGraphs && Int.random(in: 0..<configuration.processGraphEvery, using: &rng) == 0
+            let isolated =
+                configuration.processGraphs && Int.random(in: 0..<configuration.processGraphEvery, using: &rng) == 0
             let shape = (isolated ? SoakShape.processCrossable : SoakShape.allCases).randomElement(using: &rng)!
-            let lifetime = Duration.nanoseconds(Int64.random(
-                in: configuration.graphLifetime.lowerBound.nanosecondsValue...configuration.graphLifetime.upperBound.nanosecondsValue,
-                using: &rng))
+            let lifetime = Duration.nanoseconds(
+                Int64.random(
+                    in: configuration.graphLifetime.lowerBound
+                        .nanosecondsValue...configuration.graphLifetime.upperBound.nanosecondsValue,
+                    using: &rng
+                )
+            )
             let abrupt = Int.random(in: 0..<4, using: &rng) != 0
             let options = isolated ? processOptions(using: &rng) : SoakShape.options(using: &rng)
-            let ok = await cycle(shape: shape, options: options, lifetime: lifetime, inFlight: abrupt,
-                                 faults: &faults, faultRNG: &faultRNG)
+            let ok = await cycle(
+                shape: shape,
+                options: options,
+                lifetime: lifetime,
+                inFlight: abrupt,
+                faults: &faults,
+                faultRNG: &faultRNG
+            )
             graphs += 1
             if abrupt { inFlight += 1 }
             if !ok { compileFailures += 1 }
             if ContinuousClock.now - lastProgress > .seconds(10) {
                 lastProgress = ContinuousClock.now
                 let c = ledger.snapshot()
-                progress("soak: t=\((ContinuousClock.now - startedAt).components.seconds)s graphs=\(graphs) process_graphs=\(faults.graphs) kills=\(faults.kills) stops=\(faults.stops) executions=\(c.executions) answered=\(c.answered) rss_kib=\(ProcessResources.sample().rssKiB)")
+                progress(
+                    "soak: t=\((ContinuousClock.now - startedAt).components.seconds)s graphs=\(graphs) process_graphs=\(faults.graphs) kills=\(faults.kills) stops=\(faults.stops) executions=\(c.executions) answered=\(c.answered) rss_kib=\(ProcessResources.sample().rssKiB)"
+                )
             }
         }
         // Stop: no new calls; wait until every submitter is between calls (a call that never
@@ -336,17 +414,35 @@ public final class Soak: Sendable {
         }
         let c = ledger.snapshot()
         return Report(
-            executions: c.executions, answered: c.answered, lost: c.executions - c.answered, duplicated: c.duplicated,
-            values: c.values, stageFailures: c.stageFailures, shutdownErrors: c.shutdownErrors,
-            capacityErrors: c.capacityErrors, otherErrors: c.otherErrors,
-            crashAnswers: c.crashErrors, timeLimitAnswers: c.timeLimitErrors, restartsExhaustedAnswers: c.restartsExhaustedErrors,
-            exclusiveRefusals: c.exclusiveRefusals, exclusiveDropped: c.exclusiveDropped,
-            processFaults: faults, graphs: graphs, shutdownsInFlight: inFlight,
+            executions: c.executions,
+            answered: c.answered,
+            lost: c.executions - c.answered,
+            duplicated: c.duplicated,
+            values: c.values,
+            stageFailures: c.stageFailures,
+            shutdownErrors: c.shutdownErrors,
+            capacityErrors: c.capacityErrors,
+            otherErrors: c.otherErrors,
+            crashAnswers: c.crashErrors,
+            timeLimitAnswers: c.timeLimitErrors,
+            restartsExhaustedAnswers: c.restartsExhaustedErrors,
+            exclusiveRefusals: c.exclusiveRefusals,
+            exclusiveDropped: c.exclusiveDropped,
+            processFaults: faults,
+            graphs: graphs,
+            shutdownsInFlight: inFlight,
             startsAfterShutdown: shutdownChecks.startsAfterShutdown.load(ordering: .relaxed),
             actorsNotFreeAfterShutdown: shutdownChecks.actorsNotFree.load(ordering: .relaxed),
-            compileFailures: compileFailures, compileErrors: compileErrors.withLock { $0 }, hung: hung, start: startSample, end: endSample,
+            compileFailures: compileFailures,
+            compileErrors: compileErrors.withLock { $0 },
+            hung: hung,
+            start: startSample,
+            end: endSample,
             mappingChanges: Self.multisetChanges(from: startMappings, to: endMappings),
-            rssGrowthLimitKiB: configuration.rssGrowthLimitKiB, mapGrowthLimit: configuration.mapGrowthLimit, seed: configuration.seed)
+            rssGrowthLimitKiB: configuration.rssGrowthLimitKiB,
+            mapGrowthLimit: configuration.mapGrowthLimit,
+            seed: configuration.seed
+        )
     }
 
     /// The elements whose count differs between `start` and `end`, as `+ element` (more at the end)
@@ -374,7 +470,10 @@ public final class Soak: Sendable {
             let mappingSlack = ContinuousClock.now - startedAt < .seconds(10) ? 0 : configuration.mapGrowthLimit
             if sample.threads == target.threads && sample.openFileDescriptors == target.openFileDescriptors
                 && sample.engineMappings <= target.engineMappings && sample.mappings <= target.mappings + mappingSlack
-                && sample.poolThreads <= target.poolThreads && sample.childProcesses <= target.childProcesses { break }
+                && sample.poolThreads <= target.poolThreads && sample.childProcesses <= target.childProcesses
+            {
+                break
+            }
         } while ContinuousClock.now - startedAt < .seconds(30)
         return sample
     }
@@ -390,7 +489,8 @@ public final class Soak: Sendable {
         options.stageTimeLimit = .milliseconds(Int.random(in: 60...250, using: &rng))
         options.shutdownGracePeriod = .milliseconds(Int.random(in: 50...300, using: &rng))
         process.standbyWorkers = Int.random(in: 0..<3, using: &rng) == 0
-        process.restartPolicy = Int.random(in: 0..<8, using: &rng) == 0
+        process.restartPolicy =
+            Int.random(in: 0..<8, using: &rng) == 0
             ? RestartPolicy(maxRestarts: Int.random(in: 0...2, using: &rng), window: .seconds(60))
             : RestartPolicy(maxRestarts: 100_000, window: .seconds(60))
         options.isolation = .processes(process)
@@ -402,11 +502,19 @@ public final class Soak: Sendable {
     /// A process graph gets faults injected into its workers meanwhile (counted in `faults`).
     /// Returns false when compile failed.
     @discardableResult
-    func cycle(shape: SoakShape, options: CompileOptions, lifetime: Duration, inFlight: Bool,
-                       faults: inout ProcessFaults, faultRNG: inout SplitMix64) async -> Bool {
+    func cycle(
+        shape: SoakShape,
+        options: CompileOptions,
+        lifetime: Duration,
+        inFlight: Bool,
+        faults: inout ProcessFaults,
+        faultRNG: inout SplitMix64
+    ) async -> Bool {
         let probe = ShutdownProbe()
         let compile: @Sendable () -> Result<CompiledGraph<Int, SoakOutput>, CompileError> = {
-            do throws(CompileError) { return .success(try shape.graph(probe: probe).compile(options)) } catch { return .failure(error) }
+            do throws(CompileError) { return .success(try shape.graph(probe: probe).compile(options)) } catch {
+                return .failure(error)
+            }
         }
         let blocking = control.withLock { $0 }
         let graph: CompiledGraph<Int, SoakOutput>
@@ -441,9 +549,14 @@ public final class Soak: Sendable {
             // No soak stage gets stuck, so the worker stopped within the grace period and its
             // actors are free now; a stage starting later would be counted by the probe (looked at
             // a few milliseconds later, when a worker that ignored the stop would have started one).
-            if shape == .diamond && (try? probe.calls.withState { $0 }) == nil { shutdownChecks.actorsNotFree.add(1, ordering: .relaxed) }
+            if shape == .diamond && (try? probe.calls.withState { $0 }) == nil {
+                shutdownChecks.actorsNotFree.add(1, ordering: .relaxed)
+            }
             try? await Task.sleep(for: .milliseconds(2))
-            shutdownChecks.startsAfterShutdown.add(probe.startsAfterShutdown.load(ordering: .relaxed), ordering: .relaxed)
+            shutdownChecks.startsAfterShutdown.add(
+                probe.startsAfterShutdown.load(ordering: .relaxed),
+                ordering: .relaxed
+            )
         }
         if case .processes = options.isolation {
             // After shutdown: the supervisor has stopped, so its counts are final.
@@ -462,14 +575,22 @@ public final class Soak: Sendable {
     /// stopped: it is left to the engine (its supervisor kills a stopped worker). Returns
     /// early once the graph has failed (restarts exhausted): every call to it fails at once, so
     /// keeping it would only count the same error over and over.
-    func injectFaults(into graph: CompiledGraph<Int, SoakOutput>, for lifetime: Duration,
-                              faults: inout ProcessFaults, rng: inout SplitMix64) async {
+    func injectFaults(
+        into graph: CompiledGraph<Int, SoakOutput>,
+        for lifetime: Duration,
+        faults: inout ProcessFaults,
+        rng: inout SplitMix64
+    ) async {
         let end = ContinuousClock.now + lifetime
         let interval = configuration.faultInterval
         var stopped: Set<Int32> = []
         while true {
-            let gap = Duration.nanoseconds(Int64.random(
-                in: interval.lowerBound.nanosecondsValue...interval.upperBound.nanosecondsValue, using: &rng))
+            let gap = Duration.nanoseconds(
+                Int64.random(
+                    in: interval.lowerBound.nanosecondsValue...interval.upperBound.nanosecondsValue,
+                    using: &rng
+                )
+            )
             let worker = Int.random(in: 0..<max(1, graph.isolationStatistics.workerProcessIDs.count), using: &rng)
             let kill = Int.random(in: 0..<5, using: &rng) < 3
             let at = min(end, ContinuousClock.now + gap)
@@ -478,9 +599,16 @@ public final class Soak: Sendable {
                 try? await Task.sleep(for: min(.milliseconds(10), at - ContinuousClock.now))
             }
             if at == end { return }
-            guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero), !stopped.contains(pid) else { continue }
+            guard let pid = WorkerFaults.processID(of: graph, worker: worker, waitingUpTo: .zero),
+                !stopped.contains(pid)
+            else { continue }
             if WorkerFaults.send(kill ? SIGKILL : SIGSTOP, to: pid) {
-                if kill { faults.kills += 1 } else { faults.stops += 1; stopped.insert(pid) }
+                if kill {
+                    faults.kills += 1
+                } else {
+                    faults.stops += 1
+                    stopped.insert(pid)
+                }
             }
         }
     }

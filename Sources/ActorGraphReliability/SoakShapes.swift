@@ -2,6 +2,7 @@ import ActorGraph
 import ActorGraphExamples
 import ActorGraphPlatform
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -86,35 +87,50 @@ enum SoakShape: Int, CaseIterable {
             }
         case .chain:
             return Graph(input: Int.self) { x in
-                x.then(name: "a") { id in probe.stageStarted(); return (id, id &+ 1) }
-                    .then(SoakCounter(), name: "b")
-                    .then(name: "c") { id, v -> SoakOutput in
-                        if soakShouldFail(id, salt: 2) { throw SoakFailure(id: id) }
-                        return SoakOutput(id: id, check: v &- 7, shape: 1)
-                    }
+                x.then(name: "a") { id in
+                    probe.stageStarted()
+                    return (id, id &+ 1)
+                }
+                .then(SoakCounter(), name: "b")
+                .then(name: "c") { id, v -> SoakOutput in
+                    if soakShouldFail(id, salt: 2) { throw SoakFailure(id: id) }
+                    return SoakOutput(id: id, check: v &- 7, shape: 1)
+                }
             }
         case .diamond:
             let calls = probe.calls
             return Graph(input: Int.self) { x in
-                let a = x.then(calls, name: "double") { n, id in probe.stageStarted(); n &+= 1; return (id, id &* 2) }
+                let a = x.then(calls, name: "double") { n, id in
+                    probe.stageStarted()
+                    n &+= 1
+                    return (id, id &* 2)
+                }
                 let b = a.then(name: "plus1") { id, v -> Int in
                     if soakShouldFail(id, salt: 3) { throw SoakFailure(id: id) }
                     return v &+ 1
                 }
-                let c = a.then(calls, name: "square") { n, p in n &+= 1; return p.1 &* p.1 }
+                let c = a.then(calls, name: "square") { n, p in
+                    n &+= 1
+                    return p.1 &* p.1
+                }
                 return zip(a, b, c).then(name: "sum") { p, b, c in SoakOutput(id: p.0, check: b &+ c, shape: 2) }
             }
         case .fanOutStrings:
             // Values holding references (String, [Int]) flow through rings, scratch and zips.
             return Graph(input: Int.self) { x in
-                let s = x.then(name: "text") { id in probe.stageStarted(); return String(id) }
+                let s = x.then(name: "text") { id in
+                    probe.stageStarted()
+                    return String(id)
+                }
                 let branches = (0..<4).map { i in
                     s.then(name: "len\(i)") { text -> [Int] in
                         if i == 2, let id = Int(text), soakShouldFail(id, salt: 4) { throw SoakFailure(id: id) }
                         return [text.utf8.count]
                     }
                 }
-                let joined = zip(branches[0], branches[1], branches[2], branches[3]).then(name: "join") { a, b, c, d in a + b + c + d }
+                let joined = zip(branches[0], branches[1], branches[2], branches[3]).then(name: "join") { a, b, c, d in
+                    a + b + c + d
+                }
                 return zip(x, joined).then(name: "out") { id, lengths in
                     SoakOutput(id: id, check: lengths.reduce(0, +) &+ id &* 2, shape: 3)
                 }
@@ -129,14 +145,22 @@ enum SoakShape: Int, CaseIterable {
     /// eagerly (the submitters already oversubscribe a small machine).
     static func options(using rng: inout SplitMix64) -> CompileOptions {
         let capacity = 1 << Int.random(in: 0...10, using: &rng)
-        let idle = IdlePolicy(workerSpins: Int.random(in: 16...512, using: &rng), callerSpins: Int.random(in: 16...512, using: &rng),
-                              spinTime: .zero, parkTimeout: .milliseconds(Int.random(in: 5...50, using: &rng)))
+        let idle = IdlePolicy(
+            workerSpins: Int.random(in: 16...512, using: &rng),
+            callerSpins: Int.random(in: 16...512, using: &rng),
+            spinTime: .zero,
+            parkTimeout: .milliseconds(Int.random(in: 5...50, using: &rng))
+        )
         return CompileOptions(
-            workers: Int.random(in: 1...maxWorkers, using: &rng), capacity: capacity, pinWorkers: false,
-            idle: idle, submitTimeout: .milliseconds(Int.random(in: 50...2_000, using: &rng)),
+            workers: Int.random(in: 1...maxWorkers, using: &rng),
+            capacity: capacity,
+            pinWorkers: false,
+            idle: idle,
+            submitTimeout: .milliseconds(Int.random(in: 50...2_000, using: &rng)),
             placement: [.automatic, .spread, .singleWorker].randomElement(using: &rng)!,
             batchSize: [1, 4, 32, 256].randomElement(using: &rng)!,
-            useIORing: Int.random(in: 0..<4, using: &rng) != 0)
+            useIORing: Int.random(in: 0..<4, using: &rng) != 0
+        )
     }
 }
 
@@ -163,7 +187,6 @@ struct SoakCounter: ActorGraph.Stage, Sendable {
         return (input.0, input.1 &* 5)
     }
 }
-
 
 extension Duration {
     var nanosecondsValue: Int64 {

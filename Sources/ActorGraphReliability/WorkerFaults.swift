@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,8 +13,11 @@ public enum WorkerFaults {
     /// The process id of worker `worker` of `compiled` (``Isolation/processes``), read from
     /// ``CompiledGraph/isolationStatistics``. While the worker is being restarted the id reads 0:
     /// polls every millisecond for up to `timeout` (`.zero`: one read). Nil when there is none.
-    public static func processID<Input, Output>(of compiled: CompiledGraph<Input, Output>, worker: Int,
-                                                waitingUpTo timeout: Duration = .seconds(5)) -> Int32? {
+    public static func processID<Input, Output>(
+        of compiled: CompiledGraph<Input, Output>,
+        worker: Int,
+        waitingUpTo timeout: Duration = .seconds(5)
+    ) -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while true {
             let ids = compiled.isolationStatistics.workerProcessIDs
@@ -39,7 +43,9 @@ public enum WorkerFaults {
         defer { closedir(dir) }
         var result: [Int32] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard name.first?.isNumber == true else { continue }
             let text = String(decoding: ProcessResources.read("/proc/self/task/\(name)/children"), as: UTF8.self)
             result += text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }

@@ -3,6 +3,7 @@ import ActorGraphBenchSuite
 import ActorGraphExamples
 import ActorGraphReliability
 import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -14,7 +15,9 @@ import Musl
 @main
 enum Entry {
     static func main() async {
-        IsolatedWorker.runIfChild(graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs })
+        IsolatedWorker.runIfChild(graphs: {
+            ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs
+        })
         await ActorGraphCLI.main()
     }
 }
@@ -25,10 +28,10 @@ struct ActorGraphCLI: AsyncParsableCommand {
         commandName: "actorgraph",
         abstract: "Run, inspect and benchmark ActorGraph example graphs.",
         discussion: """
-        Start with `actorgraph list`, then `actorgraph run diamond` (compile, execute, print the \
-        results and latency percentiles) and `actorgraph describe diamond` (placement and channels \
-        as Graphviz DOT). With no subcommand, `actorgraph` runs `run`.
-        """,
+            Start with `actorgraph list`, then `actorgraph run diamond` (compile, execute, print the \
+            results and latency percentiles) and `actorgraph describe diamond` (placement and channels \
+            as Graphviz DOT). With no subcommand, `actorgraph` runs `run`.
+            """,
         subcommands: [
             ListCommand.self,
             RunCommand.self,
@@ -44,7 +47,8 @@ struct ActorGraphCLI: AsyncParsableCommand {
             ClusterCommand.self,
             RemoteBenchCommand.self,
         ],
-        defaultSubcommand: RunCommand.self)
+        defaultSubcommand: RunCommand.self
+    )
 
     /// Parses and runs the command. A bad command line is reported in one line
     /// (`actorgraph: error: …`, then a non-zero exit), not ArgumentParser's usage block; `--help`
@@ -60,9 +64,10 @@ struct ActorGraphCLI: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                exit(withError: error) // --help, --version: the full text
+                exit(withError: error)  // --help, --version: the full text
             }
-            let message = self.message(for: error)
+            let message =
+                self.message(for: error)
                 .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
             if !message.isEmpty {
                 let trimmed = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
@@ -87,7 +92,10 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "How idle workers and waiting callers wait: adaptive (default), busy-spin, yielding or blocking.")
     var waitStrategy: WaitStrategyArgument = .adaptive
 
-    @Flag(help: "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted.")
+    @Flag(
+        help:
+            "Run every worker in its own child process over the shared memory (isolation .processes): a crashing stage is answered with a typed error and its worker restarted."
+    )
     var isolated = false
 
     @Flag(help: "Record per-stage statistics (counts, stage time, channel wait, parks) and print them at the end.")
@@ -96,10 +104,22 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "With --stats: time one execution in N (rounded up to a power of two; counts are always exact).")
     var statsEvery = 16
 
-    @Option(name: .customLong("host"), help: ArgumentHelp("A host the graph may span: NAME=IP:PORT, where `actorgraph piece --listen IP:PORT` runs (repeat for more hosts or more addresses of one host).", valueName: "name=ip:port"))
+    @Option(
+        name: .customLong("host"),
+        help: ArgumentHelp(
+            "A host the graph may span: NAME=IP:PORT, where `actorgraph piece --listen IP:PORT` runs (repeat for more hosts or more addresses of one host).",
+            valueName: "name=ip:port"
+        )
+    )
     var hosts: [String] = []
 
-    @Option(name: .customLong("place"), help: ArgumentHelp("Run a node on a host: NODE=HOST (repeatable; node names: `actorgraph describe NAME`).", valueName: "node=host"))
+    @Option(
+        name: .customLong("place"),
+        help: ArgumentHelp(
+            "Run a node on a host: NODE=HOST (repeatable; node names: `actorgraph describe NAME`).",
+            valueName: "node=host"
+        )
+    )
     var placements: [String] = []
 
     func validate() throws {
@@ -111,7 +131,9 @@ struct EngineOptions: ParsableArguments {
         }
         for placement in placements {
             let kv = placement.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else { throw ValidationError("--place must be NODE=HOST (got '\(placement)')") }
+            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
+                throw ValidationError("--place must be NODE=HOST (got '\(placement)')")
+            }
         }
         // 0 or a negative sampling period was accepted silently.
         guard statsEvery >= 1 && statsEvery <= 1 << 30 else {
@@ -120,8 +142,13 @@ struct EngineOptions: ParsableArguments {
     }
 
     var compileOptions: CompileOptions {
-        var options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin,
-                                     idle: IdlePolicy(strategy: waitStrategy.strategy), isolation: isolated ? .processes : .threads)
+        var options = CompileOptions(
+            workers: workers,
+            capacity: capacity,
+            pinWorkers: pin,
+            idle: IdlePolicy(strategy: waitStrategy.strategy),
+            isolation: isolated ? .processes : .threads
+        )
         options.statistics = stats ? .sampled(every: statsEvery) : .off
         for host in hosts {
             let kv = host.split(separator: "=", maxSplits: 1).map(String.init)
@@ -137,7 +164,9 @@ struct EngineOptions: ParsableArguments {
 
 /// `--wait-strategy` values.
 enum WaitStrategyArgument: String, ExpressibleByArgument, CaseIterable {
-    case adaptive, busySpin = "busy-spin", yielding, blocking
+    case adaptive
+    case busySpin = "busy-spin"
+    case yielding, blocking
 
     var strategy: WaitStrategy {
         switch self {
@@ -173,8 +202,10 @@ enum CLI {
     /// The example called `name`, or an `unknown graph` failure listing the names.
     static func example(named name: String) throws -> ExampleGraph {
         guard let example = ExampleCatalog.named(name) else {
-            throw fail("unknown graph '\(name)' (available: \(ExampleCatalog.names); see `actorgraph list`)",
-                       code: .validationFailure)
+            throw fail(
+                "unknown graph '\(name)' (available: \(ExampleCatalog.names); see `actorgraph list`)",
+                code: .validationFailure
+            )
         }
         return example
     }

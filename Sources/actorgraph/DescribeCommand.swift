@@ -6,14 +6,16 @@ import Foundation
 struct DescribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe",
-        abstract: "Print a graph's placement and channels as Graphviz DOT; with --output DIR, also write NAME.dot and NAME.svg/png there.",
+        abstract:
+            "Print a graph's placement and channels as Graphviz DOT; with --output DIR, also write NAME.dot and NAME.svg/png there.",
         discussion: """
-        The DOT (from `compiled.dot()`) goes to stdout and nothing is written unless --output is \
-        given: then NAME.dot goes to that directory and, when Graphviz `dot` is on the PATH, NAME.svg \
-        and NAME.png next to it. Status lines go to stderr. With --stats, a short workload runs first \
-        (--count executions) and every node and ring is labelled with its measured figures (count, \
-        failures, stage and channel-wait p50/p99).
-        """)
+            The DOT (from `compiled.dot()`) goes to stdout and nothing is written unless --output is \
+            given: then NAME.dot goes to that directory and, when Graphviz `dot` is on the PATH, NAME.svg \
+            and NAME.png next to it. Status lines go to stderr. With --stats, a short workload runs first \
+            (--count executions) and every node and ring is labelled with its measured figures (count, \
+            failures, stage and channel-wait p50/p99).
+            """
+    )
 
     @Option(help: "With --stats: executions of the short workload (default: the example's, at most 20000).")
     var count: Int?
@@ -38,8 +40,14 @@ struct DescribeCommand: AsyncParsableCommand {
             if engine.stats {
                 let count = self.count ?? min(example.defaultCount, 20_000)
                 if count < 1 { throw CLI.fail("--count must be at least 1 (got \(count))", code: .validationFailure) }
-                let report = try await example.run(ExampleRunOptions(count: count, compileOptions: engine.compileOptions,
-                                                                     mode: .compiled, resultLimit: 0))
+                let report = try await example.run(
+                    ExampleRunOptions(
+                        count: count,
+                        compileOptions: engine.compileOptions,
+                        mode: .compiled,
+                        resultLimit: 0
+                    )
+                )
                 guard let labelled = report.statisticsDOT, let statistics = report.statistics else {
                     throw CLI.fail("no statistics came back from the compiled run")
                 }
@@ -65,7 +73,9 @@ struct DescribeCommand: AsyncParsableCommand {
         CLI.printError("wrote \(dotFile.path)")
 
         guard let graphviz = Self.findExecutable("dot") else {
-            CLI.printError("Graphviz `dot` is not on the PATH: no SVG/PNG rendered (install it with `apt-get install graphviz`)")
+            CLI.printError(
+                "Graphviz `dot` is not on the PATH: no SVG/PNG rendered (install it with `apt-get install graphviz`)"
+            )
             return
         }
         for format in ["svg", "png"] {

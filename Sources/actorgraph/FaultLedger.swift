@@ -53,7 +53,10 @@ final class FaultLedger: Sendable {
         } catch {
             let now = MonotonicClock.now()
             state.withLock {
-                if case .timedOut = error { $0.hung += 1; return }
+                if case .timedOut = error {
+                    $0.hung += 1
+                    return
+                }
                 if case .hostLost = error { $0.hostLost += 1 }
                 $0.typedErrors += 1
                 $0.errorTimes.append(now)
@@ -106,13 +109,24 @@ final class FaultLedger: Sendable {
             var worst: UInt64 = 0
             for death in deaths {
                 // The first successful execution after the death.
-                var lo = 0, hi = sorted.count
-                while lo < hi { let mid = (lo + hi) / 2; if sorted[mid] <= death { lo = mid + 1 } else { hi = mid } }
+                var lo = 0
+                var hi = sorted.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if sorted[mid] <= death { lo = mid + 1 } else { hi = mid }
+                }
                 if lo < sorted.count { worst = max(worst, sorted[lo] &- death) }
             }
-            return Report(submitted: s.submitted, answered: answered, lost: s.submitted - answered - s.hung, hung: s.hung,
-                          duplicates: s.duplicates, wrong: s.wrong, maxRecoveryMilliseconds: Double(worst) / 1e6,
-                          hostLost: s.hostLost)
+            return Report(
+                submitted: s.submitted,
+                answered: answered,
+                lost: s.submitted - answered - s.hung,
+                hung: s.hung,
+                duplicates: s.duplicates,
+                wrong: s.wrong,
+                maxRecoveryMilliseconds: Double(worst) / 1e6,
+                hostLost: s.hostLost
+            )
         }
     }
 }

@@ -5,7 +5,8 @@ import ArgumentParser
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List the example graphs, one line each.")
+        abstract: "List the example graphs, one line each."
+    )
 
     @Flag(name: .long, help: "Also show what --input each graph accepts and its default --count.")
     var inputs = false
@@ -16,7 +17,9 @@ struct ListCommand: ParsableCommand {
             let name = example.name.padding(to: width)
             print("\(name)  \(example.summary)")
             if inputs {
-                print("\(String(repeating: " ", count: width))    --input: \(example.inputHelp); default --count \(example.defaultCount)")
+                print(
+                    "\(String(repeating: " ", count: width))    --input: \(example.inputHelp); default --count \(example.defaultCount)"
+                )
             }
         }
     }

@@ -10,10 +10,11 @@ struct LoadCommand: AsyncParsableCommand {
         commandName: "load",
         abstract: "Send telematics records over loopback UDP at a fixed rate and report end-to-end latency.",
         discussion: """
-        Without --port, starts the telematics graph in this process on a free port (its io_uring \
-        source and sink) and drives it; with --port, drives an `actorgraph serve telematics` running \
-        elsewhere. Then runs the same graph in-process (execute) for comparison.
-        """)
+            Without --port, starts the telematics graph in this process on a free port (its io_uring \
+            source and sink) and drives it; with --port, drives an `actorgraph serve telematics` running \
+            elsewhere. Then runs the same graph in-process (execute) for comparison.
+            """
+    )
 
     @Argument(help: "The graph to load (telematics).")
     var name: String
@@ -33,11 +34,15 @@ struct LoadCommand: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
-        guard name == "telematics" else { throw ValidationError("only 'telematics' has a network edge (got '\(name)')") }
+        guard name == "telematics" else {
+            throw ValidationError("only 'telematics' has a network edge (got '\(name)')")
+        }
         guard rate > 0, count > 0 else { throw ValidationError("--rate and --count must be positive") }
         // An infinite rate used to trap converting the send interval to an integer.
         guard rate <= 1e8 else { throw ValidationError("--rate must be at most 1e8 records per second (got \(rate))") }
-        guard malformedEvery >= 0 else { throw ValidationError("--malformed-every must be 0 (none) or positive (got \(malformedEvery))") }
+        guard malformedEvery >= 0 else {
+            throw ValidationError("--malformed-every must be 0 (none) or positive (got \(malformedEvery))")
+        }
     }
 
     func run() async throws {
@@ -48,16 +53,26 @@ struct LoadCommand: AsyncParsableCommand {
             targetPort = port
         } else {
             do {
-                served = try TelematicsGraph.graph(sink: sink).serve(codec: TelematicsGraph.codec, options: engine.compileOptions)
+                served = try TelematicsGraph.graph(sink: sink).serve(
+                    codec: TelematicsGraph.codec,
+                    options: engine.compileOptions
+                )
             } catch {
                 throw CLI.fail("\(error)")
             }
             targetPort = served!.port
         }
-        print("load: \(count) records at \(Int(rate))/s to udp 127.0.0.1:\(targetPort)\(malformedEvery > 0 ? ", every \(malformedEvery)th malformed" : "")")
+        print(
+            "load: \(count) records at \(Int(rate))/s to udp 127.0.0.1:\(targetPort)\(malformedEvery > 0 ? ", every \(malformedEvery)th malformed" : "")"
+        )
         let report: TelematicsLoadGenerator.Report
         do {
-            report = try TelematicsLoadGenerator(port: targetPort, rate: rate, count: count, malformedEvery: malformedEvery).run()
+            report = try TelematicsLoadGenerator(
+                port: targetPort,
+                rate: rate,
+                count: count,
+                malformedEvery: malformedEvery
+            ).run()
         } catch {
             throw CLI.fail("load generator: \(error)")
         }
@@ -66,8 +81,12 @@ struct LoadCommand: AsyncParsableCommand {
             served.shutdown()
             print("server: \(stats)")
         }
-        print("client: sent=\(report.sent) replies=\(report.replies) error_replies=\(report.errorReplies) missing=\(report.missing) in \(format2(report.seconds)) s")
-        print("alerts in replies: harsh_braking=\(report.harshBrakingReplies) (expected \(report.expectedHarshBraking)) speeding=\(report.speedingReplies) (expected \(report.expectedSpeeding))")
+        print(
+            "client: sent=\(report.sent) replies=\(report.replies) error_replies=\(report.errorReplies) missing=\(report.missing) in \(format2(report.seconds)) s"
+        )
+        print(
+            "alerts in replies: harsh_braking=\(report.harshBrakingReplies) (expected \(report.expectedHarshBraking)) speeding=\(report.speedingReplies) (expected \(report.expectedSpeeding))"
+        )
         let network = LatencySummary(report.latenciesNanoseconds)
         print("end-to-end over UDP + io_uring: " + line(network))
 
@@ -86,13 +105,18 @@ struct LoadCommand: AsyncParsableCommand {
         let inProcess = LatencySummary(latencies)
         print("in-process execute (same graph):  " + line(inProcess))
         if inProcess.p50 > 0 {
-            print("network edge adds p50 \(micros(network.p50 > inProcess.p50 ? network.p50 - inProcess.p50 : 0)) (ratio \(format2(Double(network.p50) / Double(inProcess.p50)))x)")
+            print(
+                "network edge adds p50 \(micros(network.p50 > inProcess.p50 ? network.p50 - inProcess.p50 : 0)) (ratio \(format2(Double(network.p50) / Double(inProcess.p50)))x)"
+            )
         }
         if report.missing > 0 { throw CLI.fail("\(report.missing) records got no reply") }
     }
 
     /// One blocking execution, timed (a synchronous helper: in async code `execute` means the async overload).
-    static func timedExecute(_ compiled: CompiledGraph<VehicleSample, TelematicsReply>, _ sample: VehicleSample) throws -> UInt64 {
+    static func timedExecute(
+        _ compiled: CompiledGraph<VehicleSample, TelematicsReply>,
+        _ sample: VehicleSample
+    ) throws -> UInt64 {
         let t0 = MonotonicClock.now()
         _ = try compiled.execute(sample)
         return MonotonicClock.now() - t0

@@ -12,10 +12,11 @@ struct PieceCommand: ParsableCommand {
         commandName: "piece",
         abstract: "Serve the pieces of example graphs that span hosts (one owner at a time).",
         discussion: """
-        Start it on each host (e.g. inside a network namespace), then compile from the owner with \
-        `actorgraph run NAME --host b=IP:PORT --place NODE=b`. Prints `piece listening on IP:PORT` \
-        once it accepts connections; runs until SIGINT or SIGTERM.
-        """)
+            Start it on each host (e.g. inside a network namespace), then compile from the owner with \
+            `actorgraph run NAME --host b=IP:PORT --place NODE=b`. Prints `piece listening on IP:PORT` \
+            once it accepts connections; runs until SIGINT or SIGTERM.
+            """
+    )
 
     @Option(help: "The IPv4 address and port to listen on (port 0: any free port, printed).")
     var listen: String
@@ -24,20 +25,29 @@ struct PieceCommand: ParsableCommand {
     var host: String?
 
     func validate() throws {
-        guard PieceAddress(listening: listen) != nil else { throw ValidationError("--listen must be IP:PORT (got '\(listen)')") }
+        guard PieceAddress(listening: listen) != nil else {
+            throw ValidationError("--listen must be IP:PORT (got '\(listen)')")
+        }
     }
 
     func run() throws {
         let address = PieceAddress(listening: listen)!
         try? StopSignals.install()
         do {
-            try Piece.serve(listen: address, host: host,
-                            graphs: { ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs + [RemoteFaultGraph.graph()] },
-                            announce: { port in
-                                print("piece listening on \(address.ip):\(port)")
-                                fflush(nil)
-                            },
-                            shouldStop: { StopSignals.received != nil })
+            try Piece.serve(
+                listen: address,
+                host: host,
+                graphs: {
+                    ExampleCatalog.isolatableGraphs + BenchSuite.isolatableGraphs + Soak.isolatableGraphs + [
+                        RemoteFaultGraph.graph()
+                    ]
+                },
+                announce: { port in
+                    print("piece listening on \(address.ip):\(port)")
+                    fflush(nil)
+                },
+                shouldStop: { StopSignals.received != nil }
+            )
         } catch {
             throw CLI.fail("piece: cannot listen on \(listen): \(error)")
         }

@@ -27,7 +27,9 @@ struct RayFaults {
             return
         }
         if RayCluster.loadState() != nil {
-            throw CLI.fail("faults --remote --ray brings up its own cluster, and one is up: `actorgraph cluster down` first")
+            throw CLI.fail(
+                "faults --remote --ray brings up its own cluster, and one is up: `actorgraph cluster down` first"
+            )
         }
         let state: RayCluster.State
         do {
@@ -36,11 +38,19 @@ struct RayFaults {
             throw CLI.fail("faults --remote --ray: \(why)")
         } catch {
             let left = RayCluster.down(log: { _ in })
-            throw CLI.fail("faults --remote --ray: cluster up failed: \(error)" + (left.isEmpty ? "" : " (left: \(left.joined(separator: ", ")))"))
+            throw CLI.fail(
+                "faults --remote --ray: cluster up failed: \(error)"
+                    + (left.isEmpty ? "" : " (left: \(left.joined(separator: ", ")))")
+            )
         }
-        let status = RayCluster.reexec(in: state.ownerNamespace!, ["faults", "--remote", "--ray", "--submitters", "\(submitters)"] + (quick ? ["--quick"] : []))
+        let status = RayCluster.reexec(
+            in: state.ownerNamespace!,
+            ["faults", "--remote", "--ray", "--submitters", "\(submitters)"] + (quick ? ["--quick"] : [])
+        )
         let left = RayCluster.down(log: ClusterCommand.say)
-        if !left.isEmpty { throw CLI.fail("faults --remote --ray: cluster down left behind: \(left.joined(separator: ", "))") }
+        if !left.isEmpty {
+            throw CLI.fail("faults --remote --ray: cluster down left behind: \(left.joined(separator: ", "))")
+        }
         if status != 0 { throw ExitCode(status) }
     }
 
@@ -75,18 +85,20 @@ struct RayFaults {
         var threads: [PinnedThread] = []
         for t in 0..<submitters {
             let done = completions[t]
-            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
-                var i = 0
-                while !stop.load(ordering: .relaxed) {
-                    let successes = ledger.successCount
-                    ledger.execute(compiled, id: t << 40 | i)
-                    done.value.add(1, ordering: .releasing)
-                    i += 1
-                    // A caller answered `hostLost` backs off for 1 ms, as a client would: a tight
-                    // fail-fast loop on 2 CPUs would starve the Ray processes restarting the piece.
-                    if ledger.successCount == successes { usleep(1_000) }
+            threads.append(
+                try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
+                    var i = 0
+                    while !stop.load(ordering: .relaxed) {
+                        let successes = ledger.successCount
+                        ledger.execute(compiled, id: t << 40 | i)
+                        done.value.add(1, ordering: .releasing)
+                        i += 1
+                        // A caller answered `hostLost` backs off for 1 ms, as a client would: a tight
+                        // fail-fast loop on 2 CPUs would starve the Ray processes restarting the piece.
+                        if ledger.successCount == successes { usleep(1_000) }
+                    }
                 }
-            })
+            )
         }
         defer {
             stop.store(true, ordering: .relaxed)
@@ -115,10 +127,16 @@ struct RayFaults {
                 pids.forEach { kill($0, SIGKILL) }
                 usleep(100_000)
             }
-            let r = RayCluster.sh(["ip", "netns", "exec", ns, RayCluster.python, "-m", "ray.scripts.scripts", "start", "--address", state.address,
-                                   "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#,
-                                   "--labels", "\(RayCluster.hostLabel)=b", "--disable-usage-stats"],
-                                  environment: RayCluster.rayEnvironment(), seconds: 90)
+            let r = RayCluster.sh(
+                [
+                    "ip", "netns", "exec", ns, RayCluster.python, "-m", "ray.scripts.scripts", "start", "--address",
+                    state.address,
+                    "--node-ip-address", ip, "--num-cpus", "1", "--resources", #"{"actorgraph_host_b": 1}"#,
+                    "--labels", "\(RayCluster.hostLabel)=b", "--disable-usage-stats",
+                ],
+                environment: RayCluster.rayEnvironment(),
+                seconds: 90
+            )
             if r.status != 0 { problems.append("restarting the Ray node in \(ns) failed: \(r.output.suffix(300))") }
         }
 
@@ -128,7 +146,8 @@ struct RayFaults {
         for _ in 0..<(quick ? 1 : 2) {
             for kind in kinds {
                 guard let current = feed.current("b"), case let ip = current.address.ip, let ns = state.nodes[ip] else {
-                    problems.append("\(kind): no current piece"); continue
+                    problems.append("\(kind): no current piece")
+                    continue
                 }
                 let target: Int32?
                 switch kind {
@@ -138,7 +157,10 @@ struct RayFaults {
                 default: target = nil
                 }
                 if kind != "partition" {
-                    guard let target, RayCluster.isAlive(target) else { problems.append("\(kind): no live process to kill"); continue }
+                    guard let target, RayCluster.isAlive(target) else {
+                        problems.append("\(kind): no live process to kill")
+                        continue
+                    }
                 }
                 let host = { compiled.diagnostics.hosts.first }
                 let lossesBefore = host()?.losses ?? 0
@@ -147,16 +169,23 @@ struct RayFaults {
                 let link = ns + "-hub"
                 let t0 = MonotonicClock.now()
                 let t0Wall = Date().timeIntervalSince1970
-                if let target { kill(target, SIGKILL) } else {
+                if let target {
+                    kill(target, SIGKILL)
+                } else {
                     RemoteFaults.shell("ip -n \(RayCluster.prefix)-hub link set \(link) down")
                 }
                 injected += 1
                 var m = Measured()
                 // The owner sees the loss (connection reset or silence), answers what needed the piece...
-                if let t = waitUntil(seconds: 5, { (host()?.losses ?? 0) > lossesBefore }) { m.detect = ms(t0, t) } else {
+                if let t = waitUntil(seconds: 5, { (host()?.losses ?? 0) > lossesBefore }) {
+                    m.detect = ms(t0, t)
+                } else {
                     problems.append("\(kind): loss not detected within 5 s")
                 }
-                if let t = waitUntil(seconds: 15, { zip(completions, inFlight).allSatisfy { $0.value.load(ordering: .acquiring) > $1 } }) {
+                if let t = waitUntil(
+                    seconds: 15,
+                    { zip(completions, inFlight).allSatisfy { $0.value.load(ordering: .acquiring) > $1 } }
+                ) {
                     m.answered = ms(t0, t)
                 } else {
                     problems.append("\(kind): executions in flight at the fault not all answered within 15 s")
@@ -172,9 +201,14 @@ struct RayFaults {
                     problems.append("\(kind): no new piece within 30 s")
                 }
                 // ...and the owner connects it (next epoch): the first success after that.
-                if waitUntil(seconds: 10, { (host()?.incarnations ?? 0) > incarnationsBefore && host()?.connected == true }) != nil {
+                if waitUntil(
+                    seconds: 10,
+                    { (host()?.incarnations ?? 0) > incarnationsBefore && host()?.connected == true }
+                ) != nil {
                     let successes = ledger.successCount
-                    if let t = waitUntil(seconds: 10, { ledger.successCount > successes }) { m.firstSuccess = ms(t0, t) }
+                    if let t = waitUntil(seconds: 10, { ledger.successCount > successes }) {
+                        m.firstSuccess = ms(t0, t)
+                    }
                 }
                 if m.firstSuccess < 0 { problems.append("\(kind): no success within 10 s of the new piece") }
                 if kind == "partition" {
@@ -185,9 +219,14 @@ struct RayFaults {
                 }
                 if kind == "partition" || kind == "raylet-kill" { revive(ns, ip: ip) }
                 let before = measured[kind] ?? Measured()
-                measured[kind] = Measured(detect: max(before.detect, m.detect), answered: max(before.answered, m.answered),
-                                          placed: max(before.placed, m.placed), firstSuccess: max(before.firstSuccess, m.firstSuccess),
-                                          respawn: max(before.respawn, m.respawn), delivery: max(before.delivery, m.delivery))
+                measured[kind] = Measured(
+                    detect: max(before.detect, m.detect),
+                    answered: max(before.answered, m.answered),
+                    placed: max(before.placed, m.placed),
+                    firstSuccess: max(before.firstSuccess, m.firstSuccess),
+                    respawn: max(before.respawn, m.respawn),
+                    delivery: max(before.delivery, m.delivery)
+                )
                 RayCluster.writeOwnerStatus(feed)
                 usleep(spacing)
             }
@@ -203,16 +242,22 @@ struct RayFaults {
         let maxDetect = measured.values.map(\.detect).max() ?? 0
         let maxReplacement = measured.values.map(\.firstSuccess).max() ?? 0
         let f = { (x: Double) in LatencySummary.fixed(x, decimals: 1) }
-        print("faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
-              + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(f(maxDetect)) "
-              + "ray_restarts=\(rayRestarts) max_replacement_ms=\(f(maxReplacement))")
+        print(
+            "faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
+                + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(f(maxDetect)) "
+                + "ray_restarts=\(rayRestarts) max_replacement_ms=\(f(maxReplacement))"
+        )
         let detail = kinds.compactMap { k in
-            measured[k].map { "\(k)=\(f($0.detect))/\(f($0.answered))/\(f($0.respawn))/\(f($0.delivery))/\(f($0.placed))/\(f($0.firstSuccess))" }
+            measured[k].map {
+                "\(k)=\(f($0.detect))/\(f($0.answered))/\(f($0.respawn))/\(f($0.delivery))/\(f($0.placed))/\(f($0.firstSuccess))"
+            }
         }
-        print("faults-ray: per fault, ms after it: detect/all_in_flight_answered/new_piece_listening/+report_delivery/owner_told/first_success: \(detail.joined(separator: " ")) "
-              + "piece_restarts=\(restarts.pieces - baseline.pieces) keeper_restarts=\(restarts.keepers - baseline.keepers) "
-              + "lost_answers=\(report.hostLost) stale_frames_dropped=\(hostStatus?.staleFramesDropped ?? 0) epoch=\(hostStatus?.epoch ?? 0) "
-              + "incarnations=\(hostStatus?.incarnations ?? 0) losses=\(hostStatus?.losses ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))")
+        print(
+            "faults-ray: per fault, ms after it: detect/all_in_flight_answered/new_piece_listening/+report_delivery/owner_told/first_success: \(detail.joined(separator: " ")) "
+                + "piece_restarts=\(restarts.pieces - baseline.pieces) keeper_restarts=\(restarts.keepers - baseline.keepers) "
+                + "lost_answers=\(report.hostLost) stale_frames_dropped=\(hostStatus?.staleFramesDropped ?? 0) epoch=\(hostStatus?.epoch ?? 0) "
+                + "incarnations=\(hostStatus?.incarnations ?? 0) losses=\(hostStatus?.losses ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))"
+        )
         fflush(nil)
         problems += report.problems(wrong: "wrong or stale result(s)")
         if !problems.isEmpty { throw CLI.fail("faults --remote --ray: " + problems.joined(separator: ", ")) }

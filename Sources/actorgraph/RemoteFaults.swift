@@ -17,8 +17,12 @@ enum RemoteFaultGraph {
     /// Compiled for the fault campaigns: host `b` at `hostB`, one unpinned worker, short spins and
     /// connect timeout (a campaign keeps replacing the piece).
     static func compile(hostB: [PieceAddress]) throws -> CompiledGraph<Int, Int> {
-        var options = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
-                                     idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50)))
+        var options = CompileOptions(
+            workers: 1,
+            capacity: 64,
+            pinWorkers: false,
+            idle: IdlePolicy(workerSpins: 2_000, callerSpins: 2_000, spinTime: .microseconds(50))
+        )
         options.remote.hosts = ["b": hostB]
         options.remote.connectTimeout = .milliseconds(500)
         do {
@@ -48,11 +52,15 @@ struct RemoteFaults {
         let exe = Self.executablePath()
         var slots: [Slot]
         if rig {
-            slots = [Slot(namespace: "agrig-b", address: PieceAddress("10.231.0.2", port: 7411)),
-                     Slot(namespace: "agrig-c", address: PieceAddress("10.231.0.3", port: 7411))]
+            slots = [
+                Slot(namespace: "agrig-b", address: PieceAddress("10.231.0.2", port: 7411)),
+                Slot(namespace: "agrig-c", address: PieceAddress("10.231.0.3", port: 7411)),
+            ]
         } else {
-            slots = [Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort())),
-                     Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort()))]
+            slots = [
+                Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort())),
+                Slot(namespace: nil, address: PieceAddress("127.0.0.1", port: Self.freePort())),
+            ]
         }
         func start(_ slot: Slot) throws -> LineReadingProcess {
             let args = ["piece", "--listen", slot.address.description]
@@ -62,9 +70,12 @@ struct RemoteFaults {
             } else {
                 process = try LineReadingProcess(path: exe, arguments: args)
             }
-            guard process.waitForLine(timeout: .seconds(10), where: { $0.hasPrefix("piece listening on") }) != nil else {
+            guard process.waitForLine(timeout: .seconds(10), where: { $0.hasPrefix("piece listening on") }) != nil
+            else {
                 _ = process.stop(signal: SIGKILL)
-                throw CLI.fail("faults --remote: the piece at \(slot.address) did not start: \(process.output.suffix(5).joined(separator: " | "))")
+                throw CLI.fail(
+                    "faults --remote: the piece at \(slot.address) did not start: \(process.output.suffix(5).joined(separator: " | "))"
+                )
             }
             return process
         }
@@ -77,13 +88,15 @@ struct RemoteFaults {
         let stop = Atomic<Bool>(false)
         var threads: [PinnedThread] = []
         for t in 0..<submitters {
-            threads.append(try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
-                var i = 0
-                while !stop.load(ordering: .relaxed) {
-                    ledger.execute(compiled, id: t << 40 | i)
-                    i += 1
+            threads.append(
+                try PinnedThread(name: "ag-submit\(t)", cpu: nil) { @Sendable in
+                    var i = 0
+                    while !stop.load(ordering: .relaxed) {
+                        ledger.execute(compiled, id: t << 40 | i)
+                        i += 1
+                    }
                 }
-            })
+            )
         }
         let spacing: UInt32 = quick ? 150_000 : 300_000
         usleep(spacing)
@@ -107,10 +120,16 @@ struct RemoteFaults {
                 // Detection: the owner counts the loss.
                 var detected: UInt64? = nil
                 for _ in 0..<20_000 {
-                    if (compiled.diagnostics.hosts.first?.losses ?? 0) > before { detected = MonotonicClock.now(); break }
+                    if (compiled.diagnostics.hosts.first?.losses ?? 0) > before {
+                        detected = MonotonicClock.now()
+                        break
+                    }
                     usleep(100)
                 }
-                guard let detected else { problems.append("\(kind): loss not detected within 2 s"); continue }
+                guard let detected else {
+                    problems.append("\(kind): loss not detected within 2 s")
+                    continue
+                }
                 detect[kind] = max(detect[kind] ?? 0, Double(detected &- t0) / 1e6)
                 // The replacement, on the other address.
                 let next = 1 - current
@@ -119,15 +138,22 @@ struct RemoteFaults {
                 let successes = ledger.successCount
                 var recovered: UInt64? = nil
                 for _ in 0..<50_000 {
-                    if ledger.successCount > successes { recovered = MonotonicClock.now(); break }
+                    if ledger.successCount > successes {
+                        recovered = MonotonicClock.now()
+                        break
+                    }
                     usleep(100)
                 }
-                if let recovered { recovery[kind] = max(recovery[kind] ?? 0, Double(recovered &- detected) / 1e6) } else {
+                if let recovered {
+                    recovery[kind] = max(recovery[kind] ?? 0, Double(recovered &- detected) / 1e6)
+                } else {
                     problems.append("\(kind): no success within 5 s of the replacement")
                 }
                 // The old incarnation comes back (split brain): it must not be heard.
                 if signal == SIGSTOP { kill(old.pid, SIGCONT) }
-                if signal == nil { Self.shell("ip -n agrig-hub link set agrig-\(slots[current].namespace!.dropFirst(6))-hub up") }
+                if signal == nil {
+                    Self.shell("ip -n agrig-hub link set agrig-\(slots[current].namespace!.dropFirst(6))-hub up")
+                }
                 usleep(spacing)
                 _ = old.stop(signal: SIGKILL)
                 pieces[current] = nil
@@ -139,7 +165,8 @@ struct RemoteFaults {
         var lossNote = ""
         if rig, let ns = slots[current].namespace {
             let table = "agrig_loss"
-            let rule = "table inet \(table) { chain input { type filter hook input priority 0; policy accept; iifname \"\(ns)\" numgen random mod 100 < 20 drop; }; }"
+            let rule =
+                "table inet \(table) { chain input { type filter hook input priority 0; policy accept; iifname \"\(ns)\" numgen random mod 100 < 20 drop; }; }"
             if Self.shell("command -v nft >/dev/null && ip netns exec \(ns) nft '\(rule)'") == 0 {
                 injected += 1
                 let successes = ledger.successCount
@@ -161,12 +188,18 @@ struct RemoteFaults {
         compiled.shutdown()
         let report = ledger.report()
         let maxDetect = detect.values.max() ?? 0
-        print("faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
-              + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(LatencySummary.fixed(maxDetect, decimals: 1))")
-        let detail = kinds.map { k in "\(k.0)=\(LatencySummary.fixed(detect[k.0] ?? -1, decimals: 1))/\(LatencySummary.fixed(recovery[k.0] ?? -1, decimals: 1))" }
-        print("faults-remote: per fault, detect_ms/first_success_after_ms: \(detail.joined(separator: " ")) "
-              + "lost_answers=\(report.hostLost) stale_frames_dropped=\(host?.staleFramesDropped ?? 0) epoch=\(host?.epoch ?? 0) "
-              + "incarnations=\(host?.incarnations ?? 0)\(lossNote) (\(rig ? "namespace rig" : "loopback"))")
+        print(
+            "faults-remote: injected=\(injected) submitted=\(report.submitted) answered=\(report.answered) lost=\(report.lost) "
+                + "duplicated=\(report.duplicates) stale_applied=\(report.wrong) max_detect_ms=\(LatencySummary.fixed(maxDetect, decimals: 1))"
+        )
+        let detail = kinds.map { k in
+            "\(k.0)=\(LatencySummary.fixed(detect[k.0] ?? -1, decimals: 1))/\(LatencySummary.fixed(recovery[k.0] ?? -1, decimals: 1))"
+        }
+        print(
+            "faults-remote: per fault, detect_ms/first_success_after_ms: \(detail.joined(separator: " ")) "
+                + "lost_answers=\(report.hostLost) stale_frames_dropped=\(host?.staleFramesDropped ?? 0) epoch=\(host?.epoch ?? 0) "
+                + "incarnations=\(host?.incarnations ?? 0)\(lossNote) (\(rig ? "namespace rig" : "loopback"))"
+        )
         problems += report.problems(wrong: "wrong or stale result(s)")
         if !problems.isEmpty { throw CLI.fail("faults --remote: " + problems.joined(separator: ", ")) }
     }

@@ -8,15 +8,18 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Compile an example graph, execute it and print its results and latency percentiles.",
         discussion: """
-        Every execution is timed from submit to result (blocking `execute`, one at a time), and the \
-        percentiles are taken over all of them. `actorgraph list --inputs` shows what --input each \
-        graph accepts.
-        """)
+            Every execution is timed from submit to result (blocking `execute`, one at a time), and the \
+            percentiles are taken over all of them. `actorgraph list --inputs` shows what --input each \
+            graph accepts.
+            """
+    )
 
     @Argument(help: "The example graph to run (see `actorgraph list`).")
     var name = "echo"
 
-    @Option(help: "The graph's input, parsed by the example (e.g. an integer for echo, query text for embedding-query).")
+    @Option(
+        help: "The graph's input, parsed by the example (e.g. an integer for echo, query text for embedding-query)."
+    )
     var input: String?
 
     @Option(help: "Executions to run (default: the example's, e.g. 100000 for echo).")
@@ -45,12 +48,17 @@ struct RunCommand: AsyncParsableCommand {
         let count = self.count ?? example.defaultCount
         if count < 1 { throw CLI.fail("--count must be at least 1 (got \(count))", code: .validationFailure) }
         if results < 0 { throw CLI.fail("--results must not be negative (got \(results))", code: .validationFailure) }
-        let mode: ExampleExecutionMode = dynamic ? .dynamic : sequential ? .sequential : pipelined ? .pipelined : .compiled
+        let mode: ExampleExecutionMode =
+            dynamic ? .dynamic : sequential ? .sequential : pipelined ? .pipelined : .compiled
 
         let options = ExampleRunOptions(
-            count: count, input: input, compileOptions: engine.compileOptions, mode: mode,
+            count: count,
+            input: input,
+            compileOptions: engine.compileOptions,
+            mode: mode,
             resultLimit: results,
-            progress: { line in CLI.printError("  … \(line)") })
+            progress: { line in CLI.printError("  … \(line)") }
+        )
         print("\(example.name): \(count) execution(s) on the \(mode.rawValue) path")
         let report: ExampleRunReport
         do {
@@ -68,7 +76,9 @@ struct RunCommand: AsyncParsableCommand {
         print("latency: \(latency.formatted)")
         if report.elapsedNanoseconds > 0 {
             let perSecond = Double(report.executions) * 1e9 / Double(report.elapsedNanoseconds)
-            print("throughput: \(Self.rate(perSecond)) executions/s back to back, mean \(LatencySummary.format(UInt64(latency.mean.rounded())))")
+            print(
+                "throughput: \(Self.rate(perSecond)) executions/s back to back, mean \(LatencySummary.format(UInt64(latency.mean.rounded())))"
+            )
         }
         if engine.stats {
             if let statistics = report.statistics {

@@ -1,8 +1,9 @@
 import ActorGraph
 import ActorGraphExamples
-import ActorGraphPlatform
 import ActorGraphMetrics
+import ActorGraphPlatform
 import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,12 +16,14 @@ import Glibc
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the telematics graph over UDP (io_uring source and sink) until SIGINT/SIGTERM or --seconds pass.",
+        abstract:
+            "Serve the telematics graph over UDP (io_uring source and sink) until SIGINT/SIGTERM or --seconds pass.",
         discussion: """
-        On SIGINT (Ctrl-C) or SIGTERM it stops receiving, answers every record already received, \
-        prints its counters (and, with --stats or --metrics-port, the per-node statistics) and exits 0. \
-        --metrics-port P serves Prometheus text on http://127.0.0.1:P/metrics.
-        """)
+            On SIGINT (Ctrl-C) or SIGTERM it stops receiving, answers every record already received, \
+            prints its counters (and, with --stats or --metrics-port, the per-node statistics) and exits 0. \
+            --metrics-port P serves Prometheus text on http://127.0.0.1:P/metrics.
+            """
+    )
 
     @Argument(help: "The graph to serve (telematics).")
     var name: String
@@ -31,7 +34,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until SIGINT/SIGTERM).")
     var seconds: Double?
 
-    @Option(help: "Serve Prometheus metrics (text format) on this TCP port of 127.0.0.1 at /metrics (0 picks a free one); turns statistics on.")
+    @Option(
+        help:
+            "Serve Prometheus metrics (text format) on this TCP port of 127.0.0.1 at /metrics (0 picks a free one); turns statistics on."
+    )
     var metricsPort: UInt16?
 
     @Option(help: "The longest the drain on stop may take, in seconds.")
@@ -62,7 +68,11 @@ struct ServeCommand: AsyncParsableCommand {
         let sink = ActorRef(AlertSink(), name: "alerts")
         let served: ServedGraph<VehicleSample, TelematicsReply>
         do {
-            served = try TelematicsGraph.graph(sink: sink).serve(port: port, codec: TelematicsGraph.codec, options: options)
+            served = try TelematicsGraph.graph(sink: sink).serve(
+                port: port,
+                codec: TelematicsGraph.codec,
+                options: options
+            )
         } catch {
             throw CLI.fail("\(error)")
         }
@@ -78,7 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLI.fail("metrics endpoint on tcp 127.0.0.1:\(metricsPort): \(error)")
             }
         }
-        print("serving telematics on udp 127.0.0.1:\(served.port) (records: \(SampleCodec.recordSize)-byte samples; replies: \(TelematicsReplyCodec.recordSize) bytes)")
+        print(
+            "serving telematics on udp 127.0.0.1:\(served.port) (records: \(SampleCodec.recordSize)-byte samples; replies: \(TelematicsReplyCodec.recordSize) bytes)"
+        )
         if let metrics { print("metrics: http://127.0.0.1:\(metrics.port)/metrics") }
         print("pid \(getpid()): SIGINT or SIGTERM stops receiving, drains and exits")
         fflush(nil)
@@ -91,7 +103,11 @@ struct ServeCommand: AsyncParsableCommand {
             if MonotonicClock.now() &- lastPrint >= 1_000_000_000 {
                 lastPrint = MonotonicClock.now()
                 let stats = served.statistics
-                if stats != last { print(stats.description); fflush(nil); last = stats }
+                if stats != last {
+                    print(stats.description)
+                    fflush(nil)
+                    last = stats
+                }
             }
         }
         let reason = StopSignals.received.map { "\(StopSignals.name($0)) received" } ?? "--seconds elapsed"
@@ -102,7 +118,9 @@ struct ServeCommand: AsyncParsableCommand {
         let graphStatistics = served.compiled.statistics
         metrics?.stop()
         served.shutdown()
-        print("stopping: \(reason); stopped receiving, \(drained ? "drained" : "DRAIN TIMED OUT with \(final.inFlight) left of") \(inFlightAtStop) record(s) in flight")
+        print(
+            "stopping: \(reason); stopped receiving, \(drained ? "drained" : "DRAIN TIMED OUT with \(final.inFlight) left of") \(inFlightAtStop) record(s) in flight"
+        )
         print("final: \(final.description)")
         try sink.withState { print("alerts: harsh_braking=\($0.harshBrakingCount) speeding=\($0.speedingCount)") }
         if let graphStatistics {

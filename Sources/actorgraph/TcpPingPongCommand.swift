@@ -1,4 +1,5 @@
 import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +20,8 @@ struct TcpPingPongCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tcp-pingpong",
         abstract: "Raw TCP 32-byte ping-pong (the baseline for cross-host edges).",
-        shouldDisplay: false)
+        shouldDisplay: false
+    )
 
     /// Bytes per message, each way.
     static let messageBytes = 32
@@ -47,10 +49,14 @@ struct TcpPingPongCommand: ParsableCommand {
 
     func validate() throws {
         if serve == (connect != nil) { throw ValidationError("give exactly one of --serve and --connect HOST") }
-        if let connect, Self.ipv4(connect) == nil { throw ValidationError("--connect must be an IPv4 address (got '\(connect)')") }
+        if let connect, Self.ipv4(connect) == nil {
+            throw ValidationError("--connect must be an IPv4 address (got '\(connect)')")
+        }
         if serve, Self.ipv4(host) == nil { throw ValidationError("--host must be an IPv4 address (got '\(host)')") }
         if serve {
-            if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0...65535 (got \(port))") }
+            if let port, !(0...65_535).contains(port) {
+                throw ValidationError("--port must be 0...65535 (got \(port))")
+            }
         } else {
             guard let port else { throw ValidationError("--connect needs --port") }
             if !(1...65_535).contains(port) { throw ValidationError("--port must be 1...65535 (got \(port))") }
@@ -59,7 +65,9 @@ struct TcpPingPongCommand: ParsableCommand {
         if !(1...10_000_000).contains(count) { throw ValidationError("--count must be 1...10000000 (got \(count))") }
         if !(0...10_000_000).contains(warmup) { throw ValidationError("--warmup must be 0...10000000 (got \(warmup))") }
         // Converted to milliseconds and a timeval: NaN, infinite or huge values would trap.
-        if !(timeout > 0 && timeout <= 3_600) { throw ValidationError("--timeout must be a number of seconds in (0, 3600] (got \(timeout))") }
+        if !(timeout > 0 && timeout <= 3_600) {
+            throw ValidationError("--timeout must be a number of seconds in (0, 3600] (got \(timeout))")
+        }
     }
 
     func run() throws {
@@ -68,7 +76,13 @@ struct TcpPingPongCommand: ParsableCommand {
             if serve {
                 try Self.serve(host: host, port: UInt16(port ?? 0), timeoutMs: max(1, timeoutMs))
             } else {
-                let samples = try Self.client(host: connect!, port: UInt16(port!), count: count, warmup: warmup, timeoutMs: max(1, timeoutMs))
+                let samples = try Self.client(
+                    host: connect!,
+                    port: UInt16(port!),
+                    count: count,
+                    warmup: warmup,
+                    timeoutMs: max(1, timeoutMs)
+                )
                 print(Self.summaryLine(samples))
             }
         } catch let failure as PingPongFailure {
@@ -87,7 +101,9 @@ struct TcpPingPongCommand: ParsableCommand {
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddrIn(ipv4(host)!, port)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw PingPongFailure.errno("bind \(host):\(port)", errno) }
         guard listen(listener, 1) == 0 else { throw PingPongFailure.errno("listen", errno) }
@@ -96,12 +112,15 @@ struct TcpPingPongCommand: ParsableCommand {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
         print("tcp-pingpong: listening on \(host):\(UInt16(bigEndian: address.sin_port))")
-        fflush(nil) // stdout is block-buffered in a pipe; the parent waits for this line
+        fflush(nil)  // stdout is block-buffered in a pipe; the parent waits for this line
 
         var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
         var polled: Int32
         repeat { polled = poll(&ready, 1, timeoutMs) } while polled < 0 && errno == EINTR
-        guard polled > 0 else { throw polled == 0 ? PingPongFailure.timedOut("accept (no client connected)") : PingPongFailure.errno("poll", errno) }
+        guard polled > 0 else {
+            throw polled == 0
+                ? PingPongFailure.timedOut("accept (no client connected)") : PingPongFailure.errno("poll", errno)
+        }
         // accept4 is not imported without _GNU_SOURCE; nothing is spawned here, close-on-exec is moot.
         let connection = accept(listener, nil, nil)
         guard connection >= 0 else { throw PingPongFailure.errno("accept", errno) }
@@ -132,9 +151,13 @@ struct TcpPingPongCommand: ParsableCommand {
             message.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(i).littleEndian, as: UInt64.self) }
             let t0 = now()
             try sendAll(fd, message)
-            guard try receiveExactly(fd, &reply) else { throw PingPongFailure.protocolError("the server closed the connection after \(i) round trips") }
+            guard try receiveExactly(fd, &reply) else {
+                throw PingPongFailure.protocolError("the server closed the connection after \(i) round trips")
+            }
             let t1 = now()
-            guard reply == message else { throw PingPongFailure.protocolError("round trip \(i): the echo differs from the message sent") }
+            guard reply == message else {
+                throw PingPongFailure.protocolError("round trip \(i): the echo differs from the message sent")
+            }
             if i >= warmup { samples.append(t1 &- t0) }
         }
         return samples
@@ -147,7 +170,8 @@ struct TcpPingPongCommand: ParsableCommand {
             let rank = Int((Double(sorted.count) * p).rounded(.up))
             return sorted[min(max(rank, 1), sorted.count) - 1]
         }
-        return "tcp-pingpong: p50_ns=\(at(0.5)) p99_ns=\(at(0.99)) p999_ns=\(at(0.999)) max_ns=\(sorted.last ?? 0) count=\(sorted.count)"
+        return
+            "tcp-pingpong: p50_ns=\(at(0.5)) p99_ns=\(at(0.99)) p999_ns=\(at(0.999)) max_ns=\(sorted.last ?? 0) count=\(sorted.count)"
     }
 
     // MARK: Sockets
@@ -202,7 +226,9 @@ struct TcpPingPongCommand: ParsableCommand {
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
             var address = sockaddrIn(ipv4(host)!, port)
             var r = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             var error: Int32 = r == 0 ? 0 : errno
             if r != 0 && error == EINPROGRESS {
@@ -225,7 +251,9 @@ struct TcpPingPongCommand: ParsableCommand {
             guard error == ECONNREFUSED, now() &+ 20_000_000 < deadline else { break }
             usleep(20_000)
         }
-        throw lastError == ETIMEDOUT ? PingPongFailure.timedOut("connect to \(host):\(port)") : PingPongFailure.errno("connect to \(host):\(port)", lastError)
+        throw lastError == ETIMEDOUT
+            ? PingPongFailure.timedOut("connect to \(host):\(port)")
+            : PingPongFailure.errno("connect to \(host):\(port)", lastError)
     }
 
     /// Fills `buffer`; false on a clean EOF before its first byte. A receive timeout or an EOF in
@@ -235,14 +263,18 @@ struct TcpPingPongCommand: ParsableCommand {
         let total = buffer.count
         while offset < total {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + offset, total - offset, 0) }
-            if n > 0 { offset += n; continue }
+            if n > 0 {
+                offset += n
+                continue
+            }
             if n == 0 {
                 if offset == 0 { return false }
                 throw PingPongFailure.protocolError("the peer closed the connection in the middle of a message")
             }
             let e = errno
             if e == EINTR { continue }
-            throw e == EAGAIN || e == EWOULDBLOCK ? PingPongFailure.timedOut("receive") : PingPongFailure.errno("recv", e)
+            throw e == EAGAIN || e == EWOULDBLOCK
+                ? PingPongFailure.timedOut("receive") : PingPongFailure.errno("recv", e)
         }
         return true
     }
@@ -251,8 +283,13 @@ struct TcpPingPongCommand: ParsableCommand {
         var offset = 0
         while offset < buffer.count {
             // MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE that kills the process.
-            let n = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { offset += n; continue }
+            let n = buffer.withUnsafeBytes {
+                send(fd, $0.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                offset += n
+                continue
+            }
             let e = errno
             if n < 0 && e == EINTR { continue }
             throw e == EAGAIN || e == EWOULDBLOCK ? PingPongFailure.timedOut("send") : PingPongFailure.errno("send", e)

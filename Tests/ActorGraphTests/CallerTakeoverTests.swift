@@ -23,12 +23,15 @@ final class CallerTakeoverTests: XCTestCase {
     private func waitUntilParked<I, O>(_ compiled: CompiledGraph<I, O>, beyond count: Int = 0) {
         let deadline = ContinuousClock.now + .seconds(10)
         while compiled.diagnostics.parkCounts.reduce(0, +) <= count && ContinuousClock.now < deadline { usleep(1_000) }
-        usleep(5_000) // past the re-check: asleep
+        usleep(5_000)  // past the re-check: asleep
     }
 
     private func recordingGraph(_ seen: Locked<[Int]>) -> Graph<Int, Int> {
         Graph(input: Int.self) { x in
-            x.then(name: "a") { $0 + 1 }.then(name: "b") { v -> Int in seen.withLock { $0.append(CallerTakeoverTests.threadID()) }; return v * 2 }
+            x.then(name: "a") { $0 + 1 }.then(name: "b") { v -> Int in
+                seen.withLock { $0.append(CallerTakeoverTests.threadID()) }
+                return v * 2
+            }
         }
     }
 
@@ -36,7 +39,7 @@ final class CallerTakeoverTests: XCTestCase {
         let seen = Locked<[Int]>([])
         let compiled = try recordingGraph(seen).compile(testOptions())
         defer { compiled.shutdown() }
-        XCTAssertEqual(try compiled.submit(1).wait(), 4) // on the worker (submit always hands over)
+        XCTAssertEqual(try compiled.submit(1).wait(), 4)  // on the worker (submit always hands over)
         for i in 0..<5 {
             waitUntilParked(compiled)
             XCTAssertEqual(try compiled.execute(i), (i + 1) * 2)
@@ -44,7 +47,11 @@ final class CallerTakeoverTests: XCTestCase {
         let me = Self.threadID()
         let threads = seen.withLock { $0 }
         XCTAssertNotEqual(threads[0], me, "submit hands the execution to the worker")
-        XCTAssertEqual(Array(threads.dropFirst()), Array(repeating: me, count: 5), "execute ran the parked worker's stages")
+        XCTAssertEqual(
+            Array(threads.dropFirst()),
+            Array(repeating: me, count: 5),
+            "execute ran the parked worker's stages"
+        )
         XCTAssertEqual(compiled.diagnostics.callerTakeovers, 5)
         // The worker is still there for everything else.
         for i in 0..<1_000 { XCTAssertEqual(try compiled.submit(i).wait(), (i + 1) * 2) }
@@ -79,7 +86,10 @@ final class CallerTakeoverTests: XCTestCase {
         let counter = ActorRef(0, name: "counter")
         let graph = Graph(input: Int.self) { x in
             let a = x.then(name: "double") { $0 * 2 }
-            let b = a.then(counter, name: "count") { n, v in n += 1; return v + 1 }
+            let b = a.then(counter, name: "count") { n, v in
+                n += 1
+                return v + 1
+            }
             let c = a.then(name: "square") { $0 * $0 }
             return zip(b, c).then(name: "sum") { $0 + $1 }
         }
@@ -118,7 +128,10 @@ final class CallerTakeoverTests: XCTestCase {
         let entered = DispatchSemaphore(value: 0)
         let graph = Graph(input: Int.self) { x in
             x.then(actor) { n, v -> Int in
-                if v == 7 { entered.signal(); gate.wait() }
+                if v == 7 {
+                    entered.signal()
+                    gate.wait()
+                }
                 n += v
                 return v
             }
@@ -133,13 +146,20 @@ final class CallerTakeoverTests: XCTestCase {
         XCTAssertEqual(entered.wait(timeout: .now() + 10), .success)
         compiled.shutdown()
         XCTAssertTrue(actor.isBound, "the stage is still running on the caller")
-        assertCompileError(try actor.withState { $0 }) { if case .actorAlreadyBound = $0 { return true }; return false }
+        assertCompileError(try actor.withState { $0 }) {
+            if case .actorAlreadyBound = $0 { return true }
+            return false
+        }
         gate.signal()
         let deadline = ContinuousClock.now + .seconds(10)
         while (actor.isBound || answer.withLock({ $0 }) == "none") && ContinuousClock.now < deadline { usleep(1_000) }
         XCTAssertFalse(actor.isBound, "the actor came back once the caller's stage returned")
         XCTAssertEqual(try actor.withState { $0 }, 7)
-        XCTAssertEqual(answer.withLock { $0 }, "value 7", "the stage already running finished and its caller got the value")
+        XCTAssertEqual(
+            answer.withLock { $0 },
+            "value 7",
+            "the stage already running finished and its caller got the value"
+        )
         XCTAssertEqual(compiled.diagnostics.callerTakeovers, 1)
     }
 }

@@ -1,6 +1,8 @@
-@testable import ActorGraph
+import ActorGraphPlatform
 import GraphTestSupport
 import XCTest
+
+@testable import ActorGraph
 
 /// Validation, placement and fusion.
 final class CompilerTests: XCTestCase {
@@ -43,7 +45,10 @@ final class CompilerTests: XCTestCase {
     func testActorRefNodesArePlacedOnOneWorkerEvenWhenSpread() throws {
         let counter = ActorRef(0, name: "counter")
         let graph = Graph(input: Int.self) { x in
-            let a = x.then(counter, name: "add") { state, v in state += v; return state }
+            let a = x.then(counter, name: "add") { state, v in
+                state += v
+                return state
+            }
             let b = a.then(name: "other") { $0 * 2 }
             let c = b.then(counter, name: "read") { state, v in state + v }
             return c
@@ -155,7 +160,12 @@ final class CompilerTests: XCTestCase {
     func testRejectsActorBoundToAnotherRunningGraph() throws {
         let counter = ActorRef(0, name: "shared-counter")
         func graph() -> Graph<Int, Int> {
-            Graph(input: Int.self) { x in x.then(counter) { s, v in s += v; return s } }
+            Graph(input: Int.self) { x in
+                x.then(counter) { s, v in
+                    s += v
+                    return s
+                }
+            }
         }
         let first = try graph().compile(testOptions())
         assertCompileError(try graph().compile(testOptions())) {
@@ -194,5 +204,3 @@ final class CompilerTests: XCTestCase {
         XCTAssertFalse(Compiler.spinningWillCrawl(strategy: .blocking, workers: 8, effectiveCPUs: 2))
     }
 }
-
-import ActorGraphPlatform

@@ -46,9 +46,12 @@ final class DynamicPathTests: XCTestCase {
     func testSequentialStoppedAtFirstFailureInDeclarationOrder() async throws {
         let graph = { (counter: ActorRef<Int>) in
             Graph(input: Int.self) { x in
-                let early = x.then(name: "early") { v -> Int in throw Boom(value: v) }   // declared first
-                let late = x.then(name: "late") { v -> Int in throw Boom(value: -v) }    // declared second
-                let counted = x.then(counter, name: "count") { state, v in state += 1; return v }
+                let early = x.then(name: "early") { v -> Int in throw Boom(value: v) }  // declared first
+                let late = x.then(name: "late") { v -> Int in throw Boom(value: -v) }  // declared second
+                let counted = x.then(counter, name: "count") { state, v in
+                    state += 1
+                    return v
+                }
                 return zip(late, early, counted).then(name: "join") { a, b, c in a + b + c }
             }
         }
@@ -63,10 +66,18 @@ final class DynamicPathTests: XCTestCase {
             do { _ = try await dynamic.execute(i) } catch { record(error) }
             do { _ = try sequential.execute(i) } catch { record(error) }
             let expected = "stageFailed(late, Boom(value: \(-i)))"
-            XCTAssertEqual(failed, [expected, expected, expected], "the first failed input of 'join' in argument order")
+            XCTAssertEqual(
+                failed,
+                [expected, expected, expected],
+                "the first failed input of 'join' in argument order"
+            )
         }
         compiled.shutdown()
-        XCTAssertEqual(try counters.map { try $0.withState { $0 } }, [5, 5, 5], "the independent branch ran on every path")
+        XCTAssertEqual(
+            try counters.map { try $0.withState { $0 } },
+            [5, 5, 5],
+            "the independent branch ran on every path"
+        )
     }
 
     func testMalformedGraphsAreRejectedLikeCompile() {
@@ -74,15 +85,25 @@ final class DynamicPathTests: XCTestCase {
             _ = x.then(name: "orphan") { $0 }
             return x.then { $0 + 1 }
         }
-        assertCompileError(try dead.dynamic()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
-        assertCompileError(try dead.sequential()) { if case .deadStage("orphan") = $0 { return true } else { return false } }
+        assertCompileError(try dead.dynamic()) {
+            if case .deadStage("orphan") = $0 { return true } else { return false }
+        }
+        assertCompileError(try dead.sequential()) {
+            if case .deadStage("orphan") = $0 { return true } else { return false }
+        }
     }
 
     func testDynamicSerializesAnActorSharedByNodes() async throws {
         let counter = ActorRef(0, name: "counter")
         let graph = Graph(input: Int.self) { x in
-            let a = x.then(counter) { s, v in s += v; return v }
-            let b = x.then(counter) { s, v in s += 2 * v; return v }
+            let a = x.then(counter) { s, v in
+                s += v
+                return v
+            }
+            let b = x.then(counter) { s, v in
+                s += 2 * v
+                return v
+            }
             return zip(a, b).then { $0 + $1 }
         }
         let dynamic = try graph.dynamic()

@@ -1,7 +1,8 @@
-@testable import ActorGraph
 import ActorGraphPlatform
 import Glibc
 import XCTest
+
+@testable import ActorGraph
 
 /// CPU arithmetic: cgroup v1/v2 quota parsing (odd values, malformed files), hierarchy lookup,
 /// effective CPUs, the compiler's use of them, and one real cgroup where the host allows it.
@@ -28,7 +29,10 @@ final class EffectiveCPUsTests: XCTestCase {
     }
 
     func testMalformedCPUMaxIsATypedError() {
-        for text in ["", "\n", "abc 100000", "100000 0", "100000 -1", "-5 100000", "0 100000", "1 2 3", "100000 abc", "1.5 100000"] {
+        for text in [
+            "", "\n", "abc 100000", "100000 0", "100000 -1", "-5 100000", "0 100000", "1 2 3", "100000 abc",
+            "1.5 100000",
+        ] {
             XCTAssertThrowsError(try CgroupCPU.parseCPUMax(text), "\"\(text)\"") { error in
                 XCTAssertEqual((error as? CgroupParseError)?.file, "cpu.max")
             }
@@ -68,7 +72,8 @@ final class EffectiveCPUsTests: XCTestCase {
     // MARK: cpu.stat
 
     func testCPUStatOfBothVersions() throws {
-        let v2 = try CgroupCPU.parseCPUStat("""
+        let v2 = try CgroupCPU.parseCPUStat(
+            """
             usage_usec 1000
             user_usec 600
             system_usec 400
@@ -78,11 +83,17 @@ final class EffectiveCPUsTests: XCTestCase {
             nr_bursts 0
             burst_usec 0
 
-            """)
+            """
+        )
         XCTAssertEqual(v2, CPUThrottling(periods: 10, throttledPeriods: 3, throttledNanoseconds: 4_000_000))
-        let v1 = try CgroupCPU.parseCPUStat("nr_periods 18\nnr_throttled 2\nthrottled_time 123456\nnr_bursts 0\nburst_time 0\n")
+        let v1 = try CgroupCPU.parseCPUStat(
+            "nr_periods 18\nnr_throttled 2\nthrottled_time 123456\nnr_bursts 0\nburst_time 0\n"
+        )
         XCTAssertEqual(v1, CPUThrottling(periods: 18, throttledPeriods: 2, throttledNanoseconds: 123_456))
-        XCTAssertEqual(try CgroupCPU.parseCPUStat(""), CPUThrottling(periods: 0, throttledPeriods: 0, throttledNanoseconds: 0))
+        XCTAssertEqual(
+            try CgroupCPU.parseCPUStat(""),
+            CPUThrottling(periods: 0, throttledPeriods: 0, throttledNanoseconds: 0)
+        )
         XCTAssertThrowsError(try CgroupCPU.parseCPUStat("nr_throttled many\n"))
         XCTAssertThrowsError(try CgroupCPU.parseCPUStat("nr_periods\n"))
     }
@@ -90,13 +101,15 @@ final class EffectiveCPUsTests: XCTestCase {
     // MARK: Where the limit lives
 
     func testProcCgroupOfAHybridAndAUnifiedHost() {
-        let hybrid = CgroupCPU.parseProcCgroup("""
+        let hybrid = CgroupCPU.parseProcCgroup(
+            """
             9:name=systemd:/
             4:memory:/process_api/abc
             2:cpuacct:/
             1:cpu:/svc/a
             0::/
-            """)
+            """
+        )
         XCTAssertEqual(hybrid, CgroupMembership(unifiedPath: "/", cpuControllerPath: "/svc/a"))
         let combined = CgroupCPU.parseProcCgroup("3:cpu,cpuacct:/docker/1f2e\n")
         XCTAssertEqual(combined, CgroupMembership(unifiedPath: nil, cpuControllerPath: "/docker/1f2e"))
@@ -116,7 +129,9 @@ final class EffectiveCPUsTests: XCTestCase {
         let mounts = CgroupCPU.parseMountInfo(text)
         XCTAssertEqual(mounts.cpuController, CgroupMount(root: "/", mountPoint: "/sys/fs/cgroup/cpu"))
         XCTAssertEqual(mounts.unified, CgroupMount(root: "/docker/1f2e", mountPoint: "/sys/fs/cgroup/unified dir"))
-        let combined = CgroupCPU.parseMountInfo("40 33 0:33 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n")
+        let combined = CgroupCPU.parseMountInfo(
+            "40 33 0:33 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+        )
         XCTAssertEqual(combined.cpuController?.mountPoint, "/sys/fs/cgroup/cpu,cpuacct")
         XCTAssertNil(combined.unified)
         XCTAssertNil(CgroupCPU.parseMountInfo("garbage\n\n1 2 3\n").cpuController)
@@ -136,16 +151,23 @@ final class EffectiveCPUsTests: XCTestCase {
     func testTightestQuotaWalksUpTheHierarchy() {
         func reader(_ files: [String: String]) -> (String) -> String? { { files[$0] } }
         // v2: the child says max, the parent 1.5 CPUs, the grandparent 4.
-        let v2 = reader(["/cg/a/b/cpu.max": "max 100000\n", "/cg/a/cpu.max": "150000 100000\n", "/cg/cpu.max": "400000 100000"])
+        let v2 = reader([
+            "/cg/a/b/cpu.max": "max 100000\n", "/cg/a/cpu.max": "150000 100000\n", "/cg/cpu.max": "400000 100000",
+        ])
         let q = CgroupCPU.tightestQuota(version: 2, directory: "/cg/a/b", mountPoint: "/cg", read: v2)
         XCTAssertEqual(q?.cpus, 1.5)
         XCTAssertEqual(q?.directory, "/cg/a")
         // A malformed file is skipped, not fatal.
         let broken = reader(["/cg/a/cpu.max": "nonsense", "/cg/cpu.max": "50000 100000"])
-        XCTAssertEqual(CgroupCPU.tightestQuota(version: 2, directory: "/cg/a", mountPoint: "/cg", read: broken)?.cpus, 0.5)
+        XCTAssertEqual(
+            CgroupCPU.tightestQuota(version: 2, directory: "/cg/a", mountPoint: "/cg", read: broken)?.cpus,
+            0.5
+        )
         // v1: -1 everywhere but the leaf.
-        let v1 = reader(["/v1/x/cpu.cfs_quota_us": "100000", "/v1/x/cpu.cfs_period_us": "100000",
-                         "/v1/cpu.cfs_quota_us": "-1", "/v1/cpu.cfs_period_us": "100000"])
+        let v1 = reader([
+            "/v1/x/cpu.cfs_quota_us": "100000", "/v1/x/cpu.cfs_period_us": "100000",
+            "/v1/cpu.cfs_quota_us": "-1", "/v1/cpu.cfs_period_us": "100000",
+        ])
         XCTAssertEqual(CgroupCPU.tightestQuota(version: 1, directory: "/v1/x", mountPoint: "/v1", read: v1)?.cpus, 1)
         XCTAssertNil(CgroupCPU.tightestQuota(version: 1, directory: "/v1", mountPoint: "/v1", read: v1))
         XCTAssertNil(CgroupCPU.tightestQuota(version: 2, directory: "/none", mountPoint: "/none", read: reader([:])))
@@ -160,7 +182,7 @@ final class EffectiveCPUsTests: XCTestCase {
         XCTAssertFalse(none.isQuotaLimited)
         let fractional = EffectiveCPUs(affinity: 2, quota: try CgroupCPU.parseCPUMax("150000 100000"))
         XCTAssertEqual(fractional.cpus, 1.5)  // kept for reports and spinner comparisons
-        XCTAssertEqual(fractional.count, 2)   // rounded up for thread counts
+        XCTAssertEqual(fractional.count, 2)  // rounded up for thread counts
         XCTAssertTrue(fractional.isQuotaLimited)
         let small = EffectiveCPUs(affinity: 8, quota: try CgroupCPU.parseCFS(quota: "20000", period: "100000"))
         XCTAssertEqual(small.cpus, 0.2, accuracy: 1e-9)
@@ -197,7 +219,10 @@ final class EffectiveCPUsTests: XCTestCase {
             guard case CompileError.tooManyWorkers(requested: 2, cpus: 1) = $0 else { return XCTFail("\($0)") }
         }
         // Unpinned, the user may still ask for more (the wait strategy copes).
-        XCTAssertEqual(try Compiler.validate(options: CompileOptions(workers: 3, pinWorkers: false), quota: oneCPU).1, 3)
+        XCTAssertEqual(
+            try Compiler.validate(options: CompileOptions(workers: 3, pinWorkers: false), quota: oneCPU).1,
+            3
+        )
         // A fractional quota rounds up for the worker count: 1.5 CPUs → 2 → 1 worker + the caller.
         let fractional = try CgroupCPU.parseCPUMax("150000 100000")
         XCTAssertEqual(try Compiler.validate(options: CompileOptions(), quota: fractional).1, min(affinity, 2) - 1)
@@ -228,7 +253,8 @@ final class EffectiveCPUsTests: XCTestCase {
         XCTAssertEqual(limit.cpuStatPath, group.directory + "/cpu.stat")
         XCTAssertNotNil(CgroupCPU.readThrottling(group.directory + "/cpu.stat"))
         let compiled = try Graph(input: Int.self) { $0.then { $0 * 3 } }.compile(
-            CompileOptions(capacity: 64, pinWorkers: false, idle: IdlePolicy(parkTimeout: .milliseconds(20))))
+            CompileOptions(capacity: 64, pinWorkers: false, idle: IdlePolicy(parkTimeout: .milliseconds(20)))
+        )
         defer { compiled.shutdown() }
         XCTAssertEqual(compiled.effectiveCPUs.cpus, min(1.5, Double(CPU.allowedCPUs().count)))
         XCTAssertEqual(compiled.workerCount, max(1, compiled.effectiveCPUs.count - 1))
@@ -246,14 +272,19 @@ struct RealQuotaCgroup {
         let mounts = CgroupCPU.parseMountInfo(CgroupCPU.readFile("/proc/self/mountinfo") ?? "")
         let name = "actorgraph-test-\(getpid())"
         if let path = membership.unifiedPath, let mount = mounts.unified, let parent = mount.directory(of: path),
-           (CgroupCPU.readFile(parent + "/cgroup.subtree_control") ?? "").contains("cpu") {
+            (CgroupCPU.readFile(parent + "/cgroup.subtree_control") ?? "").contains("cpu")
+        {
             let dir = parent + "/" + name
             if mkdir(dir, 0o755) == 0 || errno == EEXIST {
-                if write(dir + "/cpu.max", "\(quota) \(period)") { return RealQuotaCgroup(directory: dir, parent: parent) }
+                if write(dir + "/cpu.max", "\(quota) \(period)") {
+                    return RealQuotaCgroup(directory: dir, parent: parent)
+                }
                 rmdir(dir)
             }
         }
-        if let path = membership.cpuControllerPath, let mount = mounts.cpuController, let parent = mount.directory(of: path) {
+        if let path = membership.cpuControllerPath, let mount = mounts.cpuController,
+            let parent = mount.directory(of: path)
+        {
             let dir = parent + "/" + name
             if mkdir(dir, 0o755) == 0 || errno == EEXIST {
                 if write(dir + "/cpu.cfs_period_us", "\(period)") && write(dir + "/cpu.cfs_quota_us", "\(quota)") {

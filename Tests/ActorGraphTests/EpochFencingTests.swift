@@ -1,8 +1,9 @@
-@testable import ActorGraph
 import ActorGraphPlatform
 import Foundation
 import Synchronization
 import XCTest
+
+@testable import ActorGraph
 
 /// Epoch fencing at the protocol level: a hand-written piece speaks to a real owner over loopback
 /// and sends frames of a stale epoch, a duplicate and a jump. Only the current epoch's frames are
@@ -24,19 +25,23 @@ final class EpochFencingTests: XCTestCase {
     }
 
     private func reply(_ socket: TCPSocket, channel: Int, sequence: Int, value: Int, epoch: UInt32) throws {
-        try socket.sendFrame(EdgeFrame(kind: .data, channel: channel, epoch: epoch, sequence: sequence),
-                             payload: withUnsafeBytes(of: value) { Array($0) })
+        try socket.sendFrame(
+            EdgeFrame(kind: .data, channel: channel, epoch: epoch, sequence: sequence),
+            payload: withUnsafeBytes(of: value) { Array($0) }
+        )
     }
 
     func testFramesOfAnotherEpochAreDroppedAndCountedNeverApplied() throws {
         let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0)
         var o = testOptions()
         o.remote.hosts = ["b": [PieceAddress("127.0.0.1", port: listener.localPort)]]
-        o.remote.heartbeat = .seconds(1) // this fake piece sends no heartbeats
+        o.remote.heartbeat = .seconds(1)  // this fake piece sends no heartbeats
         let options = o
         // Compiling waits for the handshake this test answers: on another thread, joined after it.
         let box = CompiledBox()
-        let compiling = try PinnedThread(name: "compile", cpu: nil) { @Sendable in box.compiled = try? EpochFencingTests.graph().compile(options) }
+        let compiling = try PinnedThread(name: "compile", cpu: nil) { @Sendable in
+            box.compiled = try? EpochFencingTests.graph().compile(options)
+        }
         let (socket, start) = try fakePiece(listener)
         compiling.join()
         let compiled = try XCTUnwrap(box.compiled)
@@ -54,7 +59,10 @@ final class EpochFencingTests: XCTestCase {
         try reply(socket, channel: result, sequence: 0, value: -1, epoch: start.epoch &- 1)
         for _ in 0..<500 where compiled.diagnostics.hosts.first?.staleFramesDropped == 0 { usleep(2_000) }
         XCTAssertEqual(compiled.diagnostics.hosts.first?.staleFramesDropped, 1)
-        XCTAssertFalse(compiled.core.board.ring.isPublished(pending.sequence), "a stale frame must not answer the execution")
+        XCTAssertFalse(
+            compiled.core.board.ring.isPublished(pending.sequence),
+            "a stale frame must not answer the execution"
+        )
         // The current epoch's answer is applied.
         try reply(socket, channel: result, sequence: 0, value: 42, epoch: start.epoch)
         XCTAssertEqual(try pending.wait(), 42)
@@ -67,7 +75,9 @@ final class EpochFencingTests: XCTestCase {
         _ = try socket.receiveFrame(timeoutMilliseconds: 5000)
         try reply(socket, channel: result, sequence: 7, value: 10, epoch: start.epoch)
         XCTAssertThrowsError(try next.wait()) { error in
-            guard case ExecutionError.hostLost(let host, let reason) = error else { return XCTFail("unexpected \(error)") }
+            guard case ExecutionError.hostLost(let host, let reason) = error else {
+                return XCTFail("unexpected \(error)")
+            }
             XCTAssertEqual(host, "b")
             XCTAssertTrue(reason.contains("jumped"), reason)
         }

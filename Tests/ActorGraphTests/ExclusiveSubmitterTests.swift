@@ -24,16 +24,22 @@ final class ExclusiveSubmitterTests: XCTestCase {
             received += 1
         }
         XCTAssertEqual(received, 20_000)
-        assertExecutionError(try submitter.receive()) { if case .nothingInFlight = $0 { return true }; return false }
+        assertExecutionError(try submitter.receive()) {
+            if case .nothingInFlight = $0 { return true }
+            return false
+        }
     }
 
     func testOthersAreRefusedWhileItIsOpenAndServedAfterItIsDropped() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        let before = try compiled.submit(1)                  // in flight from before: still answered
+        let before = try compiled.submit(1)  // in flight from before: still answered
         do {
             var submitter = try compiled.exclusiveSubmitter()
-            let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+            let refused: (ExecutionError) -> Bool = {
+                if case .exclusiveSubmitterOpen = $0 { return true }
+                return false
+            }
             assertExecutionError(try compiled.execute(2), refused)
             assertExecutionError(try compiled.submit(2), refused)
             assertExecutionError(try compiled.submit(contentsOf: [1, 2, 3]), refused)
@@ -64,7 +70,9 @@ final class ExclusiveSubmitterTests: XCTestCase {
     }
 
     func testAFailingStageFailsOnlyItsExecution() throws {
-        let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "check").then(name: "double") { $0 * 2 } }
+        let graph = Graph(input: Int.self) { x in
+            x.then(FailOnMultiples(every: 5), name: "check").then(name: "double") { $0 * 2 }
+        }
         let compiled = try graph.compile(testOptions(capacity: 32))
         defer { compiled.shutdown() }
         var submitter = try compiled.exclusiveSubmitter()
@@ -72,7 +80,9 @@ final class ExclusiveSubmitterTests: XCTestCase {
         for i in 1...30 {
             if i % 5 == 0 {
                 assertExecutionError(try submitter.receive()) {
-                    if case .stageFailed(let node, let error) = $0 { return node == "check" && (error as? Boom)?.value == i }
+                    if case .stageFailed(let node, let error) = $0 {
+                        return node == "check" && (error as? Boom)?.value == i
+                    }
                     return false
                 }
             } else {
@@ -92,7 +102,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
             var submitter = try compiled.exclusiveSubmitter()
             for i in 0..<(round % 9) {
                 try submitter.submit(i)
-            }   // 0…8 in flight, never received
+            }  // 0…8 in flight, never received
         }
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
     }
@@ -102,7 +112,10 @@ final class ExclusiveSubmitterTests: XCTestCase {
         defer { compiled.shutdown() }
         var submitter = try compiled.exclusiveSubmitter()
         for i in 0..<4 { try submitter.submit(i) }
-        assertExecutionError(try submitter.submit(4)) { if case .capacityExceeded(4) = $0 { return true }; return false }
+        assertExecutionError(try submitter.submit(4)) {
+            if case .capacityExceeded(4) = $0 { return true }
+            return false
+        }
         XCTAssertEqual(submitter.inFlight, 4)
         for i in 0..<4 { XCTAssertEqual(try submitter.receive(), diamondExpected(i)) }
         try submitter.submit(9)
@@ -114,10 +127,19 @@ final class ExclusiveSubmitterTests: XCTestCase {
         // Inputs are published with release stores only; the wake-up check that closes the race
         // with a worker going to sleep runs when the owner waits (receive, or a full window).
         for strategy in [WaitStrategy.blocking, .adaptive] {
-            let options = CompileOptions(workers: 2, capacity: 4, pinWorkers: false,
-                                         idle: IdlePolicy(workerSpins: 1, callerSpins: 1, spinTime: .zero,
-                                                          parkTimeout: .seconds(30), strategy: strategy),
-                                         placement: .spread)
+            let options = CompileOptions(
+                workers: 2,
+                capacity: 4,
+                pinWorkers: false,
+                idle: IdlePolicy(
+                    workerSpins: 1,
+                    callerSpins: 1,
+                    spinTime: .zero,
+                    parkTimeout: .seconds(30),
+                    strategy: strategy
+                ),
+                placement: .spread
+            )
             let compiled = try diamondGraph().compile(options)
             defer { compiled.shutdown() }
             var submitter = try compiled.exclusiveSubmitter()
@@ -131,7 +153,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
                         received += 1
                     }
                 }
-                if i % 50 == 0 { usleep(2_000) }               // let the workers fall asleep
+                if i % 50 == 0 { usleep(2_000) }  // let the workers fall asleep
                 try submitter.submit(i)
             }
             while submitter.inFlight > 0 {
@@ -168,7 +190,10 @@ final class ExclusiveSubmitterTests: XCTestCase {
             answered += 1
         }
         XCTAssertEqual(answered, 5)
-        assertExecutionError(try submitter.submit(1)) { if case .shutDown = $0 { return true }; return false }
+        assertExecutionError(try submitter.submit(1)) {
+            if case .shutDown = $0 { return true }
+            return false
+        }
     }
 
     func testReceiveLendsTheOutputInPlace() throws {
@@ -185,7 +210,10 @@ final class ExclusiveSubmitterTests: XCTestCase {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
         let total = try compiled.withExclusiveSubmitter { submitter in
-            let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+            let refused: (ExecutionError) -> Bool = {
+                if case .exclusiveSubmitterOpen = $0 { return true }
+                return false
+            }
             assertExecutionError(try compiled.submit(1), refused)
             assertExecutionError(try compiled.execute(1), refused)
             var total = 0
@@ -208,7 +236,7 @@ final class ExclusiveSubmitterTests: XCTestCase {
         for round in 0..<200 {
             do {
                 try compiled.withExclusiveSubmitter { submitter in
-                    for i in 0..<(round % 9) { try submitter.submit(i) }   // 0…8 in flight, never received
+                    for i in 0..<(round % 9) { try submitter.submit(i) }  // 0…8 in flight, never received
                     throw Stop(at: round)
                 }
                 XCTFail("the body's error was not thrown")
@@ -227,17 +255,25 @@ final class ExclusiveSubmitterTests: XCTestCase {
         let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "check") }
         let compiled = try graph.compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        assertExecutionError(try compiled.withExclusiveSubmitter { submitter in
-            for i in 1...10 { try submitter.submit(i) }
-            while true { _ = try submitter.receive() }           // throws at 5, with 6…10 in flight
-        }) { if case .stageFailed(node: "check", _) = $0 { return true }; return false }
+        assertExecutionError(
+            try compiled.withExclusiveSubmitter { submitter in
+                for i in 1...10 { try submitter.submit(i) }
+                while true { _ = try submitter.receive() }  // throws at 5, with 6…10 in flight
+            }
+        ) {
+            if case .stageFailed(node: "check", _) = $0 { return true }
+            return false
+        }
         XCTAssertEqual(try compiled.execute(11), 11)
     }
 
     func testASecondScopeIsRefusedWithoutRunningItsBody() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
-        let refused: (ExecutionError) -> Bool = { if case .exclusiveSubmitterOpen = $0 { return true }; return false }
+        let refused: (ExecutionError) -> Bool = {
+            if case .exclusiveSubmitterOpen = $0 { return true }
+            return false
+        }
         try compiled.withExclusiveSubmitter { outer in
             var ran = false
             assertExecutionError(try compiled.withExclusiveSubmitter { _ in ran = true }, refused)
@@ -246,21 +282,28 @@ final class ExclusiveSubmitterTests: XCTestCase {
             XCTAssertEqual(try outer.receive(), diamondExpected(2))
         }
         var held = try compiled.exclusiveSubmitter()
-        assertExecutionError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran while another submitter was open") }, refused)
+        assertExecutionError(
+            try compiled.withExclusiveSubmitter { _ in XCTFail("ran while another submitter was open") },
+            refused
+        )
         try held.submit(3)
         XCTAssertEqual(try held.receive(), diamondExpected(3))
         _ = consume held
-        XCTAssertEqual(try compiled.withExclusiveSubmitter { submitter in
-            try submitter.submit(6)
-            return try submitter.receive()
-        }, diamondExpected(6))
+        XCTAssertEqual(
+            try compiled.withExclusiveSubmitter { submitter in
+                try submitter.submit(6)
+                return try submitter.receive()
+            },
+            diamondExpected(6)
+        )
     }
 
     func testTheScopeOnAShutDownGraphThrowsShutDown() throws {
         let compiled = try diamondGraph().compile(testOptions())
         compiled.shutdown()
         assertExecutionError(try compiled.withExclusiveSubmitter { _ in XCTFail("ran after shutdown") }) {
-            if case .shutDown = $0 { return true }; return false
+            if case .shutDown = $0 { return true }
+            return false
         }
     }
 }

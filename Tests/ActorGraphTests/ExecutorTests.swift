@@ -1,4 +1,5 @@
 import ActorGraph
+import ActorGraphPlatform
 import Foundation
 import GraphTestSupport
 import XCTest
@@ -93,10 +94,17 @@ final class ExecutorTests: XCTestCase {
     }
 
     func testActorSharedByNodesOnSpreadPlacement() throws {
-        struct Ledger { var deposits = 0; var count = 0 }
+        struct Ledger {
+            var deposits = 0
+            var count = 0
+        }
         let ledger = ActorRef(Ledger(), name: "ledger")
         let graph = Graph(input: Int.self) { x in
-            let deposited = x.then(ledger, name: "deposit") { state, v in state.deposits += v; state.count += 1; return v }
+            let deposited = x.then(ledger, name: "deposit") { state, v in
+                state.deposits += v
+                state.count += 1
+                return v
+            }
             let doubled = deposited.then(name: "double") { $0 * 2 }
             let audited = doubled.then(ledger, name: "audit") { state, v in state.deposits + v }
             return audited
@@ -168,14 +176,22 @@ final class ExecutorTests: XCTestCase {
         }
         while nextToWait < total {
             let value = try pending.removeValue(forKey: nextToWait)!.wait()
-            if value != diamondExpected(nextToWait) { XCTFail("execution \(nextToWait): \(value)"); break }
+            if value != diamondExpected(nextToWait) {
+                XCTFail("execution \(nextToWait): \(value)")
+                break
+            }
             nextToWait += 1
         }
     }
 
     func testSubmitBeyondCapacityThrowsCapacityExceededWithoutLosingResults() throws {
         let gate = Gate()
-        let graph = Graph(input: Int.self) { x in x.then { v in gate.waitOpen(); return v * 2 } }
+        let graph = Graph(input: Int.self) { x in
+            x.then { v in
+                gate.waitOpen()
+                return v * 2
+            }
+        }
         let compiled = try graph.compile(testOptions(capacity: 4, submitTimeout: .milliseconds(50)))
         defer { compiled.shutdown() }
         var pending = (0..<4).map { PendingBox(try! compiled.submit($0)) }
@@ -191,13 +207,18 @@ final class ExecutorTests: XCTestCase {
     func testDroppedPendingExecutionFreesItsSlot() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 2, submitTimeout: .seconds(5)))
         defer { compiled.shutdown() }
-        for i in 0..<100 { _ = try compiled.submit(i) } // dropped at once
+        for i in 0..<100 { _ = try compiled.submit(i) }  // dropped at once
         XCTAssertEqual(try compiled.execute(3), 43)
     }
 
     func testShutdownWithExecutionsInFlightAnswersEveryWaiter() throws {
         let gate = Gate()
-        let graph = Graph(input: Int.self) { x in x.then { v in if v > 0 { gate.waitOpen() }; return v } }
+        let graph = Graph(input: Int.self) { x in
+            x.then { v in
+                if v > 0 { gate.waitOpen() }
+                return v
+            }
+        }
         let compiled = try graph.compile(testOptions(capacity: 8))
         XCTAssertEqual(try compiled.execute(0), 0)
         let pending = (1...6).map { PendingBox(try! compiled.submit($0)) }
@@ -214,21 +235,33 @@ final class ExecutorTests: XCTestCase {
         // The worker is stuck in a stage: open the gate only after shutdown began.
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { gate.open() }
         compiled.shutdown()
-        compiled.shutdown() // idempotent
+        compiled.shutdown()  // idempotent
         let deadline = Date().addingTimeInterval(10)
         while answers.value < 6 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         XCTAssertEqual(answers.value, 6, "every waiter answered")
-        XCTAssertGreaterThanOrEqual(shutDowns.value, 1, "executions stuck behind the blocked stage are answered with shutDown")
+        XCTAssertGreaterThanOrEqual(
+            shutDowns.value,
+            1,
+            "executions stuck behind the blocked stage are answered with shutDown"
+        )
         assertExecutionError(try compiled.execute(1)) { if case .shutDown = $0 { return true } else { return false } }
         assertExecutionError(try compiled.submit(1)) { if case .shutDown = $0 { return true } else { return false } }
     }
 
     func testAsyncWaiterIsAnsweredOnShutdown() async throws {
         let gate = Gate()
-        let graph = Graph(input: Int.self) { x in x.then { v in gate.waitOpen(); return v } }
+        let graph = Graph(input: Int.self) { x in
+            x.then { v in
+                gate.waitOpen()
+                return v
+            }
+        }
         let compiled = try graph.compile(testOptions())
         let waiter = Task { () -> String in
-            do { _ = try await compiled.execute(1); return "value" } catch ExecutionError.shutDown { return "shutDown" } catch { return "\(error)" }
+            do {
+                _ = try await compiled.execute(1)
+                return "value"
+            } catch ExecutionError.shutDown { return "shutDown" } catch { return "\(error)" }
         }
         try await Task.sleep(for: .milliseconds(50))
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { gate.open() }
@@ -270,8 +303,13 @@ final class ExecutorTests: XCTestCase {
     }
 
     func testReferenceTypedValuesAreCopiedAndReleased() throws {
-        final class Tracked: Sendable { static let live = Counter(); let v: Int
-            init(_ v: Int) { self.v = v; Tracked.live.increment() }
+        final class Tracked: Sendable {
+            static let live = Counter()
+            let v: Int
+            init(_ v: Int) {
+                self.v = v
+                Tracked.live.increment()
+            }
             deinit { Tracked.live.decrement() }
         }
         do {
@@ -282,7 +320,9 @@ final class ExecutorTests: XCTestCase {
                 return zip(sums, counts).then { "\($0)/\($1)" }
             }
             let compiled = try graph.compile(testOptions(workers: 2, capacity: 8, placement: .spread))
-            for i in 0..<200 { XCTAssertEqual(try compiled.execute(Array(0..<(i % 10))), "\((0..<(i % 10)).reduce(0, +))/\(i % 10)") }
+            for i in 0..<200 {
+                XCTAssertEqual(try compiled.execute(Array(0..<(i % 10))), "\((0..<(i % 10)).reduce(0, +))/\(i % 10)")
+            }
             compiled.shutdown()
         }
         XCTAssertEqual(Tracked.live.value, 0, "every stored value was destroyed")
@@ -319,7 +359,12 @@ final class PendingBox: @unchecked Sendable {
 final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
     private var isOpen = false
-    func open() { condition.lock(); isOpen = true; condition.broadcast(); condition.unlock() }
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
     func waitOpen() {
         condition.lock()
         while !isOpen { condition.wait() }
@@ -331,9 +376,19 @@ final class Gate: @unchecked Sendable {
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    func decrement() { lock.lock(); count -= 1; lock.unlock() }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
+    func increment() {
+        lock.lock()
+        count += 1
+        lock.unlock()
+    }
+    func decrement() {
+        lock.lock()
+        count -= 1
+        lock.unlock()
+    }
 }
-
-import ActorGraphPlatform

@@ -35,7 +35,7 @@ final class PlatformTests: XCTestCase {
             observed.store(CPU.current ?? -2, ordering: .releasing)
         }
         thread.join()
-        thread.join() // idempotent
+        thread.join()  // idempotent
         XCTAssertEqual(observed.load(ordering: .acquiring), cpu)
     }
 
@@ -74,7 +74,9 @@ final class PlatformTests: XCTestCase {
     }
 
     func testIORingFutexWaitReturnsAtOnceWhenValueDiffers() throws {
-        guard case .success = IORing.probe(), IORing.supportsFutexWait() else { throw XCTSkip("io_uring futex-wait unavailable") }
+        guard case .success = IORing.probe(), IORing.supportsFutexWait() else {
+            throw XCTSkip("io_uring futex-wait unavailable")
+        }
         let ring = try IORing(entries: 4)
         let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         defer { word.deallocate() }

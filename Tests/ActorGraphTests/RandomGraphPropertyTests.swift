@@ -22,55 +22,88 @@ final class RandomGraphPropertyTests: XCTestCase {
             let blueprint = Blueprint.random(using: &rng)
             let options = PropertyOptions.random(using: &rng)
             let run = PropertyRun.random(using: &rng)
-            let context = "seed=\(config.seed) graph=\(index) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed) ACTORGRAPH_PROPERTY_ONLY=\(index))\n  \(blueprint)\n  \(options.summary) \(run.summary)"
+            let context =
+                "seed=\(config.seed) graph=\(index) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed) ACTORGRAPH_PROPERTY_ONLY=\(index))\n  \(blueprint)\n  \(options.summary) \(run.summary)"
             let ok: Bool
             if blueprint.heapValues {
                 ok = await check(blueprint, HeapValue.self, options: options, run: run, context: context, stats: &stats)
             } else {
                 ok = await check(blueprint, Int.self, options: options, run: run, context: context, stats: &stats)
             }
-            if !ok { break } // the first counterexample is the useful one
+            if !ok { break }  // the first counterexample is the useful one
         }
-        let seconds = Double((ContinuousClock.now - started).components.seconds)
+        let seconds =
+            Double((ContinuousClock.now - started).components.seconds)
             + Double((ContinuousClock.now - started).components.attoseconds) * 1e-18
-        print("property: graphs=\(stats.graphs) executions=\(stats.executions) failed_executions=\(stats.failures) abandoned=\(stats.abandoned) actors=\(stats.actorGraphs) tuple_outputs=\(stats.tupleGraphs) heap_values=\(stats.heapGraphs) seconds=\(String(format: "%.1f", seconds))")
+        print(
+            "property: graphs=\(stats.graphs) executions=\(stats.executions) failed_executions=\(stats.failures) abandoned=\(stats.abandoned) actors=\(stats.actorGraphs) tuple_outputs=\(stats.tupleGraphs) heap_values=\(stats.heapGraphs) seconds=\(String(format: "%.1f", seconds))"
+        )
         XCTAssertEqual(stats.graphs, config.indices.count)
     }
 
     func testMalformedRandomGraphsAreRejectedWithTheRightError() throws {
         let config = PropertyConfig.fromEnvironment(defaultGraphs: 2_000)
-        print("property(malformed): seed=\(config.seed) graphs=\(config.graphs) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed))")
+        print(
+            "property(malformed): seed=\(config.seed) graphs=\(config.graphs) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed))"
+        )
         var counts: [String: Int] = [:]
         for index in config.indices {
             var rng = SplitMix64(seed: config.seed &+ UInt64(index) &* 0xD1B5_4A32_D192_ED03)
             let blueprint = Blueprint.random(using: &rng)
             let flaw = Flaw.random(for: blueprint, using: &rng)
-            let context = "seed=\(config.seed) graph=\(index) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed) ACTORGRAPH_PROPERTY_ONLY=\(index))\n  \(blueprint)\n  flaw: \(flaw)"
+            let context =
+                "seed=\(config.seed) graph=\(index) (replay: ACTORGRAPH_PROPERTY_SEED=\(config.seed) ACTORGRAPH_PROPERTY_ONLY=\(index))\n  \(blueprint)\n  flaw: \(flaw)"
             counts[flaw.kind, default: 0] += 1
             if !checkMalformed(blueprint, flaw: flaw, context: context) { break }
         }
-        print("property(malformed): " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        print(
+            "property(malformed): "
+                + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        )
         XCTAssertEqual(counts.values.reduce(0, +), config.indices.count)
     }
 
     // MARK: One well-formed graph on the three paths
 
-    private func check<V: PropertyValue>(_ blueprint: Blueprint, _: V.Type, options: PropertyOptions, run: PropertyRun,
-                                         context: String, stats: inout PropertyStats) async -> Bool {
+    private func check<V: PropertyValue>(
+        _ blueprint: Blueprint,
+        _: V.Type,
+        options: PropertyOptions,
+        run: PropertyRun,
+        context: String,
+        stats: inout PropertyStats
+    ) async -> Bool {
         if blueprint.outputs.count == 1 {
-            return await check(make: { actors in blueprint.graph(V.self, actors: actors) },
-                               summarize: { $0.fingerprint }, blueprint: blueprint,
-                               options: options, run: run, context: context, stats: &stats)
+            return await check(
+                make: { actors in blueprint.graph(V.self, actors: actors) },
+                summarize: { $0.fingerprint },
+                blueprint: blueprint,
+                options: options,
+                run: run,
+                context: context,
+                stats: &stats
+            )
         }
-        return await check(make: { actors in blueprint.tupleGraph(V.self, actors: actors) },
-                           summarize: { $0.0.fingerprint + [-1] + $0.1.fingerprint }, blueprint: blueprint,
-                           options: options, run: run, context: context, stats: &stats)
+        return await check(
+            make: { actors in blueprint.tupleGraph(V.self, actors: actors) },
+            summarize: { $0.0.fingerprint + [-1] + $0.1.fingerprint },
+            blueprint: blueprint,
+            options: options,
+            run: run,
+            context: context,
+            stats: &stats
+        )
     }
 
-    private func check<V: PropertyValue, O>(make: ([ActorRef<PropertyActorState>]) -> Graph<V, O>,
-                                            summarize: @escaping @Sendable (O) -> [Int], blueprint: Blueprint,
-                                            options: PropertyOptions, run: PropertyRun,
-                                            context: String, stats: inout PropertyStats) async -> Bool {
+    private func check<V: PropertyValue, O>(
+        make: ([ActorRef<PropertyActorState>]) -> Graph<V, O>,
+        summarize: @escaping @Sendable (O) -> [Int],
+        blueprint: Blueprint,
+        options: PropertyOptions,
+        run: PropertyRun,
+        context: String,
+        stats: inout PropertyStats
+    ) async -> Bool {
         let inputs = run.inputs.map { V(property: $0) }
         // Each path gets its own graph instance and its own actors, so their final states can be compared.
         let compiledActors = blueprint.makeActors()
@@ -106,13 +139,15 @@ final class RandomGraphPropertyTests: XCTestCase {
             do { d = .value(try summarize(await dynamic.execute(input))) } catch { d = Outcome(error) }
             let summarizedS = s.map(summarize)
             if summarizedS != d || (execution.outcome != nil && execution.outcome != summarizedS) {
-                XCTFail("""
+                XCTFail(
+                    """
                     paths disagree at execution \(position) (input \(run.inputs[execution.input])):
                       compiled:   \(execution.outcome.map { "\($0)" } ?? "abandoned")
                       sequential: \(summarizedS)
                       dynamic:    \(d)
                     \(context)
-                    """)
+                    """
+                )
                 return false
             }
             if case .failed = summarizedS { stats.failures += 1 }
@@ -121,13 +156,17 @@ final class RandomGraphPropertyTests: XCTestCase {
         dynamic.shutdown()
         let states: [[PropertyActorState]]
         do {
-            states = try [compiledActors, sequentialActors, dynamicActors].map { try $0.map { try $0.withState { $0 } } }
+            states = try [compiledActors, sequentialActors, dynamicActors].map {
+                try $0.map { try $0.withState { $0 } }
+            }
         } catch {
             XCTFail("an actor is still bound after shutdown: \(error)\n\(context)")
             return false
         }
         if states[0] != states[1] || states[0] != states[2] {
-            XCTFail("actor state differs after shutdown:\n  compiled:   \(states[0])\n  sequential: \(states[1])\n  dynamic:    \(states[2])\n\(context)")
+            XCTFail(
+                "actor state differs after shutdown:\n  compiled:   \(states[0])\n  sequential: \(states[1])\n  dynamic:    \(states[2])\n\(context)"
+            )
             return false
         }
         if observed.count != inputs.count {
@@ -144,16 +183,24 @@ final class RandomGraphPropertyTests: XCTestCase {
 
     /// Runs `inputs` on the compiled graph the way `run` says; returns the executions in the order
     /// the engine sequenced them, each with its outcome (`nil`: the caller dropped it unawaited).
-    private func runCompiled<V: PropertyValue, O>(_ compiled: CompiledGraph<V, O>, inputs: [V], run: PropertyRun,
-                                                  summarize: @escaping @Sendable (O) -> [Int]) async -> [Execution] {
+    private func runCompiled<V: PropertyValue, O>(
+        _ compiled: CompiledGraph<V, O>,
+        inputs: [V],
+        run: PropertyRun,
+        summarize: @escaping @Sendable (O) -> [Int]
+    ) async -> [Execution] {
         switch run.mode {
         case .blocking:
-            return inputs.indices.map { i in Execution(input: i, outcome: Outcome.of { try compiled.execute(inputs[i]) }.map(summarize)) }
+            return inputs.indices.map { i in
+                Execution(input: i, outcome: Outcome.of { try compiled.execute(inputs[i]) }.map(summarize))
+            }
         case .async:
             var result: [Execution] = []
             for i in inputs.indices {
                 var outcome: Outcome
-                do { outcome = .value(summarize(try await compiled.execute(inputs[i]))) } catch { outcome = Outcome(error) }
+                do { outcome = .value(summarize(try await compiled.execute(inputs[i]))) } catch {
+                    outcome = Outcome(error)
+                }
                 result.append(Execution(input: i, outcome: outcome))
             }
             return result
@@ -163,7 +210,14 @@ final class RandomGraphPropertyTests: XCTestCase {
             let window = max(1, min(window, compiled.capacity))
             while start < inputs.count {
                 let end = min(inputs.count, start + window)
-                submitAndWait(compiled, inputs: inputs, range: start..<end, position: start, into: &result, summarize: summarize)
+                submitAndWait(
+                    compiled,
+                    inputs: inputs,
+                    range: start..<end,
+                    position: start,
+                    into: &result,
+                    summarize: summarize
+                )
                 start = end
             }
             return result.map { $0! }
@@ -172,7 +226,9 @@ final class RandomGraphPropertyTests: XCTestCase {
             // (every segment runs every execution in order), so shutdown discards nothing.
             return inputs.indices.map { i in
                 if i < inputs.count - 1, mask & (1 << (i % 64)) != 0 {
-                    do { _ = try compiled.submit(inputs[i]) } catch { return Execution(input: i, outcome: Outcome(error)) }
+                    do { _ = try compiled.submit(inputs[i]) } catch {
+                        return Execution(input: i, outcome: Outcome(error))
+                    }
                     return Execution(input: i, outcome: nil)
                 }
                 return Execution(input: i, outcome: Outcome.of { try compiled.execute(inputs[i]) }.map(summarize))
@@ -195,13 +251,19 @@ final class RandomGraphPropertyTests: XCTestCase {
                             case .success(let v): outcome = .value(summarize(v))
                             case .failure(let e): outcome = Outcome(e)
                             }
-                            result[range.lowerBound + index] = Execution(input: range.lowerBound + index, outcome: outcome)
+                            result[range.lowerBound + index] = Execution(
+                                input: range.lowerBound + index,
+                                outcome: outcome
+                            )
                         }
                     } else {
                         for index in Array(0..<range.count).shuffled(using: &rng) {
                             let outcome: Outcome
                             do { outcome = .value(summarize(try batch.wait(index))) } catch { outcome = Outcome(error) }
-                            result[range.lowerBound + index] = Execution(input: range.lowerBound + index, outcome: outcome)
+                            result[range.lowerBound + index] = Execution(
+                                input: range.lowerBound + index,
+                                outcome: outcome
+                            )
                         }
                     }
                 } catch {
@@ -237,7 +299,10 @@ final class RandomGraphPropertyTests: XCTestCase {
             return inputs.indices.map { i in
                 do {
                     let pending = try compiled.submit(inputs[i])
-                    return Execution(input: i, outcome: .value(try pending.withResult { (o: borrowing O) in summarize(copy o) }))
+                    return Execution(
+                        input: i,
+                        outcome: .value(try pending.withResult { (o: borrowing O) in summarize(copy o) })
+                    )
                 } catch {
                     return Execution(input: i, outcome: Outcome(error))
                 }
@@ -250,41 +315,70 @@ final class RandomGraphPropertyTests: XCTestCase {
             var started: [PinnedThread] = []
             for t in 0..<threads {
                 let box = boxes[t]
-                guard let thread = try? PinnedThread(name: "property\(t)", cpu: nil, {
-                    for i in stride(from: t, to: inputs.count, by: threads) {
-                        do {
-                            let pending = try compiled.submit(inputs[i])
-                            let sequence = pending.sequence
-                            let outcome: Outcome
-                            do { outcome = .value(summarize(try pending.wait())) } catch { outcome = Outcome(error) }
-                            box.collected.append((sequence, Execution(input: i, outcome: outcome)))
-                        } catch {
-                            box.failures.append(Execution(input: i, outcome: Outcome(error)))
+                guard
+                    let thread = try? PinnedThread(
+                        name: "property\(t)",
+                        cpu: nil,
+                        {
+                            for i in stride(from: t, to: inputs.count, by: threads) {
+                                do {
+                                    let pending = try compiled.submit(inputs[i])
+                                    let sequence = pending.sequence
+                                    let outcome: Outcome
+                                    do { outcome = .value(summarize(try pending.wait())) } catch {
+                                        outcome = Outcome(error)
+                                    }
+                                    box.collected.append((sequence, Execution(input: i, outcome: outcome)))
+                                } catch {
+                                    box.failures.append(Execution(input: i, outcome: Outcome(error)))
+                                }
+                            }
                         }
-                    }
-                }) else { continue }
+                    )
+                else { continue }
                 started.append(thread)
             }
             started.forEach { $0.join() }
             // A failed submit has no sequence: report it (it can only be a bug here), after the rest.
-            return boxes.flatMap(\.collected).sorted { $0.sequence < $1.sequence }.map(\.execution) + boxes.flatMap(\.failures)
+            return boxes.flatMap(\.collected).sorted { $0.sequence < $1.sequence }.map(\.execution)
+                + boxes.flatMap(\.failures)
         }
     }
 
     /// Submits `range` (at most `capacity` executions), then waits for them in reverse order
     /// (a `PendingExecution` is `~Copyable`: recursion keeps one per frame).
-    private func submitAndWait<V, O>(_ compiled: CompiledGraph<V, O>, inputs: [V], range: Range<Int>, position: Int,
-                                     into result: inout [Execution?], summarize: (O) -> [Int]) {
+    private func submitAndWait<V, O>(
+        _ compiled: CompiledGraph<V, O>,
+        inputs: [V],
+        range: Range<Int>,
+        position: Int,
+        into result: inout [Execution?],
+        summarize: (O) -> [Int]
+    ) {
         guard position < range.upperBound else { return }
         let pending: PendingExecution<O>
         do {
             pending = try compiled.submit(inputs[position])
         } catch {
             result[position] = Execution(input: position, outcome: Outcome(error))
-            submitAndWait(compiled, inputs: inputs, range: range, position: position + 1, into: &result, summarize: summarize)
+            submitAndWait(
+                compiled,
+                inputs: inputs,
+                range: range,
+                position: position + 1,
+                into: &result,
+                summarize: summarize
+            )
             return
         }
-        submitAndWait(compiled, inputs: inputs, range: range, position: position + 1, into: &result, summarize: summarize)
+        submitAndWait(
+            compiled,
+            inputs: inputs,
+            range: range,
+            position: position + 1,
+            into: &result,
+            summarize: summarize
+        )
         let outcome: Outcome
         do { outcome = .value(summarize(try pending.wait())) } catch { outcome = Outcome(error) }
         result[position] = Execution(input: position, outcome: outcome)
@@ -299,10 +393,19 @@ final class RandomGraphPropertyTests: XCTestCase {
         return checkMalformed(blueprint, Int.self, flaw: flaw, context: context)
     }
 
-    private func checkMalformed<V: PropertyValue>(_ blueprint: Blueprint, _: V.Type, flaw: Flaw, context: String) -> Bool {
+    private func checkMalformed<V: PropertyValue>(
+        _ blueprint: Blueprint,
+        _: V.Type,
+        flaw: Flaw,
+        context: String
+    ) -> Bool {
         let actors = blueprint.makeActors()
-        func expect<O>(_ graph: Graph<V, O>, _ options: CompileOptions, _ matches: (CompileError) -> Bool,
-                       shapeError: Bool) -> Bool {
+        func expect<O>(
+            _ graph: Graph<V, O>,
+            _ options: CompileOptions,
+            _ matches: (CompileError) -> Bool,
+            shapeError: Bool
+        ) -> Bool {
             var outcomes: [String] = []
             var ok = true
             func record(_ what: String, _ body: () throws -> Void) {
@@ -318,7 +421,10 @@ final class RandomGraphPropertyTests: XCTestCase {
                     outcomes.append("\(what): untyped \(error)")
                 }
             }
-            record("compile") { let c = try graph.compile(options); c.shutdown() }
+            record("compile") {
+                let c = try graph.compile(options)
+                c.shutdown()
+            }
             if shapeError {
                 record("sequential") { _ = try graph.sequential() }
                 record("dynamic") { _ = try graph.dynamic() }
@@ -338,7 +444,12 @@ final class RandomGraphPropertyTests: XCTestCase {
             return expect(graph, good, { if case .deadStage(firstDead) = $0 { true } else { false } }, shapeError: true)
         case .foreignInput:
             let graph = blueprint.graph(V.self, actors: actors, foreign: .input)
-            return expect(graph, good, { if case .foreignNode("foreign-zip") = $0 { true } else { false } }, shapeError: true)
+            return expect(
+                graph,
+                good,
+                { if case .foreignNode("foreign-zip") = $0 { true } else { false } },
+                shapeError: true
+            )
         case .foreignOutput:
             let graph = blueprint.graph(V.self, actors: actors, foreign: .output)
             return expect(graph, good, { if case .outputNotFromInput = $0 { true } else { false } }, shapeError: true)
@@ -365,7 +476,8 @@ final class RandomGraphPropertyTests: XCTestCase {
                 ok = false
                 XCTFail("a second compile with bound actors was accepted\n\(context)")
             } catch {
-                if case .actorAlreadyBound(let name) = error, names.contains(name) {} else {
+                if case .actorAlreadyBound(let name) = error, names.contains(name) {
+                } else {
                     ok = false
                     XCTFail("expected actorAlreadyBound, got \(error)\n\(context)")
                 }
@@ -393,7 +505,11 @@ struct PropertyConfig {
         let env = ProcessInfo.processInfo.environment
         let seed = env["ACTORGRAPH_PROPERTY_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
         let graphs = env["ACTORGRAPH_PROPERTY_GRAPHS"].flatMap { Int($0) } ?? defaultGraphs
-        return PropertyConfig(seed: seed, graphs: max(1, graphs), only: env["ACTORGRAPH_PROPERTY_ONLY"].flatMap { Int($0) })
+        return PropertyConfig(
+            seed: seed,
+            graphs: max(1, graphs),
+            only: env["ACTORGRAPH_PROPERTY_ONLY"].flatMap { Int($0) }
+        )
     }
 }
 
@@ -516,7 +632,8 @@ struct Blueprint: CustomStringConvertible {
             case .zip(let from): return "n\(i)=zip(\(from.map { "r\($0)" }.joined(separator: ",")))"
             }
         }.joined(separator: " ")
-        return "graph[\(heapValues ? "HeapValue" : "Int") failEvery=\(failEvery) actors=\(actorCount) outputs=\(outputs.map { "r\($0)" })] \(body)"
+        return
+            "graph[\(heapValues ? "HeapValue" : "Int") failEvery=\(failEvery) actors=\(actorCount) outputs=\(outputs.map { "r\($0)" })] \(body)"
     }
 
     static func random(using rng: inout SplitMix64) -> Blueprint {
@@ -537,7 +654,8 @@ struct Blueprint: CustomStringConvertible {
             switch roll {
             case 0..<3: step = .closure(from: pick(&rng))
             case 3..<5: step = .stateful(from: pick(&rng))
-            case 5..<7 where actorCount > 0: step = .actor(Int.random(in: 0..<actorCount, using: &rng), from: pick(&rng))
+            case 5..<7 where actorCount > 0:
+                step = .actor(Int.random(in: 0..<actorCount, using: &rng), from: pick(&rng))
             case 5..<7: step = .closure(from: pick(&rng))
             default:
                 let arity = Int.random(in: 2...4, using: &rng)
@@ -568,7 +686,13 @@ struct Blueprint: CustomStringConvertible {
             refCount += 1
         }
         // An actor declared but never used by a step is simply not part of the graph.
-        return Blueprint(steps: steps, outputs: outputs, actorCount: actorCount, failEvery: failEvery, heapValues: heapValues)
+        return Blueprint(
+            steps: steps,
+            outputs: outputs,
+            actorCount: actorCount,
+            failEvery: failEvery,
+            heapValues: heapValues
+        )
     }
 
     func makeActors() -> [ActorRef<PropertyActorState>] {
@@ -579,8 +703,12 @@ struct Blueprint: CustomStringConvertible {
     enum ForeignUse { case none, input, output }
 
     /// The graph with a single output; `deadStages` unconsumed stages appended; `foreign` flaws.
-    func graph<V: PropertyValue>(_: V.Type, actors: [ActorRef<PropertyActorState>], deadStages: Int = 0,
-                                 foreign: ForeignUse = .none) -> Graph<V, V> {
+    func graph<V: PropertyValue>(
+        _: V.Type,
+        actors: [ActorRef<PropertyActorState>],
+        deadStages: Int = 0,
+        foreign: ForeignUse = .none
+    ) -> Graph<V, V> {
         var other: Node<V>? = nil
         if foreign != .none {
             _ = Graph(input: V.self) { y in
@@ -596,7 +724,9 @@ struct Blueprint: CustomStringConvertible {
                 refs.append(refs[refs.count - 1].then(name: "n\(steps.count + d)") { $0 })
             }
             // Malformed variants of two-output blueprints join both outputs, so only the flaw is wrong.
-            let output = outputs.count == 1 ? refs[outputs[0]]
+            let output =
+                outputs.count == 1
+                ? refs[outputs[0]]
                 : zip(refs[outputs[0]], refs[outputs[1]], name: "outputs").then(name: "first") { a, _ in a }
             switch foreign {
             case .none: return output
@@ -621,41 +751,58 @@ struct Blueprint: CustomStringConvertible {
             let name = "n\(node)"
             switch step {
             case .closure(let from):
-                refs.append(refs[from].then(name: name) { v in
-                    try propertyMaybeFail(v.property, node: node, every: every)
-                    return V(property: propertyMix(v.property, node))
-                })
+                refs.append(
+                    refs[from].then(name: name) { v in
+                        try propertyMaybeFail(v.property, node: node, every: every)
+                        return V(property: propertyMix(v.property, node))
+                    }
+                )
             case .stateful(let from):
                 refs.append(refs[from].then(HistoryStage<V>(node: node, failEvery: every), name: name))
             case .actor(let a, let from):
-                refs.append(refs[from].then(actors[a], name: name) { state, v in
-                    state.calls += 1
-                    let h = propertyMix(state.perNode[node, default: 0], v.property)
-                    state.perNode[node] = h
-                    try propertyMaybeFail(v.property, node: node, every: every)
-                    return V(property: h)
-                })
+                refs.append(
+                    refs[from].then(actors[a], name: name) { state, v in
+                        state.calls += 1
+                        let h = propertyMix(state.perNode[node, default: 0], v.property)
+                        state.perNode[node] = h
+                        try propertyMaybeFail(v.property, node: node, every: every)
+                        return V(property: h)
+                    }
+                )
             case .zip(let from):
                 let z = "z\(node)"
                 switch from.count {
                 case 2:
-                    refs.append(zip(refs[from[0]], refs[from[1]], name: z).then(name: name) { a, b in
-                        let m = propertyMix(a.property, b.property)
-                        try propertyMaybeFail(m, node: node, every: every)
-                        return V(property: m)
-                    })
+                    refs.append(
+                        zip(refs[from[0]], refs[from[1]], name: z).then(name: name) { a, b in
+                            let m = propertyMix(a.property, b.property)
+                            try propertyMaybeFail(m, node: node, every: every)
+                            return V(property: m)
+                        }
+                    )
                 case 3:
-                    refs.append(zip(refs[from[0]], refs[from[1]], refs[from[2]], name: z).then(name: name) { a, b, c in
-                        let m = propertyMix(propertyMix(a.property, b.property), c.property)
-                        try propertyMaybeFail(m, node: node, every: every)
-                        return V(property: m)
-                    })
+                    refs.append(
+                        zip(refs[from[0]], refs[from[1]], refs[from[2]], name: z).then(name: name) { a, b, c in
+                            let m = propertyMix(propertyMix(a.property, b.property), c.property)
+                            try propertyMaybeFail(m, node: node, every: every)
+                            return V(property: m)
+                        }
+                    )
                 default:
-                    refs.append(zip(refs[from[0]], refs[from[1]], refs[from[2]], refs[from[3]], name: z).then(name: name) { a, b, c, d in
-                        let m = propertyMix(propertyMix(a.property, b.property), propertyMix(c.property, d.property))
-                        try propertyMaybeFail(m, node: node, every: every)
-                        return V(property: m)
-                    })
+                    refs.append(
+                        zip(refs[from[0]], refs[from[1]], refs[from[2]], refs[from[3]], name: z).then(name: name) {
+                            a,
+                            b,
+                            c,
+                            d in
+                            let m = propertyMix(
+                                propertyMix(a.property, b.property),
+                                propertyMix(c.property, d.property)
+                            )
+                            try propertyMaybeFail(m, node: node, every: every)
+                            return V(property: m)
+                        }
+                    )
                 }
             }
         }
@@ -674,8 +821,15 @@ struct PropertyOptions {
 
     static var safe: PropertyOptions {
         PropertyOptions(
-            compileOptions: CompileOptions(workers: 1, capacity: 16, pinWorkers: false, idle: .eager, submitTimeout: .seconds(30)),
-            summary: "safe")
+            compileOptions: CompileOptions(
+                workers: 1,
+                capacity: 16,
+                pinWorkers: false,
+                idle: .eager,
+                submitTimeout: .seconds(30)
+            ),
+            summary: "safe"
+        )
     }
 
     static func random(using rng: inout SplitMix64) -> PropertyOptions {
@@ -687,16 +841,30 @@ struct PropertyOptions {
         let placement = [Placement.automatic, .spread, .singleWorker].randomElement(using: &rng)!
         let batchSize = [1, 2, 3, 8, 32, 64, 1000].randomElement(using: &rng)!
         // Eager-like idle policies: parked workers cost nothing on a 2-core CI machine.
-        let idle = IdlePolicy(workerSpins: Int.random(in: 0...256, using: &rng), callerSpins: Int.random(in: 0...256, using: &rng),
-                              spinTime: .microseconds(Int.random(in: 0...3, using: &rng) == 0 ? Int.random(in: 1...50, using: &rng) : 0),
-                              parkTimeout: .milliseconds(Int.random(in: 1...100, using: &rng)))
+        let idle = IdlePolicy(
+            workerSpins: Int.random(in: 0...256, using: &rng),
+            callerSpins: Int.random(in: 0...256, using: &rng),
+            spinTime: .microseconds(Int.random(in: 0...3, using: &rng) == 0 ? Int.random(in: 1...50, using: &rng) : 0),
+            parkTimeout: .milliseconds(Int.random(in: 1...100, using: &rng))
+        )
         let useIORing = Int.random(in: 0..<4, using: &rng) != 0
         let numaNode: Int? = Bool.random(using: &rng) ? nil : 0
-        let options = CompileOptions(workers: workers, capacity: capacity, pinWorkers: pin, numaNode: numaNode, idle: idle,
-                                     submitTimeout: .seconds(30), placement: placement, batchSize: batchSize, useIORing: useIORing)
+        let options = CompileOptions(
+            workers: workers,
+            capacity: capacity,
+            pinWorkers: pin,
+            numaNode: numaNode,
+            idle: idle,
+            submitTimeout: .seconds(30),
+            placement: placement,
+            batchSize: batchSize,
+            useIORing: useIORing
+        )
         return PropertyOptions(
             compileOptions: options,
-            summary: "options[capacity=\(capacity) workers=\(workers.map(String.init) ?? "nil") pin=\(pin) placement=\(placement) batch=\(batchSize) spins=\(idle.workerSpins)/\(idle.callerSpins) spinTime=\(idle.spinTime) park=\(idle.parkTimeout) io_uring=\(useIORing) numa=\(numaNode.map(String.init) ?? "nil")]")
+            summary:
+                "options[capacity=\(capacity) workers=\(workers.map(String.init) ?? "nil") pin=\(pin) placement=\(placement) batch=\(batchSize) spins=\(idle.workerSpins)/\(idle.callerSpins) spinTime=\(idle.spinTime) park=\(idle.parkTimeout) io_uring=\(useIORing) numa=\(numaNode.map(String.init) ?? "nil")]"
+        )
     }
 }
 
@@ -752,7 +920,7 @@ struct PropertyRun {
 }
 
 /// What one submitting thread of the `.concurrent` mode saw; written by that thread only, read after it joined.
-final class ThreadResults: @unchecked Sendable { // one writer, then read after pthread_join
+final class ThreadResults: @unchecked Sendable {  // one writer, then read after pthread_join
     var collected: [(sequence: Int, execution: Execution)] = []
     var failures: [Execution] = []
 }
@@ -867,7 +1035,9 @@ struct BadOptions: Sendable {
             let w = [0, -1, Int.min].randomElement(using: &rng)!
             o.workers = w
             o.pinWorkers = Bool.random(using: &rng)
-            return BadOptions(kind: "workers", options: o) { if case .invalidWorkerCount(w) = $0 { true } else { false } }
+            return BadOptions(kind: "workers", options: o) {
+                if case .invalidWorkerCount(w) = $0 { true } else { false }
+            }
         case 2:
             let w = Int.random(in: (cpus + 1)...(cpus + 64), using: &rng)
             o.workers = w
@@ -880,7 +1050,9 @@ struct BadOptions: Sendable {
             return BadOptions(kind: "batch_size", options: o) { if case .invalidOption = $0 { true } else { false } }
         case 4:
             o.submitTimeout = .nanoseconds(-Int64.random(in: 1...1_000_000_000, using: &rng))
-            return BadOptions(kind: "submit_timeout", options: o) { if case .invalidOption = $0 { true } else { false } }
+            return BadOptions(kind: "submit_timeout", options: o) {
+                if case .invalidOption = $0 { true } else { false }
+            }
         case 5:
             o.idle.workerSpins = -Int.random(in: 1...1000, using: &rng)
             return BadOptions(kind: "idle_spins", options: o) { if case .invalidOption = $0 { true } else { false } }
@@ -893,7 +1065,9 @@ struct BadOptions: Sendable {
         default:
             let n = [NUMA.nodeCount, NUMA.nodeCount + 7, -1, Int.min].randomElement(using: &rng)!
             o.numaNode = n
-            return BadOptions(kind: "numa_node", options: o) { if case .invalidNUMANode(n, _) = $0 { true } else { false } }
+            return BadOptions(kind: "numa_node", options: o) {
+                if case .invalidNUMANode(n, _) = $0 { true } else { false }
+            }
         }
     }
 }

@@ -19,9 +19,13 @@ final class RemoteGraphTests: XCTestCase {
             let stopper = Stopper()
             Thread.detachNewThread {
                 do {
-                    try Piece.serve(listen: PieceAddress("127.0.0.1", port: port), host: host, graphs: graphs,
-                                    announce: { p in stopper.bound.store(Int(p), ordering: .releasing) },
-                                    shouldStop: { stopper.stop.load(ordering: .acquiring) })
+                    try Piece.serve(
+                        listen: PieceAddress("127.0.0.1", port: port),
+                        host: host,
+                        graphs: graphs,
+                        announce: { p in stopper.bound.store(Int(p), ordering: .releasing) },
+                        shouldStop: { stopper.stop.load(ordering: .acquiring) }
+                    )
                 } catch {
                     stopper.bound.store(-2, ordering: .releasing)
                 }
@@ -55,7 +59,6 @@ final class RemoteGraphTests: XCTestCase {
             while !stopper.finished.load(ordering: .acquiring) { usleep(1000) }
         }
     }
-
 
     static func options(_ hosts: [String: [PieceAddress]], capacity: Int = 64) -> CompileOptions {
         var o = testOptions(workers: 1, capacity: capacity)
@@ -124,7 +127,9 @@ final class RemoteGraphTests: XCTestCase {
 
     func testAStageFailingOnAPieceFailsThatExecutionOnlyWithItsNameAndMessage() throws {
         @Sendable func graph() -> Graph<Int, Int> {
-            Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "picky").on("b").then(name: "after") { $0 + 1 } }
+            Graph(input: Int.self) { x in
+                x.then(FailOnMultiples(every: 5), name: "picky").on("b").then(name: "after") { $0 + 1 }
+            }
         }
         let piece = try InProcessPiece(graphs: { [graph()] })
         defer { piece.stop() }
@@ -133,7 +138,9 @@ final class RemoteGraphTests: XCTestCase {
         for i in 1...50 {
             if i % 5 == 0 {
                 assertExecutionError(try compiled.execute(i)) {
-                    if case .stageFailed(let node, let error) = $0 { return node == "picky" && "\(error)".contains("Boom(value: \(i))") }
+                    if case .stageFailed(let node, let error) = $0 {
+                        return node == "picky" && "\(error)".contains("Boom(value: \(i))")
+                    }
                     return false
                 }
             } else {
@@ -149,7 +156,9 @@ final class RemoteGraphTests: XCTestCase {
             return false
         }
         // A value that can neither be copied nor encoded crossing hosts.
-        let boxes = Graph(input: Int.self) { x in x.then(name: "box") { RemoteBox(value: $0) }.on("b").then(name: "unbox") { $0.value } }
+        let boxes = Graph(input: Int.self) { x in
+            x.then(name: "box") { RemoteBox(value: $0) }.on("b").then(name: "unbox") { $0.value }
+        }
         assertCompileError(try boxes.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
             if case .notRemotable(let node, _) = $0 { return node == "box" }
             return false
@@ -157,8 +166,14 @@ final class RemoteGraphTests: XCTestCase {
         // One actor's nodes on two hosts.
         let counter = ActorRef(0, name: "counter")
         let split = Graph(input: Int.self) { x in
-            x.then(counter, name: "first") { s, v in s += v; return s }
-                .then(counter, name: "second") { s, v in s += v; return s }.on("b")
+            x.then(counter, name: "first") { s, v in
+                s += v
+                return s
+            }
+            .then(counter, name: "second") { s, v in
+                s += v
+                return s
+            }.on("b")
         }
         assertCompileError(try split.compile(Self.options(["b": [PieceAddress("127.0.0.1", port: 9)]]))) {
             if case .actorSplitAcrossHosts(let actor) = $0 { return actor == "counter" }
@@ -171,8 +186,11 @@ final class RemoteGraphTests: XCTestCase {
         let closed = try InProcessPiece(graphs: { [] })
         let port = closed.port
         closed.stop()
-        assertCompileError(try Self.remoteChain().compile(Self.options(["b": [PieceAddress("127.0.0.1", port: port)]]))) {
-            if case .hostUnreachable(let host, let reason) = $0 { return host == "b" && reason.contains("127.0.0.1:\(port)") }
+        assertCompileError(try Self.remoteChain().compile(Self.options(["b": [PieceAddress("127.0.0.1", port: port)]])))
+        {
+            if case .hostUnreachable(let host, let reason) = $0 {
+                return host == "b" && reason.contains("127.0.0.1:\(port)")
+            }
             return false
         }
         // A piece whose program has other graphs refuses: plan mismatch.
@@ -196,7 +214,8 @@ final class RemoteGraphTests: XCTestCase {
         var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 200)
         for i in 0..<200 { pending.append(try compiled.submit(i)) }
         first.stop()
-        var values = 0, lost = 0
+        var values = 0
+        var lost = 0
         for i in 0..<200 {
             do {
                 let value = try pending[i].wait()
@@ -210,13 +229,20 @@ final class RemoteGraphTests: XCTestCase {
         }
         XCTAssertEqual(values + lost, 200)
         // With the piece gone, new executions fail fast.
-        assertExecutionError(try compiled.execute(7)) { if case .hostLost = $0 { return true }; return false }
+        assertExecutionError(try compiled.execute(7)) {
+            if case .hostLost = $0 { return true }
+            return false
+        }
         // A replacement on the same address: the connector brings it in with epoch 2.
         let second = try InProcessPiece(port: first.port, graphs: { [Self.remoteChain()] })
         defer { second.stop() }
         var recovered = false
         for _ in 0..<500 {
-            if let v = try? compiled.execute(10) { XCTAssertEqual(v, 19); recovered = true; break }
+            if let v = try? compiled.execute(10) {
+                XCTAssertEqual(v, 19)
+                recovered = true
+                break
+            }
             Thread.sleep(forTimeInterval: 0.01)
         }
         XCTAssertTrue(recovered, "no replacement within 5 s: \(compiled.diagnostics.hosts)")
@@ -239,7 +265,9 @@ final class RemoteGraphTests: XCTestCase {
         XCTAssertEqual(try compiled.execute(1), 1)
         first.stop()
         // Wait until the owner noticed.
-        for _ in 0..<500 where compiled.diagnostics.hosts.first?.connected == true { Thread.sleep(forTimeInterval: 0.01) }
+        for _ in 0..<500 where compiled.diagnostics.hosts.first?.connected == true {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
         XCTAssertEqual(compiled.diagnostics.hosts.first?.connected, false)
         let pending = try compiled.submit(20)
         Thread.sleep(forTimeInterval: 0.05)
@@ -267,7 +295,11 @@ extension RemoteGraphTests {
         first.stop()
         var recovered = false
         for _ in 0..<500 {
-            if let v = try? compiled.execute(3) { XCTAssertEqual(v, 5); recovered = true; break }
+            if let v = try? compiled.execute(3) {
+                XCTAssertEqual(v, 5)
+                recovered = true
+                break
+            }
             Thread.sleep(forTimeInterval: 0.01)
         }
         XCTAssertTrue(recovered, "\(compiled.diagnostics.hosts)")

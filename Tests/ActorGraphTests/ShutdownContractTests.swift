@@ -33,9 +33,13 @@ final class ShutdownContractTests: XCTestCase {
     }
 
     /// Waits for every pending execution; returns (values, shutDown answers). Any other answer fails.
-    private func answers(_ pending: consuming UniqueArray<PendingExecution<Int>>,
-                         file: StaticString = #filePath, line: UInt = #line) -> (values: Int, shutDown: Int) {
-        var values = 0, shutDown = 0
+    private func answers(
+        _ pending: consuming UniqueArray<PendingExecution<Int>>,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) -> (values: Int, shutDown: Int) {
+        var values = 0
+        var shutDown = 0
         for i in 0..<pending.count {
             do {
                 _ = try pending[i].wait()
@@ -54,7 +58,11 @@ final class ShutdownContractTests: XCTestCase {
         // stage it is in, runs none of the other seven, and shutdown never needs to detach it.
         let log = StartLog()
         let graph = Graph(input: Int.self) { x in
-            x.then(name: "slow") { v -> Int in log.record(); usleep(200_000); return v }
+            x.then(name: "slow") { v -> Int in
+                log.record()
+                usleep(200_000)
+                return v
+            }
         }
         let compiled = try graph.compile(options(grace: .seconds(1)))
         var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 8)
@@ -65,7 +73,11 @@ final class ShutdownContractTests: XCTestCase {
         let (values, shutDown) = answers(pending)
         XCTAssertEqual(values + shutDown, 8, "every waiter is answered")
         XCTAssertGreaterThanOrEqual(shutDown, 7, "executions not yet started are answered shutDown")
-        XCTAssertEqual(compiled.diagnostics.detachedWorkerThreads, 0, "the worker stopped after its running stage, within the grace period")
+        XCTAssertEqual(
+            compiled.diagnostics.detachedWorkerThreads,
+            0,
+            "the worker stopped after its running stage, within the grace period"
+        )
         usleep(300_000)
         XCTAssertEqual(log.count, 1, "only the stage already running when shutdown() began ran")
         XCTAssertTrue(log.all.allSatisfy { $0 < returnedAt }, "no stage started after shutdown() returned")
@@ -89,7 +101,12 @@ final class ShutdownContractTests: XCTestCase {
             if case .actorAlreadyBound(let name) = $0 { return name == "sum" }
             return false
         }
-        let other = Graph(input: Int.self) { x in x.then(actor) { state, v in state += v; return v } }
+        let other = Graph(input: Int.self) { x in
+            x.then(actor) { state, v in
+                state += v
+                return v
+            }
+        }
         assertCompileError(try other.compile(testOptions()), file: file, line: line) {
             if case .actorAlreadyBound(let name) = $0 { return name == "sum" }
             return false
@@ -97,12 +114,22 @@ final class ShutdownContractTests: XCTestCase {
     }
 
     /// Waits (bounded) for the actor to come back, then checks it is as usable as after a clean shutdown.
-    private func assertGivenBack(_ actor: ActorRef<Int>, expectedState: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertGivenBack(
+        _ actor: ActorRef<Int>,
+        expectedState: Int,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while actor.isBound && ContinuousClock.now < deadline { usleep(1_000) }
         XCTAssertFalse(actor.isBound, "the actor came back once its stage returned", file: file, line: line)
         XCTAssertEqual(try actor.withState { $0 }, expectedState, "the worker's final state", file: file, line: line)
-        let again = Graph(input: Int.self) { x in x.then(actor) { state, v in state += v; return state } }
+        let again = Graph(input: Int.self) { x in
+            x.then(actor) { state, v in
+                state += v
+                return state
+            }
+        }
         let compiled = try again.compile(testOptions())
         XCTAssertEqual(try compiled.execute(100), expectedState + 100, file: file, line: line)
         compiled.shutdown()
@@ -131,7 +158,7 @@ final class ShutdownContractTests: XCTestCase {
         usleep(100_000)
         XCTAssertEqual(log.count, 1)
         XCTAssertTrue(log.all.allSatisfy { $0 < returnedAt })
-        for _ in 0..<4 { gate.signal() } // a stage that did start after all would not hang the test
+        for _ in 0..<4 { gate.signal() }  // a stage that did start after all would not hang the test
     }
 
     func testDroppingTheGraphKeepsTheSameContract() throws {
@@ -141,9 +168,9 @@ final class ShutdownContractTests: XCTestCase {
         var returnedAt: UInt64 = 0
         do {
             let compiled = try gatedGraph(actor, gate: gate, log: log).compile(options(grace: .milliseconds(50)))
-            for i in 1...4 { _ = try compiled.submit(i) } // dropped pending executions
+            for i in 1...4 { _ = try compiled.submit(i) }  // dropped pending executions
             log.waitFor(1)
-        } // the graph is released here: its deinit shuts it down
+        }  // the graph is released here: its deinit shuts it down
         returnedAt = MonotonicClock.now()
         assertBound(actor)
         gate.signal()
@@ -156,7 +183,12 @@ final class ShutdownContractTests: XCTestCase {
 
     func testACleanShutdownGivesActorsBackAtOnce() throws {
         let actor = ActorRef(0, name: "sum")
-        let graph = Graph(input: Int.self) { x in x.then(actor) { state, v in state += v; return v } }
+        let graph = Graph(input: Int.self) { x in
+            x.then(actor) { state, v in
+                state += v
+                return v
+            }
+        }
         let compiled = try graph.compile(testOptions())
         for i in 1...10 { _ = try compiled.execute(i) }
         assertBound(actor)

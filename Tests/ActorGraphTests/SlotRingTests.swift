@@ -1,5 +1,8 @@
-@testable import ActorGraph
+import Foundation
+import Synchronization
 import XCTest
+
+@testable import ActorGraph
 
 /// The ring on its own: geometry, publication, wrap-around, fan-out readers, admission.
 final class SlotRingTests: XCTestCase {
@@ -111,9 +114,6 @@ final class SlotRingTests: XCTestCase {
         }
     }
 }
-
-import Foundation
-import Synchronization
 
 private func readProgress(_ p: UnsafeMutablePointer<Atomic<Int>>, _ r: Int) -> Int {
     (p + r).pointee.load(ordering: .acquiring)

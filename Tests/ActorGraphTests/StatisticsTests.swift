@@ -35,7 +35,10 @@ final class StatisticsTests: XCTestCase {
     /// percentiles come back within the bucket resolution.
     func testHistogramBucketsHoldTheirValues() {
         var values: [UInt64] = Array(0...40)
-        for e in 3..<41 { let p = UInt64(1) << UInt64(e); values += [p - 1, p, p + 1, p + p / 3] }
+        for e in 3..<41 {
+            let p = UInt64(1) << UInt64(e)
+            values += [p - 1, p, p + 1, p + p / 3]
+        }
         for v in values {
             let i = bucketIndex(of: v)
             XCTAssertLessThanOrEqual(LatencyHistogram.bucketLowerBound(i), v, "value \(v) bucket \(i)")
@@ -70,15 +73,22 @@ final class StatisticsTests: XCTestCase {
             return slow.then(name: "last") { $0 + 1 }
         }
         for placement in [Placement.automatic, .spread] {
-            let compiled = try graph.compile(options(.sampled(every: 4), workers: placement == .spread ? 2 : 1, placement: placement))
+            let compiled = try graph.compile(
+                options(.sampled(every: 4), workers: placement == .spread ? 2 : 1, placement: placement)
+            )
             for i in 1...400 {
-                if i % 10 == 0 { XCTAssertThrowsError(try compiled.execute(i)) } else { XCTAssertEqual(try compiled.execute(i), i + 1) }
+                if i % 10 == 0 {
+                    XCTAssertThrowsError(try compiled.execute(i))
+                } else {
+                    XCTAssertEqual(try compiled.execute(i), i + 1)
+                }
             }
             let stats = try XCTUnwrap(compiled.statistics)
             compiled.shutdown()
             XCTAssertEqual(stats.sampleInterval, 4)
             XCTAssertEqual(stats.nodes.map(\.name), ["filter", "slow", "last"])
-            let filter = try XCTUnwrap(stats[node: "filter"]), slow = try XCTUnwrap(stats[node: "slow"])
+            let filter = try XCTUnwrap(stats[node: "filter"])
+            let slow = try XCTUnwrap(stats[node: "slow"])
             let last = try XCTUnwrap(stats[node: "last"])
             for node in [filter, slow, last] { XCTAssertEqual(node.executions, 400, "\(placement) \(node.name)") }
             XCTAssertEqual(filter.failures, 40)

@@ -30,7 +30,10 @@ final class SubmitWaitAPITests: XCTestCase {
             XCTAssertEqual(try pending[i].wait(), diamondExpected(i))
         }
         for i in stride(from: 0, to: 64, by: 2) {
-            assertExecutionError(try pending[i].wait()) { if case .alreadyWaited = $0 { return true }; return false }
+            assertExecutionError(try pending[i].wait()) {
+                if case .alreadyWaited = $0 { return true }
+                return false
+            }
         }
         pending.removeAll()
         for i in 0..<300 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
@@ -43,11 +46,11 @@ final class SubmitWaitAPITests: XCTestCase {
         defer { compiled.shutdown() }
         var kept = UniqueArray<PendingExecution<Int>>(minimumCapacity: 2)
         for round in 0..<1_000 {
-            _ = try compiled.submit(round)                    // dropped at once, never waited
+            _ = try compiled.submit(round)  // dropped at once, never waited
             kept.append(try compiled.submit(round))
             if kept.count == 2 {
                 XCTAssertEqual(try kept[0].wait(), diamondExpected(round - 1))
-                kept.removeAll()                               // one waited, one dropped unwaited
+                kept.removeAll()  // one waited, one dropped unwaited
             }
         }
         kept.removeAll()
@@ -63,13 +66,15 @@ final class SubmitWaitAPITests: XCTestCase {
         var pending = UniqueArray<PendingExecution<Int>>(minimumCapacity: 8)
         for round in 0..<3_000 {
             for i in 0..<(round % 9) { pending.append(try compiled.submit(i)) }
-            pending.removeAll()                                // all dropped unwaited, newest last
+            pending.removeAll()  // all dropped unwaited, newest last
         }
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(i), diamondExpected(i)) }
     }
 
     func testBatchWaitInAnyOrderThenWaitAllDeliversEachResultOnce() throws {
-        let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 7), name: "check").then(name: "double") { $0 * 2 } }
+        let graph = Graph(input: Int.self) { x in
+            x.then(FailOnMultiples(every: 7), name: "check").then(name: "double") { $0 * 2 }
+        }
         let compiled = try graph.compile(testOptions(capacity: 256))
         defer { compiled.shutdown() }
         let inputs = Array(1...200)
@@ -79,7 +84,12 @@ final class SubmitWaitAPITests: XCTestCase {
         for i in stride(from: 199, through: 0, by: -3) {
             seen[i] += 1
             if inputs[i] % 7 == 0 {
-                assertExecutionError(try batch.wait(i)) { if case .stageFailed(let node, let e) = $0 { return node == "check" && (e as? Boom)?.value == inputs[i] }; return false }
+                assertExecutionError(try batch.wait(i)) {
+                    if case .stageFailed(let node, let e) = $0 {
+                        return node == "check" && (e as? Boom)?.value == inputs[i]
+                    }
+                    return false
+                }
             } else {
                 XCTAssertEqual(try batch.wait(i), inputs[i] * 2)
             }
@@ -100,14 +110,17 @@ final class SubmitWaitAPITests: XCTestCase {
             }
         }
         XCTAssertEqual(seen, [Int](repeating: 1, count: 200), "every execution answered exactly once")
-        for i in 0..<600 { XCTAssertEqual(try? compiled.execute(i + 1), (i + 1) % 7 == 0 ? nil : (i + 1) * 2, "capacity intact") }
+        for i in 0..<600 {
+            XCTAssertEqual(try? compiled.execute(i + 1), (i + 1) % 7 == 0 ? nil : (i + 1) * 2, "capacity intact")
+        }
     }
 
     func testBatchLargerThanCapacityIsRejectedAndDroppedBatchesFreeTheirSlots() throws {
         let compiled = try diamondGraph().compile(testOptions(capacity: 16))
         defer { compiled.shutdown() }
         assertExecutionError(try compiled.submit(contentsOf: Array(0..<17))) {
-            if case .batchTooLarge(17, 16) = $0 { return true }; return false
+            if case .batchTooLarge(17, 16) = $0 { return true }
+            return false
         }
         for round in 0..<100 { _ = try compiled.submit(contentsOf: Array(round..<(round + 16))) }
         let last = try compiled.submit(contentsOf: Array(0..<16))
@@ -123,11 +136,11 @@ final class SubmitWaitAPITests: XCTestCase {
         let compiled = try diamondGraph().compile(testOptions(capacity: 8, submitTimeout: .seconds(3)))
         defer { compiled.shutdown() }
         var held = UniqueArray<PendingExecution<Int>>(minimumCapacity: 4)
-        for i in 0..<4 { held.append(try compiled.submit(i)) }          // sequences 0...3, not waited yet
+        for i in 0..<4 { held.append(try compiled.submit(i)) }  // sequences 0...3, not waited yet
         let batchResults = Mutex<[Int]?>(nil)
         let batchThread = Thread {
             do {
-                let batch = try compiled.submit(contentsOf: Array(100..<108))   // needs all 8 slots
+                let batch = try compiled.submit(contentsOf: Array(100..<108))  // needs all 8 slots
                 var values: [Int] = []
                 batch.waitAll { _, r in values.append((try? r.get()) ?? -1) }
                 batchResults.withLock { $0 = values }
@@ -181,14 +194,18 @@ final class SubmitWaitAPITests: XCTestCase {
                     for round in 0..<200 {
                         let base = t * 1_000_000 + round * 100
                         if t == 0 {
-                            for i in 0..<20 where try compiled.execute(base + i) != diamondExpected(base + i) { errors.add(1, ordering: .relaxed) }
+                            for i in 0..<20 where try compiled.execute(base + i) != diamondExpected(base + i) {
+                                errors.add(1, ordering: .relaxed)
+                            }
                         } else {
                             let inputs = Array(base..<(base + 20))
                             try compiled.executeAll(inputs, window: 16) { i, r in
                                 if (try? r.get()) != diamondExpected(inputs[i]) { errors.add(1, ordering: .relaxed) }
                             }
                             let batch = try compiled.submit(contentsOf: inputs)
-                            batch.waitAll { i, r in if (try? r.get()) != diamondExpected(inputs[i]) { errors.add(1, ordering: .relaxed) } }
+                            batch.waitAll { i, r in
+                                if (try? r.get()) != diamondExpected(inputs[i]) { errors.add(1, ordering: .relaxed) }
+                            }
                         }
                     }
                 } catch {
@@ -202,20 +219,24 @@ final class SubmitWaitAPITests: XCTestCase {
     }
 
     func testAsyncResultsStreamInOrderAndEarlyExitFreesSlots() async throws {
-        let graph = Graph(input: Int.self) { x in x.then(FailOnMultiples(every: 5), name: "check").then(name: "inc") { $0 + 1 } }
+        let graph = Graph(input: Int.self) { x in
+            x.then(FailOnMultiples(every: 5), name: "check").then(name: "inc") { $0 + 1 }
+        }
         let compiled = try graph.compile(testOptions(capacity: 32))
         defer { compiled.shutdown() }
         var index = 1
         for await result in compiled.results(for: 1...1_000, window: 16) {
             switch result {
             case .success(let v): XCTAssertEqual(v, index + 1)
-            case .failure(.stageFailed(let node, _)): XCTAssertEqual(node, "check"); XCTAssertEqual(index % 5, 0)
+            case .failure(.stageFailed(let node, _)):
+                XCTAssertEqual(node, "check")
+                XCTAssertEqual(index % 5, 0)
             case .failure(let other): XCTFail("unexpected \(other)")
             }
             index += 1
         }
         XCTAssertEqual(index, 1_001)
-        for await _ in compiled.results(for: 1...1_000) { break } // 32 in flight, then dropped
+        for await _ in compiled.results(for: 1...1_000) { break }  // 32 in flight, then dropped
         for i in 1...100 where i % 5 != 0 {
             let value = try await compiled.execute(i)
             XCTAssertEqual(value, i + 1, "capacity intact")
@@ -237,20 +258,32 @@ final class SubmitWaitAPITests: XCTestCase {
         let compiled = try graph.compile(testOptions(capacity: 8))
         defer { compiled.shutdown() }
         for round in 0..<50 {
-            let total = try compiled.execute(initializing: { block in
-                for i in 0..<512 { block.words[i] = UInt64(i + round) }
-            }, reading: { $0 })
+            let total = try compiled.execute(
+                initializing: { block in
+                    for i in 0..<512 { block.words[i] = UInt64(i + round) }
+                },
+                reading: { $0 }
+            )
             XCTAssertEqual(total, UInt64((0..<512).reduce(0) { $0 + $1 + round }))
         }
-        let echo = try Graph(input: Block.self) { x in x.then(name: "bump") { b in var c = b; c.words[0] &+= 1; return c } }
-            .compile(testOptions(capacity: 4))
+        let echo = try Graph(input: Block.self) { x in
+            x.then(name: "bump") { b in
+                var c = b
+                c.words[0] &+= 1
+                return c
+            }
+        }
+        .compile(testOptions(capacity: 4))
         defer { echo.shutdown() }
         for round in 0..<20 {
             let pending = try echo.submit(initializing: { b in for i in 0..<512 { b.words[i] = UInt64(round) } })
             let (first, last) = try pending.withResult { ($0.words[0], $0.words[511]) }
             XCTAssertEqual(first, UInt64(round) + 1)
             XCTAssertEqual(last, UInt64(round))
-            assertExecutionError(try pending.wait()) { if case .alreadyWaited = $0 { return true }; return false }
+            assertExecutionError(try pending.wait()) {
+                if case .alreadyWaited = $0 { return true }
+                return false
+            }
         }
     }
 }

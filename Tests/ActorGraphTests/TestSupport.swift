@@ -3,11 +3,20 @@ import XCTest
 
 /// Options for tests: few workers, unpinned, eager parking (the CI machine has 2 cores and the
 /// test thread spins too), and a short park timeout so nothing waits long.
-func testOptions(workers: Int = 1, capacity: Int = 64, placement: Placement = .automatic,
-                 submitTimeout: Duration = .seconds(10)) -> CompileOptions {
-    CompileOptions(workers: workers, capacity: capacity, pinWorkers: false,
-                   idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
-                   submitTimeout: submitTimeout, placement: placement)
+func testOptions(
+    workers: Int = 1,
+    capacity: Int = 64,
+    placement: Placement = .automatic,
+    submitTimeout: Duration = .seconds(10)
+) -> CompileOptions {
+    CompileOptions(
+        workers: workers,
+        capacity: capacity,
+        pinWorkers: false,
+        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
+        submitTimeout: submitTimeout,
+        placement: placement
+    )
 }
 
 struct Scale: Stage {
@@ -18,7 +27,10 @@ struct Scale: Stage {
 /// Counts how many values it saw: its state must be owned by exactly one worker.
 struct RunningSum: Stage {
     var total = 0
-    mutating func process(_ x: Int) throws -> Int { total += x; return total }
+    mutating func process(_ x: Int) throws -> Int {
+        total += x
+        return total
+    }
 }
 
 struct Boom: Error, Equatable { let value: Int }

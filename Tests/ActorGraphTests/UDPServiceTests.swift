@@ -1,5 +1,6 @@
 import ActorGraph
 import ActorGraphPlatform
+import Foundation
 import XCTest
 
 /// The io_uring network edge: records in over UDP, replies out, errors answered, nothing dropped.
@@ -11,16 +12,23 @@ final class UDPServiceTests: XCTestCase {
             guard bytes.count == 8 else { throw Malformed(length: bytes.count) }
             return Int(littleEndian: bytes.loadUnaligned(as: Int.self))
         },
-        encode: { value, buffer in buffer.storeBytes(of: value.littleEndian, as: Int.self); return 8 },
+        encode: { value, buffer in
+            buffer.storeBytes(of: value.littleEndian, as: Int.self)
+            return 8
+        },
         encodeError: { message, buffer in
             let bytes = Array(("ERR " + message).utf8.prefix(buffer.count))
             for (i, b) in bytes.enumerated() { buffer[i] = b }
             return bytes.count
-        })
+        }
+    )
 
     struct Malformed: Error { let length: Int }
 
-    enum Reply: Equatable { case value(Int), error(String) }
+    enum Reply: Equatable {
+        case value(Int)
+        case error(String)
+    }
 
     func roundTrip(_ client: UDPSocket, _ bytes: [UInt8]) throws -> Reply {
         try bytes.withUnsafeBytes { _ = try client.send($0) }
@@ -52,12 +60,18 @@ final class UDPServiceTests: XCTestCase {
 
         XCTAssertEqual(try roundTrip(client, bytes(20)), .value(41))
         // A stage that throws fails that record only.
-        guard case .error(let failure) = try roundTrip(client, bytes(-3)) else { return XCTFail("expected an error reply") }
+        guard case .error(let failure) = try roundTrip(client, bytes(-3)) else {
+            return XCTFail("expected an error reply")
+        }
         XCTAssertTrue(failure.contains("checked"), failure)
         // Short and oversized records are answered with errors.
-        guard case .error(let short) = try roundTrip(client, [1, 2, 3]) else { return XCTFail("expected an error reply") }
+        guard case .error(let short) = try roundTrip(client, [1, 2, 3]) else {
+            return XCTFail("expected an error reply")
+        }
         XCTAssertTrue(short.contains("malformed"), short)
-        guard case .error(let long) = try roundTrip(client, Array(repeating: 7, count: 100)) else { return XCTFail("expected an error reply") }
+        guard case .error(let long) = try roundTrip(client, Array(repeating: 7, count: 100)) else {
+            return XCTFail("expected an error reply")
+        }
         XCTAssertTrue(long.contains("oversized"), long)
         // And the graph keeps serving, in-process callers beside the network.
         for i in 0..<200 { XCTAssertEqual(try roundTrip(client, bytes(i)), .value(2 * i + 1)) }
@@ -65,7 +79,10 @@ final class UDPServiceTests: XCTestCase {
 
         // Statistics count everything (the worker publishes them as it makes progress).
         var stats = served.statistics
-        for _ in 0..<100 where stats.replied < 201 { Thread.sleep(forTimeInterval: 0.01); stats = served.statistics }
+        for _ in 0..<100 where stats.replied < 201 {
+            Thread.sleep(forTimeInterval: 0.01)
+            stats = served.statistics
+        }
         XCTAssertEqual(stats.received, 204)
         XCTAssertEqual(stats.admitted, 202)
         XCTAssertEqual(stats.rejectedMalformed, 1)
@@ -94,5 +111,3 @@ final class UDPServiceTests: XCTestCase {
         XCTAssertEqual(seen, Set((0..<total).map { $0 * 3 }))
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
-@testable import ActorGraph
 import XCTest
+
+@testable import ActorGraph
 
 /// The encodings values cross processes with (``WireEncodable``, ``WireCodec``, ``EncodedSlot``):
 /// round trips, exact sizes, and malformed bytes answered with an error, never a crash.
@@ -38,19 +39,33 @@ final class WireCodecTests: XCTestCase {
     }
 
     /// Encodes `value` through `codec` (its type's, by default) and decodes it back.
-    func roundTrip<T>(_ value: T, codec: WireCodec? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> (T, Int) {
+    func roundTrip<T>(
+        _ value: T,
+        codec: WireCodec? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> (T, Int) {
         let codec = try XCTUnwrap(codec ?? WireCodec.of(T.self), "no codec for \(T.self)", file: file, line: line)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
         defer { buffer.deallocate() }
         var v = value
-        let n = try XCTUnwrap(withUnsafePointer(to: &v) { codec.encode(UnsafeRawPointer($0), into: buffer) }, file: file, line: line)
+        let n = try XCTUnwrap(
+            withUnsafePointer(to: &v) { codec.encode(UnsafeRawPointer($0), into: buffer) },
+            file: file,
+            line: line
+        )
         let out = UnsafeMutablePointer<T>.allocate(capacity: 1)
         defer { out.deallocate() }
         try codec.decode(from: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), into: out)
         return (out.move(), n)
     }
 
-    func assertRoundTrip<T: Equatable>(_ value: T, bytes: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertRoundTrip<T: Equatable>(
+        _ value: T,
+        bytes: Int? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let (back, n) = try roundTrip(value, file: file, line: line)
         XCTAssertEqual(back, value, file: file, line: line)
         if let bytes { XCTAssertEqual(n, bytes, "encoded size of \(value)", file: file, line: line) }
@@ -72,7 +87,10 @@ final class WireCodecTests: XCTestCase {
         try assertRoundTrip(["a": [1, 2], "bb": []] as [String: [Int]])
         try assertRoundTrip(Set(["x", "y", "z"]))
         try assertRoundTrip([[1, 2], [], [3]] as [[Int]])
-        try assertRoundTrip([Point(x: 1, y: 2.5), Point(x: -3, y: .infinity)], bytes: 4 + 2 * MemoryLayout<Point>.stride)
+        try assertRoundTrip(
+            [Point(x: 1, y: 2.5), Point(x: -3, y: .infinity)],
+            bytes: 4 + 2 * MemoryLayout<Point>.stride
+        )
     }
 
     func testCodecKindsFollowTheType() {
@@ -101,8 +119,10 @@ final class WireCodecTests: XCTestCase {
         XCTAssertEqual(back.0, "query")
         XCTAssertEqual(back.1, [Hit(id: "a", score: 1)])
         XCTAssertEqual(n, 4 + 5 + 4 + 4 + 1 + 4)
-        let (three, _) = try roundTrip((UInt8(7), ["x", "y"], Point(x: 3, y: 4)),
-                                       codec: XCTUnwrap(ValueLayout.of(zipOf: UInt8.self, [String].self, Point.self).wire))
+        let (three, _) = try roundTrip(
+            (UInt8(7), ["x", "y"], Point(x: 3, y: 4)),
+            codec: XCTUnwrap(ValueLayout.of(zipOf: UInt8.self, [String].self, Point.self).wire)
+        )
         XCTAssertEqual(three.0, 7)
         XCTAssertEqual(three.1, ["x", "y"])
         XCTAssertEqual(three.2, Point(x: 3, y: 4))
@@ -139,7 +159,10 @@ final class WireCodecTests: XCTestCase {
         let out = UnsafeMutablePointer<[Hit]>.allocate(capacity: 1)
         defer { out.deallocate() }
         for cut in 0..<n {
-            XCTAssertThrowsError(try codec.decode(from: UnsafeRawBufferPointer(rebasing: buffer[0..<cut]), into: out), "prefix \(cut)")
+            XCTAssertThrowsError(
+                try codec.decode(from: UnsafeRawBufferPointer(rebasing: buffer[0..<cut]), into: out),
+                "prefix \(cut)"
+            )
         }
         XCTAssertThrowsError(try codec.decode(from: UnsafeRawBufferPointer(rebasing: buffer[0..<(n + 1)]), into: out)) {
             XCTAssertTrue("\($0)".contains("left after"), "\($0)")
@@ -165,10 +188,12 @@ final class WireCodecTests: XCTestCase {
         XCTAssertThrowsError(try decode([3, 0], as: Optional<String>.self))
         // A trivially copyable value crosses as its bytes (the codec trusts its peer, the same
         // program); Bool's own conformance, used inside encoded values, checks its byte.
-        XCTAssertThrowsError(try [UInt8(2)].withUnsafeBytes { bytes in
-            var reader = WireReader(bytes)
-            return try Bool(from: &reader)
-        })
+        XCTAssertThrowsError(
+            try [UInt8(2)].withUnsafeBytes { bytes in
+                var reader = WireReader(bytes)
+                return try Bool(from: &reader)
+            }
+        )
         XCTAssertThrowsError(try decode([], as: Int.self))
         try decode([1, 0, 0, 0, 0x61], as: String.self)
     }
@@ -181,7 +206,7 @@ final class WireCodecTests: XCTestCase {
         let slot = try XCTUnwrap(layout.encoded)
         let area = UnsafeMutableRawPointer.allocate(byteCount: layout.size, alignment: 8)
         defer { area.deallocate() }
-        var fits = "twelve bytes"   // 4 + 12 = 16: exactly the limit
+        var fits = "twelve bytes"  // 4 + 12 = 16: exactly the limit
         XCTAssertEqual(withUnsafePointer(to: &fits) { slot.write(UnsafeRawPointer($0), toSlot: area) }, 0)
         XCTAssertEqual(area.load(as: UInt32.self), 16)
         let out = UnsafeMutablePointer<String>.allocate(capacity: 1)
@@ -202,9 +227,16 @@ final class WireCodecTests: XCTestCase {
         let code = EncodedSlot.writeTooLarge(bytes: 5000, limit: 4096, node: 2, message: message)
         let (detail, text) = FailureMessage.read(message)
         let error = EncodedSlot.error(failure: code, detail: detail, text: text) { names[$0] }
-        guard case .valueTooLarge("grow", 5000, 4096)? = error else { return XCTFail("got \(String(describing: error))") }
-        XCTAssertEqual(error?.description, "the value of node 'grow' encodes to 5000 bytes, over its edge's limit of 4096 (raise it with .maxEncodedBytes(_:))")
-        XCTAssertNil(EncodedSlot.error(failure: FailureCode.workerCrashed, detail: 0, text: "", nodeName: { names[$0] }))
+        guard case .valueTooLarge("grow", 5000, 4096)? = error else {
+            return XCTFail("got \(String(describing: error))")
+        }
+        XCTAssertEqual(
+            error?.description,
+            "the value of node 'grow' encodes to 5000 bytes, over its edge's limit of 4096 (raise it with .maxEncodedBytes(_:))"
+        )
+        XCTAssertNil(
+            EncodedSlot.error(failure: FailureCode.workerCrashed, detail: 0, text: "", nodeName: { names[$0] })
+        )
     }
 
     func testEncodedLimitsAreValidatedInEveryMode() {

@@ -30,8 +30,10 @@ final class EmbeddingModelTests: XCTestCase {
     func testSanitizeExactOutputs() {
         let s = TextSanitizer()
         XCTAssertEqual(s.sanitize("  Hello, World!!  It's   42°C  "), "hello world it s 42 c")
-        XCTAssertEqual(s.sanitize("The Rust borrow-checker: ownership & lifetimes."),
-                       "the rust borrow checker ownership lifetimes")
+        XCTAssertEqual(
+            s.sanitize("The Rust borrow-checker: ownership & lifetimes."),
+            "the rust borrow checker ownership lifetimes"
+        )
         XCTAssertEqual(s.sanitize("io_uring\tand\nNUMA"), "io uring and numa")
         XCTAssertEqual(s.sanitize("Café DÉJÀ-vu"), "café déjà vu")
         XCTAssertEqual(s.sanitize(""), "")
@@ -41,10 +43,14 @@ final class EmbeddingModelTests: XCTestCase {
 
     func testTokenizeDropsStopWordsAndKeepsOrder() {
         let t = Tokenizer()
-        XCTAssertEqual(t.tokenize("the rust borrow checker is a tool for ownership"),
-                       ["rust", "borrow", "checker", "tool", "ownership"])
-        XCTAssertEqual(t.tokenize("an ode to the art of war and peace in time on with"),
-                       ["ode", "art", "war", "peace", "time"])
+        XCTAssertEqual(
+            t.tokenize("the rust borrow checker is a tool for ownership"),
+            ["rust", "borrow", "checker", "tool", "ownership"]
+        )
+        XCTAssertEqual(
+            t.tokenize("an ode to the art of war and peace in time on with"),
+            ["ode", "art", "war", "peace", "time"]
+        )
         XCTAssertEqual(t.tokenize("  spaced   out  "), ["spaced", "out"])
         XCTAssertEqual(t.tokenize("the a an of to and in is for on with"), [])
         XCTAssertEqual(t.tokenize(""), [])
@@ -77,7 +83,9 @@ final class EmbeddingModelTests: XCTestCase {
         // (or an accidental use of the randomly seeded `Hasher`) is caught.
         let v = HashedNGramEmbedder().embed(["rust", "borrow", "checker"])
         var checksum = FNV1a64.offsetBasis
-        for x in v { checksum = FNV1a64.hash(withUnsafeBytes(of: x.bitPattern.littleEndian) { Array($0) }, seed: checksum) }
+        for x in v {
+            checksum = FNV1a64.hash(withUnsafeBytes(of: x.bitPattern.littleEndian) { Array($0) }, seed: checksum)
+        }
         XCTAssertEqual(checksum, Self.pinnedChecksum, "checksum \(String(checksum, radix: 16))")
     }
 
@@ -161,7 +169,10 @@ final class EmbeddingModelTests: XCTestCase {
 
         // A query of only stop words embeds to zero: every score is 0, order is by id.
         let zero = index.topK(index.embedQuery("the of and"), k: 3)
-        XCTAssertEqual(zero, [SearchHit(id: "a", score: 0), SearchHit(id: "b", score: 0), SearchHit(id: "c", score: 0)])
+        XCTAssertEqual(
+            zero,
+            [SearchHit(id: "a", score: 0), SearchHit(id: "b", score: 0), SearchHit(id: "c", score: 0)]
+        )
     }
 
     func testSampleCorpusShape() {
@@ -169,7 +180,9 @@ final class EmbeddingModelTests: XCTestCase {
         XCTAssertEqual(docs.count, 20)
         XCTAssertEqual(Set(docs.map(\.id)).count, docs.count)
         XCTAssert(docs.allSatisfy { !$0.text.isEmpty })
-        XCTAssertEqual(docs.first { $0.id == "rust-borrow" }?.text,
-                       "The Rust borrow checker enforces ownership and lifetimes at compile time.")
+        XCTAssertEqual(
+            docs.first { $0.id == "rust-borrow" }?.text,
+            "The Rust borrow checker enforces ownership and lifetimes at compile time."
+        )
     }
 }

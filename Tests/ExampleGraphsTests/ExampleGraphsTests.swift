@@ -7,10 +7,17 @@ import XCTest
 final class ExampleGraphsTests: XCTestCase {
     /// One unpinned worker, small rings, short spins: fits a 2-core CI machine.
     static let small = CompileOptions(
-        workers: 1, capacity: 64, pinWorkers: false,
-        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)))
+        workers: 1,
+        capacity: 64,
+        pinWorkers: false,
+        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20))
+    )
 
-    static func runOptions(count: Int, input: String? = nil, mode: ExampleExecutionMode = .compiled) -> ExampleRunOptions {
+    static func runOptions(
+        count: Int,
+        input: String? = nil,
+        mode: ExampleExecutionMode = .compiled
+    ) -> ExampleRunOptions {
         ExampleRunOptions(count: count, input: input, compileOptions: small, mode: mode, resultLimit: 5)
     }
 
@@ -54,7 +61,10 @@ final class ExampleGraphsTests: XCTestCase {
         for x in 0..<1_000 { XCTAssertEqual(try compiled.execute(x), x + 1) }
         // Through submit + wait: results come back per execution, in submit order.
         var pending: [Int] = []
-        for x in 0..<32 { let p = try compiled.submit(x * 10); pending.append(try p.wait()) }
+        for x in 0..<32 {
+            let p = try compiled.submit(x * 10)
+            pending.append(try p.wait())
+        }
         XCTAssertEqual(pending, (0..<32).map { $0 * 10 + 1 })
         XCTAssertEqual(try EchoExample.graph().sequential().execute(Int.max), Int.min)  // wrapping, no trap
     }
@@ -84,8 +94,10 @@ final class ExampleGraphsTests: XCTestCase {
     }
 
     func testBadInputIsAOneLineInputError() async throws {
-        for (example, input) in [(EchoExample.example, "forty-one"), (ChainExample.example, "1.5"),
-                                 (DiamondExample.example, ""), (EmbeddingQueryExample.example, " ; ;")] {
+        for (example, input) in [
+            (EchoExample.example, "forty-one"), (ChainExample.example, "1.5"),
+            (DiamondExample.example, ""), (EmbeddingQueryExample.example, " ; ;"),
+        ] {
             do {
                 _ = try await example.run(Self.runOptions(count: 1, input: input))
                 XCTFail("\(example.name) accepted --input '\(input)'")
@@ -132,12 +144,14 @@ final class ExampleGraphsTests: XCTestCase {
     func testChainComputesThreeStagesFusedOnOneWorker() throws {
         let compiled = try ChainExample.graph().compile(Self.small)
         defer { compiled.shutdown() }
-        XCTAssertEqual(try compiled.execute(5), 9)        // (5 + 1) * 2 - 3
+        XCTAssertEqual(try compiled.execute(5), 9)  // (5 + 1) * 2 - 3
         XCTAssertEqual(try compiled.execute(0), -1)
         XCTAssertEqual(try compiled.execute(-10), -21)
         for x in -500..<500 { XCTAssertEqual(try compiled.execute(x), ChainExample.expected(x)) }
-        XCTAssertTrue(compiled.segments.contains { $0.nodes == ["add1", "times2", "minus3"] },
-                      "the chain is not fused: \(compiled.segments)")
+        XCTAssertTrue(
+            compiled.segments.contains { $0.nodes == ["add1", "times2", "minus3"] },
+            "the chain is not fused: \(compiled.segments)"
+        )
         let sequential = try ChainExample.graph().sequential()
         for x in [-3, 0, 1, 100] { XCTAssertEqual(try sequential.execute(x), ChainExample.expected(x)) }
     }
@@ -149,8 +163,13 @@ final class ExampleGraphsTests: XCTestCase {
             XCTAssertEqual(y, ChainExample.expected(x))
         }
         let report = try await ChainExample.example.run(Self.runOptions(count: 3, input: " 5 "))
-        XCTAssertEqual(report.lines, ["chain(5) = (5 + 1) * 2 - 3 = 9", "chain(6) = (6 + 1) * 2 - 3 = 11",
-                                      "chain(7) = (7 + 1) * 2 - 3 = 13"])
+        XCTAssertEqual(
+            report.lines,
+            [
+                "chain(5) = (5 + 1) * 2 - 3 = 9", "chain(6) = (6 + 1) * 2 - 3 = 11",
+                "chain(7) = (7 + 1) * 2 - 3 = 13",
+            ]
+        )
     }
 
     // MARK: diamond
@@ -204,12 +223,21 @@ final class ExampleGraphsTests: XCTestCase {
         let report = try await DiamondExample.example.run(Self.runOptions(count: 1_000))
         XCTAssertEqual(report.latenciesNanoseconds.count, 1_000)
         XCTAssertEqual(report.lines.first, "diamond(1) = 1² + (2·1 + 1) = 4   [stats seen 1, running mean 1.0]")
-        XCTAssertTrue(report.notes.contains("stats actor final state: count 1000, sum 500500, min 1, max 1000, mean 500.5"),
-                      "\(report.notes)")
+        XCTAssertTrue(
+            report.notes.contains("stats actor final state: count 1000, sum 500500, min 1, max 1000, mean 500.5"),
+            "\(report.notes)"
+        )
         for mode in [ExampleExecutionMode.dynamic, .sequential] {
             let other = try await DiamondExample.example.run(Self.runOptions(count: 10, input: "5", mode: mode))
-            XCTAssertEqual(other.lines.first, "diamond(5) = 5² + (2·5 + 1) = 36   [stats seen 1, running mean 5.0]", "\(mode)")
-            XCTAssertTrue(other.notes.contains("stats actor final state: count 10, sum 95, min 5, max 14, mean 9.5"), "\(mode): \(other.notes)")
+            XCTAssertEqual(
+                other.lines.first,
+                "diamond(5) = 5² + (2·5 + 1) = 36   [stats seen 1, running mean 5.0]",
+                "\(mode)"
+            )
+            XCTAssertTrue(
+                other.notes.contains("stats actor final state: count 10, sum 95, min 5, max 14, mean 9.5"),
+                "\(mode): \(other.notes)"
+            )
         }
     }
 
@@ -234,7 +262,12 @@ final class ExampleGraphsTests: XCTestCase {
         XCTAssertGreaterThan(answer.hits[0].score, answer.hits[1].score)
         XCTAssertEqual(try compiled.execute("Espresso coffee beans!").hits.first?.id, "espresso")
         XCTAssertEqual(try compiled.execute("volcano magma eruption").hits.first?.id, "volcanoes")
-        XCTAssertEqual(Set(compiled.placement.keys).intersection(["sanitize", "tokenize", "embed", "normalize", "search", "answer"]).count, 6)
+        XCTAssertEqual(
+            Set(compiled.placement.keys).intersection([
+                "sanitize", "tokenize", "embed", "normalize", "search", "answer",
+            ]).count,
+            6
+        )
     }
 
     func testEmbeddingQueryCompiledAnswersEqualTheSequentialPathAndTheModel() throws {
@@ -248,7 +281,10 @@ final class ExampleGraphsTests: XCTestCase {
         }
         // Through submit + wait, in submit order.
         var answers: [QueryAnswer] = []
-        for query in Self.queries + Self.queries { let p = try compiled.submit(query); answers.append(try p.wait()) }
+        for query in Self.queries + Self.queries {
+            let p = try compiled.submit(query)
+            answers.append(try p.wait())
+        }
         XCTAssertEqual(answers.map(\.query), Self.queries + Self.queries)
     }
 
@@ -279,11 +315,15 @@ final class ExampleGraphsTests: XCTestCase {
 
     func testEmbeddingQueryRunCyclesItsQueries() async throws {
         let report = try await EmbeddingQueryExample.example.run(
-            Self.runOptions(count: 10, input: "borrow checker ownership; espresso coffee"))
+            Self.runOptions(count: 10, input: "borrow checker ownership; espresso coffee")
+        )
         XCTAssertEqual(report.latenciesNanoseconds.count, 10)
         XCTAssertEqual(report.lines.first, "\"borrow checker ownership\":")
         XCTAssertTrue(report.lines[1].hasPrefix("  1. rust-borrow  cosine 0."), report.lines[1])
-        XCTAssertEqual(report.lines.filter { $0.hasPrefix("\"") }, ["\"borrow checker ownership\":", "\"espresso coffee\":"])
+        XCTAssertEqual(
+            report.lines.filter { $0.hasPrefix("\"") },
+            ["\"borrow checker ownership\":", "\"espresso coffee\":"]
+        )
         XCTAssertTrue(report.lines.contains { $0.hasPrefix("  1. espresso ") }, "\(report.lines)")
         XCTAssertEqual(try EmbeddingQueryExample.parseQueries(nil), ["borrow checker ownership"])
         XCTAssertEqual(try EmbeddingQueryExample.parseQueries(" a ;b;; "), ["a", "b"])
@@ -320,13 +360,18 @@ final class PipelinedRunModeTests: XCTestCase {
         for count in [1, 63, 64, 65, 1_000] {
             let options = ExampleGraphsTests.runOptions(count: count, mode: .pipelined)
             let pipelined = try await DiamondExample.example.run(options)
-            let sequential = try await DiamondExample.example.run(ExampleGraphsTests.runOptions(count: count, mode: .sequential))
+            let sequential = try await DiamondExample.example.run(
+                ExampleGraphsTests.runOptions(count: count, mode: .sequential)
+            )
             XCTAssertEqual(pipelined.latenciesNanoseconds.count, count, "one latency per execution")
             // "stats seen" is the actor's count when `join` ran: with executions in flight, `record`
             // may have run ahead (up to a batch), so only the values are compared line by line.
             func values(_ lines: [String]) -> [String] { lines.map { String($0.prefix { $0 != "[" }) } }
             XCTAssertEqual(values(pipelined.lines), values(sequential.lines), "count \(count)")
-            XCTAssertEqual(pipelined.notes.filter { $0.hasPrefix("stats actor") }, sequential.notes.filter { $0.hasPrefix("stats actor") })
+            XCTAssertEqual(
+                pipelined.notes.filter { $0.hasPrefix("stats actor") },
+                sequential.notes.filter { $0.hasPrefix("stats actor") }
+            )
         }
     }
 }

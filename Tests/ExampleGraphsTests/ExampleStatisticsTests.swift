@@ -9,7 +9,9 @@ final class ExampleStatisticsTests: XCTestCase {
         compile.statistics = .sampled(every: 2)
         let example = try XCTUnwrap(ExampleCatalog.named("embedding-query"))
         for mode in [ExampleExecutionMode.compiled, .pipelined] {
-            let report = try await example.run(ExampleRunOptions(count: 200, compileOptions: compile, mode: mode, resultLimit: 0))
+            let report = try await example.run(
+                ExampleRunOptions(count: 200, compileOptions: compile, mode: mode, resultLimit: 0)
+            )
             let statistics = try XCTUnwrap(report.statistics, "\(mode)")
             XCTAssertEqual(statistics.sampleInterval, 2)
             XCTAssertEqual(Set(statistics.nodes.map(\.executions)), [200], "\(mode): every stage saw every execution")

@@ -44,13 +44,21 @@ final class IsolatedExamplesTests: XCTestCase {
     }
 
     func testTelematicsDetectorRunsInAWorkerProcess() throws {
-        let threads = try TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")).compile(ExampleGraphsTests.small)
+        let threads = try TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")).compile(
+            ExampleGraphsTests.small
+        )
         defer { threads.shutdown() }
         let processes = try TelematicsGraph.graph(sink: ActorRef(AlertSink(), name: "alerts")).compile(Self.isolated())
         defer { processes.shutdown() }
         for i in 0..<200 {
-            let sample = VehicleSample(vehicleID: UInt32(i % 7), timestampMicros: UInt64(i) * 100_000, latitude: 48, longitude: 11,
-                                       speedKmh: Float(80 + i % 70), accelerationMS2: Float(i % 9) - 8)
+            let sample = VehicleSample(
+                vehicleID: UInt32(i % 7),
+                timestampMicros: UInt64(i) * 100_000,
+                latitude: 48,
+                longitude: 11,
+                speedKmh: Float(80 + i % 70),
+                accelerationMS2: Float(i % 9) - 8
+            )
             XCTAssertEqual(try processes.execute(sample), try threads.execute(sample))
         }
     }
@@ -63,12 +71,17 @@ final class IsolatedExamplesTests: XCTestCase {
             _ = try compiled.execute(FaultInjection.Request(id: 2, action: .abort))
             XCTFail("expected workerCrashed")
         } catch {
-            guard case .workerCrashed(0, let reason) = error else { return XCTFail("expected workerCrashed, got \(error)") }
+            guard case .workerCrashed(0, let reason) = error else {
+                return XCTFail("expected workerCrashed, got \(error)")
+            }
             XCTAssertTrue(reason.contains("SIGABRT"), reason)
         }
         for i in 0..<100 { XCTAssertEqual(try compiled.execute(FaultInjection.Request(id: i)), 2 * i + 1) }
-        var waited = 0 // the replacement can serve before the supervisor records the restart
-        while compiled.isolationStatistics.restarts < 1 && waited < 5_000 { usleep(5_000); waited += 5 }
+        var waited = 0  // the replacement can serve before the supervisor records the restart
+        while compiled.isolationStatistics.restarts < 1 && waited < 5_000 {
+            usleep(5_000)
+            waited += 5
+        }
         XCTAssertEqual(compiled.isolationStatistics.restarts, 1)
     }
 
@@ -79,8 +92,10 @@ final class IsolatedExamplesTests: XCTestCase {
         let index = EmbeddingQueryExample.makeIndex()
         let threads = try EmbeddingQueryExample.graph(index: index).compile(ExampleGraphsTests.small)
         defer { threads.shutdown() }
-        let queries = ["borrow checker ownership", "", "GPU kernels!!", "bees & hives", "ünïcödé 🦀 rust",
-                       String(repeating: "swift actors isolate state ", count: 20)]
+        let queries = [
+            "borrow checker ownership", "", "GPU kernels!!", "bees & hives", "ünïcödé 🦀 rust",
+            String(repeating: "swift actors isolate state ", count: 20),
+        ]
         var spread = Self.isolated()
         spread.workers = 2
         spread.placement = .spread

@@ -3,9 +3,13 @@ import XCTest
 
 final class TelematicsModelTests: XCTestCase {
     private let sample = VehicleSample(
-        vehicleID: 0xDEAD_BEEF, timestampMicros: 1_735_689_600_123_456,
-        latitude: 48.137_154, longitude: -11.576_124,
-        speedKmh: 87.5, accelerationMS2: -1.25)
+        vehicleID: 0xDEAD_BEEF,
+        timestampMicros: 1_735_689_600_123_456,
+        latitude: 48.137_154,
+        longitude: -11.576_124,
+        speedKmh: 87.5,
+        accelerationMS2: -1.25
+    )
 
     private func decodeError(_ bytes: [UInt8]) -> SampleDecodeError? {
         do throws(SampleDecodeError) {
@@ -97,22 +101,37 @@ final class TelematicsModelTests: XCTestCase {
         }
         XCTAssertEqual(decodeError(encoded { $0.speedKmh = .nan }).map { "\($0)" }?.contains("speedKmh"), true)
         XCTAssertEqual(decodeError(encoded { $0.latitude = 91 }), .invalidValue("latitude 91.0"))
-        XCTAssertNil(decodeError(encoded { $0.latitude = 90; $0.longitude = -180 }))
+        XCTAssertNil(
+            decodeError(
+                encoded {
+                    $0.latitude = 90
+                    $0.longitude = -180
+                }
+            )
+        )
     }
 
     // MARK: Detector
 
     private func s(_ id: UInt32, _ t: UInt64, speed: Float = 60, accel: Float = 0) -> VehicleSample {
-        VehicleSample(vehicleID: id, timestampMicros: t, latitude: 48, longitude: 11,
-                      speedKmh: speed, accelerationMS2: accel)
+        VehicleSample(
+            vehicleID: id,
+            timestampMicros: t,
+            latitude: 48,
+            longitude: 11,
+            speedKmh: speed,
+            accelerationMS2: accel
+        )
     }
 
     func testHarshBrakingThresholdIsInclusive() {
         var w = VehicleWindows()
         XCTAssertEqual(w.observe(s(1, 1, accel: -6.99)), DetectionResult())
         let atThreshold = w.observe(s(1, 2, accel: -7))
-        XCTAssertEqual(atThreshold.harshBraking,
-                       Alert(vehicleID: 1, timestampMicros: 2, kind: .harshBraking, value: -7))
+        XCTAssertEqual(
+            atThreshold.harshBraking,
+            Alert(vehicleID: 1, timestampMicros: 2, kind: .harshBraking, value: -7)
+        )
         XCTAssertNil(atThreshold.speeding)
         XCTAssertEqual(w.observe(s(1, 3, accel: -9.5)).harshBraking?.value, -9.5)
         XCTAssertEqual(w.observe(s(1, 4, accel: 3)).alertCount, 0)
@@ -129,12 +148,12 @@ final class TelematicsModelTests: XCTestCase {
         // Average exactly at the limit neither fires nor re-arms: (150+150+50+50)/4 = 100.
         XCTAssertNil(w.observe(s(7, 11, speed: 50)).speeding)  // 150,150,150,50 → 125
         XCTAssertNil(w.observe(s(7, 12, speed: 50)).speeding)  // 150,150,50,50 → 100
-        XCTAssertNil(w.observe(s(7, 13, speed: 250)).speeding) // 150,50,50,250 → 125, not re-armed
+        XCTAssertNil(w.observe(s(7, 13, speed: 250)).speeding)  // 150,50,50,250 → 125, not re-armed
         // Drop below (re-arm), then exceed again: a second alert.
         for t in 14...17 { XCTAssertNil(w.observe(s(7, UInt64(t), speed: 40)).speeding) }
         XCTAssertNil(w.observe(s(7, 18, speed: 140)).speeding)  // 40,40,40,140 → 65
         XCTAssertNil(w.observe(s(7, 19, speed: 140)).speeding)  // 90
-        let second = w.observe(s(7, 20, speed: 140)).speeding   // 40,140,140,140 → 115
+        let second = w.observe(s(7, 20, speed: 140)).speeding  // 40,140,140,140 → 115
         XCTAssertEqual(second?.timestampMicros, 20)
         XCTAssertEqual(second?.value ?? 0, 115, accuracy: 1e-4)
         XCTAssertEqual(w.vehiclesTracked, 1)

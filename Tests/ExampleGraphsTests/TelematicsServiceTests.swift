@@ -10,9 +10,25 @@ final class TelematicsServiceTests: XCTestCase {
         let sink = ActorRef(AlertSink(), name: "alerts")
         let served = try TelematicsGraph.graph(sink: sink).serve(
             codec: TelematicsGraph.codec,
-            options: CompileOptions(workers: 1, capacity: 256, pinWorkers: false,
-                                    idle: IdlePolicy(workerSpins: 2_000, callerSpins: 256, spinTime: .microseconds(200), parkTimeout: .milliseconds(20))))
-        let load = TelematicsLoadGenerator(port: served.port, rate: 20_000, count: 3_000, malformedEvery: 100, vehicles: 16)
+            options: CompileOptions(
+                workers: 1,
+                capacity: 256,
+                pinWorkers: false,
+                idle: IdlePolicy(
+                    workerSpins: 2_000,
+                    callerSpins: 256,
+                    spinTime: .microseconds(200),
+                    parkTimeout: .milliseconds(20)
+                )
+            )
+        )
+        let load = TelematicsLoadGenerator(
+            port: served.port,
+            rate: 20_000,
+            count: 3_000,
+            malformedEvery: 100,
+            vehicles: 16
+        )
         let report = try load.run()
         let stats = served.statistics
         served.shutdown()

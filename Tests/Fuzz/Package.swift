@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
     name: "ActorGraphFuzz",
     dependencies: [
-        .package(name: "ActorGraph", path: "../.."),
+        .package(name: "ActorGraph", path: "../..")
     ],
     targets: [
         // The record decoder behind `actorgraph serve telematics` (SampleCodec via RecordCodec), the
@@ -20,11 +20,13 @@ let package = Package(
                 .product(name: "ActorGraph", package: "ActorGraph"),
                 .product(name: "ActorGraphExamples", package: "ActorGraph"),
             ],
-            swiftSettings: [.unsafeFlags([
-                "-sanitize=fuzzer,address", "-parse-as-library",
-                // libFuzzer's current coverage kind (SwiftPM's builds otherwise get trace-pc-guard, which it refuses).
-                "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp",
-            ])],
+            swiftSettings: [
+                .unsafeFlags([
+                    "-sanitize=fuzzer,address", "-parse-as-library",
+                    // libFuzzer's current coverage kind (SwiftPM's builds otherwise get trace-pc-guard, which it refuses).
+                    "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp",
+                ])
+            ],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
         ),
     ]

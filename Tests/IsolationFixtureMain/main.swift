@@ -14,7 +14,9 @@ if getenv("AG_FIXTURE_FORGET_ENTRY") == nil {
 
 // Run directly: a one-execution self-check with process workers.
 do {
-    let compiled = try FixtureGraphs.echo().compile(CompileOptions(workers: 1, pinWorkers: false, isolation: .processes))
+    let compiled = try FixtureGraphs.echo().compile(
+        CompileOptions(workers: 1, pinWorkers: false, isolation: .processes)
+    )
     print("echo(41) = \(try compiled.execute(41)) in worker process \(compiled.isolationStatistics.workerProcessIDs)")
     compiled.shutdown()
 } catch {

@@ -63,7 +63,12 @@ public struct WordStats: Sendable, Equatable, WireEncodable {
     }
 
     public init(from reader: inout WireReader) throws {
-        self.init(upper: try reader.read(), words: try reader.read(), lengths: try reader.read(), longest: try reader.read())
+        self.init(
+            upper: try reader.read(),
+            words: try reader.read(),
+            lengths: try reader.read(),
+            longest: try reader.read()
+        )
     }
 }
 
@@ -147,8 +152,16 @@ public enum FixtureGraphs {
             let words = text.then(name: "split") { $0.split(separator: " ").map(String.init) }.maxEncodedBytes(2048)
             let lengths = words.then(name: "lengths") { $0.map(\.utf8.count) }
             let upper = text.then(name: "upper") { $0.uppercased() }
-            return zip(upper, words, lengths, name: "zip").maxEncodedBytes(8192).then(name: "stats") { upper, words, lengths in
-                WordStats(upper: upper, words: words, lengths: lengths, longest: words.max { $0.utf8.count < $1.utf8.count })
+            return zip(upper, words, lengths, name: "zip").maxEncodedBytes(8192).then(name: "stats") {
+                upper,
+                words,
+                lengths in
+                WordStats(
+                    upper: upper,
+                    words: words,
+                    lengths: lengths,
+                    longest: words.max { $0.utf8.count < $1.utf8.count }
+                )
             }.maxEncodedBytes(3000)
         }
     }
@@ -174,5 +187,7 @@ public enum FixtureGraphs {
     }
 
     /// Every graph the fixture executable can run as a worker.
-    public static var all: [any IsolatableGraph] { [echo(), faulty(), diamond(), startRecorder(), words(), sized(), boxed()] }
+    public static var all: [any IsolatableGraph] {
+        [echo(), faulty(), diamond(), startRecorder(), words(), sized(), boxed()]
+    }
 }

@@ -56,8 +56,8 @@ final class EncodedValuesTests: XCTestCase {
     func testAnOversizedValueFailsOnlyItsOwnExecution() throws {
         let compiled = try FixtureGraphs.sized().compile(processOptions(capacity: 16))
         defer { compiled.shutdown() }
-        let atLimit = String(repeating: "i", count: 60)   // 4 + 60 = 64: exactly the input's limit
-        let over = String(repeating: "o", count: 61)      // 65
+        let atLimit = String(repeating: "i", count: 60)  // 4 + 60 = 64: exactly the input's limit
+        let over = String(repeating: "o", count: 61)  // 65
         let inputs = ["96", "97", atLimit, over, "3", "100000", "", "1"]
         let batch = try compiled.submit(contentsOf: inputs)
         var answers: [Result<String, ExecutionError>] = []
@@ -65,7 +65,9 @@ final class EncodedValuesTests: XCTestCase {
             do { answers.append(.success(try batch.wait(i))) } catch { answers.append(.failure(error)) }
         }
         func check(_ i: Int, _ expected: String, line: UInt = #line) {
-            guard case .success(let value) = answers[i] else { return XCTFail("\(inputs[i]): \(answers[i])", line: line) }
+            guard case .success(let value) = answers[i] else {
+                return XCTFail("\(inputs[i]): \(answers[i])", line: line)
+            }
             XCTAssertEqual(value, expected, line: line)
         }
         func checkTooLarge(_ i: Int, node: String, bytes: Int, limit: Int, line: UInt = #line) {
@@ -76,7 +78,7 @@ final class EncodedValuesTests: XCTestCase {
             XCTAssertEqual(b, bytes, line: line)
             XCTAssertEqual(l, limit, line: line)
         }
-        check(0, String(repeating: "x", count: 96))          // 4 + 96 = 100: exactly the output's limit
+        check(0, String(repeating: "x", count: 96))  // 4 + 96 = 100: exactly the output's limit
         checkTooLarge(1, node: "grow", bytes: 101, limit: 100)
         check(2, String(repeating: "x", count: 60))
         checkTooLarge(3, node: "input", bytes: 65, limit: 64)
@@ -101,8 +103,10 @@ final class EncodedValuesTests: XCTestCase {
             if case .valueTooLarge("grow", 504, 100) = $0 { return true } else { return false }
         }
         XCTAssertEqual(try submitter.receive(), "xxxxxx")
-        XCTAssertEqual(ExecutionError.valueTooLarge(node: "grow", bytes: 504, limit: 100).description,
-                       "the value of node 'grow' encodes to 504 bytes, over its edge's limit of 100 (raise it with .maxEncodedBytes(_:))")
+        XCTAssertEqual(
+            ExecutionError.valueTooLarge(node: "grow", bytes: 504, limit: 100).description,
+            "the value of node 'grow' encodes to 504 bytes, over its edge's limit of 100 (raise it with .maxEncodedBytes(_:))"
+        )
     }
 
     /// A worker that dies with encoded values in flight: they are answered `workerCrashed`, and
@@ -125,7 +129,7 @@ final class EncodedValuesTests: XCTestCase {
     /// Limits of every edge at once, boundaries included: the input exactly at its limit, the
     /// split words exactly at theirs, the answer over its own.
     func testEachEdgeHasItsOwnLimit() throws {
-        let text = String(repeating: "ab ", count: 340)   // 1020 bytes: 4 + 1020 = 1024, the input's limit
+        let text = String(repeating: "ab ", count: 340)  // 1020 bytes: 4 + 1020 = 1024, the input's limit
         let compiled = try FixtureGraphs.words().compile(processOptions(workers: 2, placement: .spread))
         defer { compiled.shutdown() }
         // split: 4 + 340 × (4 + 2) = 2044 ≤ 2048; the zip's tuple: upper 1024 + words 2044 + lengths
@@ -140,7 +144,7 @@ final class EncodedValuesTests: XCTestCase {
         // 100 two-byte words: split 4 + 100 × 6 = 604, stats 304 + 604 + 804 + 7 = 1719: within every limit.
         let short = String(repeating: "é ", count: 100)
         XCTAssertEqual(try compiled.execute(short).words.count, 100)
-        let many = String(repeating: "a ", count: 500)    // 1000 bytes, 500 words: 4 + 500 × 5 = 2504 > 2048
+        let many = String(repeating: "a ", count: 500)  // 1000 bytes, 500 words: 4 + 500 × 5 = 2504 > 2048
         assertExecutionError(try compiled.execute(many)) {
             if case .valueTooLarge("split", 2504, 2048) = $0 { return true } else { return false }
         }

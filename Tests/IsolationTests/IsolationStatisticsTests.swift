@@ -20,7 +20,11 @@ final class IsolationStatisticsTests: XCTestCase {
             XCTAssertGreaterThan(node.channelWait?.count ?? 0, 0, "\(node.name): spread, every node reads a ring")
         }
         XCTAssertEqual(Set(stats.nodes.map(\.worker)), [0, 1])
-        XCTAssertGreaterThan(stats.workers.map(\.parks).reduce(0, +), 0, "idle worker processes parked and were counted")
+        XCTAssertGreaterThan(
+            stats.workers.map(\.parks).reduce(0, +),
+            0,
+            "idle worker processes parked and were counted"
+        )
     }
 
     func testARestartedWorkerKeepsCounting() throws {

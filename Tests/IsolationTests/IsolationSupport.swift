@@ -19,18 +19,33 @@ func fixtureExecutable() -> String {
 
 /// Process-mode options for tests: unpinned, eager parking (2 cores shared with the test thread),
 /// the fixture executable as the worker program.
-func processOptions(workers: Int = 1, capacity: Int = 64, placement: Placement = .automatic,
-                    restarts: RestartPolicy = RestartPolicy(), stageTimeLimit: Duration? = nil,
-                    standby: Bool = false) -> CompileOptions {
+func processOptions(
+    workers: Int = 1,
+    capacity: Int = 64,
+    placement: Placement = .automatic,
+    restarts: RestartPolicy = RestartPolicy(),
+    stageTimeLimit: Duration? = nil,
+    standby: Bool = false
+) -> CompileOptions {
     if access(fixtureExecutable(), X_OK) != 0 {
         XCTFail("\(fixtureExecutable()) is missing: build it with `swift build --build-tests` (it builds every target)")
     }
-    return CompileOptions(workers: workers, capacity: capacity, pinWorkers: false,
-                   idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
-                   submitTimeout: .seconds(10), placement: placement,
-                   isolation: .processes(ProcessOptions(restartPolicy: restarts, workerExecutable: fixtureExecutable(),
-                                                        standbyWorkers: standby)),
-                   stageTimeLimit: stageTimeLimit)
+    return CompileOptions(
+        workers: workers,
+        capacity: capacity,
+        pinWorkers: false,
+        idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)),
+        submitTimeout: .seconds(10),
+        placement: placement,
+        isolation: .processes(
+            ProcessOptions(
+                restartPolicy: restarts,
+                workerExecutable: fixtureExecutable(),
+                standbyWorkers: standby
+            )
+        ),
+        stageTimeLimit: stageTimeLimit
+    )
 }
 
 /// The pids of this process's living or unreaped children (from every thread's `children` list).
@@ -57,7 +72,9 @@ func countThreads(settlingTo target: Int? = nil) -> Int {
         defer { closedir(dir) }
         var n = 0
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard name.first?.isNumber == true else { continue }
             if !readSmallFile("/proc/self/task/\(name)/comm").contains("qos") { n += 1 }
         }
@@ -87,7 +104,9 @@ func countEntries(_ path: String) -> Int {
 /// Lines of /proc/self/maps that the engine creates and must release exactly: shared regions
 /// (memfd) and io_uring rings. (The total also moves with malloc arenas and cached thread stacks.)
 func countEngineMappings() -> Int {
-    readSmallFile("/proc/self/maps").split(separator: "\n").filter { $0.contains("/memfd:") || $0.contains("[io_uring]") }.count
+    readSmallFile("/proc/self/maps").split(separator: "\n").filter {
+        $0.contains("/memfd:") || $0.contains("[io_uring]")
+    }.count
 }
 
 func readSmallFile(_ path: String) -> String {
@@ -112,7 +131,10 @@ enum Answer: Equatable, CustomStringConvertible, Sendable {
     case error(String)
 
     var description: String {
-        switch self { case .value(let v): return "\(v)"; case .error(let e): return e }
+        switch self {
+        case .value(let v): return "\(v)"
+        case .error(let e): return e
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 import ActorGraph
-import GraphTestSupport
 import ActorGraphPlatform
 import BasicContainers
 import Glibc
+import GraphTestSupport
 import IsolationFixtures
 import XCTest
 
@@ -49,7 +49,9 @@ final class IsolationTests: XCTestCase {
             _ = try await compiled.execute(Job(1, .abort))
             XCTFail("expected workerCrashed")
         } catch {
-            guard case .workerCrashed(0, let reason) = error else { return XCTFail("expected workerCrashed, got \(error)") }
+            guard case .workerCrashed(0, let reason) = error else {
+                return XCTFail("expected workerCrashed, got \(error)")
+            }
             XCTAssertTrue(reason.contains("SIGABRT"), reason)
         }
         for i in 0..<50 {
@@ -102,7 +104,9 @@ final class IsolationTests: XCTestCase {
         XCTAssertEqual(answers.count, jobs.count)
         for (i, answer) in answers.enumerated() {
             switch answer {
-            case .success(let v): XCTAssertEqual(v, 2 * jobs[i].value + 1); XCTAssertNotEqual(i, 4)
+            case .success(let v):
+                XCTAssertEqual(v, 2 * jobs[i].value + 1)
+                XCTAssertNotEqual(i, 4)
             case .failure(.workerCrashed(let w, let reason)):
                 XCTAssertEqual(w, compiled.placement["fault"])
                 XCTAssertTrue(reason.contains("exit status 7"), reason)
@@ -151,15 +155,20 @@ final class IsolationTests: XCTestCase {
         defer { compiled.shutdown() }
         XCTAssertEqual(try compiled.execute(Job(1)), 3)
         var waited = 0
-        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
-        sleepMilliseconds(300) // let it rebuild its graph and stand by
+        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 {
+            sleepMilliseconds(5)
+            waited += 5
+        }
+        sleepMilliseconds(300)  // let it rebuild its graph and stand by
         let before = compiled.isolationStatistics
         let spare = before.standbyProcessIDs[0]
         XCTAssertNotEqual(spare, 0)
         XCTAssertEqual(Set(childProcesses()), [before.workerProcessIDs[0], spare])
         let answers = runBatch(compiled, [Job(2), Job(3, .abort), Job(4)][...])
         XCTAssertEqual(try answers[0].get(), 5)
-        guard case .failure(.workerCrashed(0, let reason)) = answers[1] else { return XCTFail("expected workerCrashed, got \(answers[1])") }
+        guard case .failure(.workerCrashed(0, let reason)) = answers[1] else {
+            return XCTFail("expected workerCrashed, got \(answers[1])")
+        }
         XCTAssertTrue(reason.contains("SIGABRT"), reason)
         switch answers[2] {
         case .success(let v): XCTAssertEqual(v, 9)
@@ -173,7 +182,10 @@ final class IsolationTests: XCTestCase {
         XCTAssertEqual(after.standbyActivations, 1)
         XCTAssertEqual(after.workerProcessIDs[0], spare, "the standby became the worker")
         waited = 0
-        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
+        while compiled.isolationStatistics.standbyProcessIDs.first == 0 && waited < 5_000 {
+            sleepMilliseconds(5)
+            waited += 5
+        }
         let next = compiled.isolationStatistics.standbyProcessIDs[0]
         XCTAssertNotEqual(next, 0)
         XCTAssertNotEqual(next, spare)
@@ -228,12 +240,14 @@ final class IsolationTests: XCTestCase {
         let answers = runBatch(compiled, jobs[...])
         killer.join()
         XCTAssertEqual(answers.count, jobs.count)
-        guard case .failure(.workerCrashed(0, let reason)) = answers[0] else { return XCTFail("expected workerCrashed, got \(answers[0])") }
+        guard case .failure(.workerCrashed(0, let reason)) = answers[0] else {
+            return XCTFail("expected workerCrashed, got \(answers[0])")
+        }
         XCTAssertTrue(reason.contains("SIGKILL"), reason)
         for (i, answer) in answers.enumerated().dropFirst() {
             switch answer {
             case .failure(.workerCrashed(0, let reason)): XCTAssertTrue(reason.contains("SIGKILL"), reason)
-            case .success(let v): XCTAssertEqual(v, 2 * jobs[i].value + 1) // claimed after the restart
+            case .success(let v): XCTAssertEqual(v, 2 * jobs[i].value + 1)  // claimed after the restart
             case .failure(let error): XCTFail("unexpected \(error)")
             }
         }
@@ -253,7 +267,7 @@ final class IsolationTests: XCTestCase {
         for job in jobs.dropFirst() {
             do {
                 let value = try submitter.receive()
-                XCTAssertEqual(value, 2 * job.value + 1) // claimed after the restart
+                XCTAssertEqual(value, 2 * job.value + 1)  // claimed after the restart
             } catch {
                 guard case .workerCrashed(0, let reason) = error else { return XCTFail("unexpected \(error)") }
                 XCTAssertTrue(reason.contains("SIGABRT"), reason)
@@ -280,13 +294,16 @@ final class IsolationTests: XCTestCase {
         for (i, answer) in answers.enumerated() {
             switch answer {
             case .failure(.workerCrashed(0, let reason)): XCTAssertTrue(reason.contains("stopped by SIGSTOP"), reason)
-            case .success(let v): XCTAssertEqual(v, 2 * (i + 1) + 1) // claimed after the restart
+            case .success(let v): XCTAssertEqual(v, 2 * (i + 1) + 1)  // claimed after the restart
             case .failure(let error): XCTFail("unexpected \(error)")
             }
         }
         try assertServesAgain(compiled, restarts: 1, replacing: pid)
         let statistics = compiled.isolationStatistics
-        XCTAssertTrue(statistics.lastCrashReason?.contains("stopped by SIGSTOP") == true, "\(statistics.lastCrashReason ?? "nil")")
+        XCTAssertTrue(
+            statistics.lastCrashReason?.contains("stopped by SIGSTOP") == true,
+            "\(statistics.lastCrashReason ?? "nil")"
+        )
         XCTAssertEqual(compiled.isolationStatistics.stuckStageReports, 0, "noticed as a stop, not as a stuck stage")
     }
 
@@ -314,19 +331,24 @@ final class IsolationTests: XCTestCase {
         let pid = compiled.isolationStatistics.workerProcessIDs[0]
         let answers = runBatch(compiled, [Job(1), Job(2, .hang), Job(3)][...])
         XCTAssertEqual(try answers[0].get(), 3)
-        guard case .failure(.stageTimedOut("fault")) = answers[1] else { return XCTFail("expected stageTimedOut, got \(answers[1])") }
-        guard case .failure(.workerCrashed(0, let reason)) = answers[2] else { return XCTFail("expected workerCrashed, got \(answers[2])") }
+        guard case .failure(.stageTimedOut("fault")) = answers[1] else {
+            return XCTFail("expected stageTimedOut, got \(answers[1])")
+        }
+        guard case .failure(.workerCrashed(0, let reason)) = answers[2] else {
+            return XCTFail("expected workerCrashed, got \(answers[2])")
+        }
         XCTAssertTrue(reason.contains("time limit"), reason)
         try assertServesAgain(compiled, restarts: 1, replacing: pid)
     }
 
     func testRestartsExhaustedFailsWaitersAndLaterCalls() throws {
         let compiled = try FixtureGraphs.faulty().compile(
-            processOptions(restarts: RestartPolicy(maxRestarts: 1, window: .seconds(60))))
+            processOptions(restarts: RestartPolicy(maxRestarts: 1, window: .seconds(60)))
+        )
         defer { compiled.shutdown() }
         let first = runBatch(compiled, [Job(1), Job(2, .abort)][...])
         XCTAssertEqual(try first[0].get(), 3)
-        XCTAssertEqual(try compiled.execute(Job(5)), 11) // restarted once
+        XCTAssertEqual(try compiled.execute(Job(5)), 11)  // restarted once
         waitForRestarts(compiled, 1)
         let second = runBatch(compiled, [Job(3, .abort), Job(4)][...])
         XCTAssertEqual(second.count, 2)
@@ -363,7 +385,11 @@ final class IsolationTests: XCTestCase {
         setenv("AG_FIXTURE_FORGET_ENTRY", "1", 1)
         defer { unsetenv("AG_FIXTURE_FORGET_ENTRY") }
         assertCompileError(try FixtureGraphs.echo().compile(processOptions())) {
-            if case .isolatedWorkerRefused(0, let reason) = $0 { return reason.contains("runIfChild") } else { return false }
+            if case .isolatedWorkerRefused(0, let reason) = $0 {
+                return reason.contains("runIfChild")
+            } else {
+                return false
+            }
         }
     }
 
@@ -384,13 +410,17 @@ final class IsolationTests: XCTestCase {
     }
 
     func testThreadModeTimeoutsAbandonTheExecutionAndCapacityComesBack() throws {
-        let compiled = try FixtureGraphs.faulty().compile(CompileOptions(workers: 1, capacity: 2, pinWorkers: false, idle: .eager))
+        let compiled = try FixtureGraphs.faulty().compile(
+            CompileOptions(workers: 1, capacity: 2, pinWorkers: false, idle: .eager)
+        )
         defer { compiled.shutdown() }
         assertExecutionError(try compiled.execute(Job(200, .slow), timeout: .milliseconds(10))) {
             if case .timedOut = $0 { return true } else { return false }
         }
         let pending = try compiled.submit(Job(100, .slow))
-        assertExecutionError(try pending.wait(timeout: .milliseconds(5))) { if case .timedOut = $0 { return true } else { return false } }
+        assertExecutionError(try pending.wait(timeout: .milliseconds(5))) {
+            if case .timedOut = $0 { return true } else { return false }
+        }
         assertExecutionError(try pending.wait()) { if case .alreadyWaited = $0 { return true } else { return false } }
         // Both late results come back: 4 * capacity more executions go through.
         for i in 0..<8 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1) }
@@ -412,23 +442,36 @@ final class IsolationTests: XCTestCase {
     }
 
     func testThreadModeStuckStageIsReportedAndShutdownDoesNotWaitForIt() throws {
-        var options = CompileOptions(workers: 1, capacity: 8, pinWorkers: false, idle: .eager,
-                                     stageTimeLimit: .milliseconds(50), shutdownGracePeriod: .milliseconds(100))
+        var options = CompileOptions(
+            workers: 1,
+            capacity: 8,
+            pinWorkers: false,
+            idle: .eager,
+            stageTimeLimit: .milliseconds(50),
+            shutdownGracePeriod: .milliseconds(100)
+        )
         options.isolation = .threads
         let compiled = try FixtureGraphs.faulty().compile(options)
         let pending = try compiled.submit(Job(1_500, .slow))
         var waited = 0
-        while compiled.isolationStatistics.stuckStageReports == 0 && waited < 5_000 { sleepMilliseconds(10); waited += 10 }
+        while compiled.isolationStatistics.stuckStageReports == 0 && waited < 5_000 {
+            sleepMilliseconds(10)
+            waited += 10
+        }
         XCTAssertEqual(compiled.isolationStatistics.stuckStageReports, 1)
         compiled.shutdown()
-        XCTAssertEqual(compiled.diagnostics.detachedWorkerThreads, 1, "shutdown must leave the stuck thread detached, not wait")
+        XCTAssertEqual(
+            compiled.diagnostics.detachedWorkerThreads,
+            1,
+            "shutdown must leave the stuck thread detached, not wait"
+        )
         do {
             _ = try pending.wait()
             XCTFail("expected shutDown")
         } catch {
             guard case .shutDown = error else { return XCTFail("expected shutDown, got \(error)") }
         }
-        sleepMilliseconds(1_600) // let the stage return, so the thread ends before the next test
+        sleepMilliseconds(1_600)  // let the stage return, so the thread ends before the next test
     }
 
     /// Process mode keeps the shutdown contract: a worker process stops at the next execution
@@ -453,7 +496,10 @@ final class IsolationTests: XCTestCase {
             let returnedAt = MonotonicClock.now()
             var answered = 0
             for i in 0..<submitted.count {
-                do { _ = try submitted[i].wait(); answered += 1 } catch .shutDown { answered += 1 } catch {
+                do {
+                    _ = try submitted[i].wait()
+                    answered += 1
+                } catch .shutDown { answered += 1 } catch {
                     XCTFail("unexpected answer: \(error)")
                 }
             }
@@ -471,14 +517,23 @@ final class IsolationTests: XCTestCase {
             XCTAssertEqual(try compiled.execute(1), 2)
             compiled.shutdown()
             // Thread mode with a stage time limit (worker thread + supervisor thread).
-            let threads = try FixtureGraphs.echo().compile(CompileOptions(
-                workers: 1, capacity: 64, pinWorkers: false, idle: .eager, stageTimeLimit: .seconds(5)))
+            let threads = try FixtureGraphs.echo().compile(
+                CompileOptions(
+                    workers: 1,
+                    capacity: 64,
+                    pinWorkers: false,
+                    idle: .eager,
+                    stageTimeLimit: .seconds(5)
+                )
+            )
             XCTAssertEqual(try threads.execute(1), 2)
             threads.shutdown()
         }
         try cycle()
         try cycle()
-        let fds = countEntries("/proc/self/fd"), tasks = countThreads(), maps = countEngineMappings()
+        let fds = countEntries("/proc/self/fd")
+        let tasks = countThreads()
+        let maps = countEngineMappings()
         for _ in 0..<100 { try cycle() }
         // Refused starts clean up too.
         let unknown = Graph(input: Int.self) { x in x.then(name: "triple") { $0 * 3 } }
@@ -499,21 +554,30 @@ final class IsolationTests: XCTestCase {
         let seals = region.seals ?? 0
         XCTAssertEqual(seals & 0x7, 0x7, "F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW")
         XCTAssertNotEqual(ftruncate(region.fileDescriptor, 8192), 0)
-        XCTAssertNil(opendir("/dev/shm").flatMap { dir -> String? in
-            defer { closedir(dir) }
-            while let e = readdir(dir) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name.contains("actorgraph") { return name }
+        XCTAssertNil(
+            opendir("/dev/shm").flatMap { dir -> String? in
+                defer { closedir(dir) }
+                while let e = readdir(dir) {
+                    let name = withUnsafeBytes(of: e.pointee.d_name) {
+                        String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                    if name.contains("actorgraph") { return name }
+                }
+                return nil
             }
-            return nil
-        })
+        )
     }
 
     // MARK: Helpers
 
     /// A batch with `action` in the middle: everything before it succeeds, it and what was in flight
     /// behind it get `workerCrashed` with `reason`, and the graph then serves again.
-    private func assertCrashRecovery(_ action: FaultAction, reason: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertCrashRecovery(
+        _ action: FaultAction,
+        reason: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let compiled = try FixtureGraphs.faulty().compile(processOptions())
         defer { compiled.shutdown() }
         let pid = compiled.isolationStatistics.workerProcessIDs[0]
@@ -532,16 +596,26 @@ final class IsolationTests: XCTestCase {
                 XCTFail("unexpected \(error)", file: file, line: line)
             }
         }
-        guard case .failure = answers[8] else { return XCTFail("the faulting execution must fail", file: file, line: line) }
+        guard case .failure = answers[8] else {
+            return XCTFail("the faulting execution must fail", file: file, line: line)
+        }
         try assertServesAgain(compiled, restarts: 1, replacing: pid, file: file, line: line)
     }
 
-    private func assertServesAgain(_ compiled: CompiledGraph<Job, Int>, restarts: Int, replacing pid: Int32,
-                                   file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertServesAgain(
+        _ compiled: CompiledGraph<Job, Int>,
+        restarts: Int,
+        replacing pid: Int32,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         for i in 0..<200 { XCTAssertEqual(try compiled.execute(Job(i)), 2 * i + 1, file: file, line: line) }
         // The replacement may serve before the supervisor thread has recorded the restart.
         var waited = 0
-        while compiled.isolationStatistics.restarts < restarts && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
+        while compiled.isolationStatistics.restarts < restarts && waited < 5_000 {
+            sleepMilliseconds(5)
+            waited += 5
+        }
         let stats = compiled.isolationStatistics
         XCTAssertEqual(stats.restarts, restarts, file: file, line: line)
         XCTAssertEqual(stats.crashes, restarts, file: file, line: line)
@@ -555,5 +629,8 @@ final class IsolationTests: XCTestCase {
 /// the supervisor thread updates its statistics.
 func waitForRestarts<I, O>(_ compiled: CompiledGraph<I, O>, _ n: Int) {
     var waited = 0
-    while compiled.isolationStatistics.restarts < n && waited < 5_000 { sleepMilliseconds(5); waited += 5 }
+    while compiled.isolationStatistics.restarts < n && waited < 5_000 {
+        sleepMilliseconds(5)
+        waited += 5
+    }
 }

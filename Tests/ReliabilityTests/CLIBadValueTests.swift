@@ -9,11 +9,14 @@ final class CLIBadValueTests: XCTestCase {
     /// Command lines that must be refused quickly (none of them may start real work).
     static let badCommandLines: [[String]] = [
         ["nosuch"], ["frobnicate", "--frob"], ["run", "--frob"], ["list", "--bogus"],
-        ["run", "--count", "abc"], ["run", "--count=-1"], ["run", "--count", "0"], ["run", "--count", "99999999999999999999"],
+        ["run", "--count", "abc"], ["run", "--count=-1"], ["run", "--count", "0"],
+        ["run", "--count", "99999999999999999999"],
         ["run", "--results=-1"], ["run", "--workers=-3"], ["run", "--workers", "0"], ["run", "--workers", "100000"],
         ["run", "--capacity", "0"], ["run", "--capacity=-1"], ["run", "--capacity", "99999999999"],
-        ["run", "echo", "--input", "abc"], ["run", "--dynamic", "--sequential"], ["run", "telematics", "--input", "zzz"],
-        ["describe", "nosuch"], ["describe", "echo", "--capacity", "0"], ["describe", "echo", "--no-files", "--workers", "0"],
+        ["run", "echo", "--input", "abc"], ["run", "--dynamic", "--sequential"],
+        ["run", "telematics", "--input", "zzz"],
+        ["describe", "nosuch"], ["describe", "echo", "--capacity", "0"],
+        ["describe", "echo", "--no-files", "--workers", "0"],
         ["serve", "nosuch"], ["serve", "telematics", "--port", "70000"], ["serve", "telematics", "--port=-1"],
         ["serve", "telematics", "--seconds=-1"], ["serve", "telematics", "--seconds", "nan"],
         ["serve", "telematics", "--seconds", "1e300"], ["serve", "telematics", "--seconds", "inf"],
@@ -22,19 +25,24 @@ final class CLIBadValueTests: XCTestCase {
         ["load", "telematics", "--rate", "inf"], ["load", "telematics", "--count", "0"],
         ["load", "telematics", "--malformed-every=-1"], ["load", "telematics", "--port", "70000"],
         ["load", "telematics", "--workers", "0"],
-        ["soak", "--duration=-5s"], ["soak", "--duration", "0"], ["soak", "--duration", "abc"], ["soak", "--duration", "10y"],
+        ["soak", "--duration=-5s"], ["soak", "--duration", "0"], ["soak", "--duration", "abc"],
+        ["soak", "--duration", "10y"],
         ["soak", "--quick", "--duration", "5s"], ["soak", "--blocking=-1"], ["soak", "--async", "100"],
-        ["soak", "--blocking", "0", "--async", "0", "--pipelined", "0", "--batch", "0"], ["soak", "--batch=-2"], ["soak", "--seed=-1"],
+        ["soak", "--blocking", "0", "--async", "0", "--pipelined", "0", "--batch", "0"], ["soak", "--batch=-2"],
+        ["soak", "--seed=-1"],
         ["fuzz-udp", "--count", "0"], ["fuzz-udp", "--window", "0"], ["fuzz-udp", "--window", "65"],
         ["fuzz-udp", "--rss-limit-kib=-1"], ["fuzz-udp", "--seed", "abc"],
-        ["bench", "--quick", "--nosuch-flag"], ["bench", "--case", "nosuch"], ["bench", "--quick", "--case", "echo", "--case", "nosuch"],
+        ["bench", "--quick", "--nosuch-flag"], ["bench", "--case", "nosuch"],
+        ["bench", "--quick", "--case", "echo", "--case", "nosuch"],
         ["serve", "telematics", "--drain-timeout", "nan"], ["serve", "telematics", "--drain-timeout=-1"],
         ["serve", "telematics", "--metrics-port", "70000"],
         ["faults", "--submitters", "0"], ["faults", "--submitters=-1"], ["faults", "--submitters", "abc"],
         ["run", "--stats", "--stats-every", "0"], ["run", "--stats", "--stats-every=-4"],
         ["describe", "echo", "--stats", "--count", "0"], ["run", "echo", "--isolated", "--workers", "0"],
-        ["cluster", "run", "--kill-piece", "b"], ["cluster", "run", "--kill-piece", "b@-1"], ["cluster", "run", "--kill-piece", "@5"],
-        ["cluster", "run", "--wait-ms=-1"], ["cluster", "run", "--count", "0"], ["cluster", "up", "--piece-port", "70000"],
+        ["cluster", "run", "--kill-piece", "b"], ["cluster", "run", "--kill-piece", "b@-1"],
+        ["cluster", "run", "--kill-piece", "@5"],
+        ["cluster", "run", "--wait-ms=-1"], ["cluster", "run", "--count", "0"],
+        ["cluster", "up", "--piece-port", "70000"],
     ]
 
     func testEveryBadValueGivesOneLineAndANonZeroExitWithoutATrap() throws {
@@ -44,9 +52,15 @@ final class CLIBadValueTests: XCTestCase {
             let (status, stderr) = try Self.run(binary, arguments)
             let lines = stderr.split(whereSeparator: \.isNewline)
             let ok = status != 0 && status < 128 && lines.count == 1 && lines[0].hasPrefix("actorgraph: error: ")
-            if !ok { failures.append("actorgraph \(arguments.joined(separator: " ")): exit \(status), stderr: \(stderr.prefix(300))") }
+            if !ok {
+                failures.append(
+                    "actorgraph \(arguments.joined(separator: " ")): exit \(status), stderr: \(stderr.prefix(300))"
+                )
+            }
         }
-        print("cli-bad-values: command_lines=\(Self.badCommandLines.count) refused_cleanly=\(Self.badCommandLines.count - failures.count)")
+        print(
+            "cli-bad-values: command_lines=\(Self.badCommandLines.count) refused_cleanly=\(Self.badCommandLines.count - failures.count)"
+        )
         XCTAssert(failures.isEmpty, failures.joined(separator: "\n"))
     }
 
@@ -65,8 +79,10 @@ final class CLIBadValueTests: XCTestCase {
     /// `--stats-every 0` was accepted silently; `serve --drain-timeout nan` would trap converting to ms.
     func testFaultsZeroSubmittersTrappedAndStatsEveryZeroAccepted() throws {
         let binary = try Self.actorgraphBinary()
-        for arguments in [["faults", "--submitters", "0"], ["run", "--stats", "--stats-every", "0"],
-                          ["serve", "telematics", "--drain-timeout", "inf"]] {
+        for arguments in [
+            ["faults", "--submitters", "0"], ["run", "--stats", "--stats-every", "0"],
+            ["serve", "telematics", "--drain-timeout", "inf"],
+        ] {
             let (status, stderr) = try Self.run(binary, arguments)
             XCTAssertEqual(status, 64, "\(arguments): \(stderr)")
         }
@@ -83,12 +99,21 @@ final class CLIBadValueTests: XCTestCase {
             XCTAssertTrue(stderr.contains(name), "\(name) missing from: \(stderr)")
         }
         // Selectors that select something (names, groups, dot-separated prefixes and suffixes) pass.
-        let valid = ["echo", "echo.process", "chain8", "1KiB", "process", "pipelined", "chain3.batch", "chain3.exclusive", "exclusive", "paced",
-                     "paced.chain3.100us", "recovery", "stats", "contended", "quota.echo", "oversubscribed"]
+        let valid = [
+            "echo", "echo.process", "chain8", "1KiB", "process", "pipelined", "chain3.batch", "chain3.exclusive",
+            "exclusive", "paced",
+            "paced.chain3.100us", "recovery", "stats", "contended", "quota.echo", "oversubscribed",
+        ]
         XCTAssertEqual(BenchSuite.unknownCases(valid, quick: true), [])
-        XCTAssertEqual(BenchSuite.unknownCases(["nosuch", "echo.", "chain", "paced.echo.1000us"], quick: true),
-                       ["nosuch", "echo.", "chain", "paced.echo.1000us"])
-        XCTAssertEqual(BenchSuite.unknownCases(["paced.echo.1000us"], quick: false), [], "the full run paces at 1 ms too")
+        XCTAssertEqual(
+            BenchSuite.unknownCases(["nosuch", "echo.", "chain", "paced.echo.1000us"], quick: true),
+            ["nosuch", "echo.", "chain", "paced.echo.1000us"]
+        )
+        XCTAssertEqual(
+            BenchSuite.unknownCases(["paced.echo.1000us"], quick: false),
+            [],
+            "the full run paces at 1 ms too"
+        )
         XCTAssertNil(BenchSuite.caseSelectionError([]))
     }
 
@@ -109,7 +134,9 @@ final class CLIBadValueTests: XCTestCase {
         if directory.lastPathComponent.hasSuffix(".xctest") { directory = directory.deletingLastPathComponent() }
         let binary = directory.appendingPathComponent("actorgraph")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("actorgraph is not built next to the tests (\(binary.path)): run `swift build --build-tests` first")
+            throw XCTSkip(
+                "actorgraph is not built next to the tests (\(binary.path)): run `swift build --build-tests` first"
+            )
         }
         return binary
     }
@@ -119,7 +146,10 @@ final class CLIBadValueTests: XCTestCase {
     /// the shell's redirections; `exec` keeps the binary's own exit status).
     static func run(_ binary: URL, _ arguments: [String]) throws -> (Int32, String) {
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
-        let child = try LineReadingProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", binary.path] + arguments)
+        let child = try LineReadingProcess(
+            path: "/bin/sh",
+            arguments: ["-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", binary.path] + arguments
+        )
         let deadline = ContinuousClock.now + .seconds(120)
         while child.isRunning && ContinuousClock.now < deadline { usleep(2_000) }
         let status = child.stop(signal: SIGKILL)

@@ -7,7 +7,8 @@ import XCTest
 /// The rig needs root and `ip netns`; without them those tests skip. Nothing here asserts a time.
 final class NetnsRigTests: XCTestCase {
     /// The repository root: this file is Tests/ReliabilityTests/NetnsRigTests.swift.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static var script: String { root.appendingPathComponent("scripts/netns-rig.sh").path }
 
     /// `up 2`: both namespaces exist, reach each other (TCP both ways), and `down` (twice: it is
@@ -29,19 +30,44 @@ final class NetnsRigTests: XCTestCase {
 
         // b -> a: a refused connection to a closed port proves the address answers (a RST came back);
         // an unreachable one would time out instead. Bounded by `timeout`.
-        let probe = try Self.run("/bin/bash", [Self.script, "exec", "agrig-b", "timeout", "5", "bash", "-c",
-                                               "exec 3<>/dev/tcp/10.231.0.1/9"], seconds: 10)
-        XCTAssertTrue(probe.output.contains("Connection refused"), "agrig-b could not reach 10.231.0.1: \(probe.output)")
+        let probe = try Self.run(
+            "/bin/bash",
+            [
+                Self.script, "exec", "agrig-b", "timeout", "5", "bash", "-c",
+                "exec 3<>/dev/tcp/10.231.0.1/9",
+            ],
+            seconds: 10
+        )
+        XCTAssertTrue(
+            probe.output.contains("Connection refused"),
+            "agrig-b could not reach 10.231.0.1: \(probe.output)"
+        )
 
         // a -> b: ten round trips of the raw TCP baseline (server in agrig-b, client in agrig-a).
         let binary = try CLIBadValueTests.actorgraphBinary().path
-        let server = try LineReadingProcess(path: "/bin/bash", arguments: [Self.script, "exec", "agrig-b", binary, "tcp-pingpong", "--serve",
-                                                                     "--host", "10.231.0.2", "--port", "0", "--timeout", "5"])
+        let server = try LineReadingProcess(
+            path: "/bin/bash",
+            arguments: [
+                Self.script, "exec", "agrig-b", binary, "tcp-pingpong", "--serve",
+                "--host", "10.231.0.2", "--port", "0", "--timeout", "5",
+            ]
+        )
         defer { server.stop(signal: SIGKILL) }
-        let listening = server.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("tcp-pingpong: listening on 10.231.0.2:") }
-        let port = try XCTUnwrap(listening?.split(separator: ":").last.map(String.init), "server output: \(server.output)")
-        let client = try Self.run("/bin/bash", [Self.script, "exec", "agrig-a", binary, "tcp-pingpong", "--connect", "10.231.0.2",
-                                                "--port", port, "--count", "10", "--warmup", "0", "--timeout", "5"], seconds: 20)
+        let listening = server.waitForLine(timeout: .seconds(10)) {
+            $0.hasPrefix("tcp-pingpong: listening on 10.231.0.2:")
+        }
+        let port = try XCTUnwrap(
+            listening?.split(separator: ":").last.map(String.init),
+            "server output: \(server.output)"
+        )
+        let client = try Self.run(
+            "/bin/bash",
+            [
+                Self.script, "exec", "agrig-a", binary, "tcp-pingpong", "--connect", "10.231.0.2",
+                "--port", port, "--count", "10", "--warmup", "0", "--timeout", "5",
+            ],
+            seconds: 20
+        )
         XCTAssertEqual(client.status, 0, client.output)
         XCTAssertTrue(client.output.contains("count=10"), client.output)
 
@@ -57,18 +83,41 @@ final class NetnsRigTests: XCTestCase {
     /// The baseline over loopback needs no root: the server prints its port, the client its line.
     func testTcpPingPongOverLoopbackPrintsItsLine() throws {
         let binary = try CLIBadValueTests.actorgraphBinary().path
-        let server = try LineReadingProcess(path: binary, arguments: ["tcp-pingpong", "--serve", "--host", "127.0.0.1", "--port", "0", "--timeout", "5"])
+        let server = try LineReadingProcess(
+            path: binary,
+            arguments: ["tcp-pingpong", "--serve", "--host", "127.0.0.1", "--port", "0", "--timeout", "5"]
+        )
         defer { server.stop(signal: SIGKILL) }
-        let listening = server.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("tcp-pingpong: listening on 127.0.0.1:") }
-        let port = try XCTUnwrap(listening?.split(separator: ":").last.map(String.init), "server output: \(server.output)")
-        let client = try Self.run(binary, ["tcp-pingpong", "--connect", "127.0.0.1", "--port", port,
-                                                       "--count", "200", "--warmup", "20", "--timeout", "5"], seconds: 20)
+        let listening = server.waitForLine(timeout: .seconds(10)) {
+            $0.hasPrefix("tcp-pingpong: listening on 127.0.0.1:")
+        }
+        let port = try XCTUnwrap(
+            listening?.split(separator: ":").last.map(String.init),
+            "server output: \(server.output)"
+        )
+        let client = try Self.run(
+            binary,
+            [
+                "tcp-pingpong", "--connect", "127.0.0.1", "--port", port,
+                "--count", "200", "--warmup", "20", "--timeout", "5",
+            ],
+            seconds: 20
+        )
         XCTAssertEqual(client.status, 0, client.output)
-        let line = client.output.split(separator: "\n").first { $0.hasPrefix("tcp-pingpong: p50_ns=") }.map(String.init) ?? ""
-        XCTAssertNotNil(line.range(of: #"^tcp-pingpong: p50_ns=\d+ p99_ns=\d+ p999_ns=\d+ max_ns=\d+ count=200$"#, options: .regularExpression),
-                        client.output)
+        let line =
+            client.output.split(separator: "\n").first { $0.hasPrefix("tcp-pingpong: p50_ns=") }.map(String.init) ?? ""
+        XCTAssertNotNil(
+            line.range(
+                of: #"^tcp-pingpong: p50_ns=\d+ p99_ns=\d+ p999_ns=\d+ max_ns=\d+ count=200$"#,
+                options: .regularExpression
+            ),
+            client.output
+        )
         // The server ends on the client's EOF and says how many it echoed (warm-up included).
-        XCTAssertNotNil(server.waitForLine(timeout: .seconds(10)) { $0 == "tcp-pingpong: served 220 round trips" }, "\(server.output)")
+        XCTAssertNotNil(
+            server.waitForLine(timeout: .seconds(10)) { $0 == "tcp-pingpong: served 220 round trips" },
+            "\(server.output)"
+        )
     }
 
     /// Bad values: one `actorgraph: error:` line and exit 64 (validation), never a trap. The bench's
@@ -78,7 +127,8 @@ final class NetnsRigTests: XCTestCase {
         let bad: [[String]] = [
             ["tcp-pingpong"], ["tcp-pingpong", "--serve", "--connect", "127.0.0.1", "--port", "1"],
             ["tcp-pingpong", "--connect", "127.0.0.1"], ["tcp-pingpong", "--connect", "127.0.0.1", "--port", "0"],
-            ["tcp-pingpong", "--connect", "127.0.0.1", "--port", "70000"], ["tcp-pingpong", "--connect", "localhost", "--port", "1"],
+            ["tcp-pingpong", "--connect", "127.0.0.1", "--port", "70000"],
+            ["tcp-pingpong", "--connect", "localhost", "--port", "1"],
             ["tcp-pingpong", "--serve", "--port=-1"], ["tcp-pingpong", "--serve", "--host", "10.0.0.300"],
             ["tcp-pingpong", "--connect", "127.0.0.1", "--port", "1", "--count", "0"],
             ["tcp-pingpong", "--connect", "127.0.0.1", "--port", "1", "--count", "99999999999"],
@@ -91,7 +141,9 @@ final class NetnsRigTests: XCTestCase {
             let (status, stderr) = try CLIBadValueTests.run(binary, arguments)
             let lines = stderr.split(whereSeparator: \.isNewline)
             if !(status == 64 && lines.count == 1 && lines[0].hasPrefix("actorgraph: error: ")) {
-                failures.append("actorgraph \(arguments.joined(separator: " ")): exit \(status), stderr: \(stderr.prefix(300))")
+                failures.append(
+                    "actorgraph \(arguments.joined(separator: " ")): exit \(status), stderr: \(stderr.prefix(300))"
+                )
             }
         }
         XCTAssert(failures.isEmpty, failures.joined(separator: "\n"))
@@ -111,7 +163,10 @@ final class NetnsRigTests: XCTestCase {
     /// and stdout and stderr together.
     static func run(_ path: String, _ arguments: [String], seconds: Int) throws -> (status: Int32, output: String) {
         // Through sh so stderr joins stdout in the one pipe LineReadingProcess reads; `exec` keeps the status.
-        let child = try LineReadingProcess(path: "/bin/sh", arguments: ["-c", "exec \"$0\" \"$@\" 2>&1", path] + arguments)
+        let child = try LineReadingProcess(
+            path: "/bin/sh",
+            arguments: ["-c", "exec \"$0\" \"$@\" 2>&1", path] + arguments
+        )
         let deadline = ContinuousClock.now + .seconds(seconds)
         while child.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
         let raw = child.stop(signal: SIGKILL)

@@ -25,9 +25,13 @@ final class PlacerFeedTests: XCTestCase {
 
         init() {
             Thread.detachNewThread { [self] in
-                try? Piece.serve(listen: PieceAddress("127.0.0.1", port: 0), host: "b", graphs: { [PlacerFeedTests.graph()] },
-                                 announce: { self.port.store(Int($0), ordering: .releasing) },
-                                 shouldStop: { self.stopFlag.load(ordering: .acquiring) })
+                try? Piece.serve(
+                    listen: PieceAddress("127.0.0.1", port: 0),
+                    host: "b",
+                    graphs: { [PlacerFeedTests.graph()] },
+                    announce: { self.port.store(Int($0), ordering: .releasing) },
+                    shouldStop: { self.stopFlag.load(ordering: .acquiring) }
+                )
                 self.done.store(true, ordering: .releasing)
             }
         }
@@ -52,14 +56,18 @@ final class PlacerFeedTests: XCTestCase {
     }
 
     func testFollowedGraphConnectsEachNewIncarnationWithAHigherEpoch() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "placer-feed-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
         let events = directory.appendingPathComponent("events.jsonl").path
-        let file = try XCTUnwrap({ () -> FileHandle? in
-            _ = FileManager.default.createFile(atPath: events, contents: nil)
-            return FileHandle(forWritingAtPath: events)
-        }())
+        let file = try XCTUnwrap(
+            { () -> FileHandle? in
+                _ = FileManager.default.createFile(atPath: events, contents: nil)
+                return FileHandle(forWritingAtPath: events)
+            }()
+        )
         defer { try? file.close() }
         func append(_ line: String) { file.write(Data((line + "\n").utf8)) }
 
@@ -100,7 +108,10 @@ final class PlacerFeedTests: XCTestCase {
 
         var answered: Int? = nil
         for _ in 0..<50 {
-            if let y = try? compiled.execute(5) { answered = y; break }
+            if let y = try? compiled.execute(5) {
+                answered = y
+                break
+            }
             usleep(20_000)
         }
         XCTAssertEqual(answered, 9, "no success on the new incarnation")
@@ -128,17 +139,28 @@ final class PlacerFeedTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-bad-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        XCTAssertThrowsError(try PlacerFeed.start(PlacerFeed.Placer(
-            script: directory.appendingPathComponent("no-such-placer.py").path, python: "python3", rayAddress: "127.0.0.1:1",
-            nodeIP: "127.0.0.1", binary: "/bin/true", pieces: [PlacerFeed.Placement(host: "b")],
-            eventsPath: directory.appendingPathComponent("events.jsonl").path), timeout: .seconds(20))) { error in
+        XCTAssertThrowsError(
+            try PlacerFeed.start(
+                PlacerFeed.Placer(
+                    script: directory.appendingPathComponent("no-such-placer.py").path,
+                    python: "python3",
+                    rayAddress: "127.0.0.1:1",
+                    nodeIP: "127.0.0.1",
+                    binary: "/bin/true",
+                    pieces: [PlacerFeed.Placement(host: "b")],
+                    eventsPath: directory.appendingPathComponent("events.jsonl").path
+                ),
+                timeout: .seconds(20)
+            )
+        ) { error in
             guard case .placerDidNotStart(let why) = error as? PlacerFeed.Failure else { return XCTFail("\(error)") }
             XCTAssertTrue(why.contains("no-such-placer.py"), why)
         }
     }
 
     func testWaitForPiecesNamesTheMissingHost() {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-empty-\(getpid()).jsonl").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-empty-\(getpid()).jsonl")
+            .path
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let feed = PlacerFeed(eventsPath: path)

@@ -12,12 +12,20 @@ final class RayClusterTests: XCTestCase {
     static func skipUnlessRayCanRun() throws {
         try NetnsRigTests.skipUnlessRigCanRun()
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
-        let probe = try NetnsRigTests.run("/usr/bin/env", [python, "-c", "import ray; print(ray.__version__)"], seconds: 60)
+        let probe = try NetnsRigTests.run(
+            "/usr/bin/env",
+            [python, "-c", "import ray; print(ray.__version__)"],
+            seconds: 60
+        )
         guard probe.status == 0 else {
-            throw XCTSkip("Ray is not importable by \(python) (install it: scripts/ray/install.sh): \(probe.output.split(separator: "\n").last ?? "")")
+            throw XCTSkip(
+                "Ray is not importable by \(python) (install it: scripts/ray/install.sh): \(probe.output.split(separator: "\n").last ?? "")"
+            )
         }
         if FileManager.default.fileExists(atPath: "/run/actorgraph-cluster/state.json") {
-            throw XCTSkip("an actorgraph cluster is already up on this machine (/run/actorgraph-cluster): not touching it")
+            throw XCTSkip(
+                "an actorgraph cluster is already up on this machine (/run/actorgraph-cluster): not touching it"
+            )
         }
     }
 
@@ -33,34 +41,68 @@ final class RayClusterTests: XCTestCase {
         let up = try NetnsRigTests.run(binary, ["cluster", "up"], seconds: 180)
         XCTAssertEqual(up.status, 0, up.output)
         // Port 0: the piece bound a free port and the placer reported it.
-        XCTAssertNotNil(up.output.range(of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive"#, options: .regularExpression), up.output)
+        XCTAssertNotNil(
+            up.output.range(of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive"#, options: .regularExpression),
+            up.output
+        )
 
         let status = try NetnsRigTests.run(binary, ["cluster", "status"], seconds: 60)
         XCTAssertEqual(status.status, 0, status.output)
         XCTAssertTrue(status.output.contains("raylet up"), status.output)
-        XCTAssertNotNil(status.output.range(of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive, node agray-b \(keeper pid \d+\); incarnation 1, "#,
-                                            options: .regularExpression), status.output)
+        XCTAssertNotNil(
+            status.output.range(
+                of: #"piece b: 10\.232\.0\.2:\d+ pid \d+ alive, node agray-b \(keeper pid \d+\); incarnation 1, "#,
+                options: .regularExpression
+            ),
+            status.output
+        )
 
         // The owner runs in agray-a (the CLI re-runs itself there); times2 runs in the piece Ray placed on agray-b.
         // Its piece is SIGKILLed after 500 executions: Ray's keeper starts another, the owner follows
         // (PlacerFeed) and connects it with a higher epoch; later executions succeed.
-        let run = try NetnsRigTests.run(binary, ["cluster", "run", "chain", "--count", "2000", "--kill-piece", "b@500"], seconds: 120)
+        let run = try NetnsRigTests.run(
+            binary,
+            ["cluster", "run", "chain", "--count", "2000", "--kill-piece", "b@500"],
+            seconds: 120
+        )
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("chain(5) = (5 + 1) * 2 - 3 = 9"), run.output)
         XCTAssertTrue(run.output.contains("placed by Ray on node agray-b"), run.output)
-        XCTAssertNotNil(run.output.range(of: #"first success [0-9.]+ ms after the SIGKILL: host b's piece restarted by Ray \(pid \d+, incarnation 2, "#,
-                                         options: .regularExpression), run.output)
-        XCTAssertNotNil(run.output.range(of: #"cluster run: \d+ succeeded, \d+ answered hostLost, 0 wrong; pieces: b: incarnation 2 .* piece restarts 1, keeper restarts 0"#,
-                                         options: .regularExpression), run.output)
+        XCTAssertNotNil(
+            run.output.range(
+                of:
+                    #"first success [0-9.]+ ms after the SIGKILL: host b's piece restarted by Ray \(pid \d+, incarnation 2, "#,
+                options: .regularExpression
+            ),
+            run.output
+        )
+        XCTAssertNotNil(
+            run.output.range(
+                of:
+                    #"cluster run: \d+ succeeded, \d+ answered hostLost, 0 wrong; pieces: b: incarnation 2 .* piece restarts 1, keeper restarts 0"#,
+                options: .regularExpression
+            ),
+            run.output
+        )
 
         // Status: the new incarnation, and the epoch its owner gave it (> 1).
         let after = try NetnsRigTests.run(binary, ["cluster", "status"], seconds: 60)
-        XCTAssertNotNil(after.output.range(of: #"incarnation 2, epoch ([2-9]|\d\d+) \(owner pid \d+ gone, last written, connected, losses 1\), piece restarts 1, keeper restarts 0"#,
-                                           options: .regularExpression), after.output)
+        XCTAssertNotNil(
+            after.output.range(
+                of:
+                    #"incarnation 2, epoch ([2-9]|\d\d+) \(owner pid \d+ gone, last written, connected, losses 1\), piece restarts 1, keeper restarts 0"#,
+                options: .regularExpression
+            ),
+            after.output
+        )
 
         // Pids of every piece and Ray process, to check that down leaves none.
-        let pids = try NetnsRigTests.run("/bin/sh", ["-c", "for ns in agray-a agray-b; do ip netns pids $ns; done"], seconds: 20)
-            .output.split(whereSeparator: \.isNewline).compactMap { Int32($0) }
+        let pids = try NetnsRigTests.run(
+            "/bin/sh",
+            ["-c", "for ns in agray-a agray-b; do ip netns pids $ns; done"],
+            seconds: 20
+        )
+        .output.split(whereSeparator: \.isNewline).compactMap { Int32($0) }
         XCTAssertFalse(pids.isEmpty)
 
         let down = try NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120)
@@ -68,7 +110,9 @@ final class RayClusterTests: XCTestCase {
         XCTAssertTrue(down.output.contains("no piece, Ray process or namespace left"), down.output)
         XCTAssertEqual(Self.namespacesLeft(), [])
         for pid in pids {
-            let alive = kill(pid, 0) == 0 && !((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
+            let alive =
+                kill(pid, 0) == 0
+                && !((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
             XCTAssertFalse(alive, "process \(pid) of the cluster is still running")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/run/actorgraph-cluster"))
@@ -84,7 +128,8 @@ final class RayClusterTests: XCTestCase {
         XCTAssertEqual(up.status, 0, up.output)
         guard up.status == 0 else { return }
 
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("placer-feed-ray-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
@@ -92,12 +137,20 @@ final class RayClusterTests: XCTestCase {
         environment["RAY_AUTH_MODE"] = "token"
         environment["RAY_AUTH_TOKEN_PATH"] = "/run/actorgraph-cluster/auth_token"
         environment["RAY_USAGE_STATS_ENABLED"] = "0"
-        let feed = try PlacerFeed.start(PlacerFeed.Placer(
-            script: repository.appendingPathComponent("scripts/ray/actorgraph_placer.py").path,
-            python: environment["PYTHON"] ?? "python3", rayAddress: "10.232.0.1:6390", nodeIP: "10.232.0.1", binary: binary,
-            pieces: [PlacerFeed.Placement(host: "b", selector: .label(key: "actorgraph-host", value: "b"))],
-            eventsPath: directory.appendingPathComponent("events.jsonl").path, environment: environment,
-            launcher: ["ip", "netns", "exec", "agray-a"], rayNamespace: "actorgraph-feed-test"))
+        let feed = try PlacerFeed.start(
+            PlacerFeed.Placer(
+                script: repository.appendingPathComponent("scripts/ray/actorgraph_placer.py").path,
+                python: environment["PYTHON"] ?? "python3",
+                rayAddress: "10.232.0.1:6390",
+                nodeIP: "10.232.0.1",
+                binary: binary,
+                pieces: [PlacerFeed.Placement(host: "b", selector: .label(key: "actorgraph-host", value: "b"))],
+                eventsPath: directory.appendingPathComponent("events.jsonl").path,
+                environment: environment,
+                launcher: ["ip", "netns", "exec", "agray-a"],
+                rayNamespace: "actorgraph-feed-test"
+            )
+        )
         var stopped = false
         defer { if !stopped { feed.stop(placer: true) } }
         let first = try XCTUnwrap(try feed.waitForPieces(["b"], timeout: .seconds(60))["b"])
@@ -108,7 +161,10 @@ final class RayClusterTests: XCTestCase {
         kill(first.pid, SIGKILL)
         var second: PlacerFeed.Incarnation? = nil
         for _ in 0..<300 {
-            if let c = feed.current("b"), c.number == 2 { second = c; break }
+            if let c = feed.current("b"), c.number == 2 {
+                second = c
+                break
+            }
             usleep(20_000)
         }
         let restarted = try XCTUnwrap(second, "no new incarnation within 6 s of the SIGKILL")
@@ -120,7 +176,9 @@ final class RayClusterTests: XCTestCase {
         XCTAssertTrue(feed.stop(placer: true))
         stopped = true
         usleep(200_000)
-        let alive = kill(restarted.pid, 0) == 0 && !((try? String(contentsOfFile: "/proc/\(restarted.pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
+        let alive =
+            kill(restarted.pid, 0) == 0
+            && !((try? String(contentsOfFile: "/proc/\(restarted.pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
         XCTAssertFalse(alive, "the placer's piece outlived stop(placer:)")
 
         let down = try NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120)
@@ -134,9 +192,17 @@ final class RayClusterTests: XCTestCase {
         addTeardownBlock { _ = try? NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120) }
         let faults = try NetnsRigTests.run(binary, ["faults", "--remote", "--ray", "--quick"], seconds: 400)
         XCTAssertEqual(faults.status, 0, faults.output)
-        let line = faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init) ?? ""
-        XCTAssertNotNil(line.range(of: #"^faults-remote: injected=4 submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+ ray_restarts=([4-9]|\d\d+) max_replacement_ms=[0-9.]+$"#,
-                                   options: .regularExpression), faults.output)
+        let line =
+            faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init)
+            ?? ""
+        XCTAssertNotNil(
+            line.range(
+                of:
+                    #"^faults-remote: injected=4 submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+ ray_restarts=([4-9]|\d\d+) max_replacement_ms=[0-9.]+$"#,
+                options: .regularExpression
+            ),
+            faults.output
+        )
         XCTAssertTrue(faults.output.contains("no piece, Ray process or namespace left"), faults.output)
         XCTAssertEqual(Self.namespacesLeft(), [])
     }

@@ -18,8 +18,14 @@ final class RemoteRigTests: XCTestCase {
         let binary = try CLIBadValueTests.actorgraphBinary().path
 
         func piece(_ ns: String, _ address: String) throws -> LineReadingProcess {
-            let p = try LineReadingProcess(path: "/bin/bash", arguments: [script, "exec", ns, binary, "piece", "--listen", address])
-            XCTAssertNotNil(p.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("piece listening on \(address)") }, p.output.joined(separator: "\n"))
+            let p = try LineReadingProcess(
+                path: "/bin/bash",
+                arguments: [script, "exec", ns, binary, "piece", "--listen", address]
+            )
+            XCTAssertNotNil(
+                p.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("piece listening on \(address)") },
+                p.output.joined(separator: "\n")
+            )
             return p
         }
         let b = try piece("agrig-b", "10.231.0.2:7421")
@@ -33,15 +39,21 @@ final class RemoteRigTests: XCTestCase {
         let runs: [(String, [String], String)] = [
             ("echo", ["--place", "echo=b"], "echo(4) = 5"),
             ("chain", ["--place", "times2=b"], "chain(5) = (5 + 1) * 2 - 3 = 9"),
-            ("diamond", ["--place", "square=b", "--place", "record=c", "--place", "zip=c", "--place", "join=c"],
-             "diamond(4) = 4² + (2·4 + 1) = 25"),
+            (
+                "diamond", ["--place", "square=b", "--place", "record=c", "--place", "zip=c", "--place", "join=c"],
+                "diamond(4) = 4² + (2·4 + 1) = 25"
+            ),
             // Values holding references (strings, arrays of hits) cross encoded.
             ("embedding-query", ["--place", "embed=b", "--place", "search=c"], "1. rust-borrow"),
             ("telematics", ["--place", "detect=b"], "20000"),
         ]
         for (name, placement, expected) in runs {
-            let result = try NetnsRigTests.run("/bin/bash", [script, "exec", "agrig-a", binary, "run", name, "--count", name == "telematics" ? "20000" : "3000"]
-                                               + hosts + placement, seconds: 60)
+            let result = try NetnsRigTests.run(
+                "/bin/bash",
+                [script, "exec", "agrig-a", binary, "run", name, "--count", name == "telematics" ? "20000" : "3000"]
+                    + hosts + placement,
+                seconds: 60
+            )
             XCTAssertEqual(result.status, 0, "\(name): \(result.output)")
             XCTAssertTrue(result.output.contains(expected), "\(name): \(result.output)")
         }
@@ -50,12 +62,23 @@ final class RemoteRigTests: XCTestCase {
         // is installed), pieces in b and c.
         _ = b.stop(signal: SIGKILL)
         _ = c.stop(signal: SIGKILL)
-        let faults = try NetnsRigTests.run("/bin/bash", [script, "exec", "agrig-a", binary, "faults", "--remote", "--rig", "--quick"],
-                                           seconds: 120)
+        let faults = try NetnsRigTests.run(
+            "/bin/bash",
+            [script, "exec", "agrig-a", binary, "faults", "--remote", "--rig", "--quick"],
+            seconds: 120
+        )
         XCTAssertEqual(faults.status, 0, faults.output)
-        let line = faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init) ?? ""
-        XCTAssertNotNil(line.range(of: #"^faults-remote: injected=[45] submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+$"#,
-                                   options: .regularExpression), faults.output)
+        let line =
+            faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init)
+            ?? ""
+        XCTAssertNotNil(
+            line.range(
+                of:
+                    #"^faults-remote: injected=[45] submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+$"#,
+                options: .regularExpression
+            ),
+            faults.output
+        )
     }
 
     /// Over loopback (no root needed): the same faults campaign, pieces as child processes.
@@ -63,8 +86,16 @@ final class RemoteRigTests: XCTestCase {
         let binary = try CLIBadValueTests.actorgraphBinary().path
         let faults = try NetnsRigTests.run(binary, ["faults", "--remote", "--quick"], seconds: 120)
         XCTAssertEqual(faults.status, 0, faults.output)
-        let line = faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init) ?? ""
-        XCTAssertNotNil(line.range(of: #"^faults-remote: injected=3 submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+$"#,
-                                   options: .regularExpression), faults.output)
+        let line =
+            faults.output.split(separator: "\n").first { $0.hasPrefix("faults-remote: injected=") }.map(String.init)
+            ?? ""
+        XCTAssertNotNil(
+            line.range(
+                of:
+                    #"^faults-remote: injected=3 submitted=(\d+) answered=\1 lost=0 duplicated=0 stale_applied=0 max_detect_ms=[0-9.]+$"#,
+                options: .regularExpression
+            ),
+            faults.output
+        )
     }
 }

@@ -7,8 +7,13 @@ import XCTest
 final class SoakTests: XCTestCase {
     func testShortSoakAnswersEveryExecutionExactlyOnce() async {
         let configuration = Soak.Configuration(
-            duration: .seconds(3), blockingSubmitters: 1, asyncSubmitters: 1, pipelinedSubmitters: 1,
-            graphLifetime: .milliseconds(20) ... .milliseconds(200), hangTimeout: .seconds(30))
+            duration: .seconds(3),
+            blockingSubmitters: 1,
+            asyncSubmitters: 1,
+            pipelinedSubmitters: 1,
+            graphLifetime: .milliseconds(20) ... .milliseconds(200),
+            hangTimeout: .seconds(30)
+        )
         let report = await Soak(configuration).run()
         print(report.details)
         print(report.description)
@@ -44,10 +49,17 @@ final class SoakTests: XCTestCase {
         }
         let worker = try CLIBadValueTests.actorgraphBinary()
         let configuration = Soak.Configuration(
-            duration: .seconds(4), blockingSubmitters: 1, asyncSubmitters: 1, pipelinedSubmitters: 1,
-            graphLifetime: .milliseconds(150) ... .milliseconds(500), hangTimeout: .seconds(30),
-            processGraphs: true, processGraphEvery: 1, workerExecutable: worker.path,
-            faultInterval: .milliseconds(20) ... .milliseconds(120))
+            duration: .seconds(4),
+            blockingSubmitters: 1,
+            asyncSubmitters: 1,
+            pipelinedSubmitters: 1,
+            graphLifetime: .milliseconds(150) ... .milliseconds(500),
+            hangTimeout: .seconds(30),
+            processGraphs: true,
+            processGraphEvery: 1,
+            workerExecutable: worker.path,
+            faultInterval: .milliseconds(20) ... .milliseconds(120)
+        )
         let report = await Soak(configuration).run()
         print(report.details)
         print(report.description)
@@ -56,8 +68,11 @@ final class SoakTests: XCTestCase {
         XCTAssertGreaterThan(report.processFaults.kills, 0, "workers were killed")
         XCTAssertGreaterThan(report.processFaults.kills + report.processFaults.stops, 2)
         XCTAssertGreaterThan(report.processFaults.crashes, 0, "the supervisors saw the deaths")
-        XCTAssertGreaterThan(report.crashAnswers + report.timeLimitAnswers + report.restartsExhaustedAnswers, 0,
-                             "executions held by killed workers were answered with typed errors")
+        XCTAssertGreaterThan(
+            report.crashAnswers + report.timeLimitAnswers + report.restartsExhaustedAnswers,
+            0,
+            "executions held by killed workers were answered with typed errors"
+        )
         assertEveryExecutionAnsweredOnce(report)
         XCTAssertEqual(report.childrenLeft, 0, "\(report.start) -> \(report.end)")
         XCTAssertEqual(report.end.childProcesses, 0, "every worker process reaped")
@@ -68,7 +83,8 @@ final class SoakTests: XCTestCase {
 
 /// What every soak must show: each execution answered once, by a value or an expected typed
 /// error, and no submitter hung.
-private func assertEveryExecutionAnsweredOnce(_ report: Soak.Report, file: StaticString = #filePath, line: UInt = #line) {
+private func assertEveryExecutionAnsweredOnce(_ report: Soak.Report, file: StaticString = #filePath, line: UInt = #line)
+{
     XCTAssertEqual(report.answered, report.executions, file: file, line: line)
     XCTAssertEqual(report.lost, 0, file: file, line: line)
     XCTAssertEqual(report.duplicated, 0, file: file, line: line)

@@ -3,7 +3,10 @@ import XCTest
 
 /// Runs the built `actorgraph` with `arguments` (in `directory` when given) and returns its exit
 /// status, stdout and stderr.
-func runActorGraph(_ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+func runActorGraph(
+    _ arguments: [String],
+    in directory: URL? = nil
+) throws -> (status: Int32, stdout: String, stderr: String) {
     let binary = try XCTUnwrap(ServeProcessTests.binary, "build the CLI first: swift build --build-tests")
     let process = Process()
     process.executableURL = binary
@@ -26,5 +29,7 @@ func runActorGraph(_ arguments: [String], in directory: URL? = nil) throws -> (s
     let reader = try XCTUnwrap(FileHandle(forReadingAtPath: errPath))
     let errData = reader.readDataToEndOfFile()
     try reader.close()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self)
+    )
 }

@@ -15,7 +15,10 @@ final class DescribeCommandTests: XCTestCase {
     }
 
     func testDescribeWritesNothingWithoutOutput() throws {
-        let (status, stdout, stderr) = try runActorGraph(["describe", "diamond", "--workers", "1", "--no-pin"], in: directory)
+        let (status, stdout, stderr) = try runActorGraph(
+            ["describe", "diamond", "--workers", "1", "--no-pin"],
+            in: directory
+        )
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.hasPrefix("digraph ActorGraph {"), stdout)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
@@ -23,8 +26,13 @@ final class DescribeCommandTests: XCTestCase {
 
     func testDescribeWritesTheDOTIntoTheOutputDirectory() throws {
         let target = directory.appendingPathComponent("graphs")
-        let (status, stdout, stderr) = try runActorGraph(["describe", "diamond", "--workers", "1", "--no-pin",
-                                                          "--output", target.path], in: directory)
+        let (status, stdout, stderr) = try runActorGraph(
+            [
+                "describe", "diamond", "--workers", "1", "--no-pin",
+                "--output", target.path,
+            ],
+            in: directory
+        )
         XCTAssertEqual(status, 0, stderr)
         let written = try String(contentsOf: target.appendingPathComponent("diamond.dot"), encoding: .utf8)
         XCTAssertEqual(written.trimmingCharacters(in: .newlines), stdout.trimmingCharacters(in: .newlines))

@@ -10,8 +10,12 @@ import XCTest
 /// swift-metrics reporting and the Prometheus text endpoint, scraped over real HTTP.
 final class MetricsExportTests: XCTestCase {
     static func options() -> CompileOptions {
-        var o = CompileOptions(workers: 1, capacity: 64, pinWorkers: false,
-                               idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20)))
+        var o = CompileOptions(
+            workers: 1,
+            capacity: 64,
+            pinWorkers: false,
+            idle: IdlePolicy(workerSpins: 256, callerSpins: 256, spinTime: .zero, parkTimeout: .milliseconds(20))
+        )
         o.statistics = .sampled(every: 2)
         return o
     }
@@ -19,7 +23,9 @@ final class MetricsExportTests: XCTestCase {
     static func diamond() -> Graph<Int, Int> {
         Graph(input: Int.self) { x in
             let a = x.then(name: "scale") { $0 * 2 }
-            return zip(a.then(name: "plus1") { $0 + 1 }, a.then(name: "square") { $0 * $0 }).then(name: "sum") { $0 + $1 }
+            return zip(a.then(name: "plus1") { $0 + 1 }, a.then(name: "square") { $0 * $0 }).then(name: "sum") {
+                $0 + $1
+            }
         }
     }
 
@@ -33,15 +39,24 @@ final class MetricsExportTests: XCTestCase {
         XCTAssertTrue(text.contains(#"actorgraph_executions_total{node="sum",worker="0"} 100"#), text)
         XCTAssertTrue(text.contains(#"actorgraph_failures_total{node="scale",worker="0"} 0"#), text)
         XCTAssertTrue(text.contains(#"actorgraph_stage_seconds_count{node="square",worker="0"} 50"#), text)
-        XCTAssertTrue(text.contains(#"actorgraph_channel_wait_seconds_count{producer="input",node="scale",worker="0"} 50"#), text)
+        XCTAssertTrue(
+            text.contains(#"actorgraph_channel_wait_seconds_count{producer="input",node="scale",worker="0"} 50"#),
+            text
+        )
         XCTAssertTrue(text.contains(#"actorgraph_worker_parks_total{worker="0"}"#), text)
         XCTAssertTrue(text.contains("# TYPE actorgraph_stage_seconds histogram"), text)
         for i in 0..<50 { _ = try compiled.execute(i) }
         text = exposition.render(compiled.statistics)
-        XCTAssertTrue(text.contains(#"actorgraph_executions_total{node="sum",worker="0"} 150"#), "a second report adds the delta only:\n\(text)")
+        XCTAssertTrue(
+            text.contains(#"actorgraph_executions_total{node="sum",worker="0"} 150"#),
+            "a second report adds the delta only:\n\(text)"
+        )
         XCTAssertTrue(text.contains(#"actorgraph_stage_seconds_count{node="square",worker="0"} 75"#), text)
         text = exposition.render(compiled.statistics)
-        XCTAssertTrue(text.contains(#"actorgraph_executions_total{node="sum",worker="0"} 150"#), "nothing new, nothing added")
+        XCTAssertTrue(
+            text.contains(#"actorgraph_executions_total{node="sum",worker="0"} 150"#),
+            "nothing new, nothing added"
+        )
     }
 
     /// `GET /metrics` over a real TCP connection (and curl, when installed) returns the text format;
@@ -72,7 +87,9 @@ final class MetricsExportTests: XCTestCase {
             let data = out.fileHandleForReading.readDataToEndOfFile()
             curl.waitUntilExit()
             XCTAssertEqual(curl.terminationStatus, 0)
-            XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("actorgraph_worker_wakeups_total{worker=\"0\"}"))
+            XCTAssertTrue(
+                String(decoding: data, as: UTF8.self).contains("actorgraph_worker_wakeups_total{worker=\"0\"}")
+            )
         }
         XCTAssertGreaterThanOrEqual(server.scrapes, 2)
         server.stop()
@@ -87,7 +104,10 @@ final class MetricsExportTests: XCTestCase {
         let server = try MetricsHTTPServer(port: 0) { "actorgraph_up 1\n" }
         defer { server.stop() }
         let quiet = try Self.timedScrape(port: server.port)
-        try Self.waitUntil(server.openConnections == 0, "the scrape's connection closed (open: \(server.openConnections))")
+        try Self.waitUntil(
+            server.openConnections == 0,
+            "the scrape's connection closed (open: \(server.openConnections))"
+        )
 
         var idle: [Int32] = []
         defer { idle.forEach { close($0) } }
@@ -95,11 +115,17 @@ final class MetricsExportTests: XCTestCase {
         let halfSent = try Self.connect(port: server.port, timeoutSeconds: 5)
         idle.append(halfSent)
         _ = Array("GET /metr".utf8).withUnsafeBytes { send(halfSent, $0.baseAddress, $0.count, 0) }
-        try Self.waitUntil(server.openConnections == 101, "the server accepted the 101 connections (open: \(server.openConnections))")
+        try Self.waitUntil(
+            server.openConnections == 101,
+            "the server accepted the 101 connections (open: \(server.openConnections))"
+        )
 
         let loaded = try Self.timedScrape(port: server.port)
         // The server closes the scrape's connection right after answering; the others stay open.
-        try Self.waitUntil(server.openConnections == 101, "the idle connections stay open (open: \(server.openConnections))")
+        try Self.waitUntil(
+            server.openConnections == 101,
+            "the idle connections stay open (open: \(server.openConnections))"
+        )
         print("metrics scrape: \(quiet) ms with 0 idle connections, \(loaded) ms with 101 (100 idle, 1 half-sent)")
 
         // stop() closes the idle connections too (it does not wait for them): each reads end of file.
@@ -122,7 +148,8 @@ final class MetricsExportTests: XCTestCase {
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for _ in 0..<10 {
                 if let (status, _, body) = try? Self.httpGet(port: server.port, path: "/metrics"), status == 200,
-                   body.contains(#"actorgraph_executions_total{node="sum",worker="0"} 10"#) {
+                    body.contains(#"actorgraph_executions_total{node="sum",worker="0"} 10"#)
+                {
                     answered.add(1, ordering: .relaxed)
                 }
             }
@@ -135,13 +162,22 @@ final class MetricsExportTests: XCTestCase {
     func testKeepAliveAnswersRequestsInOrder() throws {
         let server = try MetricsHTTPServer(port: 0) { "actorgraph_up 1\n" }
         defer { server.stop() }
-        let text = try Self.exchange(port: server.port, request:
-            "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let text = try Self.exchange(
+            port: server.port,
+            request:
+                "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
         XCTAssertEqual(statuses, ["200", "404"], text)
         XCTAssertEqual(server.scrapes, 1)
-        XCTAssertEqual(try Self.exchange(port: server.port, request: "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .prefix(12), "HTTP/1.1 405")
+        XCTAssertEqual(
+            try Self.exchange(
+                port: server.port,
+                request: "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .prefix(12),
+            "HTTP/1.1 405"
+        )
     }
 
     /// A request head over 8 KiB is refused with 400, a body over 8 KiB with 413; each connection is
@@ -156,8 +192,12 @@ final class MetricsExportTests: XCTestCase {
         let padded = try Self.exchange(port: server.port, request: "GET /metrics HTTP/1.1\r\nHost: x\r\n\(header)\r\n")
         XCTAssertTrue(padded.hasPrefix("HTTP/1.1 400"), String(padded.prefix(200)))
         let bodyBytes = MetricsHTTPServer.maxRequestBodyBytes + 1
-        let body = try Self.exchange(port: server.port, request:
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(bodyBytes)\r\n\r\n" + String(repeating: "c", count: bodyBytes))
+        let body = try Self.exchange(
+            port: server.port,
+            request:
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(bodyBytes)\r\n\r\n"
+                + String(repeating: "c", count: bodyBytes)
+        )
         XCTAssertTrue(body.hasPrefix("HTTP/1.1 413"), String(body.prefix(200)))
         XCTAssertEqual(server.scrapes, 0)
         XCTAssertEqual(try Self.httpGet(port: server.port, path: "/metrics").status, 200)
@@ -214,9 +254,14 @@ final class MetricsExportTests: XCTestCase {
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
         return fd
     }
 
@@ -243,7 +288,10 @@ final class MetricsExportTests: XCTestCase {
 
     /// A raw HTTP/1.1 GET (`Connection: close`, read to the end): (status, header block, body).
     static func httpGet(port: UInt16, path: String) throws -> (status: Int, headers: String, body: String) {
-        let text = try exchange(port: port, request: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\nConnection: close\r\n\r\n")
+        let text = try exchange(
+            port: port,
+            request: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+        )
         guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
         let head = String(text[..<split.lowerBound])
         let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? -1

@@ -29,18 +29,27 @@ final class ServeProcessTests: XCTestCase {
         let binary = try XCTUnwrap(Self.binary, "build the CLI first: swift build --build-tests")
         let (serve, reader, udpPort) = try Self.startServe(
             URL(fileURLWithPath: "/bin/sh"),
-            ["-c", #"trap "" INT; exec "$0" "$@""#, binary.path,
-             "serve", "telematics", "--port", "0", "--workers", "1", "--no-pin", "--stats"])
+            [
+                "-c", #"trap "" INT; exec "$0" "$@""#, binary.path,
+                "serve", "telematics", "--port", "0", "--workers", "1", "--no-pin", "--stats",
+            ]
+        )
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
         let pidLine = try XCTUnwrap(reader.line(containing: "SIGINT or SIGTERM", within: 5))
         XCTAssertTrue(pidLine.hasPrefix("pid \(serve.processIdentifier):"), "exec kept the pid: \(pidLine)")
 
         let records = 6_000
-        final class Box: @unchecked Sendable { var report: TelematicsLoadGenerator.Report?; var error: (any Error)? }
+        final class Box: @unchecked Sendable {
+            var report: TelematicsLoadGenerator.Report?
+            var error: (any Error)?
+        }
         let box = Box()  // @unchecked Sendable: written by the thread, read after join (the semaphore)
         let done = DispatchSemaphore(value: 0)
         Thread {
-            do { box.report = try TelematicsLoadGenerator(port: udpPort, rate: 10_000, count: records, malformedEvery: 0).run() } catch { box.error = error }
+            do {
+                box.report = try TelematicsLoadGenerator(port: udpPort, rate: 10_000, count: records, malformedEvery: 0)
+                    .run()
+            } catch { box.error = error }
             done.signal()
         }.start()
         usleep(250_000)
@@ -61,8 +70,10 @@ final class ServeProcessTests: XCTestCase {
             let pair = field.split(separator: "=")
             if pair.count == 2 { counters[String(pair[0])] = Int(pair[1]) }
         }
-        let received = try XCTUnwrap(counters["received"]), admitted = try XCTUnwrap(counters["admitted"])
-        let replied = try XCTUnwrap(counters["replied"]), ignored = try XCTUnwrap(counters["ignored_while_stopping"])
+        let received = try XCTUnwrap(counters["received"])
+        let admitted = try XCTUnwrap(counters["admitted"])
+        let replied = try XCTUnwrap(counters["replied"])
+        let ignored = try XCTUnwrap(counters["ignored_while_stopping"])
         XCTAssertGreaterThan(admitted, 0)
         XCTAssertLessThan(received, records, "stopped receiving before the load ended")
         XCTAssertEqual(admitted, received, "every well-formed record received was admitted")
@@ -100,7 +111,9 @@ final class ServeProcessTests: XCTestCase {
     private func stop(with signo: Int32, name: String, records: Int) throws {
         let binary = try XCTUnwrap(Self.binary, "build the CLI first: swift build --build-tests")
         let (serve, reader, udpPort) = try Self.startServe(
-            binary, ["serve", "telematics", "--port", "0", "--metrics-port", "0", "--workers", "1", "--no-pin"])
+            binary,
+            ["serve", "telematics", "--port", "0", "--metrics-port", "0", "--workers", "1", "--no-pin"]
+        )
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
 
         let metricsLine = try XCTUnwrap(reader.line(containing: "metrics: http://127.0.0.1:", within: 5))
@@ -123,7 +136,10 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertEqual(status, 200)
         XCTAssertTrue(body.contains("actorgraph_udp_replied_total \(records)\n"), body)
         XCTAssertTrue(body.contains(#"actorgraph_executions_total{node="detect",worker="0"} \#(records)"#), body)
-        XCTAssertTrue(body.contains(#"actorgraph_channel_wait_seconds_count{producer="input",node="detect",worker="0"}"#), body)
+        XCTAssertTrue(
+            body.contains(#"actorgraph_channel_wait_seconds_count{producer="input",node="detect",worker="0"}"#),
+            body
+        )
 
         XCTAssertEqual(kill(serve.processIdentifier, signo), 0)
         let deadline = Date().addingTimeInterval(20)
@@ -155,8 +171,13 @@ final class LineReader: @unchecked Sendable {
         handle.readabilityHandler = { [weak self] h in
             let data = h.availableData
             guard let self else { return }
-            if data.isEmpty { h.readabilityHandler = nil; return }
-            self.lock.lock(); self.buffer += String(decoding: data, as: UTF8.self); self.lock.unlock()
+            if data.isEmpty {
+                h.readabilityHandler = nil
+                return
+            }
+            self.lock.lock()
+            self.buffer += String(decoding: data, as: UTF8.self)
+            self.lock.unlock()
         }
     }
 
@@ -167,7 +188,8 @@ final class LineReader: @unchecked Sendable {
             lock.lock()
             if let range = buffer.range(of: text) {
                 let end = buffer[range.upperBound...].firstIndex(of: "\n") ?? buffer.endIndex
-                let start = buffer[..<range.lowerBound].lastIndex(of: "\n").map { buffer.index(after: $0) } ?? buffer.startIndex
+                let start =
+                    buffer[..<range.lowerBound].lastIndex(of: "\n").map { buffer.index(after: $0) } ?? buffer.startIndex
                 let line = String(buffer[start..<end])
                 consumed += buffer[..<end]
                 buffer = String(buffer[end...])
@@ -183,7 +205,8 @@ final class LineReader: @unchecked Sendable {
     /// Everything not consumed yet (after the child exited, waits briefly for the pipe to drain).
     func rest() -> String {
         usleep(100_000)
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         return buffer
     }
 }

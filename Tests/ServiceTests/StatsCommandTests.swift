@@ -8,21 +8,34 @@ final class StatsCommandTests: XCTestCase {
     }
 
     func testRunStatsEndsWithThePerNodeTableAndTheDominantNode() throws {
-        let (status, stdout, _) = try actorgraph(["run", "embedding-query", "--stats", "--stats-every", "4", "--count", "300",
-                                                  "--workers", "1", "--no-pin"])
+        let (status, stdout, _) = try actorgraph([
+            "run", "embedding-query", "--stats", "--stats-every", "4", "--count", "300",
+            "--workers", "1", "--no-pin",
+        ])
         XCTAssertEqual(status, 0)
-        XCTAssertTrue(stdout.contains("node       worker  count  failures  skipped  stage p50  stage p99  wait p50  wait p99  share"), stdout)
+        XCTAssertTrue(
+            stdout.contains(
+                "node       worker  count  failures  skipped  stage p50  stage p99  wait p50  wait p99  share"
+            ),
+            stdout
+        )
         for node in ["sanitize", "tokenize", "embed", "normalize", "search", "answer"] {
-            XCTAssertNotNil(stdout.split(separator: "\n").first { $0.hasPrefix(node) && $0.contains(" w0 ") && $0.contains(" 300 ") },
-                            "\(node) row with worker w0 and count 300:\n\(stdout)")
+            XCTAssertNotNil(
+                stdout.split(separator: "\n").first {
+                    $0.hasPrefix(node) && $0.contains(" w0 ") && $0.contains(" 300 ")
+                },
+                "\(node) row with worker w0 and count 300:\n\(stdout)"
+            )
         }
         XCTAssertTrue(stdout.contains("dominant node: "), stdout)
         XCTAssertTrue(stdout.contains("sampled 1 execution in 4"), stdout)
     }
 
     func testDescribeStatsLabelsTheDOTWithMeasuredFigures() throws {
-        let (status, stdout, stderr) = try actorgraph(["describe", "diamond", "--stats", "--count", "500",
-                                                       "--workers", "1", "--no-pin"])
+        let (status, stdout, stderr) = try actorgraph([
+            "describe", "diamond", "--stats", "--count", "500",
+            "--workers", "1", "--no-pin",
+        ])
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.hasPrefix("digraph ActorGraph {"), stdout)
         XCTAssertTrue(stdout.contains("n=500 failed=0"), stdout)

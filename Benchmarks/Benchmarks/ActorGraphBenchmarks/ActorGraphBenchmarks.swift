@@ -29,16 +29,26 @@ let timed: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal]
 /// peak RSS instead.
 /// `nonisolated(unsafe)`: an immutable constant; `BenchmarkThresholds` is not declared `Sendable`.
 nonisolated(unsafe) let noAllocations: [BenchmarkMetric: BenchmarkThresholds] = [
-    .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0]),
+    .mallocCountTotal: BenchmarkThresholds(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0])
 ]
 
-func compiled<P: BenchPayload>(_ name: String, options: CompileOptions = CompileOptions(),
-                               scaling: BenchmarkScalingFactor = .kilo, _ graph: @escaping @Sendable () -> Graph<P, P>) {
+func compiled<P: BenchPayload>(
+    _ name: String,
+    options: CompileOptions = CompileOptions(),
+    scaling: BenchmarkScalingFactor = .kilo,
+    _ graph: @escaping @Sendable () -> Graph<P, P>
+) {
     let holder = Holder<CompiledGraph<P, P>>()
     Benchmark(
         "Compiled.\(name)",
-        configuration: .init(metrics: timed, warmupIterations: 5, scalingFactor: scaling, maxDuration: .seconds(2),
-                             maxIterations: 200, thresholds: noAllocations),
+        configuration: .init(
+            metrics: timed,
+            warmupIterations: 5,
+            scalingFactor: scaling,
+            maxDuration: .seconds(2),
+            maxIterations: 200,
+            thresholds: noAllocations
+        ),
         closure: { (benchmark: Benchmark) throws -> Void in
             let g = holder.value!
             let input = P(seed: 7)
@@ -52,14 +62,25 @@ func compiled<P: BenchPayload>(_ name: String, options: CompileOptions = Compile
         teardown: {
             holder.value?.shutdown()
             holder.value = nil
-        })
+        }
+    )
 }
 
-func dynamic<P: BenchPayload>(_ name: String, scaling: BenchmarkScalingFactor = .kilo, _ graph: @escaping @Sendable () -> Graph<P, P>) {
+func dynamic<P: BenchPayload>(
+    _ name: String,
+    scaling: BenchmarkScalingFactor = .kilo,
+    _ graph: @escaping @Sendable () -> Graph<P, P>
+) {
     let holder = Holder<DynamicGraph<P, P>>()
     Benchmark(
         "Dynamic.\(name)",
-        configuration: .init(metrics: timed, warmupIterations: 2, scalingFactor: scaling, maxDuration: .seconds(2), maxIterations: 100),
+        configuration: .init(
+            metrics: timed,
+            warmupIterations: 2,
+            scalingFactor: scaling,
+            maxDuration: .seconds(2),
+            maxIterations: 100
+        ),
         closure: { (benchmark: Benchmark) async throws -> Void in
             let g = holder.value!
             let input = P(seed: 7)
@@ -69,26 +90,42 @@ func dynamic<P: BenchPayload>(_ name: String, scaling: BenchmarkScalingFactor = 
         teardown: {
             holder.value?.shutdown()
             holder.value = nil
-        })
+        }
+    )
 }
 
-func sequential<P: BenchPayload>(_ name: String, scaling: BenchmarkScalingFactor = .kilo, _ graph: @escaping @Sendable () -> Graph<P, P>) {
+func sequential<P: BenchPayload>(
+    _ name: String,
+    scaling: BenchmarkScalingFactor = .kilo,
+    _ graph: @escaping @Sendable () -> Graph<P, P>
+) {
     let holder = Holder<SequentialGraph<P, P>>()
     Benchmark(
         "Sequential.\(name)",
-        configuration: .init(metrics: timed, warmupIterations: 5, scalingFactor: scaling, maxDuration: .seconds(1), maxIterations: 200),
+        configuration: .init(
+            metrics: timed,
+            warmupIterations: 5,
+            scalingFactor: scaling,
+            maxDuration: .seconds(1),
+            maxIterations: 200
+        ),
         closure: { (benchmark: Benchmark) throws -> Void in
             let g = holder.value!
             let input = P(seed: 7)
             for _ in benchmark.scaledIterations { blackHole(try g.execute(input).checksum) }
         },
         setup: { holder.value = try graph().sequential() },
-        teardown: { holder.value = nil })
+        teardown: { holder.value = nil }
+    )
 }
 
 /// Every case on all three paths.
-func allPaths<P: BenchPayload>(_ name: String, options: CompileOptions = CompileOptions(), scaling: BenchmarkScalingFactor = .kilo,
-                               _ graph: @escaping @Sendable () -> Graph<P, P>) {
+func allPaths<P: BenchPayload>(
+    _ name: String,
+    options: CompileOptions = CompileOptions(),
+    scaling: BenchmarkScalingFactor = .kilo,
+    _ graph: @escaping @Sendable () -> Graph<P, P>
+) {
     compiled(name, options: options, scaling: scaling, graph)
     dynamic(name, scaling: scaling, graph)
     sequential(name, scaling: scaling, graph)
@@ -99,7 +136,9 @@ let benchmarks: @Sendable () -> Void = {
     allPaths("echo.1KiB") { BenchGraphs.echo(Payload1KiB.self) }
     allPaths("echo.64KiB", options: CompileOptions(capacity: 16), scaling: .one) { BenchGraphs.echo(Payload64KiB.self) }
     allPaths("chain3") { BenchGraphs.chain(3, UInt64.self) }
-    allPaths("chain3.64KiB", options: CompileOptions(capacity: 16), scaling: .one) { BenchGraphs.chain(3, Payload64KiB.self) }
+    allPaths("chain3.64KiB", options: CompileOptions(capacity: 16), scaling: .one) {
+        BenchGraphs.chain(3, Payload64KiB.self)
+    }
     allPaths("chain8.fused", options: CompileOptions(placement: .singleWorker)) { BenchGraphs.chain(8, UInt64.self) }
     allPaths("chain8.spread", options: CompileOptions(placement: .spread)) { BenchGraphs.chain(8, UInt64.self) }
     allPaths("diamond") { BenchGraphs.diamond(UInt64.self) }
@@ -110,10 +149,22 @@ let benchmarks: @Sendable () -> Void = {
     let window = BenchDrivers.Window(512)
     Benchmark(
         "Compiled.chain3.pipelined",
-        configuration: .init(metrics: timed, warmupIterations: 2, scalingFactor: .mega, maxDuration: .seconds(3),
-                             maxIterations: 20, thresholds: noAllocations),
+        configuration: .init(
+            metrics: timed,
+            warmupIterations: 2,
+            scalingFactor: .mega,
+            maxDuration: .seconds(3),
+            maxIterations: 20,
+            thresholds: noAllocations
+        ),
         closure: { (benchmark: Benchmark) throws -> Void in
-            blackHole(try BenchDrivers.pipelined(pipelined.value!, executions: benchmark.scaledIterations.count, window: window))
+            blackHole(
+                try BenchDrivers.pipelined(
+                    pipelined.value!,
+                    executions: benchmark.scaledIterations.count,
+                    window: window
+                )
+            )
         },
         setup: {
             let g = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: 1024))
@@ -123,15 +174,22 @@ let benchmarks: @Sendable () -> Void = {
         teardown: {
             pipelined.value?.shutdown()
             pipelined.value = nil
-        })
+        }
+    )
 
     // The physical limit: two pinned threads bouncing one cache line (threads created per iteration,
     // amortized over a million round trips).
     Benchmark(
         "Baseline.pingpong",
-        configuration: .init(metrics: [.wallClock, .throughput], warmupIterations: 1, scalingFactor: .mega,
-                             maxDuration: .seconds(3), maxIterations: 10),
+        configuration: .init(
+            metrics: [.wallClock, .throughput],
+            warmupIterations: 1,
+            scalingFactor: .mega,
+            maxDuration: .seconds(3),
+            maxIterations: 10
+        ),
         closure: { (benchmark: Benchmark) throws -> Void in
             blackHole(try BenchDrivers.pingPong(roundTrips: benchmark.scaledIterations.count))
-        })
+        }
+    )
 }

@@ -33,10 +33,20 @@ struct EncodedSlot: Sendable {
 
     /// The layout of a channel carrying `value`'s values encoded: a trivially copyable byte area.
     static func channelLayout(for value: ValueLayout, codec: WireCodec, limit: Int, node: Int) -> ValueLayout {
-        var layout = ValueLayout(size: headerBytes + limit, alignment: 8, isTrivial: true, destroy: { _ in },
-                                 typeName: "\(value.typeName), encoded (at most \(limit) bytes)")
-        layout.encoded = EncodedSlot(codec: codec, limit: limit, node: node,
-                                     valueSize: value.size, valueAlignment: value.alignment)
+        var layout = ValueLayout(
+            size: headerBytes + limit,
+            alignment: 8,
+            isTrivial: true,
+            destroy: { _ in },
+            typeName: "\(value.typeName), encoded (at most \(limit) bytes)"
+        )
+        layout.encoded = EncodedSlot(
+            codec: codec,
+            limit: limit,
+            node: node,
+            valueSize: value.size,
+            valueAlignment: value.alignment
+        )
         return layout
     }
 
@@ -44,7 +54,10 @@ struct EncodedSlot: Sendable {
     /// bytes the value needs when that is over the limit (nothing valid written: fail the slot).
     @inline(__always)
     func write(_ value: UnsafeRawPointer, toSlot slot: UnsafeMutableRawPointer) -> Int {
-        let n = codec.encodedCount(value, into: UnsafeMutableRawBufferPointer(start: slot + EncodedSlot.headerBytes, count: limit))
+        let n = codec.encodedCount(
+            value,
+            into: UnsafeMutableRawBufferPointer(start: slot + EncodedSlot.headerBytes, count: limit)
+        )
         guard n <= limit else { return n }
         slot.storeBytes(of: UInt32(truncatingIfNeeded: n), as: UInt32.self)
         return 0
@@ -55,7 +68,10 @@ struct EncodedSlot: Sendable {
     func read(fromSlot slot: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) throws {
         let n = Int(slot.load(as: UInt32.self))
         guard n <= limit else { throw WireDecodingError("slot count \(n) over the limit \(limit)") }
-        try codec.decode(from: UnsafeRawBufferPointer(start: slot + EncodedSlot.headerBytes, count: n), into: destination)
+        try codec.decode(
+            from: UnsafeRawBufferPointer(start: slot + EncodedSlot.headerBytes, count: n),
+            into: destination
+        )
     }
 
     /// Process-local memory for `count` decoded values, one per `stride` bytes.
@@ -77,7 +93,11 @@ struct EncodedSlot: Sendable {
         switch failure {
         case FailureCode.valueTooLarge:
             let numbers = text.split(separator: " ").compactMap { Int($0) }
-            return .valueTooLarge(node: nodeName(Int(detail)), bytes: numbers.first ?? -1, limit: numbers.dropFirst().first ?? -1)
+            return .valueTooLarge(
+                node: nodeName(Int(detail)),
+                bytes: numbers.first ?? -1,
+                limit: numbers.dropFirst().first ?? -1
+            )
         case FailureCode.valueNotDecodable:
             return .stageFailed(node: nodeName(Int(detail)), error: IsolatedStageError(description: text))
         default:
@@ -138,8 +158,11 @@ final class InputEncoder: @unchecked Sendable {
                 ring.failure(k).pointee = 0
             } else {
                 ring.failure(k).pointee = EncodedSlot.writeTooLarge(
-                    bytes: needed, limit: slot.limit, node: slot.node,
-                    message: messages.map { $0 + (k & ring.mask) &* FailureMessage.slotBytes })
+                    bytes: needed,
+                    limit: slot.limit,
+                    node: slot.node,
+                    message: messages.map { $0 + (k & ring.mask) &* FailureMessage.slotBytes }
+                )
             }
         }
     }
@@ -200,13 +223,18 @@ final class ResultDecoder: @unchecked Sendable {
 /// segment that touches no encoded channel (the plain path, unchanged).
 final class SegmentEncoding {
     /// Per head input: its slot format and decode buffer (`nil`: that input is read in place).
-    let inputs: [(slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)?]
+    let inputs:
+        [(slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)?]
     /// The output's slot format and staging buffer (`nil`: the tail writes its slot in place).
-    let output: (slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)?
+    let output:
+        (slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)?
 
     /// `nil` unless one of `segment`'s channels is encoded.
     init?(plan: ExecutionPlan, segment: ExecutionPlan.Segment) {
-        func side(_ channel: Int) -> (slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)? {
+        func side(
+            _ channel: Int
+        ) -> (slot: EncodedSlot, buffer: UnsafeMutableRawPointer, destroy: @Sendable (UnsafeMutableRawPointer) -> Void)?
+        {
             guard let slot = plan.channels[channel].layout.encoded else { return nil }
             return (slot, slot.allocateValues(count: 1).base, plan.nodes[plan.channels[channel].node].layout.destroy)
         }
@@ -249,7 +277,9 @@ struct PlainSlots: SlotAccess {
     @inline(__always)
     func outputTarget(_ slot: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer { slot }
     @inline(__always)
-    func finishOutput(_ slot: UnsafeMutableRawPointer, messages: UnsafeMutableRawPointer?, outputSlot: Int) -> Int32 { 0 }
+    func finishOutput(_ slot: UnsafeMutableRawPointer, messages: UnsafeMutableRawPointer?, outputSlot: Int) -> Int32 {
+        0
+    }
     @inline(__always)
     func releaseInputs(_ count: Int) {}
 }
@@ -274,7 +304,11 @@ struct EncodedSlots: SlotAccess {
     func inputFailed(_ i: Int, message: UnsafeMutableRawPointer?) -> Int32 {
         guard let side = encoding.inputs[i] else { return FailureCode.valueNotDecodable }
         if let message {
-            FailureMessage.write("the encoded value of node \(side.slot.node) did not decode", detail: Int32(side.slot.node), to: message)
+            FailureMessage.write(
+                "the encoded value of node \(side.slot.node) did not decode",
+                detail: Int32(side.slot.node),
+                to: message
+            )
         }
         return FailureCode.valueNotDecodable
     }
@@ -288,8 +322,12 @@ struct EncodedSlots: SlotAccess {
         let needed = side.slot.write(side.buffer, toSlot: slot)
         side.destroy(side.buffer)
         guard needed != 0 else { return 0 }
-        return EncodedSlot.writeTooLarge(bytes: needed, limit: side.slot.limit, node: side.slot.node,
-                                         message: messages.map { $0 + outputSlot &* FailureMessage.slotBytes })
+        return EncodedSlot.writeTooLarge(
+            bytes: needed,
+            limit: side.slot.limit,
+            node: side.slot.node,
+            message: messages.map { $0 + outputSlot &* FailureMessage.slotBytes }
+        )
     }
 
     @inline(__always)

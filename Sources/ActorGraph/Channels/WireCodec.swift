@@ -81,14 +81,20 @@ struct WireCodec: Sendable {
                 let bytes = try reader.readBytes(size)
                 if size > 0 { destination.copyMemory(from: bytes.baseAddress!, byteCount: size) }
             },
-            destroy: { _ in }, kind: .bytes)
+            destroy: { _ in },
+            kind: .bytes
+        )
     }
 
     static func encodable<W: WireEncodable>(_: W.Type) -> WireCodec {
         WireCodec(
             write: { value, writer in value.assumingMemoryBound(to: W.self).pointee.encode(to: &writer) },
-            read: { reader, destination in destination.assumingMemoryBound(to: W.self).initialize(to: try W(from: &reader)) },
-            destroy: { $0.assumingMemoryBound(to: W.self).deinitialize(count: 1) }, kind: .encodable)
+            read: { reader, destination in
+                destination.assumingMemoryBound(to: W.self).initialize(to: try W(from: &reader))
+            },
+            destroy: { $0.assumingMemoryBound(to: W.self).deinitialize(count: 1) },
+            kind: .encodable
+        )
     }
 
     /// A tuple's codec from its components' codecs and offsets; `nil` when a component has none.
@@ -119,7 +125,8 @@ struct WireCodec: Sendable {
             destroy: { value in
                 for part in components { part.codec.destroy(value + part.offset) }
             },
-            kind: .tuple)
+            kind: .tuple
+        )
     }
 }
 
@@ -144,6 +151,7 @@ extension Array: ArrayOfBytesCodable {
                     .initialize(to: try WireArrays.readTrivial(Element.self, count: n, from: &reader))
             },
             destroy: { $0.assumingMemoryBound(to: [Element].self).deinitialize(count: 1) },
-            kind: .arrayOfBytes)
+            kind: .arrayOfBytes
+        )
     }
 }

@@ -207,7 +207,9 @@ extension Optional: WireEncodable where Wrapped: WireEncodable {
     public func encode(to writer: inout WireWriter) {
         switch self {
         case .none: writer.writeRaw(0 as UInt8)
-        case .some(let value): writer.writeRaw(1 as UInt8); value.encode(to: &writer)
+        case .some(let value):
+            writer.writeRaw(1 as UInt8)
+            value.encode(to: &writer)
         }
     }
 
@@ -241,7 +243,9 @@ extension Array: WireEncodable where Element: WireEncodable {
             return
         }
         // Every element takes at least a byte: a larger count is malformed (and must not allocate).
-        guard n <= reader.remaining else { throw WireDecodingError("array of \(n) elements in \(reader.remaining) bytes") }
+        guard n <= reader.remaining else {
+            throw WireDecodingError("array of \(n) elements in \(reader.remaining) bytes")
+        }
         self = try Array(unsafeUninitializedCapacity: n) { buffer, initialized in
             while initialized < n {
                 (buffer.baseAddress! + initialized).initialize(to: try Element(from: &reader))
@@ -262,7 +266,9 @@ extension Set: WireEncodable where Element: WireEncodable {
     @inlinable
     public init(from reader: inout WireReader) throws {
         let n = try reader.readCount()
-        guard n <= reader.remaining else { throw WireDecodingError("set of \(n) elements in \(reader.remaining) bytes") }
+        guard n <= reader.remaining else {
+            throw WireDecodingError("set of \(n) elements in \(reader.remaining) bytes")
+        }
         self.init(minimumCapacity: n)
         for _ in 0..<n { insert(try Element(from: &reader)) }
     }
@@ -282,7 +288,9 @@ extension Dictionary: WireEncodable where Key: WireEncodable, Value: WireEncodab
     @inlinable
     public init(from reader: inout WireReader) throws {
         let n = try reader.readCount()
-        guard n <= reader.remaining else { throw WireDecodingError("dictionary of \(n) entries in \(reader.remaining) bytes") }
+        guard n <= reader.remaining else {
+            throw WireDecodingError("dictionary of \(n) entries in \(reader.remaining) bytes")
+        }
         self.init(minimumCapacity: n)
         for _ in 0..<n {
             let key = try Key(from: &reader)

@@ -54,11 +54,20 @@ public struct CompileOptions: Sendable {
     public var remote: RemoteOptions = RemoteOptions()
 
     /// Options that fit the machine.
-    public init(workers: Int? = nil, capacity: Int = 1024, pinWorkers: Bool = true, numaNode: Int? = nil,
-                idle: IdlePolicy = IdlePolicy(), submitTimeout: Duration = .seconds(5),
-                placement: Placement = .automatic, batchSize: Int = 32, useIORing: Bool = true,
-                isolation: Isolation = .threads, stageTimeLimit: Duration? = nil,
-                shutdownGracePeriod: Duration = .seconds(1)) {
+    public init(
+        workers: Int? = nil,
+        capacity: Int = 1024,
+        pinWorkers: Bool = true,
+        numaNode: Int? = nil,
+        idle: IdlePolicy = IdlePolicy(),
+        submitTimeout: Duration = .seconds(5),
+        placement: Placement = .automatic,
+        batchSize: Int = 32,
+        useIORing: Bool = true,
+        isolation: Isolation = .threads,
+        stageTimeLimit: Duration? = nil,
+        shutdownGracePeriod: Duration = .seconds(1)
+    ) {
         self.workers = workers
         self.capacity = capacity
         self.pinWorkers = pinWorkers
@@ -113,8 +122,12 @@ public struct ProcessOptions: Sendable, Equatable {
     public var standbyWorkers: Bool
 
     /// The defaults: 10 restarts per worker per minute, this program as the worker, 5 s to start, no standby.
-    public init(restartPolicy: RestartPolicy = RestartPolicy(), workerExecutable: String? = nil,
-                handshakeTimeout: Duration = .seconds(5), standbyWorkers: Bool = false) {
+    public init(
+        restartPolicy: RestartPolicy = RestartPolicy(),
+        workerExecutable: String? = nil,
+        handshakeTimeout: Duration = .seconds(5),
+        standbyWorkers: Bool = false
+    ) {
         self.restartPolicy = restartPolicy
         self.workerExecutable = workerExecutable
         self.handshakeTimeout = handshakeTimeout
@@ -165,8 +178,13 @@ public struct IdlePolicy: Sendable {
 
     /// The default: spin for 1 ms of idleness (and at least 20 000 polls) before parking, yielding or
     /// parking sooner when the CPUs are oversubscribed or a CPU quota would be exceeded.
-    public init(workerSpins: Int = 20_000, callerSpins: Int = 20_000, spinTime: Duration = .milliseconds(1),
-                parkTimeout: Duration = .milliseconds(100), strategy: WaitStrategy = .adaptive) {
+    public init(
+        workerSpins: Int = 20_000,
+        callerSpins: Int = 20_000,
+        spinTime: Duration = .milliseconds(1),
+        parkTimeout: Duration = .milliseconds(100),
+        strategy: WaitStrategy = .adaptive
+    ) {
         self.workerSpins = workerSpins
         self.callerSpins = callerSpins
         self.spinTime = spinTime

@@ -3,8 +3,12 @@ import ActorGraphPlatform
 /// Validates a graph and lays it out: placement, fusion, channels. Pure: allocates nothing shared.
 enum Compiler {
     /// Lays out validated `nodes` (see ``validate(nodes:builder:inputNode:outputNode:outputBuilder:outputName:)``).
-    static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int,
-                     options: CompileOptions) throws(CompileError) -> ExecutionPlan {
+    static func plan(
+        nodes: [NodeSpec],
+        inputNode: Int,
+        outputNode: Int,
+        options: CompileOptions
+    ) throws(CompileError) -> ExecutionPlan {
         let limit = CgroupCPU.currentLimit()
         let (capacity, workerCount, cpus, numaNode, effective) = try validate(options: options, quota: limit.quota)
         try validateEncodedLimits(nodes: nodes)
@@ -12,9 +16,17 @@ enum Compiler {
             guard workerCount <= RegionHeader.maxWorkers else { throw .invalidWorkerCount(workerCount) }
         }
         let hosts = try hostTable(nodes: nodes, inputNode: inputNode, ownerWorkers: workerCount, options: options)
-        var plan = plan(nodes: nodes, inputNode: inputNode, outputNode: outputNode, capacity: capacity,
-                        workerCount: hosts?.workerCount ?? workerCount, cpus: cpus, numaNode: numaNode,
-                        placement: options.placement, hosts: hosts)
+        var plan = plan(
+            nodes: nodes,
+            inputNode: inputNode,
+            outputNode: outputNode,
+            capacity: capacity,
+            workerCount: hosts?.workerCount ?? workerCount,
+            cpus: cpus,
+            numaNode: numaNode,
+            placement: options.placement,
+            hosts: hosts
+        )
         if plan.isRemote { try plan.encodeValuesCrossingHosts() }
         if options.isolatesProcesses { try plan.encodeValuesCrossingProcesses() }
         plan.effectiveCPUs = effective
@@ -29,7 +41,9 @@ enum Compiler {
     static func warnIfSpinningWillCrawl(options: CompileOptions, workers: Int, effective: EffectiveCPUs) {
         let strategy = options.idle.strategy
         guard spinningWillCrawl(strategy: strategy, workers: workers, effectiveCPUs: effective.cpus) else { return }
-        logger.warning("compile: \(workers) worker(s) and the caller never park (\(strategy)) on \(effective): more spinning threads than CPUs; use .adaptive (the default) or fewer workers")
+        logger.warning(
+            "compile: \(workers) worker(s) and the caller never park (\(strategy)) on \(effective): more spinning threads than CPUs; use .adaptive (the default) or fewer workers"
+        )
     }
 
     /// Whether `workers` workers and one caller that never park outnumber the effective CPUs.
@@ -39,12 +53,31 @@ enum Compiler {
 
     /// Lays out validated `nodes` with validated parameters (a worker child rebuilds its parent's
     /// plan this way, from the region header, whatever its own CPU affinity).
-    static func plan(nodes: [NodeSpec], inputNode: Int, outputNode: Int, capacity: Int, workerCount: Int,
-                     cpus: [Int]?, numaNode: Int?, placement: Placement, hosts: HostTable? = nil) -> ExecutionPlan {
-        let nodeWorker = place(nodes: nodes, inputNode: inputNode, workers: workerCount, placement: placement, hosts: hosts)
+    static func plan(
+        nodes: [NodeSpec],
+        inputNode: Int,
+        outputNode: Int,
+        capacity: Int,
+        workerCount: Int,
+        cpus: [Int]?,
+        numaNode: Int?,
+        placement: Placement,
+        hosts: HostTable? = nil
+    ) -> ExecutionPlan {
+        let nodeWorker = place(
+            nodes: nodes,
+            inputNode: inputNode,
+            workers: workerCount,
+            placement: placement,
+            hosts: hosts
+        )
         var (segments, channels, inputChannel, outputChannel) = fuse(
-            nodes: nodes, inputNode: inputNode, outputNode: outputNode, nodeWorker: nodeWorker,
-            fuseChains: placement != .spread)
+            nodes: nodes,
+            inputNode: inputNode,
+            outputNode: outputNode,
+            nodeWorker: nodeWorker,
+            fuseChains: placement != .spread
+        )
         // The segments reading each channel.
         for segment in segments {
             for channel in segment.inputChannels where !channels[channel].consumers.contains(segment.id) {
@@ -56,18 +89,33 @@ enum Compiler {
         // edge worker run unpinned (a piece's CPUs are its own host's).
         let pinned = hosts?.ownerWorkers ?? workerCount
         var plan = ExecutionPlan(
-            nodes: nodes, inputNode: inputNode, outputNode: outputNode, workerCount: workerCount,
-            capacity: capacity, nodeWorker: nodeWorker, segments: segments, channels: channels,
-            inputChannel: inputChannel, outputChannel: outputChannel,
-            workerCPUs: (0..<workerCount).map { $0 < pinned ? cpus?[$0] : nil }, numaNode: numaNode)
+            nodes: nodes,
+            inputNode: inputNode,
+            outputNode: outputNode,
+            workerCount: workerCount,
+            capacity: capacity,
+            nodeWorker: nodeWorker,
+            segments: segments,
+            channels: channels,
+            inputChannel: inputChannel,
+            outputChannel: outputChannel,
+            workerCPUs: (0..<workerCount).map { $0 < pinned ? cpus?[$0] : nil },
+            numaNode: numaNode
+        )
         plan.hosts = hosts
         return plan
     }
 
     // MARK: Validation
 
-    static func validate(nodes: [NodeSpec], builder: ObjectIdentifier, inputNode: Int, outputNode: Int,
-                         outputBuilder: ObjectIdentifier, outputName: String) throws(CompileError) {
+    static func validate(
+        nodes: [NodeSpec],
+        builder: ObjectIdentifier,
+        inputNode: Int,
+        outputNode: Int,
+        outputBuilder: ObjectIdentifier,
+        outputName: String
+    ) throws(CompileError) {
         for node in nodes where node.inputBuilders.contains(where: { $0 != builder }) {
             throw .foreignNode(node: node.name)
         }
@@ -88,15 +136,20 @@ enum Compiler {
 
     /// Returns (capacity rounded to a power of two, workers, CPUs for pinned workers, NUMA node,
     /// effective CPUs). `quota` is the process's cgroup CPU quota (``CgroupCPU/currentLimit()``).
-    static func validate(options: CompileOptions, quota: CPUQuota? = nil)
-        throws(CompileError) -> (Int, Int, [Int]?, Int?, EffectiveCPUs) {
+    static func validate(
+        options: CompileOptions,
+        quota: CPUQuota? = nil
+    )
+        throws(CompileError) -> (Int, Int, [Int]?, Int?, EffectiveCPUs)
+    {
         guard options.capacity >= 1, options.capacity <= CompileOptions.maxCapacity else {
             throw .invalidCapacity(options.capacity)
         }
         guard options.batchSize >= 1 else { throw .invalidOption("batchSize \(options.batchSize) must be at least 1") }
         guard options.submitTimeout >= .zero else { throw .invalidOption("submitTimeout must not be negative") }
         guard options.idle.workerSpins >= 0, options.idle.callerSpins >= 0, options.idle.spinTime >= .zero,
-              options.idle.parkTimeout > .zero else {
+            options.idle.parkTimeout > .zero
+        else {
             throw .invalidOption("idle policy spins and spinTime must be >= 0 and parkTimeout > 0")
         }
         if let node = options.numaNode, node < 0 || node >= NUMA.nodeCount {
@@ -129,8 +182,12 @@ enum Compiler {
 
     /// The host of every node (`Node.on(_:)`, overridden by ``RemoteOptions/placement``), or `nil`
     /// when every node is on this machine.
-    static func hostTable(nodes: [NodeSpec], inputNode: Int, ownerWorkers: Int,
-                          options: CompileOptions) throws(CompileError) -> HostTable? {
+    static func hostTable(
+        nodes: [NodeSpec],
+        inputNode: Int,
+        ownerWorkers: Int,
+        options: CompileOptions
+    ) throws(CompileError) -> HostTable? {
         let remote = options.remote
         let placedNames = nodes.map { remote.placement[$0.name] ?? $0.host }
         guard placedNames.contains(where: { $0 != nil }) else { return nil }
@@ -139,7 +196,9 @@ enum Compiler {
             guard remote.hosts[host]?.isEmpty == false else { throw .unknownHost(node: node.name, host: host) }
         }
         if options.isolatesProcesses {
-            throw .invalidOption("a graph spanning hosts runs its pieces' workers as threads (isolation .processes is not supported across hosts yet)")
+            throw .invalidOption(
+                "a graph spanning hosts runs its pieces' workers as threads (isolation .processes is not supported across hosts yet)"
+            )
         }
         if options.stageTimeLimit != nil {
             throw .invalidOption("stageTimeLimit is not supported on a graph spanning hosts yet")
@@ -148,35 +207,54 @@ enum Compiler {
         guard remote.heartbeat > .zero, remote.missedHeartbeats >= 1, remote.connectTimeout > .zero else {
             throw .invalidOption("heartbeat and connectTimeout must be positive, missedHeartbeats at least 1")
         }
-        let names = [HostTable.ownerName] + Set(placedNames.compactMap { $0 }).subtracting([HostTable.ownerName]).sorted()
+        let names =
+            [HostTable.ownerName] + Set(placedNames.compactMap { $0 }).subtracting([HostTable.ownerName]).sorted()
         var nodeHost = placedNames.map { $0.flatMap { names.firstIndex(of: $0) } ?? 0 }
         nodeHost[inputNode] = 0
         // One actor's state lives in one place.
         var actorHost: [ObjectIdentifier: Int] = [:]
         for node in nodes {
             guard let actor = node.actor else { continue }
-            if let h = actorHost[actor.id], h != nodeHost[node.index] { throw .actorSplitAcrossHosts(actor: actor.name) }
+            if let h = actorHost[actor.id], h != nodeHost[node.index] {
+                throw .actorSplitAcrossHosts(actor: actor.name)
+            }
             actorHost[actor.id] = nodeHost[node.index]
         }
-        return HostTable(names: names, nodeHost: nodeHost, ownerWorkers: ownerWorkers, workersPerPiece: remote.workersPerPiece)
+        return HostTable(
+            names: names,
+            nodeHost: nodeHost,
+            ownerWorkers: ownerWorkers,
+            workersPerPiece: remote.workersPerPiece
+        )
     }
 
     // MARK: Placement
 
     /// Assigns every stage to a worker. Nodes sharing an actor share a worker; chains stay together.
-    static func place(nodes: [NodeSpec], inputNode: Int, workers: Int, placement: Placement,
-                      hosts: HostTable? = nil) -> [Int?] {
+    static func place(
+        nodes: [NodeSpec],
+        inputNode: Int,
+        workers: Int,
+        placement: Placement,
+        hosts: HostTable? = nil
+    ) -> [Int?] {
         var groups = UnionFind(count: nodes.count)
         var actorFirst: [ObjectIdentifier: Int] = [:]
         for node in nodes {
             if let actor = node.actor {
-                if let first = actorFirst[actor.id] { groups.union(first, node.index) } else { actorFirst[actor.id] = node.index }
+                if let first = actorFirst[actor.id] {
+                    groups.union(first, node.index)
+                } else {
+                    actorFirst[actor.id] = node.index
+                }
             }
         }
         let consumers = consumerLists(nodes)
         if placement == .automatic {
-            for node in nodes where isFusable(node, consumers: consumers, inputNode: inputNode)
-                && hosts.map({ $0.nodeHost[node.inputs[0]] == $0.nodeHost[node.index] }) ?? true {
+            for node in nodes
+            where isFusable(node, consumers: consumers, inputNode: inputNode)
+                && hosts.map({ $0.nodeHost[node.inputs[0]] == $0.nodeHost[node.index] }) ?? true
+            {
                 groups.union(node.inputs[0], node.index)
             }
         }
@@ -187,7 +265,9 @@ enum Compiler {
         // A host with several workers keeps stages off its edge worker: a long stage there would
         // hold its connections' heartbeats and the peer would count the host as silent.
         if let hosts {
-            for h in 0..<hosts.count where hosts.stageWorkers(of: h).count > 1 { load[hosts.edgeWorker(of: h)] = Int.max / 2 }
+            for h in 0..<hosts.count where hosts.stageWorkers(of: h).count > 1 {
+                load[hosts.edgeWorker(of: h)] = Int.max / 2
+            }
         }
         for node in nodes where node.index != inputNode {
             let root = groups.find(node.index)
@@ -200,7 +280,9 @@ enum Compiler {
                 let range = hosts?.stageWorkers(of: host) ?? 0..<workers
                 switch placement {
                 case .singleWorker: worker = range.lowerBound
-                case .spread: worker = range.lowerBound + nextRoundRobin[host] % range.count; nextRoundRobin[host] += 1
+                case .spread:
+                    worker = range.lowerBound + nextRoundRobin[host] % range.count
+                    nextRoundRobin[host] += 1
                 case .automatic: worker = range.min { load[$0] < load[$1] }!
                 }
                 groupWorker[root] = worker
@@ -221,27 +303,39 @@ enum Compiler {
     static func consumerLists(_ nodes: [NodeSpec]) -> [[Int]] {
         var consumers = [[Int]](repeating: [], count: nodes.count)
         for node in nodes {
-            for input in node.inputs where !consumers[input].contains(node.index) { consumers[input].append(node.index) }
+            for input in node.inputs where !consumers[input].contains(node.index) {
+                consumers[input].append(node.index)
+            }
         }
         return consumers
     }
 
     // MARK: Fusion and channels
 
-    static func fuse(nodes: [NodeSpec], inputNode: Int, outputNode: Int, nodeWorker: [Int?], fuseChains: Bool)
-        -> ([ExecutionPlan.Segment], [ExecutionPlan.Channel], Int, Int) {
+    static func fuse(
+        nodes: [NodeSpec],
+        inputNode: Int,
+        outputNode: Int,
+        nodeWorker: [Int?],
+        fuseChains: Bool
+    )
+        -> ([ExecutionPlan.Segment], [ExecutionPlan.Channel], Int, Int)
+    {
         let consumers = consumerLists(nodes)
         var segments: [ExecutionPlan.Segment] = []
         var segmentOf = [Int](repeating: -1, count: nodes.count)
         for node in nodes where node.index != inputNode {
             if fuseChains, isFusable(node, consumers: consumers, inputNode: inputNode),
-               nodeWorker[node.inputs[0]] == nodeWorker[node.index] {
+                nodeWorker[node.inputs[0]] == nodeWorker[node.index]
+            {
                 let s = segmentOf[node.inputs[0]]
                 segments[s].nodes.append(node.index)
                 segmentOf[node.index] = s
             } else {
                 segmentOf[node.index] = segments.count
-                segments.append(ExecutionPlan.Segment(id: segments.count, nodes: [node.index], worker: nodeWorker[node.index]!))
+                segments.append(
+                    ExecutionPlan.Segment(id: segments.count, nodes: [node.index], worker: nodeWorker[node.index]!)
+                )
             }
         }
         var channels = [ExecutionPlan.Channel(id: 0, node: inputNode, layout: nodes[inputNode].layout)]
@@ -268,11 +362,15 @@ struct UnionFind {
     init(count: Int) { parent = Array(0..<count) }
     mutating func find(_ x: Int) -> Int {
         var x = x
-        while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
+        while parent[x] != x {
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        }
         return x
     }
     mutating func union(_ a: Int, _ b: Int) {
-        let ra = find(a), rb = find(b)
+        let ra = find(a)
+        let rb = find(b)
         if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
     }
 }

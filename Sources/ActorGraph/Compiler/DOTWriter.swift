@@ -6,7 +6,8 @@ enum DOTWriter {
         for node in statistics?.nodes ?? [] {
             var text = "\\nn=\(node.executions) failed=\(node.failures)"
             if !node.stageTime.isEmpty {
-                text += "\\nstage p50 \(GraphStatistics.time(node.stageTime, 50)) p99 \(GraphStatistics.time(node.stageTime, 99))"
+                text +=
+                    "\\nstage p50 \(GraphStatistics.time(node.stageTime, 50)) p99 \(GraphStatistics.time(node.stageTime, 99))"
             }
             figures[node.index] = text
         }
@@ -16,15 +17,21 @@ enum DOTWriter {
         }
         var lines = ["digraph ActorGraph {", "  rankdir=LR;", "  node [shape=box, fontname=\"Helvetica\"];"]
         func id(_ node: Int) -> String { "n\(node)" }
-        func escape(_ s: String) -> String { s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\\"") }
-        lines.append("  \(id(plan.inputNode)) [label=\"input\\n\(escape(plan.nodes[plan.inputNode].layout.typeName))\", shape=ellipse];")
+        func escape(_ s: String) -> String {
+            s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\\"")
+        }
+        lines.append(
+            "  \(id(plan.inputNode)) [label=\"input\\n\(escape(plan.nodes[plan.inputNode].layout.typeName))\", shape=ellipse];"
+        )
         for worker in 0..<plan.workerCount {
             let cpu = cpus[worker].map { "CPU \($0)" } ?? "unpinned"
             lines.append("  subgraph cluster_w\(worker) {")
             lines.append("    label=\"worker \(worker) (\(cpu))\";")
             for node in plan.nodes where plan.nodeWorker[node.index] == worker {
                 let output = node.index == plan.outputNode ? ", peripheries=2" : ""
-                lines.append("    \(id(node.index)) [label=\"\(escape(node.name))\\n→ \(escape(node.layout.typeName))\\nworker \(worker)\(figures[node.index] ?? "")\"\(output)];")
+                lines.append(
+                    "    \(id(node.index)) [label=\"\(escape(node.name))\\n→ \(escape(node.layout.typeName))\\nworker \(worker)\(figures[node.index] ?? "")\"\(output)];"
+                )
             }
             lines.append("  }")
         }

@@ -9,7 +9,9 @@ extension ExecutionPlan {
     /// The parent applies it in `Compiler.plan` and a worker child to the plan it rebuilds, before
     /// either computes the fingerprint: both lay out the same slots.
     mutating func encodeValuesCrossingProcesses() throws(CompileError) {
-        try encodeValues(of: Array(channels.indices)) { node in .notIsolatable(node: node.name, type: node.layout.typeName) }
+        try encodeValues(of: Array(channels.indices)) { node in
+            .notIsolatable(node: node.name, type: node.layout.typeName)
+        }
     }
 
     /// A graph spanning hosts: the same for the channels whose values cross hosts (a value that
@@ -28,7 +30,11 @@ extension ExecutionPlan {
             guard !node.layout.isTrivial else { continue }
             guard let codec = node.layout.wire else { throw refusal(node) }
             channels[c].layout = EncodedSlot.channelLayout(
-                for: node.layout, codec: codec, limit: node.maxEncodedBytes ?? EncodedSlot.defaultLimit, node: node.index)
+                for: node.layout,
+                codec: codec,
+                limit: node.maxEncodedBytes ?? EncodedSlot.defaultLimit,
+                node: node.index
+            )
         }
     }
 }
@@ -39,7 +45,9 @@ extension Compiler {
     static func validateEncodedLimits(nodes: [NodeSpec]) throws(CompileError) {
         for node in nodes {
             if let limit = node.maxEncodedBytes, !(1...EncodedSlot.maxLimit).contains(limit) {
-                throw .invalidOption("maxEncodedBytes(\(limit)) on node '\(node.name)': must be 1...\(EncodedSlot.maxLimit)")
+                throw .invalidOption(
+                    "maxEncodedBytes(\(limit)) on node '\(node.name)': must be 1...\(EncodedSlot.maxLimit)"
+                )
             }
         }
     }

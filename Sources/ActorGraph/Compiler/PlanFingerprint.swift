@@ -7,32 +7,46 @@
 enum PlanFingerprint {
     static func of(_ plan: ExecutionPlan) -> UInt64 {
         var h = FNV1a()
-        h.add(1) // format version
-        h.add(plan.nodes.count); h.add(plan.workerCount); h.add(plan.capacity)
-        h.add(plan.inputNode); h.add(plan.outputNode)
+        h.add(1)  // format version
+        h.add(plan.nodes.count)
+        h.add(plan.workerCount)
+        h.add(plan.capacity)
+        h.add(plan.inputNode)
+        h.add(plan.outputNode)
         for node in plan.nodes {
             h.add(node.name)
             h.add(node.kind == .input ? 0 : node.kind == .stage ? 1 : 2)
             h.add(node.inputs.count)
             for i in node.inputs { h.add(i) }
-            h.add(node.layout.size); h.add(node.layout.alignment); h.add(node.layout.isTrivial ? 1 : 0)
+            h.add(node.layout.size)
+            h.add(node.layout.alignment)
+            h.add(node.layout.isTrivial ? 1 : 0)
             h.add(node.layout.typeName)
             h.add(plan.nodeWorker[node.index] ?? -1)
         }
         for segment in plan.segments {
-            h.add(segment.id); h.add(segment.worker); h.add(segment.outputChannel)
-            h.add(segment.nodes.count); for n in segment.nodes { h.add(n) }
-            h.add(segment.inputChannels.count); for c in segment.inputChannels { h.add(c) }
+            h.add(segment.id)
+            h.add(segment.worker)
+            h.add(segment.outputChannel)
+            h.add(segment.nodes.count)
+            for n in segment.nodes { h.add(n) }
+            h.add(segment.inputChannels.count)
+            for c in segment.inputChannels { h.add(c) }
         }
         for channel in plan.channels {
-            h.add(channel.id); h.add(channel.node)
-            h.add(channel.layout.size); h.add(channel.layout.encoded == nil ? 0 : 1)
-            h.add(channel.consumers.count); for c in channel.consumers { h.add(c) }
+            h.add(channel.id)
+            h.add(channel.node)
+            h.add(channel.layout.size)
+            h.add(channel.layout.encoded == nil ? 0 : 1)
+            h.add(channel.consumers.count)
+            for c in channel.consumers { h.add(c) }
         }
         if let hosts = plan.hosts {
-            h.add(hosts.count); for name in hosts.names { h.add(name) }
+            h.add(hosts.count)
+            for name in hosts.names { h.add(name) }
             for host in hosts.nodeHost { h.add(host) }
-            h.add(hosts.ownerWorkers); h.add(hosts.workersPerPiece)
+            h.add(hosts.ownerWorkers)
+            h.add(hosts.workersPerPiece)
         }
         return h.value
     }
@@ -48,7 +62,10 @@ struct FNV1a {
 
     mutating func add(_ x: Int) {
         var v = UInt64(bitPattern: Int64(x))
-        for _ in 0..<8 { add(UInt8(truncatingIfNeeded: v)); v >>= 8 }
+        for _ in 0..<8 {
+            add(UInt8(truncatingIfNeeded: v))
+            v >>= 8
+        }
     }
 
     mutating func add(_ s: String) {

@@ -34,7 +34,10 @@ public final class ActorRef<State>: Sendable {
     public func withState<R>(_ body: (inout State) throws -> sending R) throws -> sending R {
         while true {
             let (exchanged, current) = access.compareExchange(
-                expected: ActorAccess.free.rawValue, desired: ActorAccess.caller.rawValue, ordering: .acquiring)
+                expected: ActorAccess.free.rawValue,
+                desired: ActorAccess.caller.rawValue,
+                ordering: .acquiring
+            )
             if exchanged { break }
             if current == ActorAccess.graph.rawValue { throw CompileError.actorAlreadyBound(actor: name) }
             sched_yield()
@@ -50,7 +53,9 @@ public final class ActorRef<State>: Sendable {
 /// Who owns an actor's state at a moment: nobody, a running compiled graph (its one worker), or a
 /// caller inside ``ActorRef/withState(_:)``.
 enum ActorAccess: UInt8 {
-    case free = 0, graph = 1, caller = 2
+    case free = 0
+    case graph = 1
+    case caller = 2
 }
 
 /// The storage of an actor's state.
@@ -86,8 +91,11 @@ extension ActorRef {
     /// Binds the actor to a compiled graph; false when a graph or a `withState` caller has it.
     @usableFromInline
     func tryBind() -> Bool {
-        access.compareExchange(expected: ActorAccess.free.rawValue, desired: ActorAccess.graph.rawValue,
-                               ordering: .acquiringAndReleasing).exchanged
+        access.compareExchange(
+            expected: ActorAccess.free.rawValue,
+            desired: ActorAccess.graph.rawValue,
+            ordering: .acquiringAndReleasing
+        ).exchanged
     }
 
     @usableFromInline

@@ -18,8 +18,14 @@ public struct Graph<Input: Sendable, Output: Sendable>: Sendable {
     public init(input: Input.Type = Input.self, _ build: (Node<Input>) throws -> Node<Output>) rethrows {
         let builder = GraphBuilder()
         let inputIndex = builder.add(
-            name: "input", defaultName: "input", kind: .input, inputs: [],
-            actor: nil, layout: .of(Input.self), makeKernel: nil)
+            name: "input",
+            defaultName: "input",
+            kind: .input,
+            inputs: [],
+            actor: nil,
+            layout: .of(Input.self),
+            makeKernel: nil
+        )
         let output = try build(Node<Input>(builder: builder, index: inputIndex))
         self.builder = builder
         self.inputIndex = inputIndex
@@ -28,7 +34,10 @@ public struct Graph<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Declares a graph with two outputs, returned as a tuple (joined like ``zip(_:_:name:)``).
-    public init<A: Sendable, B: Sendable>(input: Input.Type = Input.self, _ build: (Node<Input>) throws -> (Node<A>, Node<B>)) rethrows
+    public init<A: Sendable, B: Sendable>(
+        input: Input.Type = Input.self,
+        _ build: (Node<Input>) throws -> (Node<A>, Node<B>)
+    ) rethrows
     where Output == (A, B) {
         try self.init(input: input) { x in
             let (a, b) = try build(x)

@@ -33,8 +33,16 @@ final class NodeSpec: @unchecked Sendable {
     var maxEncodedBytes: Int?
 
     @usableFromInline
-    init(index: Int, name: String, kind: NodeKind, inputs: [Int], inputBuilders: [ObjectIdentifier],
-         actor: ActorBinding?, layout: ValueLayout, makeKernel: KernelFactory?) {
+    init(
+        index: Int,
+        name: String,
+        kind: NodeKind,
+        inputs: [Int],
+        inputBuilders: [ObjectIdentifier],
+        actor: ActorBinding?,
+        layout: ValueLayout,
+        makeKernel: KernelFactory?
+    ) {
         self.index = index
         self.name = name
         self.kind = kind
@@ -59,14 +67,27 @@ final class GraphBuilder: @unchecked Sendable {
     @usableFromInline var nodes: [NodeSpec] { lock.withLock { $0 } }
 
     @usableFromInline
-    func add(name: String?, defaultName: String, kind: NodeKind, inputs: [(index: Int, builder: ObjectIdentifier)],
-             actor: ActorBinding?, layout: ValueLayout, makeKernel: KernelFactory?) -> Int {
+    func add(
+        name: String?,
+        defaultName: String,
+        kind: NodeKind,
+        inputs: [(index: Int, builder: ObjectIdentifier)],
+        actor: ActorBinding?,
+        layout: ValueLayout,
+        makeKernel: KernelFactory?
+    ) -> Int {
         lock.withLock { nodes in
             let index = nodes.count
             let spec = NodeSpec(
-                index: index, name: name ?? "\(defaultName)#\(index)", kind: kind,
-                inputs: inputs.map(\.index), inputBuilders: inputs.map(\.builder),
-                actor: actor, layout: layout, makeKernel: makeKernel)
+                index: index,
+                name: name ?? "\(defaultName)#\(index)",
+                kind: kind,
+                inputs: inputs.map(\.index),
+                inputBuilders: inputs.map(\.builder),
+                actor: actor,
+                layout: layout,
+                makeKernel: makeKernel
+            )
             nodes.append(spec)
             return index
         }

@@ -13,4 +13,3 @@ extension Node {
         return self
     }
 }
-

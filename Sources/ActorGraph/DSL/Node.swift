@@ -36,8 +36,12 @@ public struct Node<Value: Sendable> {
     @inlinable
     public func then<S: Stage>(_ stage: S, name: String? = nil) -> Node<S.Output> where S.Input == Value {
         let index = builder.add(
-            name: name, defaultName: String(describing: S.self), kind: .stage, inputs: [reference],
-            actor: nil, layout: .of(S.Output.self),
+            name: name,
+            defaultName: String(describing: S.self),
+            kind: .stage,
+            inputs: [reference],
+            actor: nil,
+            layout: .of(S.Output.self),
             makeKernel: {
                 let box = StageBox(stage)
                 return { inputs, output in
@@ -45,40 +49,59 @@ public struct Node<Value: Sendable> {
                     output.assumingMemoryBound(to: S.Output.self)
                         .initialize(to: try box.stage.process(inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
-            })
+            }
+        )
         return Node<S.Output>(builder: builder, index: index)
     }
 
     /// Adds a closure stage. The closure runs on a worker thread, so it is `@Sendable`: it may
     /// capture values and `Sendable` references, never mutable state the caller also touches.
     @inlinable
-    public func then<Output: Sendable>(name: String? = nil, _ body: @escaping @Sendable (Value) throws -> Output) -> Node<Output> {
+    public func then<Output: Sendable>(
+        name: String? = nil,
+        _ body: @escaping @Sendable (Value) throws -> Output
+    ) -> Node<Output> {
         let index = builder.add(
-            name: name, defaultName: "closure", kind: .stage, inputs: [reference],
-            actor: nil, layout: .of(Output.self),
+            name: name,
+            defaultName: "closure",
+            kind: .stage,
+            inputs: [reference],
+            actor: nil,
+            layout: .of(Output.self),
             makeKernel: {
                 { inputs, output in
                     output.assumingMemoryBound(to: Output.self)
                         .initialize(to: try body(inputs[0].assumingMemoryBound(to: Value.self).pointee))
                 }
-            })
+            }
+        )
         return Node<Output>(builder: builder, index: index)
     }
 
     /// Adds a stage that calls a method of a shared stateful actor. All nodes using `actor` run on one worker,
     /// which owns the state while the graph runs.
     @inlinable
-    public func then<State, Output: Sendable>(_ actor: ActorRef<State>, name: String? = nil,
-                                              _ body: @escaping @Sendable (inout State, Value) throws -> Output) -> Node<Output> {
+    public func then<State, Output: Sendable>(
+        _ actor: ActorRef<State>,
+        name: String? = nil,
+        _ body: @escaping @Sendable (inout State, Value) throws -> Output
+    ) -> Node<Output> {
         let index = builder.add(
-            name: name, defaultName: actor.name, kind: .stage, inputs: [reference],
-            actor: ActorBinding(actor), layout: .of(Output.self),
+            name: name,
+            defaultName: actor.name,
+            kind: .stage,
+            inputs: [reference],
+            actor: ActorBinding(actor),
+            layout: .of(Output.self),
             makeKernel: {
                 { inputs, output in
                     output.assumingMemoryBound(to: Output.self)
-                        .initialize(to: try body(&actor.cell.state, inputs[0].assumingMemoryBound(to: Value.self).pointee))
+                        .initialize(
+                            to: try body(&actor.cell.state, inputs[0].assumingMemoryBound(to: Value.self).pointee)
+                        )
                 }
-            })
+            }
+        )
         return Node<Output>(builder: builder, index: index)
     }
 }
@@ -87,49 +110,87 @@ public struct Node<Value: Sendable> {
 @inlinable
 public func zip<A: Sendable, B: Sendable>(_ a: Node<A>, _ b: Node<B>, name: String? = nil) -> Node<(A, B)> {
     let index = a.builder.add(
-        name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference],
-        actor: nil, layout: .of(zipOf: A.self, B.self),
+        name: name,
+        defaultName: "zip",
+        kind: .zip,
+        inputs: [a.reference, b.reference],
+        actor: nil,
+        layout: .of(zipOf: A.self, B.self),
         makeKernel: {
             { inputs, output in
-                output.initializeMemory(as: (A, B).self, to: (
-                    inputs[0].assumingMemoryBound(to: A.self).pointee,
-                    inputs[1].assumingMemoryBound(to: B.self).pointee))
+                output.initializeMemory(
+                    as: (A, B).self,
+                    to: (
+                        inputs[0].assumingMemoryBound(to: A.self).pointee,
+                        inputs[1].assumingMemoryBound(to: B.self).pointee
+                    )
+                )
             }
-        })
+        }
+    )
     return Node<(A, B)>(builder: a.builder, index: index)
 }
 
 /// Joins the values of the same execution from three nodes (fan-in).
 @inlinable
-public func zip<A: Sendable, B: Sendable, C: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, name: String? = nil) -> Node<(A, B, C)> {
+public func zip<A: Sendable, B: Sendable, C: Sendable>(
+    _ a: Node<A>,
+    _ b: Node<B>,
+    _ c: Node<C>,
+    name: String? = nil
+) -> Node<(A, B, C)> {
     let index = a.builder.add(
-        name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference],
-        actor: nil, layout: .of(zipOf: A.self, B.self, C.self),
+        name: name,
+        defaultName: "zip",
+        kind: .zip,
+        inputs: [a.reference, b.reference, c.reference],
+        actor: nil,
+        layout: .of(zipOf: A.self, B.self, C.self),
         makeKernel: {
             { inputs, output in
-                output.initializeMemory(as: (A, B, C).self, to: (
-                    inputs[0].assumingMemoryBound(to: A.self).pointee,
-                    inputs[1].assumingMemoryBound(to: B.self).pointee,
-                    inputs[2].assumingMemoryBound(to: C.self).pointee))
+                output.initializeMemory(
+                    as: (A, B, C).self,
+                    to: (
+                        inputs[0].assumingMemoryBound(to: A.self).pointee,
+                        inputs[1].assumingMemoryBound(to: B.self).pointee,
+                        inputs[2].assumingMemoryBound(to: C.self).pointee
+                    )
+                )
             }
-        })
+        }
+    )
     return Node<(A, B, C)>(builder: a.builder, index: index)
 }
 
 /// Joins the values of the same execution from four nodes (fan-in).
 @inlinable
-public func zip<A: Sendable, B: Sendable, C: Sendable, D: Sendable>(_ a: Node<A>, _ b: Node<B>, _ c: Node<C>, _ d: Node<D>, name: String? = nil) -> Node<(A, B, C, D)> {
+public func zip<A: Sendable, B: Sendable, C: Sendable, D: Sendable>(
+    _ a: Node<A>,
+    _ b: Node<B>,
+    _ c: Node<C>,
+    _ d: Node<D>,
+    name: String? = nil
+) -> Node<(A, B, C, D)> {
     let index = a.builder.add(
-        name: name, defaultName: "zip", kind: .zip, inputs: [a.reference, b.reference, c.reference, d.reference],
-        actor: nil, layout: .of(zipOf: A.self, B.self, C.self, D.self),
+        name: name,
+        defaultName: "zip",
+        kind: .zip,
+        inputs: [a.reference, b.reference, c.reference, d.reference],
+        actor: nil,
+        layout: .of(zipOf: A.self, B.self, C.self, D.self),
         makeKernel: {
             { inputs, output in
-                output.initializeMemory(as: (A, B, C, D).self, to: (
-                    inputs[0].assumingMemoryBound(to: A.self).pointee,
-                    inputs[1].assumingMemoryBound(to: B.self).pointee,
-                    inputs[2].assumingMemoryBound(to: C.self).pointee,
-                    inputs[3].assumingMemoryBound(to: D.self).pointee))
+                output.initializeMemory(
+                    as: (A, B, C, D).self,
+                    to: (
+                        inputs[0].assumingMemoryBound(to: A.self).pointee,
+                        inputs[1].assumingMemoryBound(to: B.self).pointee,
+                        inputs[2].assumingMemoryBound(to: C.self).pointee,
+                        inputs[3].assumingMemoryBound(to: D.self).pointee
+                    )
+                )
             }
-        })
+        }
+    )
     return Node<(A, B, C, D)>(builder: a.builder, index: index)
 }

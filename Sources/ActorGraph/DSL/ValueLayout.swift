@@ -18,8 +18,14 @@ struct ValueLayout: Sendable {
     var encoded: EncodedSlot?
 
     @usableFromInline
-    init(size: Int, alignment: Int, isTrivial: Bool, destroy: @escaping @Sendable (UnsafeMutableRawPointer) -> Void, typeName: String,
-         wire: WireCodec? = nil) {
+    init(
+        size: Int,
+        alignment: Int,
+        isTrivial: Bool,
+        destroy: @escaping @Sendable (UnsafeMutableRawPointer) -> Void,
+        typeName: String,
+        wire: WireCodec? = nil
+    ) {
         self.size = size
         self.alignment = alignment
         self.isTrivial = isTrivial
@@ -48,8 +54,10 @@ struct ValueLayout: Sendable {
         typealias T = (A, B)
         var layout = of(T.self)
         if !layout.isTrivial {
-            layout.wire = WireCodec.tuple([(WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
-                                           (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!)])
+            layout.wire = WireCodec.tuple([
+                (WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
+                (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!),
+            ])
         }
         return layout
     }
@@ -60,9 +68,11 @@ struct ValueLayout: Sendable {
         typealias T = (A, B, C)
         var layout = of(T.self)
         if !layout.isTrivial {
-            layout.wire = WireCodec.tuple([(WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
-                                           (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!),
-                                           (WireCodec.of(C.self), MemoryLayout<T>.offset(of: \T.2)!)])
+            layout.wire = WireCodec.tuple([
+                (WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
+                (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!),
+                (WireCodec.of(C.self), MemoryLayout<T>.offset(of: \T.2)!),
+            ])
         }
         return layout
     }
@@ -73,10 +83,12 @@ struct ValueLayout: Sendable {
         typealias T = (A, B, C, D)
         var layout = of(T.self)
         if !layout.isTrivial {
-            layout.wire = WireCodec.tuple([(WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
-                                           (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!),
-                                           (WireCodec.of(C.self), MemoryLayout<T>.offset(of: \T.2)!),
-                                           (WireCodec.of(D.self), MemoryLayout<T>.offset(of: \T.3)!)])
+            layout.wire = WireCodec.tuple([
+                (WireCodec.of(A.self), MemoryLayout<T>.offset(of: \T.0)!),
+                (WireCodec.of(B.self), MemoryLayout<T>.offset(of: \T.1)!),
+                (WireCodec.of(C.self), MemoryLayout<T>.offset(of: \T.2)!),
+                (WireCodec.of(D.self), MemoryLayout<T>.offset(of: \T.3)!),
+            ])
         }
         return layout
     }

@@ -23,11 +23,15 @@ public final class SequentialGraph<Input, Output> {
         self.inputNode = inputNode
         self.outputNode = outputNode
         kernels = nodes.map { $0.makeKernel?() }
-        let buffers = nodes.map { UnsafeMutableRawPointer.allocate(byteCount: max(1, $0.layout.size), alignment: $0.layout.alignment) }
+        let buffers = nodes.map {
+            UnsafeMutableRawPointer.allocate(byteCount: max(1, $0.layout.size), alignment: $0.layout.alignment)
+        }
         self.buffers = buffers
         arguments = nodes.map { node in
             let arguments = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: max(1, node.inputs.count))
-            for (i, input) in node.inputs.enumerated() { (arguments + i).initialize(to: UnsafeRawPointer(buffers[input])) }
+            for (i, input) in node.inputs.enumerated() {
+                (arguments + i).initialize(to: UnsafeRawPointer(buffers[input]))
+            }
             return arguments
         }
         initialized = Array(repeating: false, count: nodes.count)
@@ -95,9 +99,17 @@ extension Graph {
 
     func validatedNodes() throws(CompileError) -> [NodeSpec] {
         let nodes = builder.nodes
-        let outputName = outputBuilder == ObjectIdentifier(builder) ? nodes[outputIndex].name : "node #\(outputIndex) of another graph"
-        try Compiler.validate(nodes: nodes, builder: ObjectIdentifier(builder), inputNode: inputIndex,
-                              outputNode: outputIndex, outputBuilder: outputBuilder, outputName: outputName)
+        let outputName =
+            outputBuilder == ObjectIdentifier(builder)
+            ? nodes[outputIndex].name : "node #\(outputIndex) of another graph"
+        try Compiler.validate(
+            nodes: nodes,
+            builder: ObjectIdentifier(builder),
+            inputNode: inputIndex,
+            outputNode: outputIndex,
+            outputBuilder: outputBuilder,
+            outputName: outputName
+        )
         return nodes
     }
 }

@@ -10,10 +10,12 @@ public struct RecordCodec<Input, Output>: Sendable {
     public var encodeError: @Sendable (String, UnsafeMutableRawBufferPointer) -> Int
 
     /// A codec from its four parts.
-    public init(maxRecordSize: Int,
-                decode: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Input,
-                encode: @escaping @Sendable (Output, UnsafeMutableRawBufferPointer) -> Int,
-                encodeError: @escaping @Sendable (String, UnsafeMutableRawBufferPointer) -> Int) {
+    public init(
+        maxRecordSize: Int,
+        decode: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Input,
+        encode: @escaping @Sendable (Output, UnsafeMutableRawBufferPointer) -> Int,
+        encodeError: @escaping @Sendable (String, UnsafeMutableRawBufferPointer) -> Int
+    ) {
         self.maxRecordSize = maxRecordSize
         self.decode = decode
         self.encode = encode

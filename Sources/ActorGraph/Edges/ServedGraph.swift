@@ -12,17 +12,30 @@ extension Graph {
     ///   - options: how the graph is compiled (worker 0 also runs the UDP source and sink).
     /// - Throws: ``CompileError`` for a malformed graph, or ``CompileError/platform(operation:errno:)``
     ///   when the socket cannot be bound or io_uring is refused on this host.
-    public func serve(host: String = "127.0.0.1", port: UInt16 = 0, codec: RecordCodec<Input, Output>,
-                      options: CompileOptions = CompileOptions()) throws(CompileError) -> ServedGraph<Input, Output> {
+    public func serve(
+        host: String = "127.0.0.1",
+        port: UInt16 = 0,
+        codec: RecordCodec<Input, Output>,
+        options: CompileOptions = CompileOptions()
+    ) throws(CompileError) -> ServedGraph<Input, Output> {
         guard !options.isolatesProcesses else {
-            throw .invalidOption("serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported")
+            throw .invalidOption(
+                "serve runs its UDP edge on worker 0's io_uring: isolation .processes is not supported"
+            )
         }
         if case .failure(let errno) = IORing.probe() {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
-        let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
+        let plan = try Compiler.plan(
+            nodes: try validatedNodes(),
+            inputNode: inputIndex,
+            outputNode: outputIndex,
+            options: options
+        )
         guard !plan.isRemote else {
-            throw .invalidOption("serve runs on one host: its UDP edge and the TCP edges to other hosts would share worker 0's io_uring (not supported yet)")
+            throw .invalidOption(
+                "serve runs on one host: its UDP edge and the TCP edges to other hosts would share worker 0's io_uring (not supported yet)"
+            )
         }
         let socket: UDPSocket
         do {

@@ -83,9 +83,16 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     }
 
     deinit {
-        receiveBuffers.deallocate(); receiveIOVecs.deallocate(); receiveHeaders.deallocate(); receivePeers.deallocate()
-        sendBuffers.deallocate(); sendIOVecs.deallocate(); sendHeaders.deallocate(); sendPeers.deallocate()
-        sendSequence.deallocate(); pending.deallocate()
+        receiveBuffers.deallocate()
+        receiveIOVecs.deallocate()
+        receiveHeaders.deallocate()
+        receivePeers.deallocate()
+        sendBuffers.deallocate()
+        sendIOVecs.deallocate()
+        sendHeaders.deallocate()
+        sendPeers.deallocate()
+        sendSequence.deallocate()
+        pending.deallocate()
     }
 
     // MARK: RingAttachment
@@ -101,7 +108,10 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         publishStatistics()
     }
 
-    var hasWork: Bool { stopRequestPending || stalledCount > 0 || (pendingHead != pendingTail && core.board.ring.isPublished(pending[pendingHead & (capacity - 1)])) }
+    var hasWork: Bool {
+        stopRequestPending || stalledCount > 0
+            || (pendingHead != pendingTail && core.board.ring.isPublished(pending[pendingHead & (capacity - 1)]))
+    }
     var hasQueuedRequests: Bool { queued }
     func didSubmit() { queued = false }
 
@@ -143,7 +153,11 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     // MARK: Receive
 
     /// Points `header` at one peer address and one buffer.
-    private func reset(_ header: UnsafeMutablePointer<msghdr>, peer: UnsafeMutablePointer<sockaddr_in>, buffer: UnsafeMutablePointer<iovec>) {
+    private func reset(
+        _ header: UnsafeMutablePointer<msghdr>,
+        peer: UnsafeMutablePointer<sockaddr_in>,
+        buffer: UnsafeMutablePointer<iovec>
+    ) {
         header.pointee = msghdr()
         header.pointee.msg_name = UnsafeMutableRawPointer(peer)
         header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -194,7 +208,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
             stalled[slot] = input
             stalledCount += 1
             local.backPressureStalls += 1
-            return // re-armed once the record is admitted
+            return  // re-armed once the record is admitted
         }
         armReceive(slot)
     }
@@ -246,7 +260,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     }
 
     private func sendReject(_ message: String, to peer: sockaddr_in) {
-        guard rejectsInFlight < rejectPool else { return } // counted already; the reply is best effort
+        guard rejectsInFlight < rejectPool else { return }  // counted already; the reply is best effort
         var slot = capacity
         while sendSequence[slot] != -1 || (sendIOVecs + slot).pointee.iov_len != 0 { slot += 1 }
         rejectsInFlight += 1

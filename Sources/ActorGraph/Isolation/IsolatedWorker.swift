@@ -68,11 +68,14 @@ public enum IsolatedWorker {
         // (its shutdown stops us, its death kills us), a worker must not die of it as a "crash".
         signal(SIGINT, SIG_IGN)
         guard let region = try? SharedMemoryRegion(mapping: spec.fd),
-              let header = RegionHeader.read(from: region.base, size: region.size),
-              spec.worker >= 0, spec.worker < header.workerCount else {
+            let header = RegionHeader.read(from: region.base, size: region.size),
+            spec.worker >= 0, spec.worker < header.workerCount
+        else {
             _exit(3)
         }
-        let controlBase = region.base + RegionLayout.controlBlock(worker: spec.worker, workerCount: header.workerCount, processMode: true)
+        let controlBase =
+            region.base
+            + RegionLayout.controlBlock(worker: spec.worker, workerCount: header.workerCount, processMode: true)
         let control = WorkerControl(base: controlBase)
 
         // Find the graph whose plan matches the parent's.
@@ -81,24 +84,38 @@ public enum IsolatedWorker {
         let cpus: [Int]? = header.cpus.allSatisfy({ $0 != nil }) ? header.cpus.map { $0! } : nil
         for graph in graphs() {
             guard let candidate = try? graph.isolationCandidate() else { continue }
-            var p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
-                                  capacity: header.capacity, workerCount: header.workerCount, cpus: cpus,
-                                  numaNode: header.numaNode >= 0 ? header.numaNode : nil,
-                                  placement: header.placement)
+            var p = Compiler.plan(
+                nodes: candidate.nodes,
+                inputNode: candidate.inputNode,
+                outputNode: candidate.outputNode,
+                capacity: header.capacity,
+                workerCount: header.workerCount,
+                cpus: cpus,
+                numaNode: header.numaNode >= 0 ? header.numaNode : nil,
+                placement: header.placement
+            )
             // The same encoded slots as the parent's plan (a graph whose values cannot cross is not this one).
             guard (try? p.encodeValuesCrossingProcesses()) != nil else { continue }
             let fingerprint = PlanFingerprint.of(p)
-            if fingerprint == header.fingerprint { plan = p; break }
+            if fingerprint == header.fingerprint {
+                plan = p
+                break
+            }
             seen.append(String(fingerprint, radix: 16))
         }
         guard let plan else {
             // A standby must not overwrite the running worker's handshake words.
             if spec.standby { _exit(2) }
-            refuse(control, code: RefusalCode.planMismatch,
-                   "no graph given to runIfChild matches the compiled plan (fingerprint \(String(header.fingerprint, radix: 16)); "
-                   + "candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", "))): the worker runs a different program or graph")
+            refuse(
+                control,
+                code: RefusalCode.planMismatch,
+                "no graph given to runIfChild matches the compiled plan (fingerprint \(String(header.fingerprint, radix: 16)); "
+                    + "candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", "))): the worker runs a different program or graph"
+            )
         }
-        if spec.standby { standBy(control: control, stopping: region.base.advanced(by: RegionLayout.controlLine(processMode: true))) }
+        if spec.standby {
+            standBy(control: control, stopping: region.base.advanced(by: RegionLayout.controlLine(processMode: true)))
+        }
         runWorker(plan: plan, header: header, region: region, spec: spec, control: control)
     }
 
@@ -120,13 +137,23 @@ public enum IsolatedWorker {
     static func refuseIfForgotten() {
         guard !entered.load(ordering: .relaxed), let raw = getenv(environmentKey) else { return }
         guard let spec = Spec(String(cString: raw)),
-              let region = try? SharedMemoryRegion(mapping: spec.fd),
-              let header = RegionHeader.read(from: region.base, size: region.size),
-              spec.worker >= 0, spec.worker < header.workerCount else { _exit(3) }
-        let control = WorkerControl(base: region.base + RegionLayout.controlBlock(
-            worker: spec.worker, workerCount: header.workerCount, processMode: true))
-        refuse(control, code: RefusalCode.missingEntryPoint,
-               "the program compiled a graph in a worker process without calling IsolatedWorker.runIfChild(graphs:) first thing in main")
+            let region = try? SharedMemoryRegion(mapping: spec.fd),
+            let header = RegionHeader.read(from: region.base, size: region.size),
+            spec.worker >= 0, spec.worker < header.workerCount
+        else { _exit(3) }
+        let control = WorkerControl(
+            base: region.base
+                + RegionLayout.controlBlock(
+                    worker: spec.worker,
+                    workerCount: header.workerCount,
+                    processMode: true
+                )
+        )
+        refuse(
+            control,
+            code: RefusalCode.missingEntryPoint,
+            "the program compiled a graph in a worker process without calling IsolatedWorker.runIfChild(graphs:) first thing in main"
+        )
     }
 
     private static func refuse(_ control: WorkerControl, code: UInt32, _ reason: String) -> Never {
@@ -137,8 +164,13 @@ public enum IsolatedWorker {
         _exit(2)
     }
 
-    private static func runWorker(plan: ExecutionPlan, header: RegionHeader, region: SharedMemoryRegion,
-                                  spec: Spec, control: WorkerControl) -> Never {
+    private static func runWorker(
+        plan: ExecutionPlan,
+        header: RegionHeader,
+        region: SharedMemoryRegion,
+        spec: Spec,
+        control: WorkerControl
+    ) -> Never {
         let w = spec.worker
         let layout = RegionLayout(plan: plan, processMode: true)
         guard layout.totalBytes <= region.size else { _exit(3) }
@@ -147,21 +179,47 @@ public enum IsolatedWorker {
         // This process's own failure tables (errors travel as text in the region's message areas).
         let errorTables = wiring.makeErrorTables()
         let ownsResult = plan.segments.contains { $0.worker == w && $0.outputChannel == plan.outputChannel }
-        let board = ownsResult ? ResultBoard(
-            ring: wiring.rings[plan.outputChannel], errors: errorTables[plan.outputChannel], stopping: wiring.stopping,
-            nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: true,
-            messages: wiring.messages[plan.outputChannel], remoteNotifyFD: spec.notifyFD) : nil
-        let runners = wiring.makeRunners(worker: w, errorTables: errorTables, board: board, sharedFutex: true,
-                                         start: control.resume.pointee)
-        let worker = Worker(index: w, runners: runners, parkWord: wiring.parkWords[w], stopping: wiring.stopping,
-                            options: options, numaNode: plan.numaNode, control: control, sharedFutex: true,
-                            pinnedCPU: plan.workerCPUs[w])
+        let board =
+            ownsResult
+            ? ResultBoard(
+                ring: wiring.rings[plan.outputChannel],
+                errors: errorTables[plan.outputChannel],
+                stopping: wiring.stopping,
+                nodeNames: plan.nodes.map(\.name),
+                policy: options.idle,
+                sharedFutex: true,
+                messages: wiring.messages[plan.outputChannel],
+                remoteNotifyFD: spec.notifyFD
+            ) : nil
+        let runners = wiring.makeRunners(
+            worker: w,
+            errorTables: errorTables,
+            board: board,
+            sharedFutex: true,
+            start: control.resume.pointee
+        )
+        let worker = Worker(
+            index: w,
+            runners: runners,
+            parkWord: wiring.parkWords[w],
+            stopping: wiring.stopping,
+            options: options,
+            numaNode: plan.numaNode,
+            control: control,
+            sharedFutex: true,
+            pinnedCPU: plan.workerCPUs[w]
+        )
         // Statistics: the parent's store at the end of the region, this worker's blocks recorded here.
         var statistics: StatisticsStore? = nil
         if let interval = options.statistics.sampleInterval {
             let offset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
             if offset + StatisticsStore.byteCount(for: plan) <= region.size {
-                statistics = StatisticsStore(plan: plan, sampleInterval: interval, base: region.base + offset, initialize: false)
+                statistics = StatisticsStore(
+                    plan: plan,
+                    sampleInterval: interval,
+                    base: region.base + offset,
+                    initialize: false
+                )
                 statistics?.install(workers: [worker], inputCount: wiring.nextSequence)
             }
         }
@@ -169,7 +227,10 @@ public enum IsolatedWorker {
         // and quota, read *before* this thread is pinned (pinned, the affinity is one CPU, and a lone
         // worker plus the caller it assumes would look crowded and yield instead of spinning).
         let limit = CgroupCPU.currentLimit()
-        Contention.shared.update(EffectiveCPUs(affinity: CPU.allowedCPUs().count, quota: limit.quota), cpuStatPath: limit.cpuStatPath)
+        Contention.shared.update(
+            EffectiveCPUs(affinity: CPU.allowedCPUs().count, quota: limit.quota),
+            cpuStatPath: limit.cpuStatPath
+        )
         if let cpu = plan.workerCPUs[w] { _ = cplatform_pin_current_thread(Int32(cpu)) }
         cplatform_set_thread_name("actorgraph-p\(w)")
         control.state.pointee.store(WorkerControl.ready, ordering: .sequentiallyConsistent)
@@ -207,7 +268,11 @@ public enum IsolatedWorker {
         var standby = false
 
         init(fd: Int32, worker: Int, fingerprint: UInt64, parent: Int32, notifyFD: Int32, standby: Bool = false) {
-            self.fd = fd; self.worker = worker; self.fingerprint = fingerprint; self.parent = parent; self.notifyFD = notifyFD
+            self.fd = fd
+            self.worker = worker
+            self.fingerprint = fingerprint
+            self.parent = parent
+            self.notifyFD = notifyFD
             self.standby = standby
         }
 
@@ -219,10 +284,18 @@ public enum IsolatedWorker {
                 fields[kv[0]] = kv[1]
             }
             guard let fd = fields["fd"].flatMap({ Int32($0) }), let worker = fields["worker"].flatMap({ Int($0) }),
-                  let fp = fields["fp"].flatMap({ UInt64($0, radix: 16) }), let parent = fields["ppid"].flatMap({ Int32($0) }),
-                  let notify = fields["notify"].flatMap({ Int32($0) }) else { return nil }
-            self.init(fd: fd, worker: worker, fingerprint: fp, parent: parent, notifyFD: notify,
-                      standby: fields["standby"] == "1")
+                let fp = fields["fp"].flatMap({ UInt64($0, radix: 16) }),
+                let parent = fields["ppid"].flatMap({ Int32($0) }),
+                let notify = fields["notify"].flatMap({ Int32($0) })
+            else { return nil }
+            self.init(
+                fd: fd,
+                worker: worker,
+                fingerprint: fp,
+                parent: parent,
+                notifyFD: notify,
+                standby: fields["standby"] == "1"
+            )
         }
 
         var encoded: String {

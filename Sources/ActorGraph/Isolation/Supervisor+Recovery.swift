@@ -16,10 +16,15 @@ extension Supervisor {
         stuck[w] = nil
         let stopSignal = stoppedBy[w]
         stoppedBy[w] = nil
-        let text = stuckIn.map { "killed: stage '\(plan.nodes[$0.node].name)' ran past the stage time limit" }
+        let text =
+            stuckIn.map { "killed: stage '\(plan.nodes[$0.node].name)' ran past the stage time limit" }
             ?? stopSignal.map { "stopped by \(ChildProcess.signalName($0)); killed" }
             ?? (reason?.description ?? "unknown")
-        statistics.withLock { $0.crashes += 1; $0.lastCrashReason = text; $0.deathTimes.append(detected) }
+        statistics.withLock {
+            $0.crashes += 1
+            $0.lastCrashReason = text
+            $0.deathTimes.append(detected)
+        }
         logger.warning("worker process \(w) died (\(text)); answering its executions and restarting it")
         fail(worker: w, text: text, stuckIn: stuckIn)
 
@@ -52,7 +57,10 @@ extension Supervisor {
                 children[w] = nil
                 if isStopping { return }
                 why = "\(error)"
-                statistics.withLock { $0.crashes += 1; $0.lastCrashReason = why }
+                statistics.withLock {
+                    $0.crashes += 1
+                    $0.lastCrashReason = why
+                }
             }
         }
         watches[w] = Watch()
@@ -86,8 +94,11 @@ extension Supervisor {
             for k in first..<max(first, frontier) {
                 let timedOut = stuckIn?.segment == segment.id && k == first
                 ring.failure(k).pointee = timedOut ? FailureCode.stageTimedOut : FailureCode.workerCrashed
-                FailureMessage.write(text, detail: Int32(timedOut ? stuckIn!.node : w),
-                                     to: messages + (k & ring.mask) * FailureMessage.slotBytes)
+                FailureMessage.write(
+                    text,
+                    detail: Int32(timedOut ? stuckIn!.node : w),
+                    to: messages + (k & ring.mask) * FailureMessage.slotBytes
+                )
                 ring.publish(k)
                 if segment.outputChannel == plan.outputChannel { board.didPublish(k) }
             }

@@ -15,12 +15,21 @@ extension Supervisor {
             control.state.pointee.store(WorkerControl.starting, ordering: .sequentiallyConsistent)
             control.refusalCode.pointee = 0
         }
-        let spec = IsolatedWorker.Spec(fd: region.fileDescriptor, worker: w, fingerprint: PlanFingerprint.of(plan),
-                                       parent: getpid(), notifyFD: notifyEvent!.fileDescriptor, standby: standby)
+        let spec = IsolatedWorker.Spec(
+            fd: region.fileDescriptor,
+            worker: w,
+            fingerprint: PlanFingerprint.of(plan),
+            parent: getpid(),
+            notifyFD: notifyEvent!.fileDescriptor,
+            standby: standby
+        )
         do {
-            let child = try ChildProcess(path: executable, arguments: arguments,
-                                         environment: environment + ["\(IsolatedWorker.environmentKey)=\(spec.encoded)"],
-                                         inheriting: [region.fileDescriptor, notifyEvent!.fileDescriptor])
+            let child = try ChildProcess(
+                path: executable,
+                arguments: arguments,
+                environment: environment + ["\(IsolatedWorker.environmentKey)=\(spec.encoded)"],
+                inheriting: [region.fileDescriptor, notifyEvent!.fileDescriptor]
+            )
             return child
         } catch {
             throw .platform(operation: "posix_spawn \(executable)", errno: error)
@@ -40,11 +49,17 @@ extension Supervisor {
             }
             if state == WorkerControl.refused {
                 let text = FailureMessage.read(control.refusalText, capacity: WorkerControl.refusalTextBytes).text
-                if control.refusalCode.pointee == RefusalCode.planMismatch { throw .planMismatch(worker: w, detail: text) }
+                if control.refusalCode.pointee == RefusalCode.planMismatch {
+                    throw .planMismatch(worker: w, detail: text)
+                }
                 throw .isolatedWorkerRefused(worker: w, reason: text)
             }
             if let reason = exited {
-                throw .isolatedWorkerRefused(worker: w, reason: "exited before it reported ready (\(reason)); does main start with IsolatedWorker.runIfChild?")
+                throw .isolatedWorkerRefused(
+                    worker: w,
+                    reason:
+                        "exited before it reported ready (\(reason)); does main start with IsolatedWorker.runIfChild?"
+                )
             }
             guard let child = children[w] else { throw .isolatedWorkerRefused(worker: w, reason: "not started") }
             if let reason = child.reap(block: false) {
@@ -55,10 +70,17 @@ extension Supervisor {
             }
             let now = MonotonicClock.now()
             if now >= deadline {
-                throw .isolatedWorkerRefused(worker: w, reason: "did not report ready within \(options.process.handshakeTimeout)")
+                throw .isolatedWorkerRefused(
+                    worker: w,
+                    reason: "did not report ready within \(options.process.handshakeTimeout)"
+                )
             }
-            _ = Futex.wait(on: futexWord(control.state), expected: state,
-                           timeoutNanoseconds: min(5_000_000, Int64(deadline &- now)), shared: true)
+            _ = Futex.wait(
+                on: futexWord(control.state),
+                expected: state,
+                timeoutNanoseconds: min(5_000_000, Int64(deadline &- now)),
+                shared: true
+            )
         }
     }
 
@@ -78,7 +100,9 @@ extension Supervisor {
     /// Activates worker `w`'s standby if it is standing by; returns false when there is none ready.
     func activateStandby(_ w: Int) -> Bool {
         let control = wiring.controls[w]
-        guard let spare = spares[w], control.standbyState.pointee.load(ordering: .sequentiallyConsistent) == 1 else { return false }
+        guard let spare = spares[w], control.standbyState.pointee.load(ordering: .sequentiallyConsistent) == 1 else {
+            return false
+        }
         spares[w] = nil
         statistics.withLock { $0.standbyProcessIDs[w] = 0 }
         control.state.pointee.store(WorkerControl.starting, ordering: .sequentiallyConsistent)

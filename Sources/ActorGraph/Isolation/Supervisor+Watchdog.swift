@@ -27,17 +27,24 @@ extension Supervisor {
             } else if isolated {
                 blamed = pendingSegment(of: w)
             }
-            guard let blamed else { watches[w].since = now; continue }
+            guard let blamed else {
+                watches[w].since = now
+                continue
+            }
             guard now &- watches[w].since >= limitNanoseconds, !watches[w].flagged else { continue }
             watches[w].flagged = true
             let name = plan.nodes[blamed.node].name
             statistics.withLock { $0.stuckStageReports += 1 }
             if isolated, let child = children[w] {
-                logger.warning("stage '\(name)' on worker process \(w) made no progress for the stage time limit: killing it")
+                logger.warning(
+                    "stage '\(name)' on worker process \(w) made no progress for the stage time limit: killing it"
+                )
                 stuck[w] = blamed
                 child.signal(SIGKILL)
             } else {
-                logger.warning("stage '\(name)' on worker thread \(w) has run past the stage time limit (threads cannot be killed; shutdown() will not wait for it)")
+                logger.warning(
+                    "stage '\(name)' on worker thread \(w) has run past the stage time limit (threads cannot be killed; shutdown() will not wait for it)"
+                )
             }
         }
     }

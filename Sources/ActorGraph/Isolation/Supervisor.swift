@@ -50,7 +50,11 @@ final class Supervisor: @unchecked Sendable {
     let arguments: [String]
     let environment: [String]
 
-    struct Watch { var progress: UInt64 = 0; var since: UInt64 = 0; var flagged = false }
+    struct Watch {
+        var progress: UInt64 = 0
+        var since: UInt64 = 0
+        var flagged = false
+    }
 
     init(core: EngineCore) throws(CompileError) {
         plan = core.plan
@@ -76,7 +80,12 @@ final class Supervisor: @unchecked Sendable {
         children = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spares = Array(repeating: nil, count: isolated ? plan.workerCount : 0)
         spareFailures = Array(repeating: 0, count: isolated ? plan.workerCount : 0)
-        statistics.withLock { $0.standbyProcessIDs = Array(repeating: 0, count: isolated && options.process.standbyWorkers ? plan.workerCount : 0) }
+        statistics.withLock {
+            $0.standbyProcessIDs = Array(
+                repeating: 0,
+                count: isolated && options.process.standbyWorkers ? plan.workerCount : 0
+            )
+        }
         // The workers are spawned by the supervisor thread, which lives as long as the graph: a
         // child's parent-death signal fires when the *thread* that spawned it exits.
         do {
@@ -170,9 +179,10 @@ final class Supervisor: @unchecked Sendable {
     func watch() {
         // Wake-ups: a quarter of the stage time limit (at most 50 ms); in process mode at least
         // every `stopCheckMilliseconds`, to notice a worker stopped by a job-control signal.
-        var period: Int32 = options.stageTimeLimit.map { limit in
-            Int32(max(1, min(50, limit.nanoseconds / 4_000_000)))
-        } ?? -1
+        var period: Int32 =
+            options.stageTimeLimit.map { limit in
+                Int32(max(1, min(50, limit.nanoseconds / 4_000_000)))
+            } ?? -1
         if isolated { period = period < 0 ? Self.stopCheckMilliseconds : min(period, Self.stopCheckMilliseconds) }
         var fds: [pollfd] = []
         // The process behind each polled pidfd (compared by identity after the poll: handling one
@@ -184,10 +194,16 @@ final class Supervisor: @unchecked Sendable {
             fds.append(pollfd(fd: stopEvent.fileDescriptor, events: Int16(POLLIN), revents: 0))
             if let notifyEvent { fds.append(pollfd(fd: notifyEvent.fileDescriptor, events: Int16(POLLIN), revents: 0)) }
             for (w, child) in children.enumerated() {
-                if let child { fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)); owners.append((w, child, false)) }
+                if let child {
+                    fds.append(pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0))
+                    owners.append((w, child, false))
+                }
             }
             for (w, spare) in spares.enumerated() {
-                if let spare { fds.append(pollfd(fd: spare.pidfd, events: Int16(POLLIN), revents: 0)); owners.append((w, spare, true)) }
+                if let spare {
+                    fds.append(pollfd(fd: spare.pidfd, events: Int16(POLLIN), revents: 0))
+                    owners.append((w, spare, true))
+                }
             }
             let r = poll(&fds, nfds_t(fds.count), period)
             if r < 0 && errno != EINTR { return }

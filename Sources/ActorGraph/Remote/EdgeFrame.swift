@@ -39,8 +39,15 @@ struct EdgeFrame {
     var sequence: Int
     var stamp: UInt64
 
-    init(kind: Kind, channel: Int = 0, payloadBytes: Int = 0, epoch: UInt32, failure: Int32 = 0, sequence: Int = 0,
-         stamp: UInt64 = MonotonicClock.now()) {
+    init(
+        kind: Kind,
+        channel: Int = 0,
+        payloadBytes: Int = 0,
+        epoch: UInt32,
+        failure: Int32 = 0,
+        sequence: Int = 0,
+        stamp: UInt64 = MonotonicClock.now()
+    ) {
         self.kind = kind
         self.channel = channel
         self.payloadBytes = payloadBytes
@@ -66,12 +73,15 @@ struct EdgeFrame {
     @inline(__always)
     static func read(from p: UnsafeRawPointer) -> EdgeFrame? {
         guard let kind = Kind(rawValue: p.loadUnaligned(as: UInt8.self)) else { return nil }
-        return EdgeFrame(kind: kind, channel: Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
-                         payloadBytes: Int(p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
-                         epoch: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
-                         failure: p.loadUnaligned(fromByteOffset: 12, as: Int32.self),
-                         sequence: Int(p.loadUnaligned(fromByteOffset: 16, as: Int64.self)),
-                         stamp: p.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        return EdgeFrame(
+            kind: kind,
+            channel: Int(p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
+            payloadBytes: Int(p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
+            epoch: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+            failure: p.loadUnaligned(fromByteOffset: 12, as: Int32.self),
+            sequence: Int(p.loadUnaligned(fromByteOffset: 16, as: Int64.self)),
+            stamp: p.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        )
     }
 }
 
@@ -91,11 +101,13 @@ struct PieceHello: Equatable {
     static func == (a: PieceHello, b: PieceHello) -> Bool { a.encoded() == b.encoded() }
 
     func encoded() -> [UInt8] {
-        var fields: [Int64] = [Int64(PieceHello.version), Int64(bitPattern: fingerprint), Int64(capacity), Int64(placement.code),
-                               Int64(batchSize), Int64(idle.workerSpins), Int64(idle.callerSpins), idle.spinTime.nanoseconds,
-                               idle.parkTimeout.nanoseconds, Int64(idle.strategy.code), Int64(hostIndex), heartbeatNanoseconds,
-                               Int64(missedHeartbeats), Int64(hosts.ownerWorkers), Int64(hosts.workersPerPiece),
-                               Int64(hosts.nodeHost.count), Int64(hosts.names.count)]
+        var fields: [Int64] = [
+            Int64(PieceHello.version), Int64(bitPattern: fingerprint), Int64(capacity), Int64(placement.code),
+            Int64(batchSize), Int64(idle.workerSpins), Int64(idle.callerSpins), idle.spinTime.nanoseconds,
+            idle.parkTimeout.nanoseconds, Int64(idle.strategy.code), Int64(hostIndex), heartbeatNanoseconds,
+            Int64(missedHeartbeats), Int64(hosts.ownerWorkers), Int64(hosts.workersPerPiece),
+            Int64(hosts.nodeHost.count), Int64(hosts.names.count),
+        ]
         fields += hosts.nodeHost.map { Int64($0) }
         var bytes: [UInt8] = []
         for f in fields { withUnsafeBytes(of: f) { bytes += $0 } }
@@ -107,8 +119,17 @@ struct PieceHello: Equatable {
         return bytes
     }
 
-    init(fingerprint: UInt64, capacity: Int, placement: Placement, batchSize: Int, idle: IdlePolicy, hostIndex: Int,
-         hosts: HostTable, heartbeatNanoseconds: Int64, missedHeartbeats: Int) {
+    init(
+        fingerprint: UInt64,
+        capacity: Int,
+        placement: Placement,
+        batchSize: Int,
+        idle: IdlePolicy,
+        hostIndex: Int,
+        hosts: HostTable,
+        heartbeatNanoseconds: Int64,
+        missedHeartbeats: Int
+    ) {
         self.fingerprint = fingerprint
         self.capacity = capacity
         self.placement = placement
@@ -129,11 +150,12 @@ struct PieceHello: Equatable {
             return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: Int64.self) }
         }
         guard let version = int(), version == PieceHello.version, let fingerprint = int(), let capacity = int(),
-              let placementCode = int(), let placement = Placement(code: Int(placementCode)), let batch = int(),
-              let workerSpins = int(), let callerSpins = int(), let spinTime = int(), let parkTimeout = int(),
-              let strategyCode = int(), let strategy = WaitStrategy(code: Int(strategyCode)), let hostIndex = int(),
-              let heartbeat = int(), let missed = int(), let ownerWorkers = int(), let perPiece = int(),
-              let nodeCount = int(), let hostCount = int(), nodeCount >= 0, nodeCount < 1 << 20, hostCount >= 1, hostCount < 1 << 16
+            let placementCode = int(), let placement = Placement(code: Int(placementCode)), let batch = int(),
+            let workerSpins = int(), let callerSpins = int(), let spinTime = int(), let parkTimeout = int(),
+            let strategyCode = int(), let strategy = WaitStrategy(code: Int(strategyCode)), let hostIndex = int(),
+            let heartbeat = int(), let missed = int(), let ownerWorkers = int(), let perPiece = int(),
+            let nodeCount = int(), let hostCount = int(), nodeCount >= 0, nodeCount < 1 << 20, hostCount >= 1,
+            hostCount < 1 << 16
         else { return nil }
         var nodeHost: [Int] = []
         for _ in 0..<nodeCount {
@@ -147,13 +169,28 @@ struct PieceHello: Equatable {
             offset += Int(n)
         }
         guard hostIndex >= 1, hostIndex < hostCount, ownerWorkers >= 1, perPiece >= 1 else { return nil }
-        self.init(fingerprint: UInt64(bitPattern: fingerprint), capacity: Int(capacity), placement: placement,
-                  batchSize: Int(batch),
-                  idle: IdlePolicy(workerSpins: Int(workerSpins), callerSpins: Int(callerSpins), spinTime: .nanoseconds(spinTime),
-                                   parkTimeout: .nanoseconds(parkTimeout), strategy: strategy),
-                  hostIndex: Int(hostIndex),
-                  hosts: HostTable(names: names, nodeHost: nodeHost, ownerWorkers: Int(ownerWorkers), workersPerPiece: Int(perPiece)),
-                  heartbeatNanoseconds: heartbeat, missedHeartbeats: Int(missed))
+        self.init(
+            fingerprint: UInt64(bitPattern: fingerprint),
+            capacity: Int(capacity),
+            placement: placement,
+            batchSize: Int(batch),
+            idle: IdlePolicy(
+                workerSpins: Int(workerSpins),
+                callerSpins: Int(callerSpins),
+                spinTime: .nanoseconds(spinTime),
+                parkTimeout: .nanoseconds(parkTimeout),
+                strategy: strategy
+            ),
+            hostIndex: Int(hostIndex),
+            hosts: HostTable(
+                names: names,
+                nodeHost: nodeHost,
+                ownerWorkers: Int(ownerWorkers),
+                workersPerPiece: Int(perPiece)
+            ),
+            heartbeatNanoseconds: heartbeat,
+            missedHeartbeats: Int(missed)
+        )
     }
 }
 
@@ -162,7 +199,10 @@ extension TCPSocket {
     func sendFrame(_ frame: EdgeFrame, payload: [UInt8] = []) throws(Errno) {
         var f = frame
         f.payloadBytes = payload.count
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: EdgeFrame.headerBytes + payload.count, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: EdgeFrame.headerBytes + payload.count,
+            alignment: 8
+        )
         defer { buffer.deallocate() }
         f.write(to: buffer.baseAddress!)
         for (i, b) in payload.enumerated() { buffer[EdgeFrame.headerBytes + i] = b }
@@ -175,7 +215,7 @@ extension TCPSocket {
         defer { header.deallocate() }
         try receiveExactly(header, timeoutMilliseconds: timeoutMilliseconds)
         guard let frame = EdgeFrame.read(from: header.baseAddress!), frame.payloadBytes <= maxPayload else {
-            throw Errno(rawValue: 71) // EPROTO
+            throw Errno(rawValue: 71)  // EPROTO
         }
         guard frame.payloadBytes > 0 else { return (frame, []) }
         let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.payloadBytes, alignment: 8)

@@ -42,17 +42,35 @@ extension EngineCore {
         let hosts = plan.hosts!
         let connector = PieceConnector(plan: plan, options: options)
         let sockets = try connector.connectAll()
-        let core = try EngineCore(plan: plan, options: options, host: 0, makeEdges: { core in
-            let links = (1..<hosts.count).map { h in
-                TCPEdges.Link(host: h, name: hosts.names[h], sendChannels: plan.channelsReceived(byPiece: h),
-                              receiveChannels: plan.channelsSent(byPiece: h), channelCount: plan.channels.count,
-                              start: 0, epoch: 1, counters: LinkCounters())
+        let core = try EngineCore(
+            plan: plan,
+            options: options,
+            host: 0,
+            makeEdges: { core in
+                let links = (1..<hosts.count).map { h in
+                    TCPEdges.Link(
+                        host: h,
+                        name: hosts.names[h],
+                        sendChannels: plan.channelsReceived(byPiece: h),
+                        receiveChannels: plan.channelsSent(byPiece: h),
+                        channelCount: plan.channels.count,
+                        start: 0,
+                        epoch: 1,
+                        counters: LinkCounters()
+                    )
+                }
+                let edges = TCPEdges(
+                    plan: plan,
+                    wiring: core.wiring,
+                    board: core.board,
+                    isOwner: true,
+                    links: links,
+                    remote: options.remote
+                )
+                for link in links { edges.connect(link, socket: sockets[link.host]!) }
+                return edges
             }
-            let edges = TCPEdges(plan: plan, wiring: core.wiring, board: core.board, isOwner: true, links: links,
-                                 remote: options.remote)
-            for link in links { edges.connect(link, socket: sockets[link.host]!) }
-            return edges
-        })
+        )
         connector.edges = core.edges
         core.connector = connector
         do {

@@ -63,7 +63,8 @@ extension ExecutionPlan {
         guard let hosts else { return nil }
         let p = producerHost(of: c)
         if p == 0 {
-            return (1..<hosts.count).contains { channelsReceived(byPiece: $0).contains(c) } ? hosts.edgeWorker(of: 0) : nil
+            return (1..<hosts.count).contains { channelsReceived(byPiece: $0).contains(c) }
+                ? hosts.edgeWorker(of: 0) : nil
         }
         return channelsSent(byPiece: p).contains(c) ? hosts.edgeWorker(of: p) : nil
     }

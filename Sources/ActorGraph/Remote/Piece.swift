@@ -48,8 +48,13 @@ public enum Piece {
 
     /// Listens on `listen` and serves one owner at a time until `shouldStop` returns true (checked
     /// every 100 ms) — a new incarnation per connection. `announce` gets the bound port once listening.
-    public static func serve(listen: PieceAddress, host: String? = nil, graphs: @escaping () -> [any IsolatableGraph],
-                             announce: (UInt16) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws(Errno) {
+    public static func serve(
+        listen: PieceAddress,
+        host: String? = nil,
+        graphs: @escaping () -> [any IsolatableGraph],
+        announce: (UInt16) -> Void = { _ in },
+        shouldStop: () -> Bool = { false }
+    ) throws(Errno) {
         let listener = try TCPSocket.listen(host: listen.ip, port: listen.port)
         announce(listener.localPort)
         while !shouldStop() {
@@ -59,41 +64,69 @@ public enum Piece {
     }
 
     /// One owner connection: handshake, build, run until the link ends, tear down.
-    static func runIncarnation(_ connection: TCPSocket, host: String?, graphs: [any IsolatableGraph], shouldStop: () -> Bool) {
+    static func runIncarnation(
+        _ connection: TCPSocket,
+        host: String?,
+        graphs: [any IsolatableGraph],
+        shouldStop: () -> Bool
+    ) {
         func refuse(_ reason: String) {
             logger.warning("piece: refused an owner: \(reason)")
             try? connection.sendFrame(EdgeFrame(kind: .refuse, epoch: 0), payload: Array(reason.utf8))
             connection.close()
         }
         guard let (helloFrame, payload) = try? connection.receiveFrame(timeoutMilliseconds: 5000),
-              helloFrame.kind == .hello else {
+            helloFrame.kind == .hello
+        else {
             return refuse("no hello frame")
         }
-        guard let hello = PieceHello(decoding: payload) else { return refuse("malformed hello (another protocol version?)") }
+        guard let hello = PieceHello(decoding: payload) else {
+            return refuse("malformed hello (another protocol version?)")
+        }
         let hostName = hello.hosts.names[hello.hostIndex]
         if let host, host != hostName { return refuse("this piece serves host '\(host)', not '\(hostName)'") }
         var plan: ExecutionPlan?
         var seen: [String] = []
         for graph in graphs {
-            guard let candidate = try? graph.isolationCandidate(), candidate.nodes.count == hello.hosts.nodeHost.count else { continue }
-            var p = Compiler.plan(nodes: candidate.nodes, inputNode: candidate.inputNode, outputNode: candidate.outputNode,
-                                  capacity: hello.capacity, workerCount: hello.hosts.workerCount, cpus: nil, numaNode: nil,
-                                  placement: hello.placement, hosts: hello.hosts)
+            guard let candidate = try? graph.isolationCandidate(), candidate.nodes.count == hello.hosts.nodeHost.count
+            else { continue }
+            var p = Compiler.plan(
+                nodes: candidate.nodes,
+                inputNode: candidate.inputNode,
+                outputNode: candidate.outputNode,
+                capacity: hello.capacity,
+                workerCount: hello.hosts.workerCount,
+                cpus: nil,
+                numaNode: nil,
+                placement: hello.placement,
+                hosts: hello.hosts
+            )
             // The same encoded slots as the owner's plan (a graph whose values cannot cross is not this one).
             guard (try? p.encodeValuesCrossingHosts()) != nil else { continue }
             let fingerprint = PlanFingerprint.of(p)
-            if fingerprint == hello.fingerprint { plan = p; break }
+            if fingerprint == hello.fingerprint {
+                plan = p
+                break
+            }
             seen.append(String(fingerprint, radix: 16))
         }
         guard let plan else {
-            return refuse("planMismatch: no graph of this program matches the owner's plan (fingerprint \(String(hello.fingerprint, radix: 16)); candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))")
+            return refuse(
+                "planMismatch: no graph of this program matches the owner's plan (fingerprint \(String(hello.fingerprint, radix: 16)); candidates: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))"
+            )
         }
         guard (try? connection.sendFrame(EdgeFrame(kind: .accept, epoch: helloFrame.epoch))) != nil,
-              let (startFrame, _) = try? connection.receiveFrame(timeoutMilliseconds: 5000), startFrame.kind == .start else {
+            let (startFrame, _) = try? connection.receiveFrame(timeoutMilliseconds: 5000), startFrame.kind == .start
+        else {
             connection.close()
             return
         }
-        var options = CompileOptions(capacity: hello.capacity, pinWorkers: false, idle: hello.idle, batchSize: hello.batchSize)
+        var options = CompileOptions(
+            capacity: hello.capacity,
+            pinWorkers: false,
+            idle: hello.idle,
+            batchSize: hello.batchSize
+        )
         options.placement = hello.placement
         options.callerTakeover = false
         options.remote.heartbeat = .nanoseconds(hello.heartbeatNanoseconds)
@@ -103,14 +136,34 @@ public enum Piece {
         let start = startFrame.sequence
         let core: EngineCore
         do {
-            core = try EngineCore(plan: plan, options: options, host: h, start: start, makeEdges: { core in
-                let link = TCPEdges.Link(host: 0, name: HostTable.ownerName, sendChannels: plan.channelsSent(byPiece: h),
-                                         receiveChannels: plan.channelsReceived(byPiece: h), channelCount: plan.channels.count,
-                                         start: start, epoch: epoch, counters: LinkCounters())
-                let edges = TCPEdges(plan: plan, wiring: core.wiring, board: nil, isOwner: false, links: [link], remote: options.remote)
-                edges.connect(link, socket: connection)
-                return edges
-            })
+            core = try EngineCore(
+                plan: plan,
+                options: options,
+                host: h,
+                start: start,
+                makeEdges: { core in
+                    let link = TCPEdges.Link(
+                        host: 0,
+                        name: HostTable.ownerName,
+                        sendChannels: plan.channelsSent(byPiece: h),
+                        receiveChannels: plan.channelsReceived(byPiece: h),
+                        channelCount: plan.channels.count,
+                        start: start,
+                        epoch: epoch,
+                        counters: LinkCounters()
+                    )
+                    let edges = TCPEdges(
+                        plan: plan,
+                        wiring: core.wiring,
+                        board: nil,
+                        isOwner: false,
+                        links: [link],
+                        remote: options.remote
+                    )
+                    edges.connect(link, socket: connection)
+                    return edges
+                }
+            )
         } catch {
             logger.error("piece: could not build host '\(hostName)': \(error)")
             connection.close()

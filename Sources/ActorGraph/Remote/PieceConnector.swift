@@ -37,10 +37,17 @@ final class PieceConnector: @unchecked Sendable {
         let fingerprint = PlanFingerprint.of(plan)
         let hosts = plan.hosts!
         hello = { h in
-            PieceHello(fingerprint: fingerprint, capacity: plan.capacity, placement: options.placement,
-                       batchSize: options.batchSize, idle: options.idle, hostIndex: h, hosts: hosts,
-                       heartbeatNanoseconds: options.remote.heartbeat.nanoseconds,
-                       missedHeartbeats: options.remote.missedHeartbeats)
+            PieceHello(
+                fingerprint: fingerprint,
+                capacity: plan.capacity,
+                placement: options.placement,
+                batchSize: options.batchSize,
+                idle: options.idle,
+                hostIndex: h,
+                hosts: hosts,
+                heartbeatNanoseconds: options.remote.heartbeat.nanoseconds,
+                missedHeartbeats: options.remote.missedHeartbeats
+            )
         }
         epochs = [UInt32](repeating: firstEpoch, count: hosts.count)
         addressBook = Mutex(options.remote.hosts)
@@ -91,7 +98,10 @@ final class PieceConnector: @unchecked Sendable {
                 reasons.append("\(address): \(error)")
             }
         }
-        throw .hostUnreachable(host: name, reason: reasons.isEmpty ? "no address given" : reasons.joined(separator: "; "))
+        throw .hostUnreachable(
+            host: name,
+            reason: reasons.isEmpty ? "no address given" : reasons.joined(separator: "; ")
+        )
     }
 
     /// Replaces the addresses of `host` for every later (re)connect; false for a host the graph does not use.
@@ -122,12 +132,15 @@ final class PieceConnector: @unchecked Sendable {
         if let edges {
             edges.ringLossWord()
         }
-        let thread = lifecycle.withLock { t -> PinnedThread? in defer { t = nil }; return t }
+        let thread = lifecycle.withLock { t -> PinnedThread? in
+            defer { t = nil }
+            return t
+        }
         thread?.join()
     }
 
     private func run() {
-        var adopting = [Int](repeating: -1, count: hosts.count) // incarnations count when handed over
+        var adopting = [Int](repeating: -1, count: hosts.count)  // incarnations count when handed over
         var nextAttempt = [UInt64](repeating: 0, count: hosts.count)
         var changesSeen = 0
         while !stopFlag.load(ordering: .sequentiallyConsistent) {
@@ -143,8 +156,8 @@ final class PieceConnector: @unchecked Sendable {
                 let h = link.host
                 let incarnations = link.counters.incarnations.load(ordering: .acquiring)
                 let losses = link.counters.losses.load(ordering: .acquiring)
-                guard losses >= incarnations else { continue }         // connected
-                if adopting[h] == incarnations { continue }             // handed over, not yet adopted
+                guard losses >= incarnations else { continue }  // connected
+                if adopting[h] == incarnations { continue }  // handed over, not yet adopted
                 waiting = true
                 let now = MonotonicClock.now()
                 guard now >= nextAttempt[h] else { continue }
@@ -153,15 +166,23 @@ final class PieceConnector: @unchecked Sendable {
                     // A live piece answers the handshake in well under this; a lost incarnation that
                     // still holds its listener (stopped, partitioned) must not hold the search up for
                     // the whole connect timeout.
-                    let socket = try connect(host: h, epoch: epochs[h], timeout: min(remote.connectTimeout, max(.milliseconds(100), remote.silenceLimit * 2)))
+                    let socket = try connect(
+                        host: h,
+                        epoch: epochs[h],
+                        timeout: min(remote.connectTimeout, max(.milliseconds(100), remote.silenceLimit * 2))
+                    )
                     adopting[h] = incarnations
                     edges.adopt(host: h, socket: socket, epoch: epochs[h])
                 } catch {
                     nextAttempt[h] = now &+ 20_000_000
                 }
             }
-            _ = Futex.wait(on: futexWord(edges.lossWord), expected: seen, timeoutNanoseconds: waiting ? 20_000_000 : 200_000_000,
-                           shared: false)
+            _ = Futex.wait(
+                on: futexWord(edges.lossWord),
+                expected: seen,
+                timeoutNanoseconds: waiting ? 20_000_000 : 200_000_000,
+                shared: false
+            )
         }
     }
 }

@@ -56,10 +56,16 @@ public struct RemoteOptions: Sendable {
     /// Whether the owner keeps trying to connect a replacement piece for a lost host.
     public var reconnect: Bool
 
-    public init(hosts: [String: [PieceAddress]] = [:], placement: [String: String] = [:], workersPerPiece: Int = 1,
-                heartbeat: Duration = .milliseconds(10), missedHeartbeats: Int = 5,
-                connectTimeout: Duration = .seconds(2), whileHostLost: HostLossPolicy = .failFast,
-                reconnect: Bool = true) {
+    public init(
+        hosts: [String: [PieceAddress]] = [:],
+        placement: [String: String] = [:],
+        workersPerPiece: Int = 1,
+        heartbeat: Duration = .milliseconds(10),
+        missedHeartbeats: Int = 5,
+        connectTimeout: Duration = .seconds(2),
+        whileHostLost: HostLossPolicy = .failFast,
+        reconnect: Bool = true
+    ) {
         self.hosts = hosts
         self.placement = placement
         self.workersPerPiece = workersPerPiece

@@ -48,8 +48,16 @@ final class TCPEdges: RingAttachment {
         var startQueued = false
         let counters: LinkCounters
 
-        init(host: Int, name: String, sendChannels: [Int], receiveChannels: [Int], channelCount: Int, start: Int,
-             epoch: UInt32, counters: LinkCounters) {
+        init(
+            host: Int,
+            name: String,
+            sendChannels: [Int],
+            receiveChannels: [Int],
+            channelCount: Int,
+            start: Int,
+            epoch: UInt32,
+            counters: LinkCounters
+        ) {
             self.host = host
             self.name = name
             self.sendChannels = sendChannels
@@ -148,8 +156,14 @@ final class TCPEdges: RingAttachment {
     /// The edge worker's park word, rung when the mailbox fills.
     var parkWord: UnsafeMutablePointer<Atomic<UInt32>>?
 
-    init(plan: ExecutionPlan, wiring: EngineWiring, board: ResultBoard?, isOwner: Bool, links: [Link],
-         remote: RemoteOptions) {
+    init(
+        plan: ExecutionPlan,
+        wiring: EngineWiring,
+        board: ResultBoard?,
+        isOwner: Bool,
+        links: [Link],
+        remote: RemoteOptions
+    ) {
         self.plan = plan
         self.wiring = wiring
         self.board = board
@@ -217,7 +231,11 @@ final class TCPEdges: RingAttachment {
         if op == TCPEdges.sendOp {
             connection.sendInFlight = false
             guard completion.result > 0 else {
-                lose(link, reason: completion.result == 0 ? "connection closed" : "send failed: \(Errno(rawValue: -completion.result))")
+                lose(
+                    link,
+                    reason: completion.result == 0
+                        ? "connection closed" : "send failed: \(Errno(rawValue: -completion.result))"
+                )
                 return
             }
             connection.sentBytes += Int(completion.result)
@@ -226,7 +244,11 @@ final class TCPEdges: RingAttachment {
         } else {
             connection.receiveInFlight = false
             guard completion.result > 0 else {
-                lose(link, reason: completion.result == 0 ? "connection closed by the peer" : "receive failed: \(Errno(rawValue: -completion.result))")
+                lose(
+                    link,
+                    reason: completion.result == 0
+                        ? "connection closed by the peer" : "receive failed: \(Errno(rawValue: -completion.result))"
+                )
                 return
             }
             connection.receiveBytes += Int(completion.result)
@@ -238,7 +260,10 @@ final class TCPEdges: RingAttachment {
 
     func poll() -> Bool {
         var progressed = false
-        if mailboxFlag.load(ordering: .relaxed) { adoptMailbox(); progressed = true }
+        if mailboxFlag.load(ordering: .relaxed) {
+            adoptMailbox()
+            progressed = true
+        }
         for link in links {
             if let connection = link.connection {
                 if frameReadySlots(link, connection) { progressed = true }
@@ -262,7 +287,9 @@ final class TCPEdges: RingAttachment {
                 if isOwner && lostWork(link) { return true }
                 continue
             }
-            for (i, c) in link.sendChannels.enumerated() where wiring.rings[c].isPublished(link.sendNext[i]) { return true }
+            for (i, c) in link.sendChannels.enumerated() where wiring.rings[c].isPublished(link.sendNext[i]) {
+                return true
+            }
         }
         return false
     }
@@ -294,8 +321,11 @@ final class TCPEdges: RingAttachment {
                 let source: UnsafeRawPointer
                 if failure == 0 {
                     // An encoded slot (a value holding references) crosses as its count and bytes only.
-                    payload = !encoded[c] ? size
-                        : EncodedSlot.headerBytes + min(Int(ring.value(k).load(as: UInt32.self)), size - EncodedSlot.headerBytes)
+                    payload =
+                        !encoded[c]
+                        ? size
+                        : EncodedSlot.headerBytes
+                            + min(Int(ring.value(k).load(as: UInt32.self)), size - EncodedSlot.headerBytes)
                     source = UnsafeRawPointer(ring.value(k))
                 } else {
                     let message = wiring.messages[c]! + (k & ring.mask) &* FailureMessage.slotBytes
@@ -304,8 +334,15 @@ final class TCPEdges: RingAttachment {
                 }
                 guard connection.fillBytes + EdgeFrame.headerBytes + payload <= connection.sendCapacity else { break }
                 let p = connection.filling + connection.fillBytes
-                EdgeFrame(kind: .data, channel: c, payloadBytes: payload, epoch: link.epoch, failure: failure, sequence: k,
-                          stamp: 0).write(to: p)
+                EdgeFrame(
+                    kind: .data,
+                    channel: c,
+                    payloadBytes: payload,
+                    epoch: link.epoch,
+                    failure: failure,
+                    sequence: k,
+                    stamp: 0
+                ).write(to: p)
                 if payload > 0 { (p + EdgeFrame.headerBytes).copyMemory(from: source, byteCount: payload) }
                 connection.fillBytes += EdgeFrame.headerBytes + payload
                 k &+= 1
@@ -345,9 +382,15 @@ final class TCPEdges: RingAttachment {
             connection.sentBytes = 0
             connection.fillBytes = 0
         }
-        let remaining = UnsafeRawBufferPointer(start: connection.sending + connection.sentBytes,
-                                               count: connection.sendBytes - connection.sentBytes)
-        if ring.prepareSend(fd: connection.socket.fileDescriptor, from: remaining, userData: userData(link, connection, TCPEdges.sendOp)) {
+        let remaining = UnsafeRawBufferPointer(
+            start: connection.sending + connection.sentBytes,
+            count: connection.sendBytes - connection.sentBytes
+        )
+        if ring.prepareSend(
+            fd: connection.socket.fileDescriptor,
+            from: remaining,
+            userData: userData(link, connection, TCPEdges.sendOp)
+        ) {
             connection.sendInFlight = true
             queued = true
         }
@@ -357,9 +400,15 @@ final class TCPEdges: RingAttachment {
 
     private func armReceive(_ link: Link) {
         guard let connection = link.connection, !connection.receiveInFlight, !connection.closing else { return }
-        let room = UnsafeMutableRawBufferPointer(start: connection.receiveBuffer + connection.receiveBytes,
-                                                 count: connection.receiveCapacity - connection.receiveBytes)
-        if ring.prepareReceive(fd: connection.socket.fileDescriptor, into: room, userData: userData(link, connection, TCPEdges.receiveOp)) {
+        let room = UnsafeMutableRawBufferPointer(
+            start: connection.receiveBuffer + connection.receiveBytes,
+            count: connection.receiveCapacity - connection.receiveBytes
+        )
+        if ring.prepareReceive(
+            fd: connection.socket.fileDescriptor,
+            into: room,
+            userData: userData(link, connection, TCPEdges.receiveOp)
+        ) {
             connection.receiveInFlight = true
             queued = true
         }
@@ -370,9 +419,15 @@ final class TCPEdges: RingAttachment {
         var offset = 0
         while connection.receiveBytes - offset >= EdgeFrame.headerBytes {
             let p = UnsafeRawPointer(connection.receiveBuffer + offset)
-            guard let frame = EdgeFrame.read(from: p) else { lose(link, reason: "protocol error: unknown frame kind"); return }
+            guard let frame = EdgeFrame.read(from: p) else {
+                lose(link, reason: "protocol error: unknown frame kind")
+                return
+            }
             let total = EdgeFrame.headerBytes + frame.payloadBytes
-            guard total <= connection.receiveCapacity else { lose(link, reason: "protocol error: frame of \(total) bytes"); return }
+            guard total <= connection.receiveCapacity else {
+                lose(link, reason: "protocol error: frame of \(total) bytes")
+                return
+            }
             guard connection.receiveBytes - offset >= total else { break }
             offset += total
             switch frame.kind {
@@ -394,7 +449,9 @@ final class TCPEdges: RingAttachment {
         }
         if offset > 0 {
             let rest = connection.receiveBytes - offset
-            if rest > 0 { connection.receiveBuffer.copyMemory(from: connection.receiveBuffer + offset, byteCount: rest) }
+            if rest > 0 {
+                connection.receiveBuffer.copyMemory(from: connection.receiveBuffer + offset, byteCount: rest)
+            }
             connection.receiveBytes = rest
         }
         publishTouched()
@@ -419,7 +476,9 @@ final class TCPEdges: RingAttachment {
         }
         let ring = wiring.rings[c]
         if frame.failure == 0 {
-            let fits = !encoded[c] ? frame.payloadBytes == valueBytes[c]
+            let fits =
+                !encoded[c]
+                ? frame.payloadBytes == valueBytes[c]
                 : frame.payloadBytes >= EncodedSlot.headerBytes && frame.payloadBytes <= valueBytes[c]
             guard fits else {
                 lose(link, reason: "protocol error: channel \(c) value of \(frame.payloadBytes) bytes")
@@ -451,7 +510,10 @@ final class TCPEdges: RingAttachment {
     /// After slots were published: one fence, then ring this host's readers and tell result waiters.
     private func publishTouched() {
         var any = false
-        for c in touched.indices where touched[c] { any = true; break }
+        for c in touched.indices where touched[c] {
+            any = true
+            break
+        }
         guard any else { return }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         for c in touched.indices where touched[c] {
@@ -460,7 +522,8 @@ final class TCPEdges: RingAttachment {
         }
         if let board, resultFirst >= 0 {
             let ring = board.ring
-            for k in resultFirst..<resultEnd where ring.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
+            for k in resultFirst..<resultEnd
+            where ring.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
                 board.didPublish(k)
             }
             resultFirst = -1
@@ -512,8 +575,11 @@ final class TCPEdges: RingAttachment {
             var k = link.receiveNext[i]
             let ring = wiring.rings[c]
             while k < limit && input.isPublished(k) {
-                FailureMessage.write(link.lossReason, detail: Int32(link.host),
-                                     to: wiring.messages[c]! + (k & ring.mask) &* FailureMessage.slotBytes)
+                FailureMessage.write(
+                    link.lossReason,
+                    detail: Int32(link.host),
+                    to: wiring.messages[c]! + (k & ring.mask) &* FailureMessage.slotBytes
+                )
                 publish(c, k, failure: FailureCode.hostLost)
                 link.counters.answeredLost.add(1, ordering: .relaxed)
                 k &+= 1
@@ -557,7 +623,11 @@ final class TCPEdges: RingAttachment {
         for link in links {
             guard let connection = link.connection else { continue }
             if now &- link.lastReceived > silenceNanoseconds {
-                lose(link, reason: "silent for \((now &- link.lastReceived) / 1_000_000) ms (\(silenceNanoseconds / heartbeatNanoseconds) heartbeats missed)")
+                lose(
+                    link,
+                    reason:
+                        "silent for \((now &- link.lastReceived) / 1_000_000) ms (\(silenceNanoseconds / heartbeatNanoseconds) heartbeats missed)"
+                )
                 continue
             }
             if now &- link.lastSent >= heartbeatNanoseconds && connection.fillBytes == 0 && !connection.sendInFlight {

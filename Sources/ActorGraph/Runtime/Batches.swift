@@ -32,8 +32,11 @@ extension CompiledGraph {
     /// - Throws: ``ExecutionError/shutDown`` or ``ExecutionError/capacityExceeded(capacity:)`` (nothing was
     ///   left in flight); results already handed to `body` stay delivered.
     @inlinable
-    public func executeAll<C: Collection>(_ inputs: C, window: Int? = nil,
-                                          _ body: (_ index: Int, _ result: Result<Output, ExecutionError>) -> Void) throws(ExecutionError)
+    public func executeAll<C: Collection>(
+        _ inputs: C,
+        window: Int? = nil,
+        _ body: (_ index: Int, _ result: Result<Output, ExecutionError>) -> Void
+    ) throws(ExecutionError)
     where C.Element == Input {
         let window = Swift.max(1, Swift.min(window ?? capacity, capacity))
         var index = inputs.startIndex
@@ -92,8 +95,10 @@ extension CompiledGraph {
     /// The slot holds an earlier execution's input (or zero bytes): `initialize` must set every
     /// field the stages read.
     @inlinable
-    public func execute<R>(initializing initialize: (inout Input) -> Void,
-                           reading read: (borrowing Output) -> R) throws(ExecutionError) -> R where Input: BitwiseCopyable {
+    public func execute<R>(
+        initializing initialize: (inout Input) -> Void,
+        reading read: (borrowing Output) -> R
+    ) throws(ExecutionError) -> R where Input: BitwiseCopyable {
         let k = try sequencer.claim()
         initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
         sequencer.publish(k)
@@ -106,7 +111,9 @@ extension CompiledGraph {
 
     /// Starts one execution whose input is written in place (see ``execute(initializing:reading:)``).
     @inlinable
-    public func submit(initializing initialize: (inout Input) -> Void) throws(ExecutionError) -> PendingExecution<Output>
+    public func submit(
+        initializing initialize: (inout Input) -> Void
+    ) throws(ExecutionError) -> PendingExecution<Output>
     where Input: BitwiseCopyable {
         let k = try sequencer.claim()
         initialize(&sequencer.slot(k).assumingMemoryBound(to: Input.self).pointee)
@@ -248,7 +255,9 @@ where Inputs.Element: Sendable {
     let window: Int
 
     /// Starts submitting on the first `next()`.
-    public func makeAsyncIterator() -> Iterator { Iterator(state: IteratorState(core: core, inputs: inputs, window: window)) }
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(state: IteratorState(core: core, inputs: inputs, window: window))
+    }
 
     /// Submits ahead and hands results back in input order.
     public struct Iterator: AsyncIteratorProtocol {
@@ -298,7 +307,10 @@ final class IteratorState<Inputs: Collection, Output: Sendable> {
                 inFlight &+= n
                 remaining &-= n
             }
-            guard let front = chunks.front else { finished = true; return nil }
+            guard let front = chunks.front else {
+                finished = true
+                return nil
+            }
             let k = front.next
             try await core.board.awaitPublished(k)
             chunks.advanceFront(by: 1)

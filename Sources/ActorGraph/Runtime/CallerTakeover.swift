@@ -73,8 +73,12 @@ final class CallerTakeover: @unchecked Sendable {
         guard enabled.load(ordering: .relaxed) else { return false }
         var taken = 0
         while taken < parkWords.count {
-            guard parkWords[taken].pointee.compareExchange(
-                expected: ParkWord.parked, desired: ParkWord.takenOver, ordering: .sequentiallyConsistent).exchanged
+            guard
+                parkWords[taken].pointee.compareExchange(
+                    expected: ParkWord.parked,
+                    desired: ParkWord.takenOver,
+                    ordering: .sequentiallyConsistent
+                ).exchanged
             else { break }
             taken &+= 1
         }
@@ -91,8 +95,11 @@ final class CallerTakeover: @unchecked Sendable {
         while true {
             var progressed = false
             for runner in runners where runner._withUnsafeGuaranteedRef({ $0.runBatch(1) }) > 0 { progressed = true }
-            if resultRing.isPublished(k) { published = true; break }
-            if !progressed { break } // stopping: runOne refuses to start anything
+            if resultRing.isPublished(k) {
+                published = true
+                break
+            }
+            if !progressed { break }  // stopping: runOne refuses to start anything
         }
         if timed { noteRunTime(MonotonicClock.now() &- started) }
         // A plain store, not a locked add: concurrent take-overs of one graph are serialized by
@@ -109,7 +116,9 @@ final class CallerTakeover: @unchecked Sendable {
             // slow every time.
             if slowRunsInARow.add(1, ordering: .relaxed).newValue >= CallerTakeover.slowRunsToStop {
                 enabled.store(false, ordering: .relaxed)
-                logger.notice("stages run on the caller's thread took over 1 ms \(CallerTakeover.slowRunsToStop) times in a row: callers no longer run this graph's stages")
+                logger.notice(
+                    "stages run on the caller's thread took over 1 ms \(CallerTakeover.slowRunsToStop) times in a row: callers no longer run this graph's stages"
+                )
             }
         } else if slowRunsInARow.load(ordering: .relaxed) != 0 {
             slowRunsInARow.store(0, ordering: .relaxed)
@@ -128,7 +137,9 @@ final class CallerTakeover: @unchecked Sendable {
         guard count > 0 else { return }
         for i in 0..<count { parkWords[i].pointee.store(ParkWord.parked, ordering: .sequentiallyConsistent) }
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        let ring = k.map { stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || inputRing.isPublished($0 &+ 1) } ?? true
+        let ring =
+            k.map { stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || inputRing.isPublished($0 &+ 1) }
+            ?? true
         if ring {
             for i in 0..<count { Worker.wake(parkWords[i], shared: false) }
         }

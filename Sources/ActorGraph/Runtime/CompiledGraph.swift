@@ -3,9 +3,16 @@ import ActorGraphPlatform
 extension Graph {
     /// Validates the graph and turns it, once, into preallocated shared-memory rings and pinned
     /// worker threads. Throws a ``CompileError`` naming the offending node for malformed graphs.
-    public func compile(_ options: CompileOptions = CompileOptions()) throws(CompileError) -> CompiledGraph<Input, Output> {
+    public func compile(
+        _ options: CompileOptions = CompileOptions()
+    ) throws(CompileError) -> CompiledGraph<Input, Output> {
         IsolatedWorker.refuseIfForgotten()
-        let plan = try Compiler.plan(nodes: try validatedNodes(), inputNode: inputIndex, outputNode: outputIndex, options: options)
+        let plan = try Compiler.plan(
+            nodes: try validatedNodes(),
+            inputNode: inputIndex,
+            outputNode: outputIndex,
+            options: options
+        )
         if plan.isRemote { return CompiledGraph(core: try EngineCore.owner(plan: plan, options: options)) }
         return CompiledGraph(core: try EngineCore(plan: plan, options: options))
     }
@@ -168,12 +175,14 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public var diagnostics: GraphDiagnostics {
         GraphDiagnostics(
             parkMechanisms: core.wiring.controls.map {
-                $0.parkMechanism.pointee.load(ordering: .relaxed) == 1 ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
+                $0.parkMechanism.pointee.load(ordering: .relaxed) == 1
+                    ? Worker.ParkMechanism.ioUring.rawValue : Worker.ParkMechanism.futex.rawValue
             },
             parkCounts: core.wiring.controls.map { Int($0.parkCount.pointee.load(ordering: .relaxed)) },
             callerTakeovers: sequencer.takeover?.inlineRuns.load(ordering: .relaxed) ?? 0,
             detachedWorkerThreads: core.detachedThreads.load(ordering: .relaxed),
-            hosts: core.edges?.links.map { HostStatus(link: $0) } ?? [])
+            hosts: core.edges?.links.map { HostStatus(link: $0) } ?? []
+        )
     }
 
     /// A graph spanning hosts: where `host`'s piece listens from now on (a placer restarted it

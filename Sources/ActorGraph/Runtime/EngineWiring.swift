@@ -27,7 +27,12 @@ struct EngineWiring: @unchecked Sendable {
         controls = layout.controlBlocks.map { WorkerControl(base: base + $0) }
         rings = plan.channels.map { channel in
             let (stride, valueOffset) = SlotRing.geometry(for: channel.layout)
-            return SlotRing(base: base + layout.rings[channel.id], stride: stride, capacity: plan.capacity, valueOffset: valueOffset)
+            return SlotRing(
+                base: base + layout.rings[channel.id],
+                stride: stride,
+                capacity: plan.capacity,
+                valueOffset: valueOffset
+            )
         }
         messages = layout.messages.map { $0.map { base + $0 } }
         scratch = layout.scratch.map { $0.map { base + $0 } }
@@ -57,7 +62,10 @@ struct EngineWiring: @unchecked Sendable {
             var current = word.pointee.load(ordering: .sequentiallyConsistent)
             while current != CallerTakeover.ParkWord.takenOver {
                 let (exchanged, original) = word.pointee.compareExchange(
-                    expected: current, desired: CallerTakeover.ParkWord.awake, ordering: .sequentiallyConsistent)
+                    expected: current,
+                    desired: CallerTakeover.ParkWord.awake,
+                    ordering: .sequentiallyConsistent
+                )
                 if exchanged {
                     Futex.wake(futexWord(word), count: Int32.max, shared: sharedFutex)
                     break
@@ -79,28 +87,40 @@ struct EngineWiring: @unchecked Sendable {
         }
     }
 
-    func makeRunners(worker w: Int, errorTables: [UnsafeMutablePointer<(any Error)?>], board: ResultBoard?,
-                     sharedFutex: Bool, start: Int) -> [SegmentRunner] {
+    func makeRunners(
+        worker w: Int,
+        errorTables: [UnsafeMutablePointer<(any Error)?>],
+        board: ResultBoard?,
+        sharedFutex: Bool,
+        start: Int
+    ) -> [SegmentRunner] {
         var runners: [SegmentRunner] = []
         for segment in plan.segments where segment.worker == w {
             let nodes = segment.nodes.map { plan.nodes[$0] }
             let scratchLayouts = nodes.dropLast().map(\.layout)
             let output = plan.channels[segment.outputChannel]
-            runners.append(SegmentRunner(
-                inputs: segment.inputChannels.map { rings[$0] },
-                inputErrors: segment.inputChannels.map { errorTables[$0] },
-                kernels: nodes.map { $0.makeKernel!() },
-                kernelNodes: segment.nodes,
-                scratch: scratch[segment.id],
-                scratchDestroy: scratchLayouts.map { $0.isTrivial ? nil : $0.destroy },
-                output: rings[segment.outputChannel], outputErrors: errorTables[segment.outputChannel],
-                outputDestroy: output.layout.isTrivial ? nil : output.layout.destroy,
-                wakeTargets: wakeTargets(of: segment.outputChannel, excludingWorker: segment.worker),
-                resultBoard: segment.outputChannel == plan.outputChannel ? board : nil,
-                inputMessages: segment.inputChannels.map { messages[$0] },
-                outputMessages: messages[segment.outputChannel],
-                control: controls[w], sharedFutex: sharedFutex, stopping: stopping, start: start,
-                encoding: SegmentEncoding(plan: plan, segment: segment)))
+            runners.append(
+                SegmentRunner(
+                    inputs: segment.inputChannels.map { rings[$0] },
+                    inputErrors: segment.inputChannels.map { errorTables[$0] },
+                    kernels: nodes.map { $0.makeKernel!() },
+                    kernelNodes: segment.nodes,
+                    scratch: scratch[segment.id],
+                    scratchDestroy: scratchLayouts.map { $0.isTrivial ? nil : $0.destroy },
+                    output: rings[segment.outputChannel],
+                    outputErrors: errorTables[segment.outputChannel],
+                    outputDestroy: output.layout.isTrivial ? nil : output.layout.destroy,
+                    wakeTargets: wakeTargets(of: segment.outputChannel, excludingWorker: segment.worker),
+                    resultBoard: segment.outputChannel == plan.outputChannel ? board : nil,
+                    inputMessages: segment.inputChannels.map { messages[$0] },
+                    outputMessages: messages[segment.outputChannel],
+                    control: controls[w],
+                    sharedFutex: sharedFutex,
+                    stopping: stopping,
+                    start: start,
+                    encoding: SegmentEncoding(plan: plan, segment: segment)
+                )
+            )
         }
         return runners
     }

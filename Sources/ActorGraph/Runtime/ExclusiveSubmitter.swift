@@ -55,7 +55,9 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
         oldest = k
         input = sequencer.input
         results = core.board.ring
-        let wakeTargets = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>.allocate(capacity: sequencer.wakeTargets.count)
+        let wakeTargets = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt32>>>.allocate(
+            capacity: sequencer.wakeTargets.count
+        )
         _ = wakeTargets.initialize(from: sequencer.wakeTargets)
         words = SubmitterWords(counter: sequencer.cursor, stopping: core.stopping, wakeTargets: wakeTargets)
         sharedFutex = sequencer.sharedFutex
@@ -162,7 +164,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
 
     @usableFromInline
     func throwFailure(_ k: Int) throws(ExecutionError) {
-        _ = try core.takeUnretainedValue().board.take(k)   // throws the failure and frees the slot
+        _ = try core.takeUnretainedValue().board.take(k)  // throws the failure and frees the slot
     }
 
     @usableFromInline
@@ -173,7 +175,7 @@ public struct ExclusiveSubmitter<Input: Sendable, Output: Sendable>: ~Copyable, 
     deinit {
         let engine = core.takeUnretainedValue()
         for k in oldest..<next { engine.board.abandon(k) }
-        engine.sequencer.ensurePublishedSeen()   // abandoned executions must still run, to free their slots
+        engine.sequencer.ensurePublishedSeen()  // abandoned executions must still run, to free their slots
         engine.sequencer.releaseExclusive(next: next)
         words.wakeTargets.deallocate()
         core.release()

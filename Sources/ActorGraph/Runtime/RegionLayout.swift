@@ -186,7 +186,7 @@ enum FailureCode {
 ///
 /// All fields are 64-bit at fixed offsets; CPUs from offset 512 (one `Int64` per worker, -1 unpinned).
 struct RegionHeader {
-    static let magic: UInt64 = 0x4147_4953_4F30_3031 // "AGISO001"
+    static let magic: UInt64 = 0x4147_4953_4F30_3031  // "AGISO001"
     var fingerprint: UInt64
     var workerCount: Int
     var capacity: Int
@@ -207,13 +207,17 @@ struct RegionHeader {
     static let maxWorkers = (RegionLayout.headerBytes - 512) / 8
 
     func write(to base: UnsafeMutableRawPointer) {
-        let fields: [Int64] = [Int64(bitPattern: RegionHeader.magic), Int64(bitPattern: fingerprint), Int64(workerCount),
-                               Int64(capacity), Int64(placement.code), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
-                               Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode)]
+        let fields: [Int64] = [
+            Int64(bitPattern: RegionHeader.magic), Int64(bitPattern: fingerprint), Int64(workerCount),
+            Int64(capacity), Int64(placement.code), Int64(batchSize), Int64(workerSpins), Int64(callerSpins),
+            Int64(spinTimeNanoseconds), Int64(parkTimeoutNanoseconds), useIORing ? 1 : 0, Int64(numaNode),
+        ]
         for (i, f) in fields.enumerated() { base.storeBytes(of: f, toByteOffset: i * 8, as: Int64.self) }
         base.storeBytes(of: Int64(statisticsInterval), toByteOffset: 12 * 8, as: Int64.self)
         base.storeBytes(of: Int64(waitStrategy.code), toByteOffset: 13 * 8, as: Int64.self)
-        for (i, cpu) in cpus.enumerated() { base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self) }
+        for (i, cpu) in cpus.enumerated() {
+            base.storeBytes(of: Int64(cpu ?? -1), toByteOffset: 512 + i * 8, as: Int64.self)
+        }
     }
 
     static func read(from base: UnsafeMutableRawPointer, size: Int) -> RegionHeader? {
@@ -223,26 +227,47 @@ struct RegionHeader {
         let workers = Int(field(2))
         guard workers >= 1, workers <= maxWorkers else { return nil }
         // A code this program does not know (another build wrote the header): refuse, never guess.
-        guard let placement = Placement(code: Int(field(4))), let strategy = WaitStrategy(code: Int(field(13))) else { return nil }
+        guard let placement = Placement(code: Int(field(4))), let strategy = WaitStrategy(code: Int(field(13))) else {
+            return nil
+        }
         let cpus: [Int?] = (0..<workers).map { i in
             let c = base.load(fromByteOffset: 512 + i * 8, as: Int64.self)
             return c < 0 ? nil : Int(c)
         }
-        return RegionHeader(fingerprint: UInt64(bitPattern: field(1)), workerCount: workers, capacity: Int(field(3)),
-                            placement: placement, batchSize: Int(field(5)), workerSpins: Int(field(6)),
-                            callerSpins: Int(field(7)), spinTimeNanoseconds: Int(field(8)),
-                            parkTimeoutNanoseconds: Int(field(9)), useIORing: field(10) != 0, numaNode: Int(field(11)),
-                            cpus: cpus, statisticsInterval: Int(field(12)), waitStrategy: strategy)
+        return RegionHeader(
+            fingerprint: UInt64(bitPattern: field(1)),
+            workerCount: workers,
+            capacity: Int(field(3)),
+            placement: placement,
+            batchSize: Int(field(5)),
+            workerSpins: Int(field(6)),
+            callerSpins: Int(field(7)),
+            spinTimeNanoseconds: Int(field(8)),
+            parkTimeoutNanoseconds: Int(field(9)),
+            useIORing: field(10) != 0,
+            numaNode: Int(field(11)),
+            cpus: cpus,
+            statisticsInterval: Int(field(12)),
+            waitStrategy: strategy
+        )
     }
 
     /// The options a child runs its worker with.
     var workerOptions: CompileOptions {
-        var o = CompileOptions(workers: workerCount, capacity: capacity, pinWorkers: cpus.first.map { $0 != nil } ?? false,
-                               idle: IdlePolicy(workerSpins: workerSpins, callerSpins: callerSpins,
-                                                spinTime: .nanoseconds(spinTimeNanoseconds),
-                                                parkTimeout: .nanoseconds(parkTimeoutNanoseconds),
-                                                strategy: waitStrategy),
-                               batchSize: batchSize, useIORing: useIORing)
+        var o = CompileOptions(
+            workers: workerCount,
+            capacity: capacity,
+            pinWorkers: cpus.first.map { $0 != nil } ?? false,
+            idle: IdlePolicy(
+                workerSpins: workerSpins,
+                callerSpins: callerSpins,
+                spinTime: .nanoseconds(spinTimeNanoseconds),
+                parkTimeout: .nanoseconds(parkTimeoutNanoseconds),
+                strategy: waitStrategy
+            ),
+            batchSize: batchSize,
+            useIORing: useIORing
+        )
         o.placement = placement
         o.statistics = statisticsInterval > 0 ? .sampled(every: statisticsInterval) : .off
         return o

@@ -43,10 +43,19 @@ final class ResultBoard: @unchecked Sendable {
     /// (``ResultDecoder``) before a caller reads them; `nil` otherwise.
     let resultDecoder: ResultDecoder?
 
-    init(ring: SlotRing, errors: UnsafeMutablePointer<(any Error)?>, stopping: UnsafeMutablePointer<Atomic<UInt32>>,
-         nodeNames: [String], policy: IdlePolicy, sharedFutex: Bool = false,
-         messages: UnsafeMutableRawPointer? = nil, remoteNotifyFD: Int32? = nil, workerCPUs: [Int?] = [],
-         hostNames: [String] = [], resultDecoder: ResultDecoder? = nil) {
+    init(
+        ring: SlotRing,
+        errors: UnsafeMutablePointer<(any Error)?>,
+        stopping: UnsafeMutablePointer<Atomic<UInt32>>,
+        nodeNames: [String],
+        policy: IdlePolicy,
+        sharedFutex: Bool = false,
+        messages: UnsafeMutableRawPointer? = nil,
+        remoteNotifyFD: Int32? = nil,
+        workerCPUs: [Int?] = [],
+        hostNames: [String] = [],
+        resultDecoder: ResultDecoder? = nil
+    ) {
         self.ring = ring
         self.hostNames = hostNames
         self.errors = errors
@@ -128,7 +137,10 @@ final class ResultBoard: @unchecked Sendable {
             let desired = ready ? ResultWaiterBits.continuationReady : 0
             if current == desired { break }
             let (exchanged, original) = waiters.pointee.compareExchange(
-                expected: current, desired: desired, ordering: .sequentiallyConsistent)
+                expected: current,
+                desired: desired,
+                ordering: .sequentiallyConsistent
+            )
             if exchanged { break }
             current = original
         }
@@ -191,7 +203,11 @@ final class ResultBoard: @unchecked Sendable {
         var spins = policy.strategy == .blocking ? 0 : min(policy.callerSpins, 2_000)
         while true {
             if ring.isPublished(k) { return }
-            if spins > 0 { spins &-= 1; CPU.relax(); continue }
+            if spins > 0 {
+                spins &-= 1
+                CPU.relax()
+                continue
+            }
             if isStopping { throw stoppedError() }
             let now = MonotonicClock.now()
             if now >= deadline { throw .timedOut }
@@ -220,7 +236,9 @@ final class ResultBoard: @unchecked Sendable {
             if yielding {
                 CPU.yield()
                 if backoff.polls & 63 == 63 && MonotonicClock.now() >= yieldUntil { return false }
-            } else if onWorkerCPU { CPU.yield() }
+            } else if onWorkerCPU {
+                CPU.yield()
+            }
             if backoff.idle() == .park { return false }
             // Busy-spinning and yielding never park: they notice shutdown here.
             if backoff.polls & 1023 == 0 && isStopping { return false }
@@ -249,14 +267,19 @@ final class ResultBoard: @unchecked Sendable {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 continuations[k & ring.mask] = continuation
                 waiters.pointee.bitwiseOr(ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
-                guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) || isStopping else {
-                    return // the publisher or shutdown resumes us
+                guard
+                    ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) || isStopping
+                else {
+                    return  // the publisher or shutdown resumes us
                 }
                 // Already done: take the registration back unless the publisher or shutdown already took it.
                 var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
                 while current & ResultWaiterBits.continuation != 0 {
                     let (exchanged, original) = waiters.pointee.compareExchange(
-                        expected: current, desired: current & ~ResultWaiterBits.continuation, ordering: .sequentiallyConsistent)
+                        expected: current,
+                        desired: current & ~ResultWaiterBits.continuation,
+                        ordering: .sequentiallyConsistent
+                    )
                     if exchanged {
                         continuations[k & ring.mask] = nil
                         continuation.resume()
@@ -321,8 +344,10 @@ final class ResultBoard: @unchecked Sendable {
             return try decoder.decode(k, from: ring)
         } catch {
             let node = decoder.slot.node
-            throw .stageFailed(node: node < nodeNames.count ? nodeNames[node] : "node \(node)",
-                               error: IsolatedStageError(description: "the encoded value did not decode: \(error)"))
+            throw .stageFailed(
+                node: node < nodeNames.count ? nodeNames[node] : "node \(node)",
+                error: IsolatedStageError(description: "the encoded value did not decode: \(error)")
+            )
         }
     }
 
@@ -333,7 +358,9 @@ final class ResultBoard: @unchecked Sendable {
         func hostName(_ host: Int) -> String { host >= 0 && host < hostNames.count ? hostNames[host] : "host \(host)" }
         if let messages {
             let (detail, text) = FailureMessage.read(messages + (k & ring.mask) * FailureMessage.slotBytes)
-            if let error = EncodedSlot.error(failure: failure, detail: detail, text: text, nodeName: name) { return error }
+            if let error = EncodedSlot.error(failure: failure, detail: detail, text: text, nodeName: name) {
+                return error
+            }
             switch failure {
             case FailureCode.workerCrashed: return .workerCrashed(worker: Int(detail), reason: text)
             case FailureCode.stageTimedOut: return .stageTimedOut(node: name(Int(detail)))
@@ -352,8 +379,10 @@ final class ResultBoard: @unchecked Sendable {
             var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
             while current & ResultWaiterBits.continuationReady != 0 {
                 let (exchanged, original) = waiters.pointee.compareExchange(
-                    expected: current, desired: current & ~(ResultWaiterBits.continuationReady | ResultWaiterBits.continuation),
-                    ordering: .sequentiallyConsistent)
+                    expected: current,
+                    desired: current & ~(ResultWaiterBits.continuationReady | ResultWaiterBits.continuation),
+                    ordering: .sequentiallyConsistent
+                )
                 if exchanged {
                     let continuation = continuations[i]
                     continuations[i] = nil
@@ -420,15 +449,24 @@ final class ResultBoard: @unchecked Sendable {
     /// The caller dropped its pending execution `k`: collect it now, or let the publisher do it.
     @usableFromInline
     func abandon(_ k: Int) {
-        if ring.isPublished(k) { collect(k); return }
+        if ring.isPublished(k) {
+            collect(k)
+            return
+        }
         let waiters = ring.resultWaiters(k)
         waiters.pointee.bitwiseOr(ResultWaiterBits.abandoned, ordering: .sequentiallyConsistent)
         guard ring.stampWord(k).pointee.load(ordering: .sequentiallyConsistent) == SlotRing.stamp(k) else { return }
         var current = waiters.pointee.load(ordering: .sequentiallyConsistent)
         while current & ResultWaiterBits.abandoned != 0 {
             let (exchanged, original) = waiters.pointee.compareExchange(
-                expected: current, desired: current & ~ResultWaiterBits.abandoned, ordering: .sequentiallyConsistent)
-            if exchanged { collect(k); return }
+                expected: current,
+                desired: current & ~ResultWaiterBits.abandoned,
+                ordering: .sequentiallyConsistent
+            )
+            if exchanged {
+                collect(k)
+                return
+            }
             current = original
         }
     }
@@ -446,8 +484,12 @@ final class ResultBoard: @unchecked Sendable {
         ring.spaceWaiters(k).pointee.store(1, ordering: .sequentiallyConsistent)
         let seen = word.pointee.load(ordering: .sequentiallyConsistent)
         if seen == SlotRing.stamp(k &- ring.capacity) || isStopping { return }
-        _ = Futex.wait(on: futexWord(word), expected: seen, timeoutNanoseconds: min(timeoutNanoseconds, parkTimeoutNanoseconds),
-                       shared: sharedFutex)
+        _ = Futex.wait(
+            on: futexWord(word),
+            expected: seen,
+            timeoutNanoseconds: min(timeoutNanoseconds, parkTimeoutNanoseconds),
+            shared: sharedFutex
+        )
     }
 
     // MARK: Shutdown

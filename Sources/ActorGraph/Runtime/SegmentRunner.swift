@@ -49,15 +49,26 @@ final class SegmentRunner {
     /// `nil` when every value it reads and writes is read and written in place.
     let encoding: SegmentEncoding?
 
-    init(inputs: [SlotRing], inputErrors: [UnsafeMutablePointer<(any Error)?>],
-         kernels: [KernelFunction], kernelNodes: [Int], scratch: [UnsafeMutableRawPointer],
-         scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
-         output: SlotRing, outputErrors: UnsafeMutablePointer<(any Error)?>,
-         outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
-         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], resultBoard: ResultBoard?,
-         inputMessages: [UnsafeMutableRawPointer?], outputMessages: UnsafeMutableRawPointer?,
-         control: WorkerControl, sharedFutex: Bool, stopping: UnsafeMutablePointer<Atomic<UInt32>>, start: Int,
-         encoding: SegmentEncoding? = nil) {
+    init(
+        inputs: [SlotRing],
+        inputErrors: [UnsafeMutablePointer<(any Error)?>],
+        kernels: [KernelFunction],
+        kernelNodes: [Int],
+        scratch: [UnsafeMutableRawPointer],
+        scratchDestroy: [(@Sendable (UnsafeMutableRawPointer) -> Void)?],
+        output: SlotRing,
+        outputErrors: UnsafeMutablePointer<(any Error)?>,
+        outputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
+        wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>],
+        resultBoard: ResultBoard?,
+        inputMessages: [UnsafeMutableRawPointer?],
+        outputMessages: UnsafeMutableRawPointer?,
+        control: WorkerControl,
+        sharedFutex: Bool,
+        stopping: UnsafeMutablePointer<Atomic<UInt32>>,
+        start: Int,
+        encoding: SegmentEncoding? = nil
+    ) {
         self.inputs = .allocate(capacity: inputs.count)
         _ = self.inputs.initialize(from: inputs)
         self.inputErrors = .allocate(capacity: inputErrors.count)
@@ -133,7 +144,8 @@ final class SegmentRunner {
             // refcount that callers' retain/release write on every execution; reading the board
             // here made echo ~40 ns slower whenever its fields shared that line).
             if let board = resultBoard {
-                for k in first..<(first &+ n) where output.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
+                for k in first..<(first &+ n)
+                where output.resultWaiters(k).pointee.load(ordering: .sequentiallyConsistent) != 0 {
                     board._withUnsafeGuaranteedRef { $0.didPublish(k) }
                 }
             }
@@ -208,14 +220,19 @@ final class SegmentRunner {
                 failure = f
                 outputErrors[outputSlot] = inputErrors[i][k & inputs[i].mask]
                 if let out = outputMessages, let from = inputMessages[i] {
-                    FailureMessage.copy(from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
-                                        to: out + outputSlot &* FailureMessage.slotBytes)
+                    FailureMessage.copy(
+                        from: from + (k & inputs[i].mask) &* FailureMessage.slotBytes,
+                        to: out + outputSlot &* FailureMessage.slotBytes
+                    )
                 }
                 statistics?.countSkipped()
                 break
             }
             guard let argument = slots.input(i, slot: inputs[i].value(k)) else {
-                failure = slots.inputFailed(i, message: outputMessages.map { $0 + outputSlot &* FailureMessage.slotBytes })
+                failure = slots.inputFailed(
+                    i,
+                    message: outputMessages.map { $0 + outputSlot &* FailureMessage.slotBytes }
+                )
                 break
             }
             arguments[i] = argument
@@ -238,8 +255,11 @@ final class SegmentRunner {
 
     /// Calls the kernels in order; returns 0, or the failing node's index + 1 (error stored).
     @inline(__always)
-    private func runKernels<Clock: StageClock>(into destination: UnsafeMutableRawPointer, outputSlot: Int,
-                                               clock: inout Clock) -> Int32 {
+    private func runKernels<Clock: StageClock>(
+        into destination: UnsafeMutableRawPointer,
+        outputSlot: Int,
+        clock: inout Clock
+    ) -> Int32 {
         let last = kernels.count - 1
         var source = UnsafePointer(arguments)
         var j = 0
@@ -259,7 +279,11 @@ final class SegmentRunner {
             currentNode.pointee.store(0, ordering: .relaxed)
             if j > 0, let destroy = scratchDestroy[j - 1] { destroy(scratch[j - 1]) }
             if let out = outputMessages {
-                FailureMessage.write(String(describing: error), detail: kernelNodes[j], to: out + outputSlot &* FailureMessage.slotBytes)
+                FailureMessage.write(
+                    String(describing: error),
+                    detail: kernelNodes[j],
+                    to: out + outputSlot &* FailureMessage.slotBytes
+                )
             } else {
                 outputErrors[outputSlot] = error
             }

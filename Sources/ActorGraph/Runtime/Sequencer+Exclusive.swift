@@ -12,8 +12,11 @@ extension Sequencer {
             if board.isStopping { throw board.stoppedError() }
             let k = cursor.pointee.load(ordering: .relaxed)
             if k & Sequencer.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
-            if cursor.pointee.compareExchange(expected: k, desired: k | Sequencer.exclusiveBit,
-                                              ordering: .acquiringAndReleasing).exchanged {
+            if cursor.pointee.compareExchange(
+                expected: k,
+                desired: k | Sequencer.exclusiveBit,
+                ordering: .acquiringAndReleasing
+            ).exchanged {
                 return k
             }
         }

@@ -58,10 +58,19 @@ final class Sequencer: @unchecked Sendable {
         case beforeWaiting
     }
 
-    init(cursor: UnsafeMutablePointer<Atomic<Int>>, input: SlotRing, board: ResultBoard,
-         wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>], sharedFutex: Bool, statistics: StatisticsStore?,
-         inputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?, policy: IdlePolicy,
-         submitTimeout: Duration, capacity: Int, inputEncoder: InputEncoder? = nil) {
+    init(
+        cursor: UnsafeMutablePointer<Atomic<Int>>,
+        input: SlotRing,
+        board: ResultBoard,
+        wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>],
+        sharedFutex: Bool,
+        statistics: StatisticsStore?,
+        inputDestroy: (@Sendable (UnsafeMutableRawPointer) -> Void)?,
+        policy: IdlePolicy,
+        submitTimeout: Duration,
+        capacity: Int,
+        inputEncoder: InputEncoder? = nil
+    ) {
         self.cursor = cursor
         self.input = input
         self.board = board
@@ -94,7 +103,8 @@ final class Sequencer: @unchecked Sendable {
         while true {
             let k = cursor.pointee.load(ordering: .relaxed)
             guard k & Sequencer.exclusiveBit == 0, board.hasSpace(for: k) else { return nil }
-            if cursor.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged {
+            if cursor.pointee.compareExchange(expected: k, desired: k &+ 1, ordering: .acquiringAndReleasing).exchanged
+            {
                 return k
             }
         }
@@ -110,7 +120,8 @@ final class Sequencer: @unchecked Sendable {
             // Results are collected in any order (waits, drops), so every slot is checked.
             let n = freeSlots(from: k, upTo: limit)
             guard n > 0 else { return nil }
-            if cursor.pointee.compareExchange(expected: k, desired: k &+ n, ordering: .acquiringAndReleasing).exchanged {
+            if cursor.pointee.compareExchange(expected: k, desired: k &+ n, ordering: .acquiringAndReleasing).exchanged
+            {
                 return (k, n)
             }
         }
@@ -138,7 +149,11 @@ final class Sequencer: @unchecked Sendable {
             if k & Sequencer.exclusiveBit != 0 { throw .exclusiveSubmitterOpen }
             let n = freeSlots(from: k, upTo: count)
             if n == count {
-                let claimed = cursor.pointee.compareExchange(expected: k, desired: k &+ count, ordering: .acquiringAndReleasing).exchanged
+                let claimed = cursor.pointee.compareExchange(
+                    expected: k,
+                    desired: k &+ count,
+                    ordering: .acquiringAndReleasing
+                ).exchanged
                 return claimed ? .done(k) : .retry
             }
             return .full(sleepingOn: k &+ n)
@@ -170,7 +185,11 @@ final class Sequencer: @unchecked Sendable {
     }
 
     /// One step of a wait for space: done, try again at once, or sleep until the slot of a sequence frees.
-    enum WaitStep<Value> { case done(Value), retry, full(sleepingOn: Int) }
+    enum WaitStep<Value> {
+        case done(Value)
+        case retry
+        case full(sleepingOn: Int)
+    }
 
     /// The one wait for a free slot behind every blocking claim: tries `step`; while the graph is
     /// full, backs off (WaitStrategy.swift), then sleeps until the slot frees, up to the submit

@@ -102,8 +102,13 @@ final class Contention: Sendable {
     /// every ``machineReadInterval`` by whichever thread asks (one `pread` of `/proc/loadavg`).
     func machineCrowded(now: UInt64) -> Bool {
         let due = nextMachineRead.load(ordering: .relaxed)
-        if now >= due, nextMachineRead.compareExchange(expected: due, desired: now &+ Contention.machineReadInterval,
-                                                       ordering: .relaxed).exchanged {
+        if now >= due,
+            nextMachineRead.compareExchange(
+                expected: due,
+                desired: now &+ Contention.machineReadInterval,
+                ordering: .relaxed
+            ).exchanged
+        {
             let cpus = max(1, effectiveMilliCPUs.load(ordering: .relaxed) / 1000)
             machineCrowdedFlag.store((SystemLoad.runnableThreads() ?? 0) > cpus, ordering: .relaxed)
         }
@@ -114,8 +119,13 @@ final class Contention: Sendable {
     /// since the last read put the process under pressure for a while.
     private func pollThrottling(now: UInt64) {
         let due = nextThrottleRead.load(ordering: .relaxed)
-        guard now >= due, nextThrottleRead.compareExchange(
-            expected: due, desired: now &+ Contention.throttleReadInterval, ordering: .relaxed).exchanged else { return }
+        guard now >= due,
+            nextThrottleRead.compareExchange(
+                expected: due,
+                desired: now &+ Contention.throttleReadInterval,
+                ordering: .relaxed
+            ).exchanged
+        else { return }
         let grew: Bool? = throttleSource.withLockIfAvailable { source in
             guard let path = source.path, let stat = CgroupCPU.readThrottling(path) else { return false }
             defer { source.throttled = stat.throttledPeriods }
@@ -214,7 +224,9 @@ struct Backoff {
         polls &+= 1
         if strategy == .adaptive && mode == .spin && polls & (Backoff.checkInterval - 1) != 0 {
             // A short wait never gets here twice; a longer one looks at the shared hint once, early.
-            if polls == Backoff.hintPoll && Contention.shared.contendedHint.load(ordering: .relaxed) { return adaptive() }
+            if polls == Backoff.hintPoll && Contention.shared.contendedHint.load(ordering: .relaxed) {
+                return adaptive()
+            }
             CPU.relax()
             return .retry
         }
@@ -279,7 +291,10 @@ struct Backoff {
             // one returns at once.
             mode = .share
             CPU.yield()
-            if MonotonicClock.now() &- now >= Backoff.productiveYield { quickYields = 0; return .retry }
+            if MonotonicClock.now() &- now >= Backoff.productiveYield {
+                quickYields = 0
+                return .retry
+            }
             // Two in a row: a peer in transit (just woken) gets one more chance before we sleep.
             quickYields &+= 1
             if quickYields < 2 { return .retry }

@@ -11,7 +11,12 @@ public struct GraphStatistics: Sendable {
     public var workers: [WorkerStatistics]
 
     /// Creates a snapshot from its parts.
-    public init(sampleInterval: Int, nodes: [NodeStatistics], channels: [ChannelStatistics], workers: [WorkerStatistics]) {
+    public init(
+        sampleInterval: Int,
+        nodes: [NodeStatistics],
+        channels: [ChannelStatistics],
+        workers: [WorkerStatistics]
+    ) {
         self.sampleInterval = sampleInterval
         self.nodes = nodes
         self.channels = channels
@@ -35,15 +40,21 @@ public struct GraphStatistics: Sendable {
     /// A per-node table (count, failures, stage and channel-wait p50/p99, worker), the workers'
     /// parks and wake-ups, and a line naming the dominant node.
     public var table: String {
-        var rows: [[String]] = [["node", "worker", "count", "failures", "skipped", "stage p50", "stage p99",
-                                 "wait p50", "wait p99", "share"]]
+        var rows: [[String]] = [
+            [
+                "node", "worker", "count", "failures", "skipped", "stage p50", "stage p99",
+                "wait p50", "wait p99", "share",
+            ]
+        ]
         let total = nodes.reduce(UInt64(0)) { $0 &+ $1.stageTime.sum }
         for node in nodes {
             let share = total == 0 ? "-" : "\(Int((Double(node.stageTime.sum) * 100 / Double(total)).rounded())) %"
             let wait = node.channelWait
-            rows.append([node.name, "w\(node.worker)", "\(node.executions)", "\(node.failures)", "\(node.skipped)",
-                         Self.time(node.stageTime, 50), Self.time(node.stageTime, 99),
-                         wait.map { Self.time($0, 50) } ?? "fused", wait.map { Self.time($0, 99) } ?? "fused", share])
+            rows.append([
+                node.name, "w\(node.worker)", "\(node.executions)", "\(node.failures)", "\(node.skipped)",
+                Self.time(node.stageTime, 50), Self.time(node.stageTime, 99),
+                wait.map { Self.time($0, 50) } ?? "fused", wait.map { Self.time($0, 99) } ?? "fused", share,
+            ])
         }
         var widths = [Int](repeating: 0, count: rows[0].count)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
@@ -54,21 +65,31 @@ public struct GraphStatistics: Sendable {
             }.joined(separator: "  ")
         }
         for worker in workers {
-            lines.append("worker w\(worker.index): parks \(worker.parks), wake-ups \(worker.wakeUps), park timeouts \(worker.parkTimeouts), parked \(Self.format(worker.parkedNanoseconds))")
+            lines.append(
+                "worker w\(worker.index): parks \(worker.parks), wake-ups \(worker.wakeUps), park timeouts \(worker.parkTimeouts), parked \(Self.format(worker.parkedNanoseconds))"
+            )
         }
         for channel in channels where !channel.occupancy.isEmpty {
-            lines.append("ring \(channel.producer) → \(channel.consumer): occupancy at pick-up p50 \(channel.occupancy.p50), p99 \(channel.occupancy.p99)")
+            lines.append(
+                "ring \(channel.producer) → \(channel.consumer): occupancy at pick-up p50 \(channel.occupancy.p50), p99 \(channel.occupancy.p99)"
+            )
         }
         if let top = dominantNode, total > 0 {
             let share = Int((Double(top.stageTime.sum) * 100 / Double(total)).rounded())
-            lines.append("dominant node: \(top.name) (\(share) % of the sampled time inside stages, stage p50 \(Self.time(top.stageTime, 50)))")
+            lines.append(
+                "dominant node: \(top.name) (\(share) % of the sampled time inside stages, stage p50 \(Self.time(top.stageTime, 50)))"
+            )
             if let ring = longestWaitChannel {
-                lines.append("longest channel wait: \(ring.producer) → \(ring.consumer) (p50 \(Self.time(ring.wait, 50)), p99 \(Self.time(ring.wait, 99)))")
+                lines.append(
+                    "longest channel wait: \(ring.producer) → \(ring.consumer) (p50 \(Self.time(ring.wait, 50)), p99 \(Self.time(ring.wait, 99)))"
+                )
             }
         } else {
             lines.append("dominant node: none sampled yet (sampling 1 execution in \(sampleInterval))")
         }
-        lines.append("sampled 1 execution in \(sampleInterval) (times include one clock read, ~20 ns); counts are exact")
+        lines.append(
+            "sampled 1 execution in \(sampleInterval) (times include one clock read, ~20 ns); counts are exact"
+        )
         return lines.joined(separator: "\n")
     }
 
@@ -120,8 +141,17 @@ public struct NodeStatistics: Sendable {
     public var isOutput: Bool
 
     /// Creates a node's statistics from its parts.
-    public init(name: String, index: Int, worker: Int, executions: UInt64, failures: UInt64, skipped: UInt64,
-                stageTime: LatencyHistogram, channelWait: LatencyHistogram?, isOutput: Bool) {
+    public init(
+        name: String,
+        index: Int,
+        worker: Int,
+        executions: UInt64,
+        failures: UInt64,
+        skipped: UInt64,
+        stageTime: LatencyHistogram,
+        channelWait: LatencyHistogram?,
+        isOutput: Bool
+    ) {
         self.name = name
         self.index = index
         self.worker = worker

@@ -40,8 +40,11 @@ enum LogBuckets {
     /// Adds one `value` to the histogram whose buckets start at `buckets`, and `value` to `sum`.
     /// Single writer: a relaxed load and store each (readers on other threads see whole words).
     @inline(__always)
-    static func record(_ value: UInt64, into buckets: UnsafeMutablePointer<Atomic<UInt64>>,
-                       sum: UnsafeMutablePointer<Atomic<UInt64>>) {
+    static func record(
+        _ value: UInt64,
+        into buckets: UnsafeMutablePointer<Atomic<UInt64>>,
+        sum: UnsafeMutablePointer<Atomic<UInt64>>
+    ) {
         let bucket = buckets + index(value)
         bucket.pointee.store(bucket.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         sum.pointee.store(sum.pointee.load(ordering: .relaxed) &+ value, ordering: .relaxed)

@@ -161,8 +161,14 @@ final class StatisticsStore: @unchecked Sendable {
         init(_ plan: ExecutionPlan) {
             func lines(_ words: Int) -> Int { (words + 7) / 8 * 8 }
             var offset = 0
-            for _ in 0..<plan.workerCount { workerBase.append(offset); offset += 8 }
-            for _ in plan.segments { segmentBase.append(offset); offset += 8 }
+            for _ in 0..<plan.workerCount {
+                workerBase.append(offset)
+                offset += 8
+            }
+            for _ in plan.segments {
+                segmentBase.append(offset)
+                offset += 8
+            }
             nodeBase = [Int](repeating: -1, count: plan.nodes.count)
             for segment in plan.segments {
                 for node in segment.nodes {
@@ -226,17 +232,28 @@ final class StatisticsStore: @unchecked Sendable {
         var producerOfChannel: [Int: Int] = [:]
         for segment in plan.segments { producerOfChannel[segment.outputChannel] = segment.id }
         for (s, segment) in plan.segments.enumerated() {
-            let nodes = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt64>>>.allocate(capacity: segment.nodes.count)
+            let nodes = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt64>>>.allocate(
+                capacity: segment.nodes.count
+            )
             for (j, node) in segment.nodes.enumerated() { nodes.initializeElement(at: j, to: words + nodeBase[node]) }
-            let reads = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt64>>>.allocate(capacity: segment.inputChannels.count)
-            let producers = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<Int>>>.allocate(capacity: segment.inputChannels.count)
+            let reads = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<UInt64>>>.allocate(
+                capacity: segment.inputChannels.count
+            )
+            let producers = UnsafeMutableBufferPointer<UnsafeMutablePointer<Atomic<Int>>>.allocate(
+                capacity: segment.inputChannels.count
+            )
             for (i, channel) in segment.inputChannels.enumerated() {
                 reads.initializeElement(at: i, to: words + readBase[s][i])
                 producers.initializeElement(at: i, to: producerOfChannel[channel].map(processed) ?? inputCount)
             }
             let recorder = SegmentStatistics(
-                processed: processed(s), sampleMask: sampleMask, nodes: nodes, reads: reads,
-                producerCounts: producers, stampsOutput: segment.outputChannel != plan.outputChannel)
+                processed: processed(s),
+                sampleMask: sampleMask,
+                nodes: nodes,
+                reads: reads,
+                producerCounts: producers,
+                stampsOutput: segment.outputChannel != plan.outputChannel
+            )
             segmentRecorders.append(recorder)
             runners[s]?.statistics = recorder
         }
@@ -274,9 +291,15 @@ final class StatisticsStore: @unchecked Sendable {
                 let occupancy = LatencyHistogram(reading: words + base + 2 + LogBuckets.count, sum: words + base + 1)
                 merged.merge(wait)
                 let producer = plan.channels[channel].node
-                channels.append(ChannelStatistics(
-                    producer: producer == plan.inputNode ? "input" : names[producer], consumer: names[head],
-                    worker: segment.worker, wait: wait, occupancy: occupancy))
+                channels.append(
+                    ChannelStatistics(
+                        producer: producer == plan.inputNode ? "input" : names[producer],
+                        consumer: names[head],
+                        worker: segment.worker,
+                        wait: wait,
+                        occupancy: occupancy
+                    )
+                )
             }
             waitOfHead[head] = merged
         }
@@ -284,18 +307,31 @@ final class StatisticsStore: @unchecked Sendable {
             let processed = load(segmentBase[segment.id])
             for node in segment.nodes {
                 let base = nodeBase[node]
-                nodes.append(NodeStatistics(
-                    name: names[node], index: node, worker: segment.worker, executions: processed,
-                    failures: load(base), skipped: load(base + 1),
-                    stageTime: LatencyHistogram(reading: words + base + 3, sum: words + base + 2),
-                    channelWait: waitOfHead[node], isOutput: node == plan.outputNode))
+                nodes.append(
+                    NodeStatistics(
+                        name: names[node],
+                        index: node,
+                        worker: segment.worker,
+                        executions: processed,
+                        failures: load(base),
+                        skipped: load(base + 1),
+                        stageTime: LatencyHistogram(reading: words + base + 3, sum: words + base + 2),
+                        channelWait: waitOfHead[node],
+                        isOutput: node == plan.outputNode
+                    )
+                )
             }
         }
         nodes.sort { $0.index < $1.index }
         let workers = (0..<plan.workerCount).map { w in
             let b = workerBase[w]
-            return WorkerStatistics(index: w, parks: load(b), wakeUps: load(b + 1), parkTimeouts: load(b + 2),
-                                    parkedNanoseconds: load(b + 3))
+            return WorkerStatistics(
+                index: w,
+                parks: load(b),
+                wakeUps: load(b + 1),
+                parkTimeouts: load(b + 2),
+                parkedNanoseconds: load(b + 3)
+            )
         }
         return GraphStatistics(sampleInterval: sampleInterval, nodes: nodes, channels: channels, workers: workers)
     }

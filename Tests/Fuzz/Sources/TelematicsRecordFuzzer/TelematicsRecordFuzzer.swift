@@ -28,7 +28,10 @@ public func fuzzOneDatagram(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let sample = try codec.decode(bytes)
         precondition(size == SampleCodec.recordSize, "accepted a \(size)-byte record")
         precondition(sample.speedKmh.isFinite && sample.accelerationMS2.isFinite, "accepted a non-finite value")
-        precondition((-90...90).contains(sample.latitude) && (-180...180).contains(sample.longitude), "accepted out-of-range coordinates")
+        precondition(
+            (-90...90).contains(sample.latitude) && (-180...180).contains(sample.longitude),
+            "accepted out-of-range coordinates"
+        )
         let again = SampleCodec.encode(sample)
         precondition(again.elementsEqual(bytes), "decode/encode does not round-trip")
         Harness.detect(sample)
@@ -65,8 +68,8 @@ public func fuzzOneDatagram(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 /// State kept across inputs, like the service keeps it across datagrams.
 enum Harness {
-    nonisolated(unsafe) static var detector = DetectStage() // libFuzzer calls the entry point on one thread
-    nonisolated(unsafe) static var sink = AlertSink() // same: one thread
+    nonisolated(unsafe) static var detector = DetectStage()  // libFuzzer calls the entry point on one thread
+    nonisolated(unsafe) static var sink = AlertSink()  // same: one thread
 
     static func detect(_ sample: VehicleSample) {
         let result = detector.process(sample)

@@ -5,7 +5,10 @@ final class Cache { var hits = 0 }
 
 struct Counting: Stage {
     let cache: Cache
-    mutating func process(_ x: Int) -> Int { cache.hits += 1; return x }
+    mutating func process(_ x: Int) -> Int {
+        cache.hits += 1
+        return x
+    }
 }
 
 let cache = Cache()

@@ -4,7 +4,12 @@ import ActorGraph
 final class Message { var text = "" }
 
 func run() throws {
-    let graph = Graph(input: Message.self) { x in x.then { m in m.text += "!"; return m } }
+    let graph = Graph(input: Message.self) { x in
+        x.then { m in
+            m.text += "!"
+            return m
+        }
+    }
     let message = Message()
     let compiled = try graph.compile()
     let pending = try compiled.submit(message)

@@ -14,8 +14,14 @@ func run() throws {
     let offset = 1
     let counter = ActorRef(0, name: "counter")
     let graph = Graph(input: Int.self) { x in
-        x.then(Scale(factor: 2)).then { v in total.n.add(v, ordering: .relaxed); return v + offset }
-            .then(counter) { state, v in state += 1; return v }
+        x.then(Scale(factor: 2)).then { v in
+            total.n.add(v, ordering: .relaxed)
+            return v + offset
+        }
+        .then(counter) { state, v in
+            state += 1
+            return v
+        }
     }
     let compiled = try graph.compile()
     for i in 1...1000 { _ = try compiled.execute(i) }
