@@ -45,7 +45,7 @@ final class EngineCore: @unchecked Sendable {
     /// (Atomics, not a `Mutex`: ThreadSanitizer cannot see the stdlib's lock and reported the
     /// array accesses under it as races.)
     private let workerExits: [WorkerExit]
-    private let lifecycle = Mutex<Bool>(false) // true once shut down
+    private let lifecycle = Mutex<Bool>(false)  // true once shut down
     /// The host this engine runs (0: the owner; a piece runs only its host's workers).
     let host: Int
     /// A graph spanning hosts: its cross-host edges (on this host's edge worker) and, on the owner,
@@ -58,9 +58,14 @@ final class EngineCore: @unchecked Sendable {
     /// - Parameter host: which host's workers to run (a graph spanning hosts; 0 otherwise).
     /// - Parameter start: the first sequence the workers run (a replacement piece starts mid-stream).
     /// - Parameter makeEdges: builds the cross-host edges of `host`, installed on its edge worker.
-    init(plan: ExecutionPlan, options: CompileOptions,
-         attachWorker0: ((EngineCore) -> RingAttachment)? = nil, host: Int = 0, start: Int = 0,
-         makeEdges: ((EngineCore) -> TCPEdges)? = nil) throws(CompileError) {
+    init(
+        plan: ExecutionPlan,
+        options: CompileOptions,
+        attachWorker0: ((EngineCore) -> RingAttachment)? = nil,
+        host: Int = 0,
+        start: Int = 0,
+        makeEdges: ((EngineCore) -> TCPEdges)? = nil
+    ) throws(CompileError) {
         self.plan = plan
         self.host = host
         Contention.shared.update(plan.effectiveCPUs, cpuStatPath: plan.cpuStatPath)
@@ -100,11 +105,16 @@ final class EngineCore: @unchecked Sendable {
         }
         // Statistics (when on) take the end of the region: worker processes record there too.
         let statisticsOffset = StatisticsStore.offset(afterLayoutBytes: layout.totalBytes)
-        let statisticsEnd = options.statistics == .off ? layout.totalBytes : statisticsOffset + StatisticsStore.byteCount(for: plan)
+        let statisticsEnd =
+            options.statistics == .off ? layout.totalBytes : statisticsOffset + StatisticsStore.byteCount(for: plan)
         let region: SharedMemoryRegion
         do {
-            region = try SharedMemoryRegion(name: "actorgraph", byteCount: statisticsEnd, numaNode: plan.numaNode,
-                                            sealed: isolated)
+            region = try SharedMemoryRegion(
+                name: "actorgraph",
+                byteCount: statisticsEnd,
+                numaNode: plan.numaNode,
+                sealed: isolated
+            )
         } catch {
             bound.forEach { $0.unbind() }
             throw .platform(operation: "memfd_create/mmap of \(layout.totalBytes) bytes", errno: error)
@@ -125,19 +135,33 @@ final class EngineCore: @unchecked Sendable {
         input = rings[plan.inputChannel]
         let resultRing = rings[plan.outputChannel]
         resultRing.initializeAsResultRing()
-        board = ResultBoard(ring: resultRing, errors: errorTables[plan.outputChannel], stopping: stopping,
-                            nodeNames: plan.nodes.map(\.name), policy: options.idle, sharedFutex: isolated,
-                            messages: wiring.messages[plan.outputChannel], workerCPUs: plan.workerCPUs,
-                            hostNames: plan.hosts?.names ?? [],
-                            resultDecoder: ResultDecoder(plan: plan))
+        board = ResultBoard(
+            ring: resultRing,
+            errors: errorTables[plan.outputChannel],
+            stopping: stopping,
+            nodeNames: plan.nodes.map(\.name),
+            policy: options.idle,
+            sharedFutex: isolated,
+            messages: wiring.messages[plan.outputChannel],
+            workerCPUs: plan.workerCPUs,
+            hostNames: plan.hosts?.names ?? [],
+            resultDecoder: ResultDecoder(plan: plan)
+        )
         idlePolicy = options.idle
         let inputChannel = plan.channels[plan.inputChannel]
-        sequencer = Sequencer(cursor: nextSequence, input: input, board: board,
-                              wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
-                              sharedFutex: isolated, statistics: statistics,
-                              inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
-                              policy: options.idle, submitTimeout: options.submitTimeout, capacity: capacity,
-                              inputEncoder: InputEncoder(plan: plan, wiring: wiring))
+        sequencer = Sequencer(
+            cursor: nextSequence,
+            input: input,
+            board: board,
+            wakeTargets: wiring.wakeTargets(of: plan.inputChannel, excludingWorker: nil),
+            sharedFutex: isolated,
+            statistics: statistics,
+            inputDestroy: inputChannel.layout.isTrivial ? nil : inputChannel.layout.destroy,
+            policy: options.idle,
+            submitTimeout: options.submitTimeout,
+            capacity: capacity,
+            inputEncoder: InputEncoder(plan: plan, wiring: wiring)
+        )
 
         if isolated {
             workers = []
@@ -160,20 +184,32 @@ final class EngineCore: @unchecked Sendable {
             var workerOptions = options
             if let hosts = plan.hosts, w == hosts.edgeWorker(of: host) {
                 // The edge worker must look at its connections every half heartbeat, even idle.
+                // (Its spin is capped like every worker with I/O attached: Worker.ioSpinTime.)
                 workerOptions.idle.parkTimeout = min(options.idle.parkTimeout, options.remote.heartbeat / 2)
-                // Its next work is usually a network round trip away (tens of µs): spinning longer
-                // only holds a CPU the stages beside it (or, on a shared machine, the other
-                // pieces) need — with the default 1 ms, a remote echo on 2 CPUs took 1 ms.
-                workerOptions.idle.spinTime = min(options.idle.spinTime, EngineCore.edgeWorkerSpinTime)
             }
-            return Worker(index: w, runners: wiring.makeRunners(worker: w, errorTables: errorTables, board: board,
-                                                                sharedFutex: false, start: start),
-                          parkWord: wiring.parkWords[w], stopping: stopping, options: workerOptions, numaNode: plan.numaNode,
-                          control: wiring.controls[w], sharedFutex: false, pinnedCPU: plan.workerCPUs[w])
+            return Worker(
+                index: w,
+                runners: wiring.makeRunners(
+                    worker: w,
+                    errorTables: errorTables,
+                    board: board,
+                    sharedFutex: false,
+                    start: start
+                ),
+                parkWord: wiring.parkWords[w],
+                stopping: stopping,
+                options: workerOptions,
+                numaNode: plan.numaNode,
+                control: wiring.controls[w],
+                sharedFutex: false,
+                pinnedCPU: plan.workerCPUs[w]
+            )
         }
         if plan.hosts == nil { statistics?.install(workers: workers, inputCount: nextSequence) }
         if let attachWorker0 { workers[0].attachment = attachWorker0(self) }
-        if let makeEdges, let hosts = plan.hosts, let edgeWorker = workers.first(where: { $0.index == hosts.edgeWorker(of: host) }) {
+        if let makeEdges, let hosts = plan.hosts,
+            let edgeWorker = workers.first(where: { $0.index == hosts.edgeWorker(of: host) })
+        {
             let edges = makeEdges(self)
             edges.parkWord = edgeWorker.parkWord
             edgeWorker.attachment = edges
@@ -183,20 +219,32 @@ final class EngineCore: @unchecked Sendable {
         // Callers may run the stages of parked workers themselves (CallerTakeover.swift), except
         // where a stage must stay watchable or a worker's ring is bound to its thread.
         if attachWorker0 == nil && makeEdges == nil && options.stageTimeLimit == nil && options.callerTakeover {
-            sequencer.install(takeover: CallerTakeover(workers: workers, inputRing: input, resultRing: resultRing,
-                                                        stopping: stopping))
+            sequencer.install(
+                takeover: CallerTakeover(
+                    workers: workers,
+                    inputRing: input,
+                    resultRing: resultRing,
+                    stopping: stopping
+                )
+            )
             for worker in workers { worker.canBeTakenOver = true }
         }
         do {
             for worker in workers {
                 // The thread keeps the core (and so the mapped region) alive until it returns: a thread
                 // left detached by `shutdown()` in a stuck stage never touches unmapped memory.
-                threads.append((worker.index, try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) { [self] in
-                    worker.run()
-                    // Past its last stage: if shutdown already gave up waiting (a stage outlived the
-                    // grace period), this thread gives the worker's actors back.
-                    giveBackIfStopped(worker.index, WorkerExit.threadStopped)
-                }))
+                threads.append(
+                    (
+                        worker.index,
+                        try PinnedThread(name: "actorgraph-w\(worker.index)", cpu: plan.workerCPUs[worker.index]) {
+                            [self] in
+                            worker.run()
+                            // Past its last stage: if shutdown already gave up waiting (a stage outlived the
+                            // grace period), this thread gives the worker's actors back.
+                            giveBackIfStopped(worker.index, WorkerExit.threadStopped)
+                        }
+                    )
+                )
             }
             if options.stageTimeLimit != nil { supervisor = try Supervisor(core: self) }
         } catch let error as CompileError {
@@ -213,7 +261,8 @@ final class EngineCore: @unchecked Sendable {
         // Destroy the values still stored in the rings (types holding references).
         for channel in plan.channels where !channel.layout.isTrivial {
             let ring = rings[channel.id]
-            for k in 0..<ring.capacity where ring.stampWord(k).pointee.load(ordering: .acquiring) != 0 && ring.failure(k).pointee == 0 {
+            for k in 0..<ring.capacity
+            where ring.stampWord(k).pointee.load(ordering: .acquiring) != 0 && ring.failure(k).pointee == 0 {
                 channel.layout.destroy(ring.value(k))
             }
         }
@@ -247,7 +296,9 @@ final class EngineCore: @unchecked Sendable {
             if !thread.join(timeoutNanoseconds: now >= deadline ? 0 : Int64(deadline &- now)) {
                 detachedThreads.add(1, ordering: .relaxed)
                 workerExits[w].bits.bitwiseOr(WorkerExit.leftDetached, ordering: .relaxed)
-                logger.warning("shutdown: a worker thread is still inside a stage after the grace period; left detached (its actors come back when the stage returns)")
+                logger.warning(
+                    "shutdown: a worker thread is still inside a stage after the grace period; left detached (its actors come back when the stage returns)"
+                )
             }
         }
         supervisor?.stop(deadline: deadline)
@@ -257,7 +308,7 @@ final class EngineCore: @unchecked Sendable {
             boundActors.forEach { $0.unbind() }
         } else {
             for worker in workers where !threads.contains(where: { $0.worker == worker.index }) {
-                giveBackIfStopped(worker.index, WorkerExit.threadStopped) // its thread was never started
+                giveBackIfStopped(worker.index, WorkerExit.threadStopped)  // its thread was never started
             }
             for worker in workers { giveBackIfStopped(worker.index, WorkerExit.shutdownDone) }
         }
@@ -272,14 +323,13 @@ final class EngineCore: @unchecked Sendable {
         guard before & bit == 0, (before | bit) & both == both else { return }
         actorsByWorker[w].forEach { $0.unbind() }
         if before & WorkerExit.leftDetached != 0 {
-            logger.notice("a worker thread left detached by shutdown has returned from its stage: its actors are free again")
+            logger.notice(
+                "a worker thread left detached by shutdown has returned from its stage: its actors are free again"
+            )
         }
     }
 
     var isShutDown: Bool { lifecycle.withLock { $0 } }
-
-    /// How long an edge worker (a graph spanning hosts) spins idle before it parks on its ring.
-    static let edgeWorkerSpinTime: Duration = .microseconds(50)
 
     /// The monotonic-clock deadline `timeout` from now (never 0, which means "none").
     @usableFromInline
@@ -301,14 +351,21 @@ final class WorkerExit: Sendable {
 
 extension RegionHeader {
     init(plan: ExecutionPlan, options: CompileOptions) {
-        self.init(fingerprint: PlanFingerprint.of(plan), workerCount: plan.workerCount, capacity: plan.capacity,
-                  placement: options.placement, batchSize: options.batchSize,
-                  workerSpins: options.idle.workerSpins, callerSpins: options.idle.callerSpins,
-                  spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
-                  parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
-                  useIORing: options.useIORing, numaNode: plan.numaNode ?? -1, cpus: plan.workerCPUs,
-                  waitStrategy: options.idle.strategy)
+        self.init(
+            fingerprint: PlanFingerprint.of(plan),
+            workerCount: plan.workerCount,
+            capacity: plan.capacity,
+            placement: options.placement,
+            batchSize: options.batchSize,
+            workerSpins: options.idle.workerSpins,
+            callerSpins: options.idle.callerSpins,
+            spinTimeNanoseconds: Int(options.idle.spinTime.nanoseconds),
+            parkTimeoutNanoseconds: Int(options.idle.parkTimeout.nanoseconds),
+            useIORing: options.useIORing,
+            numaNode: plan.numaNode ?? -1,
+            cpus: plan.workerCPUs,
+            waitStrategy: options.idle.strategy
+        )
         statisticsInterval = options.statistics.sampleInterval ?? 0
     }
 }
-

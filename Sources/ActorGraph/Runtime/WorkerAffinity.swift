@@ -30,7 +30,7 @@ struct WorkerAffinity {
     let pinsAgain: Bool
     /// Idleness a spinning worker tolerates before parking (``IdlePolicy/spinTime``): a park shorter
     /// than this would have been a spin.
-    let shortParkNanoseconds: UInt64
+    var shortParkNanoseconds: UInt64
     private(set) var isFloating = false
     private var shortParksInARow = 0
     /// Floating and pinning again since the start (diagnostics).
@@ -44,7 +44,8 @@ struct WorkerAffinity {
         var cpus = allowedCPUs
         if let pinnedCPU, !cpus.contains(pinnedCPU) { cpus.append(pinnedCPU) }
         floatCPUs = cpus.sorted().map(Int32.init)
-        enabled = pinnedCPU != nil && floatCPUs.count > 1 && policy.strategy != .busySpin && policy.strategy != .yielding
+        enabled =
+            pinnedCPU != nil && floatCPUs.count > 1 && policy.strategy != .busySpin && policy.strategy != .yielding
         pinsAgain = policy.strategy != .blocking
         shortParkNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
     }
