@@ -1,0 +1,74 @@
+import ActorGraph
+import Foundation
+import XCTest
+
+/// A pinned worker floats over the process's CPUs while it parks and pins itself again when traffic
+/// is dense (`WorkerAffinity.swift`), observed from outside through `/proc/self/task/*/status`.
+final class WorkerAffinityTests: XCTestCase {
+    /// The CPUs the worker thread named `name` may run on now (`Cpus_allowed_list`), or nil.
+    private func allowedCPUs(ofThread name: String) -> [Int]? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        for tid in tasks {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8),
+                comm.trimmingCharacters(in: .whitespacesAndNewlines) == name,
+                let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+            else { continue }
+            var cpus: [Int] = []
+            for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(
+                separator: ","
+            ) {
+                let bounds = part.split(separator: "-").compactMap { Int($0) }
+                if bounds.count == 2 {
+                    cpus += Array(bounds[0]...bounds[1])
+                } else if let one = bounds.first {
+                    cpus.append(one)
+                }
+            }
+            return cpus
+        }
+        return nil
+    }
+
+    /// Polls (bounded) until `condition` holds for the worker's allowed CPUs; returns the last seen.
+    private func waitForAffinity(_ condition: ([Int]) -> Bool, while work: () throws -> Void) rethrows -> [Int]? {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var seen = allowedCPUs(ofThread: "actorgraph-w0")
+        while ContinuousClock.now < deadline {
+            if let cpus = seen, condition(cpus) { return cpus }
+            try work()
+            seen = allowedCPUs(ofThread: "actorgraph-w0")
+        }
+        return seen
+    }
+
+    func testAParkedWorkerFloatsAndDenseTrafficPinsItAgain() throws {
+        let graph = Graph(input: Int.self) { x in x.then(name: "double") { $0 * 2 } }
+        var options = CompileOptions(workers: 1, capacity: 256)
+        options.idle.spinTime = .microseconds(200)
+        let compiled = try graph.compile(options)
+        defer { compiled.shutdown() }
+        guard compiled.dot().contains("(CPU ") else {
+            throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
+        }
+
+        // Busy: pinned to one CPU.
+        XCTAssertEqual(try compiled.submit(1).wait(), 2)
+        let pinned = try waitForAffinity({ $0.count == 1 }) { XCTAssertEqual(try compiled.submit(2).wait(), 4) }
+        XCTAssertEqual(pinned?.count, 1, "a busy worker is pinned (\(pinned ?? []))")
+
+        // Idle: it parks and floats over more than its own CPU.
+        let floating = waitForAffinity({ $0.count > 1 }) { usleep(2_000) }
+        XCTAssertGreaterThan(floating?.count ?? 0, 1, "a parked worker floats (\(floating ?? []))")
+        XCTAssertGreaterThan(compiled.diagnostics.parkCounts.reduce(0, +), 0)
+
+        // Dense traffic (batches a few µs apart): short doorbell parks pin it again, and every result is right.
+        let inputs = Array(0..<64)
+        let repinned = try waitForAffinity({ $0.count == 1 }) {
+            var sum = 0
+            try compiled.executeAll(inputs) { _, result in sum += (try? result.get()) ?? -1_000_000 }
+            XCTAssertEqual(sum, inputs.reduce(0, +) * 2)
+        }
+        XCTAssertEqual(repinned?.count, 1, "dense traffic pins the worker again (\(repinned ?? []))")
+    }
+}
