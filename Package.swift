@@ -17,10 +17,9 @@ let package = Package(
         .library(name: "ActorGraphMetrics", targets: ["ActorGraphMetrics"]),
         // Following a Ray placer (scripts/ray/actorgraph_placer.py): where each host's piece runs now.
         .library(name: "ActorGraphCluster", targets: ["ActorGraphCluster"]),
-        // Only for the separate `Benchmarks/` package (ordo-one's benchmark), which can reach this
-        // package's targets through products alone. The example graphs and the reliability tools
-        // are targets of the CLI and the tests, not products a dependant inherits.
-        .library(name: "ActorGraphBenchSuite", targets: ["ActorGraphBenchSuite"]),
+        // The bench suite, the example graphs and the reliability tools are targets of the CLI and
+        // the tests, not products a dependant inherits; the separate `Benchmarks/` package compiles
+        // the suite's graphs (BenchGraphs.swift, Payloads.swift: public API only) as its own target.
         .executable(name: "actorgraph", targets: ["actorgraph"]),
     ],
     dependencies: [

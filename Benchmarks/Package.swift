@@ -15,19 +15,28 @@ let package = Package(
     dependencies: [
         .package(name: "ActorGraph", path: "../"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
+        // The suite's graphs and payloads (public API only), the same files `actorgraph bench` uses.
+        .target(
+            name: "BenchGraphs",
+            dependencies: [.product(name: "ActorGraph", package: "ActorGraph")],
+            path: "Suite",
+            sources: ["BenchGraphs.swift", "Payloads.swift"]
+        ),
         .executableTarget(
             name: "ActorGraphBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "ActorGraph", package: "ActorGraph"),
-                .product(name: "ActorGraphBenchSuite", package: "ActorGraph"),
+                .product(name: "BasicContainers", package: "swift-collections"),
+                "BenchGraphs",
             ],
             path: "Benchmarks/ActorGraphBenchmarks",
             plugins: [
                 .plugin(name: "BenchmarkPlugin", package: "benchmark")
             ]
-        )
+        ),
     ]
 )

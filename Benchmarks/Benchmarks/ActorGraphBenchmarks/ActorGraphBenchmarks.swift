@@ -1,5 +1,5 @@
 // ActorGraph under the ordo-one package-benchmark harness: the same graphs as `actorgraph bench`
-// (BenchGraphs from ActorGraphBenchSuite) on the compiled, dynamic and sequential paths, plus the
+// (BenchGraphs: Benchmarks/Suite's graphs, compiled here as this package's own target) on the compiled, dynamic and sequential paths, plus the
 // pinned cache-line ping-pong baseline.
 //
 // The harness counts mallocs itself (MallocInterposer trait). The only assertion is on allocations:
@@ -11,7 +11,7 @@
 // spinning worker) exists at a time: never more spinning threads than cores.
 
 import ActorGraph
-import ActorGraphBenchSuite
+import BenchGraphs
 import Benchmark
 
 /// Holds what `setup` made for the benchmark closure.
@@ -146,7 +146,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // Pipelined throughput: up to 512 executions in flight.
     let pipelined = Holder<CompiledGraph<UInt64, UInt64>>()
-    let window = BenchDrivers.Window(512)
+    let window = HarnessDrivers.Window(512)
     Benchmark(
         "Compiled.chain3.pipelined",
         configuration: .init(
@@ -159,7 +159,7 @@ let benchmarks: @Sendable () -> Void = {
         ),
         closure: { (benchmark: Benchmark) throws -> Void in
             blackHole(
-                try BenchDrivers.pipelined(
+                try HarnessDrivers.pipelined(
                     pipelined.value!,
                     executions: benchmark.scaledIterations.count,
                     window: window
@@ -168,7 +168,7 @@ let benchmarks: @Sendable () -> Void = {
         },
         setup: {
             let g = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: 1024))
-            _ = try BenchDrivers.pipelined(g, executions: 100_000, window: window)
+            _ = try HarnessDrivers.pipelined(g, executions: 100_000, window: window)
             pipelined.value = g
         },
         teardown: {
@@ -177,7 +177,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     )
 
-    // The physical limit: two pinned threads bouncing one cache line (threads created per iteration,
+    // The physical limit: two spinning threads bouncing one cache line (a thread created per iteration,
     // amortized over a million round trips).
     Benchmark(
         "Baseline.pingpong",
@@ -189,7 +189,7 @@ let benchmarks: @Sendable () -> Void = {
             maxIterations: 10
         ),
         closure: { (benchmark: Benchmark) throws -> Void in
-            blackHole(try BenchDrivers.pingPong(roundTrips: benchmark.scaledIterations.count))
+            blackHole(HarnessDrivers.pingPong(roundTrips: benchmark.scaledIterations.count))
         }
     )
 }
