@@ -13,8 +13,10 @@ import Synchronization
 /// both offering host b's resource); the owner (this process, in agray-a) follows the placer's events
 /// and tells the compiled graph where the piece listens. Faults: the piece `SIGKILL`ed (the keeper
 /// restarts it), the keeper actor `SIGKILL`ed (Ray restarts the actor, which starts a new piece), the
-/// raylet of the piece's node `SIGKILL`ed (Ray declares the node dead and places the keeper on the
-/// other node). Every execution must be answered exactly once.
+/// raylet of the piece's node `SIGKILL`ed (the keeper and its piece die with it at once, so the owner
+/// sees the connection close; Ray declares the node dead and places the keeper on the other node).
+/// Every execution must be answered exactly once; `faults-ray-targets:` says which of issue 17's
+/// targets each fault kind met.
 struct RayFaults {
     let quick: Bool
     let submitters: Int
@@ -52,6 +54,38 @@ struct RayFaults {
             throw CLI.fail("faults --remote --ray: cluster down left behind: \(left.joined(separator: ", "))")
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Ray's node-death detection with the health-check settings `RayCluster.rayEnvironment()` sets
+    /// (period 500 ms, timeout 500 ms, threshold 3): ~1.1 s measured here (issue 17, platform notes;
+    /// 14.5 s with Ray's defaults). Issue 17's target for a node loss: every affected execution
+    /// answered within this + 100 ms. The owner does not wait for Ray: a killed raylet takes its
+    /// keeper and piece down at once (the keeper's PDEATHSIG), so the connection closes, and a
+    /// partition is seen by missed heartbeats (50 ms); Ray's detection only decides the re-placement.
+    static let tunedRayDetectionMs = 1100.0
+    /// Issue 17: after a piece `SIGKILL`, the first successful execution within 1 s.
+    static let pieceKillFirstSuccessMs = 1000.0
+
+    /// One line: per fault kind, the target it is held to and whether this run met it. Printed, not
+    /// enforced (wall-clock times on a shared 2-core VM do not gate CI); the report says which held.
+    static func targetsLine(_ measured: [String: Measured], kinds: [String]) -> String {
+        let bound = tunedRayDetectionMs + 100
+        let f = { (x: Double) in LatencySummary.fixed(x, decimals: 1) }
+        var allMet = true
+        func check(_ name: String, _ value: Double, _ limit: Double) -> String {
+            let met = value >= 0 && value <= limit
+            allMet = allMet && met
+            return "\(name) \(f(value))<=\(f(limit)) \(met ? "met" : "MISSED")"
+        }
+        let parts = kinds.compactMap { kind -> String? in
+            guard let m = measured[kind] else { return nil }
+            var checks = [check("detect", m.detect, bound), check("answered", m.answered, bound)]
+            if kind == "piece-kill" { checks.append(check("first_success", m.firstSuccess, pieceKillFirstSuccessMs)) }
+            return "\(kind)=\(checks.joined(separator: ", "))"
+        }
+        return
+            "faults-ray-targets: bound_ms=\(f(bound)) (tuned Ray node-death detection \(f(tunedRayDetectionMs)) + 100) "
+            + parts.joined(separator: "; ") + " all_met=\(allMet && parts.count == kinds.count)"
     }
 
     final class Counter: Sendable {
@@ -258,6 +292,7 @@ struct RayFaults {
                 + "lost_answers=\(report.hostLost) stale_frames_dropped=\(hostStatus?.staleFramesDropped ?? 0) epoch=\(hostStatus?.epoch ?? 0) "
                 + "incarnations=\(hostStatus?.incarnations ?? 0) losses=\(hostStatus?.losses ?? 0) (Ray \(state.address), nodes \(state.nodes.values.sorted().joined(separator: ",")))"
         )
+        print(Self.targetsLine(measured, kinds: kinds))
         fflush(nil)
         problems += report.problems(wrong: "wrong or stale result(s)")
         if !problems.isEmpty { throw CLI.fail("faults --remote --ray: " + problems.joined(separator: ", ")) }

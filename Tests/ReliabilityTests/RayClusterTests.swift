@@ -118,6 +118,71 @@ final class RayClusterTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/run/actorgraph-cluster"))
     }
 
+    /// A raylet `SIGKILL`ed takes its keeper and the keeper's piece down with it: the keeper asked the
+    /// kernel for it (PR_SET_PDEATHSIG, its parent being the raylet's main thread; or a pidfd watcher),
+    /// so the owner sees the piece's connection close instead of a piece serving on until Ray's own
+    /// worker check (1 s period) notices. Asserted as an order, not a time: both are dead before Ray
+    /// (health check ~1.1 s, then the actor's restart) reports the new piece on the spare node.
+    /// Without the guard the old piece outlived its replacement in some runs (1.4-2.6 s).
+    func testAKilledRayletTakesItsKeeperAndPieceDownBeforeRayReplacesThem() throws {
+        try Self.skipUnlessRayCanRun()
+        let binary = try CLIBadValueTests.actorgraphBinary().path
+        addTeardownBlock { _ = try? NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120) }
+        let up = try NetnsRigTests.run(binary, ["cluster", "up", "--spare"], seconds: 180)
+        XCTAssertEqual(up.status, 0, up.output)
+        guard up.status == 0 else { return }
+
+        func incarnations() -> [[String: Any]] {
+            let text = (try? String(contentsOfFile: "/run/actorgraph-cluster/events.jsonl", encoding: .utf8)) ?? ""
+            return text.split(whereSeparator: \.isNewline).compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }.filter { $0["event"] as? String == "incarnation" }
+        }
+        func dead(_ pid: Int32) -> Bool {
+            kill(pid, 0) != 0
+                || ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") ?? true)
+        }
+        let first = try XCTUnwrap(incarnations().last, "no incarnation in the placer's events")
+        let guardKind = first["raylet_guard"] as? String
+        XCTAssertTrue(guardKind == "pdeathsig" || guardKind == "pidfd", "keeper's raylet guard: \(first)")
+        let raylet = try XCTUnwrap((first["raylet_pid"] as? Int).map(Int32.init), "\(first)")
+        let keeper = try XCTUnwrap((first["keeper_pid"] as? Int).map(Int32.init), "\(first)")
+        let piece = try XCTUnwrap((first["pid"] as? Int).map(Int32.init), "\(first)")
+        let ip = try XCTUnwrap(first["ip"] as? String)
+        let status = try String(contentsOfFile: "/proc/\(keeper)/status", encoding: .utf8)
+        XCTAssertTrue(status.contains("PPid:\t\(raylet)\n"), "the keeper's parent is not the raylet \(raylet)")
+        XCTAssertFalse(dead(keeper) || dead(piece))
+
+        let killed = Date()
+        XCTAssertEqual(kill(raylet, SIGKILL), 0)
+        var keeperDead: TimeInterval? = nil
+        var pieceDead: TimeInterval? = nil
+        var replaced: [String: Any]? = nil
+        while Date().timeIntervalSince(killed) < 30 {
+            // Deaths first, then the events: a death seen in this round precedes a report read after it.
+            if keeperDead == nil && dead(keeper) { keeperDead = Date().timeIntervalSince(killed) }
+            if pieceDead == nil && dead(piece) { pieceDead = Date().timeIntervalSince(killed) }
+            if let last = incarnations().last, last["pid"] as? Int != Int(piece) {
+                replaced = last
+                break
+            }
+            usleep(1_000)
+        }
+        let second = try XCTUnwrap(replaced, "Ray placed no new piece within 30 s of the raylet's SIGKILL")
+        let reported = Date().timeIntervalSince(killed)
+        XCTAssertNotEqual(second["ip"] as? String, ip, "the new piece is on the other node")
+        XCTAssertNotNil(keeperDead, "the keeper outlived its raylet until Ray replaced it")
+        XCTAssertNotNil(pieceDead, "the old piece still ran when Ray reported the new one")
+        print(
+            "raylet SIGKILL: keeper dead after \(keeperDead.map { "\(Int($0 * 1000)) ms" } ?? "-"), piece after "
+                + "\(pieceDead.map { "\(Int($0 * 1000)) ms" } ?? "-"), new piece reported after \(Int(reported * 1000)) ms"
+        )
+
+        let down = try NetnsRigTests.run(binary, ["cluster", "down"], seconds: 120)
+        XCTAssertEqual(down.status, 0, down.output)
+        XCTAssertEqual(Self.namespacesLeft(), [])
+    }
+
     /// The library's own start: a second placer (its own Ray namespace, placing by node label) on
     /// the cluster `cluster up` made; its piece is SIGKILLed and restarted; `stop(placer:)` leaves no piece.
     func testPlacerFeedStartsARealPlacerAndFollowsItsRestarts() throws {

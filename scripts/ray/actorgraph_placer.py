@@ -8,7 +8,10 @@ One Ray actor per piece ("keeper"), placed by a custom resource named after the 
 PORT 0 by default: the piece binds any free port), waits for its `piece listening on IP:PORT` line
 (the port it bound), reports the incarnation, then `waitpid`s it and starts
 a new one when it dies. The piece gets PR_SET_PDEATHSIG=SIGKILL, so it never outlives its keeper
-(actor killed, raylet gone): a restarted keeper starts from a clean port.
+(actor killed, raylet gone): a restarted keeper starts from a clean port. The keeper itself dies with
+its node's raylet (PR_SET_PDEATHSIG on the keeper, or a pidfd watcher where the raylet is not the
+parent: `raylet_guard` in its events), so a raylet killed takes the piece down within milliseconds and
+the owner sees the connection close; Ray's health check then decides the re-placement.
 
 This driver keeps one long-poll call per keeper and prints every event as one JSON line on stdout and
 appends it to --events FILE (the owner, `actorgraph cluster`, tails that file and tells the compiled
@@ -16,7 +19,7 @@ graph where the host's piece listens now, through ActorGraphCluster's PlacerFeed
 the placer, assigns epochs):
 
   {"event": "incarnation", "host": "b", "ip": "10.232.0.2", "port": 7100, "pid": 123, "piece_incarnation": 1,
-   "keeper": "3f2a…", "keeper_pid": 120, "raylet_pid": 99, "keeper_restarts": 0, "t": 1733363000.123}
+   "keeper": "3f2a…", "keeper_pid": 120, "raylet_pid": 99, "raylet_guard": "pdeathsig", "keeper_restarts": 0, "t": 1733363000.123}
   {"event": "exit", "host": "b", "pid": 123, "status": "signal 9", ...}
   {"event": "keeper_restarted", "host": "b", "keeper": "…", ...}     (the driver saw a new keeper instance)
   {"event": "ready"}   once every piece has its first incarnation;   {"event": "down"} on the way out
@@ -52,6 +55,70 @@ def _die_with_parent():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _forked_by_main_thread(parent, child):
+    """Whether `child` is a child of `parent`'s main thread (PDEATHSIG follows the thread that forked)."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children") as f:
+            return str(child) in f.read().split()
+    except OSError:
+        return False
+
+
+def _die_with_raylet():
+    """In the keeper: die the moment the raylet of this node dies, so that the piece (PDEATHSIG on
+    the keeper's watcher thread) dies with it and the owner sees its connection close at once.
+    Without this the keeper outlives a killed raylet until Ray's own check notices
+    (RAY_raylet_death_check_interval_milliseconds, 1 s, plus the worker's exit): 1.4-2.6 s of a
+    piece serving for a node Ray is about to declare dead.
+
+    Ray 2.60 forks its workers from the raylet's main thread (checked in /proc/RAYLET/task/RAYLET/children),
+    so PR_SET_PDEATHSIG=SIGKILL is exact: the kernel kills the keeper when the raylet exits, for any
+    reason. Where the parent is not the raylet's main thread (another launcher, a wrapper), a watcher
+    thread blocks in poll() on a pidfd of the raylet ($RAY_RAYLET_PID) and SIGKILLs the keeper when it
+    becomes readable (the piece follows by its own PDEATHSIG). Returns (raylet pid or None, "pdeathsig" | "pidfd" | "none")."""
+    me, ppid = os.getpid(), os.getppid()
+    try:
+        expected = int(os.environ.get("RAY_RAYLET_PID", "0"))
+    except ValueError:
+        expected = 0
+    if _comm(ppid) == "raylet" and expected in (0, ppid) and _forked_by_main_thread(ppid, me):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            # The raylet may have died between getppid() and prctl(): then the signal never comes.
+            if os.getppid() != ppid:
+                os.kill(me, signal.SIGKILL)
+            return ppid, "pdeathsig"
+    raylet = expected or (ppid if _comm(ppid) == "raylet" else 0)
+    if raylet <= 0 or _comm(raylet) != "raylet" or not hasattr(os, "pidfd_open"):
+        return (raylet or None), "none"
+    try:
+        pidfd = os.pidfd_open(raylet)
+    except ProcessLookupError:  # gone since the check above
+        os.kill(me, signal.SIGKILL)
+    except OSError:
+        return raylet, "none"
+    threading.Thread(target=_watch_raylet, args=(pidfd,), name="raylet-watcher", daemon=True).start()
+    return raylet, "pidfd"
+
+
+def _watch_raylet(pidfd):
+    import select
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    while not poller.poll():
+        pass
+    # The raylet is gone: SIGKILL the keeper's whole process (its piece follows by PDEATHSIG).
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)
 class PieceKeeper:
     def __init__(self, host, port, binary, extra_args):
@@ -68,12 +135,7 @@ class PieceKeeper:
         self.piece_incarnation = 0
         ctx = ray.get_runtime_context()
         self.reconstructed = bool(getattr(ctx, "was_current_actor_reconstructed", False))
-        ppid = os.getppid()
-        try:
-            with open(f"/proc/{ppid}/comm") as f:
-                self.raylet_pid = ppid if f.read().strip() == "raylet" else None
-        except OSError:
-            self.raylet_pid = None
+        self.raylet_pid, self.raylet_guard = _die_with_raylet()
         self._kill_stale_piece()
         self.watcher = threading.Thread(target=self._watch, name="piece-watcher", daemon=True)
         self.watcher.start()
@@ -96,7 +158,7 @@ class PieceKeeper:
 
     def _emit(self, event, **fields):
         record = {"event": event, "host": self.host, "keeper": self.instance, "keeper_pid": os.getpid(),
-                  "raylet_pid": self.raylet_pid, "reconstructed": self.reconstructed, "t": time.time()}
+                  "raylet_pid": self.raylet_pid, "raylet_guard": self.raylet_guard, "reconstructed": self.reconstructed, "t": time.time()}
         record.update(fields)
         with self.cond:
             self.events.append(record)
