@@ -18,19 +18,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
-        // The suite's graphs and payloads (public API only), the same files `actorgraph bench` uses.
+        // The suite's graphs, payloads and pipelined loop (public API only): the files `actorgraph bench` uses.
         .target(
             name: "BenchGraphs",
-            dependencies: [.product(name: "ActorGraph", package: "ActorGraph")],
+            dependencies: [
+                .product(name: "ActorGraph", package: "ActorGraph"),
+                .product(name: "BasicContainers", package: "swift-collections"),
+            ],
             path: "Suite",
-            sources: ["BenchGraphs.swift", "Payloads.swift"]
+            sources: ["BenchGraphs.swift", "Payloads.swift", "PipelinedDriver.swift"]
         ),
         .executableTarget(
             name: "ActorGraphBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "ActorGraph", package: "ActorGraph"),
-                .product(name: "BasicContainers", package: "swift-collections"),
                 "BenchGraphs",
             ],
             path: "Benchmarks/ActorGraphBenchmarks",

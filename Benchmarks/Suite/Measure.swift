@@ -231,7 +231,7 @@ enum Measure {
         counter: AllocationCounter?
     ) throws -> (perSecond: [Double], allocationsPerExecution: Double?, checksum: UInt64) {
         let window = max(1, min(window, graph.capacity))
-        let ring = BenchDrivers.Window(window)
+        let ring = PipelinedDriver.Window(window)
         var checksum: UInt64 = 0
         var rates: [Double] = []
         rates.reserveCapacity(rounds + 1)
@@ -242,7 +242,7 @@ enum Measure {
                 ? try BenchDrivers.batched(graph, executions: n, window: window)
                 : exclusive
                     ? try BenchDrivers.exclusive(graph, executions: n, window: window)
-                    : try BenchDrivers.pipelined(graph, executions: n, window: ring)
+                    : try PipelinedDriver.run(graph, executions: n, window: ring)
             return MonotonicClock.now() &- start
         }
         _ = try round(min(executions, 100_000))  // warm-up

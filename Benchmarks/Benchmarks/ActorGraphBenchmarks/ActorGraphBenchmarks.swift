@@ -146,7 +146,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // Pipelined throughput: up to 512 executions in flight.
     let pipelined = Holder<CompiledGraph<UInt64, UInt64>>()
-    let window = HarnessDrivers.Window(512)
+    let window = PipelinedDriver.Window(512)
     Benchmark(
         "Compiled.chain3.pipelined",
         configuration: .init(
@@ -159,7 +159,7 @@ let benchmarks: @Sendable () -> Void = {
         ),
         closure: { (benchmark: Benchmark) throws -> Void in
             blackHole(
-                try HarnessDrivers.pipelined(
+                try PipelinedDriver.run(
                     pipelined.value!,
                     executions: benchmark.scaledIterations.count,
                     window: window
@@ -168,7 +168,7 @@ let benchmarks: @Sendable () -> Void = {
         },
         setup: {
             let g = try BenchGraphs.chain(3, UInt64.self).compile(CompileOptions(capacity: 1024))
-            _ = try HarnessDrivers.pipelined(g, executions: 100_000, window: window)
+            _ = try PipelinedDriver.run(g, executions: 100_000, window: window)
             pipelined.value = g
         },
         teardown: {
