@@ -45,7 +45,9 @@ final class WorkerAffinityTests: XCTestCase {
     func testAParkedWorkerFloatsAndDenseTrafficPinsItAgain() throws {
         let graph = Graph(input: Int.self) { x in x.then(name: "double") { $0 * 2 } }
         var options = CompileOptions(workers: 1, capacity: 256)
-        options.idle.spinTime = .microseconds(200)
+        // Long enough that every park between two batches counts as short even in a sanitizer build
+        // (a park shorter than the spin time is what pins the worker again), short enough to idle past.
+        options.idle.spinTime = .milliseconds(50)
         let compiled = try graph.compile(options)
         defer { compiled.shutdown() }
         guard compiled.dot().contains("(CPU ") else {
