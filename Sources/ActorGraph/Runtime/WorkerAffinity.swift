@@ -33,8 +33,6 @@ struct WorkerAffinity {
     var shortParkNanoseconds: UInt64
     private(set) var isFloating = false
     private var shortParksInARow = 0
-    /// Floating and pinning again since the start (diagnostics).
-    private(set) var floats = 0
 
     /// Dense traffic: this many short doorbell parks in a row pin the worker again.
     static let shortParksToPin = 4
@@ -55,7 +53,6 @@ struct WorkerAffinity {
         guard enabled, !isFloating else { return }
         if CPU.setCurrentThreadAffinity(floatCPUs) {
             isFloating = true
-            floats &+= 1
             shortParksInARow = 0
         }
     }
