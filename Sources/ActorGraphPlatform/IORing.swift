@@ -17,6 +17,13 @@ package final class IORing {
         package var result: Int32
         /// The CQE flags.
         package var flags: UInt32
+
+        /// Whether a multishot request stays armed after this completion.
+        package var hasMore: Bool { flags & UInt32(IORING_CQE_F_MORE) != 0 }
+        /// The provided buffer this completion filled (``ProvidedBufferRing``), if any.
+        package var bufferID: Int? {
+            flags & UInt32(IORING_CQE_F_BUFFER) != 0 ? Int(flags >> UInt32(IORING_CQE_BUFFER_SHIFT)) : nil
+        }
     }
 
     /// Creates a ring with `entries` submission slots. Throws the kernel's refusal
@@ -42,6 +49,22 @@ package final class IORing {
         guard let probe = io_uring_get_probe() else { return false }
         defer { io_uring_free_probe(probe) }
         return io_uring_opcode_supported(probe, Int32(CLIBURING_OP_FUTEX_WAIT)) != 0
+    }
+
+    /// Whether the kernel lets a ring register provided-buffer rings (``ProvidedBufferRing``, 5.19+).
+    package static func supportsBufferRings() -> Result<Void, Errno> {
+        do {
+            let ring = try IORing(entries: 2)
+            defer { ring.close() }
+            let page = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+            defer { page.deallocate() }
+            page.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+            try ring.registerBufferRing(page, entries: 1, groupID: 0)
+            ring.unregisterBufferRing(groupID: 0)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
     }
 
     private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
@@ -82,6 +105,51 @@ package final class IORing {
         io_uring_prep_recvmsg(sqe, fd, message, 0)
         io_uring_sqe_set_data64(sqe, userData)
         return true
+    }
+
+    /// Queues a multishot `recvmsg` on socket `fd`: one completion per datagram, each in a buffer
+    /// of group `bufferGroup` (``ProvidedBufferRing``) laid out as `io_uring_recvmsg_out`, the
+    /// sender's address (`message.msg_namelen` bytes) and the payload. The request stays armed while
+    /// its completions carry ``Completion/hasMore``.
+    @discardableResult
+    package func prepareReceiveMessageMultishot(
+        fd: Int32,
+        message: UnsafeMutablePointer<msghdr>,
+        bufferGroup: UInt16,
+        userData: UInt64
+    ) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_recvmsg_multishot(sqe, fd, message, 0)
+        sqe.pointee.flags |= UInt8(1 << IOSQE_BUFFER_SELECT_BIT)
+        sqe.pointee.buf_group = bufferGroup
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Queues the cancellation of the request queued with `userData` (its completion then carries `-ECANCELED`).
+    @discardableResult
+    package func prepareCancel(userData target: UInt64, userData: UInt64) -> Bool {
+        guard let sqe = nextSQE() else { return false }
+        io_uring_prep_cancel64(sqe, target, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+        return true
+    }
+
+    /// Registers a buffer ring (`IORING_REGISTER_PBUF_RING`, kernel 5.19+) at page-aligned `address`.
+    package func registerBufferRing(_ address: UnsafeMutableRawPointer, entries: UInt32, groupID: UInt16) throws(Errno)
+    {
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: address))
+        registration.ring_entries = entries
+        registration.bgid = groupID
+        let r = io_uring_register_buf_ring(&ring, &registration, 0)
+        guard r == 0 else { throw Errno(rawValue: -r) }
+    }
+
+    /// Unregisters buffer group `groupID`.
+    package func unregisterBufferRing(groupID: UInt16) {
+        guard !isClosed else { return }
+        _ = io_uring_unregister_buf_ring(&ring, Int32(groupID))
     }
 
     /// Queues a `send` of `buffer` on connected socket `fd` (`MSG_NOSIGNAL`: a closed peer is an error, not SIGPIPE).

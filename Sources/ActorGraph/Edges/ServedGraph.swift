@@ -26,6 +26,12 @@ extension Graph {
         if case .failure(let errno) = IORing.probe() {
             throw .platform(operation: "io_uring_queue_init (network edges need io_uring)", errno: errno)
         }
+        if case .failure(let errno) = IORing.supportsBufferRings() {
+            throw .platform(
+                operation: "io_uring_register_buf_ring (serve receives into provided buffers: Linux 6.0+)",
+                errno: errno
+            )
+        }
         let plan = try Compiler.plan(
             nodes: try validatedNodes(),
             inputNode: inputIndex,

@@ -5,30 +5,43 @@ import Synchronization
 /// A UDP source and sink on worker 0's io_uring: each datagram is one record, decoded and
 /// submitted as an execution; each result (or error) goes back to the sender as one datagram.
 ///
-/// The same ring that parks the worker carries the `recvmsg`/`sendmsg` requests, so a parked
-/// worker wakes for network input as well as for its doorbell. Receive buffers, message headers
-/// and reply buffers are preallocated; the per-record cost is the two system calls io_uring batches.
+/// The same ring that parks the worker carries the receive and the `sendmsg` requests, so a parked
+/// worker wakes for network input as well as for its doorbell. One multishot `recvmsg` stays armed
+/// on the socket and fills buffers the kernel picks from a ``ProvidedBufferRing``: one request, so a
+/// datagram wakes one waiter (32 single-shot receives used to wake all 32, and the losers moved to
+/// io_uring's worker threads: an extra thread wake-up per request), and still a completion per
+/// datagram, reaped in batches. A buffer goes back to the kernel once its record is in the graph;
+/// while the graph is full, records wait in their buffers, and with every buffer held the receive
+/// ends (`-ENOBUFS`) until one frees: back-pressure reaches the socket. Reply buffers are
+/// preallocated; the per-record cost is the two system calls io_uring batches.
 ///
 /// `@unchecked Sendable` so a ``ServedGraph`` can read ``statistics`` from any thread: that is a
 /// `Mutex`; everything else is touched only by worker 0's thread once the worker started.
 final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     private static var receiveTag: UInt64 { 0x5243_0000_0000_0000 }
     private static var sendTag: UInt64 { 0x5344_0000_0000_0000 }
+    private static var cancelTag: UInt64 { 0x4341_0000_0000_0000 }
     private static var tagMask: UInt64 { 0xFFFF_0000_0000_0000 }
+    /// The buffer group of the receive buffers (one buffer ring on worker 0's io_uring).
+    private static var bufferGroup: UInt16 { 0x5544 }
 
     let socket: UDPSocket
     let codec: RecordCodec<Input, Output>
     unowned(unsafe) var core: EngineCore!
     private var ring: IORing!
-    private let receiveSlots: Int
+    // Receive side: the buffers the multishot receive fills, and the header that tells the kernel
+    // how much room the sender's address takes in each.
+    private let receiveBuffers: ProvidedBufferRing
+    private let receiveTemplate: UnsafeMutablePointer<msghdr>
+    private var receiveArmed = false
+    private var receiveCancelled = false
     private let bufferSize: Int
-    // Receive side: one buffer, iovec, msghdr and peer address per outstanding recvmsg.
-    private let receiveBuffers: UnsafeMutableRawPointer
-    private let receiveIOVecs: UnsafeMutablePointer<iovec>
-    private let receiveHeaders: UnsafeMutablePointer<msghdr>
-    private let receivePeers: UnsafeMutablePointer<sockaddr_in>
-    /// Decoded records waiting for a free slot (graph full), per receive slot.
+    /// Decoded records waiting for a free slot (graph full), by buffer id, with their senders.
     private var stalled: [Input?]
+    private let stalledPeers: UnsafeMutablePointer<sockaddr_in>
+    /// Buffer ids of stalled records in arrival order (a ring of the buffer count).
+    private let stalledOrder: UnsafeMutablePointer<Int>
+    private var stalledHead = 0
     private var stalledCount = 0
     // Send side: one buffer, iovec, msghdr and peer per result slot (indexed by sequence & mask).
     private let capacity: Int
@@ -51,17 +64,25 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     /// Set by ``ServedGraph/stopReceiving()`` on any thread; the worker then stops admitting records.
     let stopReceivingRequested = Atomic<Bool>(false)
 
-    init(socket: UDPSocket, codec: RecordCodec<Input, Output>, capacity: Int, receiveSlots: Int = 32) {
+    init(socket: UDPSocket, codec: RecordCodec<Input, Output>, capacity: Int, receiveBufferCount: Int = 64) {
         self.socket = socket
         self.codec = codec
         self.capacity = capacity
-        self.receiveSlots = receiveSlots
         self.bufferSize = roundUp(max(codec.maxRecordSize, 256), to: 64)
-        receiveBuffers = .allocate(byteCount: bufferSize * receiveSlots, alignment: 64)
-        receiveIOVecs = .allocate(capacity: receiveSlots)
-        receiveHeaders = .allocate(capacity: receiveSlots)
-        receivePeers = .allocate(capacity: receiveSlots)
-        stalled = Array(repeating: nil, count: receiveSlots)
+        // Room for one byte more than the largest record, so an oversized one shows as too long.
+        receiveBuffers = ProvidedBufferRing(
+            count: receiveBufferCount,
+            bufferSize: roundUp(ReceivedDatagram.payloadOffset + bufferSize + 1, to: 64),
+            groupID: Self.bufferGroup
+        )
+        receiveTemplate = .allocate(capacity: 1)
+        receiveTemplate.initialize(to: msghdr())
+        receiveTemplate.pointee.msg_namelen = ReceivedDatagram.addressLength
+        stalled = Array(repeating: nil, count: receiveBufferCount)
+        stalledPeers = .allocate(capacity: receiveBufferCount)
+        stalledPeers.initialize(repeating: sockaddr_in(), count: receiveBufferCount)
+        stalledOrder = .allocate(capacity: receiveBufferCount)
+        stalledOrder.initialize(repeating: 0, count: receiveBufferCount)
         let sendCount = capacity + rejectPool
         sendBuffers = .allocate(byteCount: bufferSize * sendCount, alignment: 64)
         sendIOVecs = .allocate(capacity: sendCount)
@@ -70,11 +91,6 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         sendSequence = .allocate(capacity: sendCount)
         sendSequence.initialize(repeating: -1, count: sendCount)
         pending = .allocate(capacity: capacity)
-        for i in 0..<receiveSlots {
-            (receiveIOVecs + i).initialize(to: iovec(iov_base: receiveBuffers + i * bufferSize, iov_len: bufferSize))
-            (receivePeers + i).initialize(to: sockaddr_in())
-            (receiveHeaders + i).initialize(to: msghdr())
-        }
         for i in 0..<sendCount {
             (sendIOVecs + i).initialize(to: iovec(iov_base: sendBuffers + i * bufferSize, iov_len: 0))
             (sendPeers + i).initialize(to: sockaddr_in())
@@ -83,10 +99,9 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     }
 
     deinit {
-        receiveBuffers.deallocate()
-        receiveIOVecs.deallocate()
-        receiveHeaders.deallocate()
-        receivePeers.deallocate()
+        receiveTemplate.deallocate()
+        stalledPeers.deallocate()
+        stalledOrder.deallocate()
         sendBuffers.deallocate()
         sendIOVecs.deallocate()
         sendHeaders.deallocate()
@@ -99,12 +114,23 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     func start(ring: IORing) {
         self.ring = ring
-        for slot in 0..<receiveSlots { armReceive(slot) }
+        do {
+            try receiveBuffers.register(on: ring)
+        } catch {
+            // Checked by serve() before the engine was built (ServedGraph.swift); seen here only if
+            // the kernel refuses a second ring: the service then answers nothing, and says so.
+            logger.error("serve: io_uring_register_buf_ring failed (\(error)): no datagram will be received")
+            local.receiveErrors += 1
+            publishStatistics()
+            return
+        }
+        armReceive()
         _ = try? ring.submit()
     }
 
     func stop(ring: IORing) {
         stopping = true
+        receiveBuffers.unregister()
         publishStatistics()
     }
 
@@ -118,7 +144,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
     func handle(_ completion: IORing.Completion) {
         let index = Int(completion.userData & ~Self.tagMask)
         switch completion.userData & Self.tagMask {
-        case Self.receiveTag: received(slot: index, result: completion.result)
+        case Self.receiveTag: received(completion)
         case Self.sendTag: sent(slot: index, result: completion.result)
         default: break
         }
@@ -134,6 +160,7 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
             // Stop receiving: no receive is re-armed from now on. Records already received (in the
             // graph, or held back by back-pressure) are still executed and answered: the drain.
             local.receiving = false
+            cancelReceive()
             publishStatistics()
             progressed = true
         }
@@ -152,65 +179,81 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     // MARK: Receive
 
-    /// Points `header` at one peer address and one buffer.
-    private func reset(
-        _ header: UnsafeMutablePointer<msghdr>,
-        peer: UnsafeMutablePointer<sockaddr_in>,
-        buffer: UnsafeMutablePointer<iovec>
-    ) {
-        header.pointee = msghdr()
-        header.pointee.msg_name = UnsafeMutableRawPointer(peer)
-        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
-        header.pointee.msg_iov = buffer
-        header.pointee.msg_iovlen = 1
-    }
-
-    private func armReceive(_ slot: Int) {
-        let header = receiveHeaders + slot
-        reset(header, peer: receivePeers + slot, buffer: receiveIOVecs + slot)
-        ring.prepareReceiveMessage(fd: socket.fileDescriptor, message: header, userData: Self.receiveTag | UInt64(slot))
+    /// Arms the multishot receive (once armed it stays armed until it ends: no buffer, an error, a cancel).
+    private func armReceive() {
+        guard !receiveArmed, !receiveCancelled, local.receiving, !stopping else { return }
+        receiveArmed = ring.prepareReceiveMessageMultishot(
+            fd: socket.fileDescriptor,
+            message: receiveTemplate,
+            bufferGroup: Self.bufferGroup,
+            userData: Self.receiveTag
+        )
         queued = true
     }
 
-    private func received(slot: Int, result: Int32) {
-        guard !stopping else { return }
-        guard local.receiving else {
-            // Stopping: this receive is not re-armed, and its datagram is not admitted.
-            if result >= 0 { local.ignoredWhileStopping += 1 }
+    /// Stops receiving: cancels the armed receive; datagrams it delivers before the cancel lands are ignored.
+    private func cancelReceive() {
+        guard receiveArmed, !receiveCancelled else { return }
+        receiveCancelled = true
+        ring.prepareCancel(userData: Self.receiveTag, userData: Self.cancelTag)
+        queued = true
+    }
+
+    private func received(_ completion: IORing.Completion) {
+        if !completion.hasMore { receiveArmed = false }
+        guard let id = completion.bufferID else {
+            // No datagram: the receive ended (-ENOBUFS while every buffer holds a stalled record,
+            // -ECANCELED once stopped) or failed; re-armed unless the graph holds every buffer.
+            let result = completion.result
+            if result < 0 && result != -ENOBUFS && result != -ECANCELED { local.receiveErrors += 1 }
+            if result == -EINVAL {
+                // A kernel without multishot recvmsg (before 6.0): re-arming would fail the same way.
+                logger.error("serve: the kernel refused a multishot recvmsg (EINVAL): no datagram will be received")
+                receiveCancelled = true
+            }
+            if stalledCount < receiveBuffers.count { armReceive() }
             return
         }
-        guard result >= 0 else {
+        defer { if !receiveArmed && stalledCount < receiveBuffers.count { armReceive() } }
+        guard !stopping, local.receiving else {
+            // Stopping: the datagram is not admitted.
+            local.ignoredWhileStopping += 1
+            receiveBuffers.recycle(id)
+            return
+        }
+        guard let datagram = ReceivedDatagram(buffer: receiveBuffers.buffer(id), length: Int(completion.result)) else {
             local.receiveErrors += 1
-            armReceive(slot)
+            receiveBuffers.recycle(id)
             return
         }
         local.received += 1
-        let header = receiveHeaders[slot]
-        let peer = receivePeers[slot]
-        if header.msg_flags & Int32(MSG_TRUNC) != 0 || Int(result) > codec.maxRecordSize {
+        let peer = datagram.peer
+        if datagram.truncated || datagram.datagramLength > codec.maxRecordSize {
+            receiveBuffers.recycle(id)
             local.rejectedOversized += 1
             sendReject("oversized record: more than \(codec.maxRecordSize) bytes", to: peer)
-            armReceive(slot)
             return
         }
-        let bytes = UnsafeRawBufferPointer(start: receiveBuffers + slot * bufferSize, count: Int(result))
         let input: Input
         do {
-            input = try codec.decode(bytes)
+            input = try codec.decode(datagram.payload)
         } catch {
+            receiveBuffers.recycle(id)
             local.rejectedMalformed += 1
             sendReject("malformed record: \(error)", to: peer)
-            armReceive(slot)
             return
         }
         local.inFlight += 1
-        if !admit(input, from: peer) {
-            stalled[slot] = input
+        // Behind records already waiting, or the graph is full: wait in its buffer (back-pressure).
+        if stalledCount > 0 || !admit(input, from: peer) {
+            stalled[id] = input
+            stalledPeers[id] = peer
+            stalledOrder[(stalledHead + stalledCount) % receiveBuffers.count] = id
             stalledCount += 1
             local.backPressureStalls += 1
-            return  // re-armed once the record is admitted
+            return
         }
-        armReceive(slot)
+        receiveBuffers.recycle(id)
     }
 
     /// Submits `input` if the graph has room; false when it is full.
@@ -225,20 +268,36 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         return true
     }
 
+    /// Admits waiting records in arrival order while the graph has room, giving their buffers back.
     private func retryStalled() -> Bool {
         var progressed = false
-        for slot in 0..<receiveSlots {
-            guard let input = stalled[slot] else { continue }
-            guard admit(input, from: receivePeers[slot]) else { break }
-            stalled[slot] = nil
+        while stalledCount > 0 {
+            let id = stalledOrder[stalledHead]
+            guard let input = stalled[id], admit(input, from: stalledPeers[id]) else { break }
+            stalled[id] = nil
+            stalledHead = (stalledHead + 1) % receiveBuffers.count
             stalledCount -= 1
-            armReceive(slot)
+            receiveBuffers.recycle(id)
             progressed = true
         }
+        if progressed { armReceive() }
         return progressed
     }
 
     // MARK: Send
+
+    /// Points `header` at one peer address and one buffer.
+    private func reset(
+        _ header: UnsafeMutablePointer<msghdr>,
+        peer: UnsafeMutablePointer<sockaddr_in>,
+        buffer: UnsafeMutablePointer<iovec>
+    ) {
+        header.pointee = msghdr()
+        header.pointee.msg_name = UnsafeMutableRawPointer(peer)
+        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+        header.pointee.msg_iov = buffer
+        header.pointee.msg_iovlen = 1
+    }
 
     private func reply(to k: Int) {
         let slot = k & (capacity - 1)

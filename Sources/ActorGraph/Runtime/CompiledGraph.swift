@@ -29,10 +29,15 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     /// retain/release pair that reaching it through `core` costs on every call (perf: +30 % of
     /// retain/release samples in `chain3.pipelined`, 5–10 % of its throughput).
     @usableFromInline let sequencer: Sequencer
+    /// The core's result board, held here for the same reason: `core.board` retained the board on
+    /// every call, a write to its header's cache line, which the worker that publishes results
+    /// reads — in some heap layouts a cache-line transfer per execution (interleaved echo 2x).
+    @usableFromInline let board: ResultBoard
 
     init(core: EngineCore) {
         self.core = core
         self.sequencer = core.sequencer
+        self.board = core.board
     }
 
     deinit { core.shutdown() }
@@ -47,7 +52,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
         let k = try sequencer.claim()
         sequencer.slot(k).initializeMemory(as: Input.self, to: input)
         let rangParkedWorker = sequencer.publishRunningIfParked(k)
-        if !core.board.ring.isPublished(k) { try core.board.waitPublished(k, yielding: rangParkedWorker) }
+        if !board.ring.isPublished(k) { try board.waitPublished(k, yielding: rangParkedWorker) }
         return try takeResult(k)
     }
 
@@ -56,7 +61,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public func execute(_ input: Input) async throws(ExecutionError) -> Output {
         let k = try await sequencer.claimAsync()
         write(input, into: k)
-        try await core.board.awaitPublished(k)
+        try await board.awaitPublished(k)
         return try takeResult(k)
     }
 
@@ -67,9 +72,9 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
     public func execute(_ input: Input, timeout: Duration) throws(ExecutionError) -> Output {
         let k = try enqueue(input)
         do {
-            try core.board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
+            try board.waitPublished(k, deadline: EngineCore.deadline(after: timeout))
         } catch {
-            if case .timedOut = error { core.board.abandon(k) }
+            if case .timedOut = error { board.abandon(k) }
             throw error
         }
         return try takeResult(k)
@@ -82,9 +87,9 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
         let k = try await sequencer.claimAsync()
         write(input, into: k)
         do {
-            try await core.board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
+            try await board.awaitPublished(k, deadline: EngineCore.deadline(after: timeout))
         } catch {
-            if case .timedOut = error { core.board.abandon(k) }
+            if case .timedOut = error { board.abandon(k) }
             throw error
         }
         return try takeResult(k)
@@ -115,7 +120,7 @@ public final class CompiledGraph<Input: Sendable, Output: Sendable>: Sendable {
 
     @inlinable
     func takeResult(_ k: Int) throws(ExecutionError) -> Output {
-        try core.board.takeValue(k, as: Output.self)
+        try board.takeValue(k, as: Output.self)
     }
 
     /// Stops every worker at the next execution boundary and answers every waiter: executions not

@@ -41,7 +41,17 @@ final class SegmentRunner {
     /// shutdown stops a worker at the next execution boundary, not after its queue or batch).
     let stopping: UnsafeMutablePointer<Atomic<UInt32>>
     /// The next sequence this segment processes.
-    @exclusivity(unchecked) private(set) var next = 0
+    @inline(__always) private(set) var next: Int {
+        get { nextWord.pointee }
+        set { nextWord.pointee = newValue }
+    }
+    /// Where ``next`` lives: a cache line of its own, like ``arguments``. The worker writes both
+    /// with every execution; inside this object, or in a small block malloc puts beside another,
+    /// they would share a line with whatever the allocator placed next to them, and a thread
+    /// reading that neighbour would pay a cache-line transfer per execution. (Found while chasing
+    /// an echo that ran 2x slower in some heap layouts: there the writer was a caller's retain of
+    /// the result board, CompiledGraph.swift; this closes the same door from the worker's side.)
+    private let nextWord: UnsafeMutablePointer<Int>
     /// Where this segment records statistics (``CompileOptions/statistics``); `nil` when off.
     /// Set once before the worker starts.
     @exclusivity(unchecked) var statistics: SegmentStatistics?
@@ -81,7 +91,7 @@ final class SegmentRunner {
         _ = self.kernelNodes.initialize(from: kernelNodes.map { Int32($0) })
         self.scratch = .allocate(capacity: scratch.count)
         _ = self.scratch.initialize(from: scratch)
-        self.arguments = .allocate(capacity: inputs.count + scratch.count)
+        self.arguments = SegmentRunner.allocateOwnLines(UnsafeRawPointer.self, count: inputs.count + scratch.count)
         for (j, s) in scratch.enumerated() { (arguments + inputs.count + j).initialize(to: UnsafeRawPointer(s)) }
         for i in 0..<inputs.count { (arguments + i).initialize(to: UnsafeRawPointer(bitPattern: 1)!) }
         self.scratchDestroy = scratchDestroy
@@ -98,8 +108,15 @@ final class SegmentRunner {
         self.currentNode = control.node
         self.sharedFutex = sharedFutex
         self.stopping = stopping
-        self.next = start
+        nextWord = SegmentRunner.allocateOwnLines(Int.self, count: 1)
+        nextWord.initialize(to: start)
         self.encoding = encoding
+    }
+
+    /// Memory for `count` values of `T` on cache lines nobody else uses (aligned, rounded up to lines).
+    private static func allocateOwnLines<T>(_: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let bytes = (max(1, count) * MemoryLayout<T>.stride + 63) & ~63
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: T.self, capacity: count)
     }
 
     deinit {
@@ -110,6 +127,7 @@ final class SegmentRunner {
         kernelNodes.deallocate()
         scratch.deallocate()
         arguments.deallocate()
+        nextWord.deallocate()
         wakeTargets.deallocate()
         inputMessages.deallocate()
     }

@@ -40,7 +40,17 @@ final class Sequencer: @unchecked Sendable {
     @usableFromInline let submitTimeoutNanoseconds: Int64
     let capacity: Int
     /// Thread mode: runs an execution on the caller's thread when the workers are parked.
-    private(set) var takeover: CallerTakeover?
+    private(set) var takeover: CallerTakeover? {
+        get { takeoverReference?.takeUnretainedValue() }
+        set {
+            takeoverReference?.release()
+            takeoverReference = newValue.map { Unmanaged.passRetained($0) }
+        }
+    }
+    /// ``takeover``, held so that the hot path calls it through a guaranteed reference: reading an
+    /// optional class `var` retains and releases it on every publish, two writes to a cache line
+    /// of the heap that another thread's hot data may share.
+    private var takeoverReference: Unmanaged<CallerTakeover>?
     /// Process mode, an input that crosses encoded: callers write it into a staging slot and the
     /// publish encodes it into the ring (``InputEncoder``); `nil` otherwise.
     let inputEncoder: InputEncoder?
@@ -83,6 +93,8 @@ final class Sequencer: @unchecked Sendable {
         self.capacity = capacity
         self.inputEncoder = inputEncoder
     }
+
+    deinit { takeoverReference?.release() }
 
     /// Installs the caller take-over (thread mode), once, before any worker starts.
     func install(takeover: CallerTakeover) { self.takeover = takeover }
@@ -258,7 +270,7 @@ final class Sequencer: @unchecked Sendable {
         if let inputEncoder { inputEncoder.encode(first: k, count: 1, into: input) }
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
-        if let takeover, takeover.runIfParked(k) { return false }
+        if let takeoverReference, takeoverReference._withUnsafeGuaranteedRef({ $0.runIfParked(k) }) { return false }
         return wakeHeadWorkers()
     }
 

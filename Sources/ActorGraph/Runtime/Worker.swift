@@ -63,8 +63,10 @@ final class Worker: @unchecked Sendable {
         self.numaNode = numaNode
         self.control = control
         self.sharedFutex = sharedFutex
+        self.pinnedCPU = pinnedCPU
         // Read on the building thread, before the worker's own thread pins itself.
-        affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: CPU.allowedCPUs(), policy: options.idle)
+        allowedCPUs = CPU.allowedCPUs()
+        affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: allowedCPUs, policy: options.idle)
         positionsAtPark = .allocate(capacity: max(1, runners.count))
         positionsAtPark.initialize(repeating: 0)
     }
@@ -117,7 +119,7 @@ final class Worker: @unchecked Sendable {
         var policy = idlePolicy
         if attachment != nil {
             policy.spinTime = min(policy.spinTime, Worker.ioSpinTime)
-            affinity.shortParkNanoseconds = UInt64(policy.spinTime.nanoseconds)
+            affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: allowedCPUs, policy: policy)
         }
         var backoff = Backoff(
             policy: policy,
@@ -187,7 +189,11 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
-    /// Pinned while traffic is dense, floating while parked through gaps (WorkerAffinity.swift).
+    /// The CPU the worker is pinned to, and the process's CPUs when the engine was built.
+    private let pinnedCPU: Int?
+    private let allowedCPUs: [Int]
+    /// Pinned while traffic is dense, floating while parked through gaps (WorkerAffinity.swift);
+    /// rebuilt by `run()` for a worker with I/O attached (its shorter spin).
     private var affinity: WorkerAffinity
 
     /// Where the worker records parks and wake-ups (``CompileOptions/statistics``); set before start.

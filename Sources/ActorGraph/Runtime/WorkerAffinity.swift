@@ -30,7 +30,7 @@ struct WorkerAffinity {
     let pinsAgain: Bool
     /// Idleness a spinning worker tolerates before parking (``IdlePolicy/spinTime``): a park shorter
     /// than this would have been a spin.
-    var shortParkNanoseconds: UInt64
+    let shortParkNanoseconds: UInt64
     private(set) var isFloating = false
     private var shortParksInARow = 0
 
