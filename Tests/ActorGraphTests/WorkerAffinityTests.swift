@@ -2,7 +2,7 @@ import ActorGraph
 import Foundation
 import XCTest
 
-/// A pinned worker floats over the process's CPUs while it parks and pins itself again when traffic
+/// A pinned worker floats over the CPUs no worker is pinned to while it parks and pins itself again when traffic
 /// is dense (`WorkerAffinity.swift`), observed from outside through `/proc/self/task/*/status`.
 final class WorkerAffinityTests: XCTestCase {
     /// The CPUs the worker thread named `name` may run on now (`Cpus_allowed_list`), or nil.
@@ -58,19 +58,21 @@ final class WorkerAffinityTests: XCTestCase {
         XCTAssertEqual(try compiled.submit(1).wait(), 2)
         let pinned = try waitForAffinity({ $0.count == 1 }) { XCTAssertEqual(try compiled.submit(2).wait(), 4) }
         XCTAssertEqual(pinned?.count, 1, "a busy worker is pinned (\(pinned ?? []))")
+        let ownCPU = pinned ?? []
 
-        // Idle: it parks and floats over more than its own CPU.
-        let floating = waitForAffinity({ $0.count > 1 }) { usleep(2_000) }
-        XCTAssertGreaterThan(floating?.count ?? 0, 1, "a parked worker floats (\(floating ?? []))")
+        // Idle: it parks and floats over the CPUs no worker is pinned to (one worker here: all but its own).
+        let floating = waitForAffinity({ $0 != ownCPU }) { usleep(2_000) }
+        XCTAssertNotNil(floating, "a parked worker floats")
+        XCTAssertFalse(floating?.contains(ownCPU.first ?? -1) ?? true, "it floats off its own CPU (\(floating ?? []))")
         XCTAssertGreaterThan(compiled.diagnostics.parkCounts.reduce(0, +), 0)
 
         // Dense traffic (batches a few µs apart): short doorbell parks pin it again, and every result is right.
         let inputs = Array(0..<64)
-        let repinned = try waitForAffinity({ $0.count == 1 }) {
+        let repinned = try waitForAffinity({ $0 == ownCPU }) {
             var sum = 0
             try compiled.executeAll(inputs) { _, result in sum += (try? result.get()) ?? -1_000_000 }
             XCTAssertEqual(sum, inputs.reduce(0, +) * 2)
         }
-        XCTAssertEqual(repinned?.count, 1, "dense traffic pins the worker again (\(repinned ?? []))")
+        XCTAssertEqual(repinned, ownCPU, "dense traffic pins the worker again (\(repinned ?? []))")
     }
 }

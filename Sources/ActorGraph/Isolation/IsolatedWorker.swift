@@ -207,7 +207,8 @@ public enum IsolatedWorker {
             numaNode: plan.numaNode,
             control: control,
             sharedFutex: true,
-            pinnedCPU: plan.workerCPUs[w]
+            pinnedCPU: plan.workerCPUs[w],
+            workerCPUs: Set(plan.workerCPUs.compactMap { $0 })
         )
         // Statistics: the parent's store at the end of the region, this worker's blocks recorded here.
         var statistics: StatisticsStore? = nil

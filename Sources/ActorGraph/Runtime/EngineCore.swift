@@ -202,7 +202,8 @@ final class EngineCore: @unchecked Sendable {
                 numaNode: plan.numaNode,
                 control: wiring.controls[w],
                 sharedFutex: false,
-                pinnedCPU: plan.workerCPUs[w]
+                pinnedCPU: plan.workerCPUs[w],
+                workerCPUs: Set(plan.workerCPUs.compactMap { $0 })
             )
         }
         if plan.hosts == nil { statistics?.install(workers: workers, inputCount: nextSequence) }

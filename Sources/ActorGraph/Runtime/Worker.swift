@@ -50,7 +50,8 @@ final class Worker: @unchecked Sendable {
         numaNode: Int?,
         control: WorkerControl,
         sharedFutex: Bool,
-        pinnedCPU: Int?
+        pinnedCPU: Int?,
+        workerCPUs: Set<Int>
     ) {
         self.index = index
         self.runners = runners
@@ -66,7 +67,13 @@ final class Worker: @unchecked Sendable {
         self.pinnedCPU = pinnedCPU
         // Read on the building thread, before the worker's own thread pins itself.
         allowedCPUs = CPU.allowedCPUs()
-        affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: allowedCPUs, policy: options.idle)
+        self.workerCPUs = workerCPUs
+        affinity = WorkerAffinity(
+            pinnedCPU: pinnedCPU,
+            allowedCPUs: allowedCPUs,
+            workerCPUs: workerCPUs,
+            policy: options.idle
+        )
         positionsAtPark = .allocate(capacity: max(1, runners.count))
         positionsAtPark.initialize(repeating: 0)
     }
@@ -119,7 +126,12 @@ final class Worker: @unchecked Sendable {
         var policy = idlePolicy
         if attachment != nil {
             policy.spinTime = min(policy.spinTime, Worker.ioSpinTime)
-            affinity = WorkerAffinity(pinnedCPU: pinnedCPU, allowedCPUs: allowedCPUs, policy: policy)
+            affinity = WorkerAffinity(
+                pinnedCPU: pinnedCPU,
+                allowedCPUs: allowedCPUs,
+                workerCPUs: workerCPUs,
+                policy: policy
+            )
         }
         var backoff = Backoff(
             policy: policy,
@@ -192,6 +204,8 @@ final class Worker: @unchecked Sendable {
     /// The CPU the worker is pinned to, and the process's CPUs when the engine was built.
     private let pinnedCPU: Int?
     private let allowedCPUs: [Int]
+    /// The CPUs the plan pins workers to (this one's included).
+    private let workerCPUs: Set<Int>
     /// Pinned while traffic is dense, floating while parked through gaps (WorkerAffinity.swift);
     /// rebuilt by `run()` for a worker with I/O attached (its shorter spin).
     private var affinity: WorkerAffinity

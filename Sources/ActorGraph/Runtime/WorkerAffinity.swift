@@ -1,15 +1,17 @@
 import ActorGraphPlatform
 
-/// Where a pinned worker may run: its own CPU while traffic is dense, any of the process's CPUs
-/// while it sleeps through gaps.
+/// Where a pinned worker may run: its own CPU while traffic is dense, the callers' CPUs while it
+/// sleeps through gaps.
 ///
 /// Why: a worker parked on its own CPU leaves that vCPU halted; the wake-up that ends the park is
-/// an IPI to a halted vCPU, which the hypervisor turns into 20–150 µs here (platform notes). A
-/// thread allowed on every CPU is woken where the scheduler finds room, which on a VM whose other
-/// vCPUs are halted is the waker's own CPU: a local wake-up, like two unpinned threads on a
-/// semaphore pair. So a worker *floats* (its affinity becomes the process's CPUs) when it parks,
-/// and *pins* again once traffic is dense enough that it would rather spin: after
-/// ``shortParksToPin`` parks in a row that each ended, by a doorbell, within the spin time.
+/// an IPI to a halted vCPU, which the hypervisor turns into 20–150 µs here (platform notes). So a
+/// worker *floats* when it parks: its affinity becomes the process's CPUs that no worker is pinned
+/// to — where callers run — and the kernel moves it there before it sleeps. Its wake-up then lands
+/// on the waker's own CPU: a local wake-up, like two unpinned threads on a semaphore pair. (Allowed
+/// on every CPU, the scheduler still woke it on its old, halted CPU about one time in five: 33–39 µs
+/// instead of 2–5 µs, `perf sched` of idle.echo.20ms in process mode.) Where workers own every CPU,
+/// it floats over all of them. It *pins* again once traffic is dense enough that it would rather
+/// spin: after ``shortParksToPin`` parks in a row that each ended, by a doorbell, within the spin time.
 ///
 /// While floating the worker parks as soon as it finds nothing to do (it may be sharing the
 /// waker's CPU with the caller waiting for its result), and parks on a plain futex unless it has
@@ -21,7 +23,8 @@ import ActorGraphPlatform
 struct WorkerAffinity {
     /// The worker's own CPU; `nil` for a worker that floats anyway (more workers than CPUs).
     let pinnedCPU: Int?
-    /// The CPUs a floating worker may run on: those the process allowed when the engine was built.
+    /// The CPUs a floating worker may run on: those the process allowed when the engine was built,
+    /// less those the plan pins workers to (all of them when that leaves none).
     let floatCPUs: [Int32]
     /// Whether floating applies at all: pinned, more than one CPU to float over, a strategy that parks.
     let enabled: Bool
@@ -37,13 +40,17 @@ struct WorkerAffinity {
     /// Dense traffic: this many short doorbell parks in a row pin the worker again.
     static let shortParksToPin = 4
 
-    init(pinnedCPU: Int?, allowedCPUs: [Int], policy: IdlePolicy) {
+    init(pinnedCPU: Int?, allowedCPUs: [Int], workerCPUs: Set<Int>, policy: IdlePolicy) {
         self.pinnedCPU = pinnedCPU
-        var cpus = allowedCPUs
-        if let pinnedCPU, !cpus.contains(pinnedCPU) { cpus.append(pinnedCPU) }
+        var cpus = allowedCPUs.filter { !workerCPUs.contains($0) }
+        if cpus.isEmpty {
+            cpus = allowedCPUs
+            if let pinnedCPU, !cpus.contains(pinnedCPU) { cpus.append(pinnedCPU) }
+        }
         floatCPUs = cpus.sorted().map(Int32.init)
         enabled =
-            pinnedCPU != nil && floatCPUs.count > 1 && policy.strategy != .busySpin && policy.strategy != .yielding
+            pinnedCPU != nil && floatCPUs != [Int32(pinnedCPU!)] && policy.strategy != .busySpin
+            && policy.strategy != .yielding
         pinsAgain = policy.strategy != .blocking
         shortParkNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
     }
