@@ -17,6 +17,8 @@ package final class ProvidedBufferRing {
     package let count: Int
     /// The size of each buffer.
     package let bufferSize: Int
+    /// `count - 1`: where a buffer added at the ring's tail goes.
+    private let mask: Int32
     /// The ring of buffer descriptors the kernel reads (page aligned, as registration requires).
     private let descriptors: UnsafeMutableRawPointer
     private let buffers: UnsafeMutableRawPointer
@@ -28,6 +30,7 @@ package final class ProvidedBufferRing {
         self.groupID = groupID
         self.count = count
         self.bufferSize = bufferSize
+        mask = io_uring_buf_ring_mask(UInt32(count))
         descriptors = .allocate(byteCount: max(4096, count * MemoryLayout<io_uring_buf>.stride), alignment: 4096)
         descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: count * MemoryLayout<io_uring_buf>.stride)
         buffers = .allocate(byteCount: count * bufferSize, alignment: 64)
@@ -48,7 +51,6 @@ package final class ProvidedBufferRing {
         try ioRing.registerBufferRing(descriptors, entries: UInt32(count), groupID: groupID)
         registeredRing = ioRing
         io_uring_buf_ring_init(ring)
-        let mask = io_uring_buf_ring_mask(UInt32(count))
         for id in 0..<count {
             io_uring_buf_ring_add(ring, buffer(id), UInt32(bufferSize), UInt16(id), mask, Int32(id))
         }
@@ -69,14 +71,7 @@ package final class ProvidedBufferRing {
     /// Gives buffer `id` back to the kernel.
     @inline(__always)
     package func recycle(_ id: Int) {
-        io_uring_buf_ring_add(
-            ring,
-            buffer(id),
-            UInt32(bufferSize),
-            UInt16(id),
-            io_uring_buf_ring_mask(UInt32(count)),
-            0
-        )
+        io_uring_buf_ring_add(ring, buffer(id), UInt32(bufferSize), UInt16(id), mask, 0)
         io_uring_buf_ring_advance(ring, 1)
     }
 }

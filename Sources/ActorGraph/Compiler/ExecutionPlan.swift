@@ -39,6 +39,8 @@ struct ExecutionPlan {
     let outputChannel: Int
     /// The CPU of each worker (`nil` when not pinned).
     let workerCPUs: [Int?]
+    /// The CPUs workers are pinned to (the others are where callers run).
+    var pinnedWorkerCPUs: Set<Int> { Set(workerCPUs.compactMap { $0 }) }
     let numaNode: Int?
     /// The CPUs the process could really use at compile time (affinity mask and cgroup quota).
     var effectiveCPUs = EffectiveCPUs(affinity: 1, quota: nil)

@@ -69,10 +69,10 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
         self.codec = codec
         self.capacity = capacity
         self.bufferSize = roundUp(max(codec.maxRecordSize, 256), to: 64)
-        // Room for one byte more than the largest record, so an oversized one shows as too long.
+        // An oversized datagram is truncated to the buffer, its header still gives its full length.
         receiveBuffers = ProvidedBufferRing(
             count: receiveBufferCount,
-            bufferSize: roundUp(ReceivedDatagram.payloadOffset + bufferSize + 1, to: 64),
+            bufferSize: roundUp(ReceivedDatagram.payloadOffset + bufferSize, to: 64),
             groupID: Self.bufferGroup
         )
         receiveTemplate = .allocate(capacity: 1)
@@ -201,9 +201,12 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     private func received(_ completion: IORing.Completion) {
         if !completion.hasMore { receiveArmed = false }
+        // An ended receive is armed again unless every buffer holds a waiting record (it would end
+        // with -ENOBUFS at once: ``retryStalled()`` re-arms as soon as one frees).
+        defer { if stalledCount < receiveBuffers.count { armReceive() } }
         guard let id = completion.bufferID else {
             // No datagram: the receive ended (-ENOBUFS while every buffer holds a stalled record,
-            // -ECANCELED once stopped) or failed; re-armed unless the graph holds every buffer.
+            // -ECANCELED once stopped) or failed.
             let result = completion.result
             if result < 0 && result != -ENOBUFS && result != -ECANCELED { local.receiveErrors += 1 }
             if result == -EINVAL {
@@ -211,10 +214,8 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
                 logger.error("serve: the kernel refused a multishot recvmsg (EINVAL): no datagram will be received")
                 receiveCancelled = true
             }
-            if stalledCount < receiveBuffers.count { armReceive() }
             return
         }
-        defer { if !receiveArmed && stalledCount < receiveBuffers.count { armReceive() } }
         guard !stopping, local.receiving else {
             // Stopping: the datagram is not admitted.
             local.ignoredWhileStopping += 1

@@ -208,7 +208,7 @@ public enum IsolatedWorker {
             control: control,
             sharedFutex: true,
             pinnedCPU: plan.workerCPUs[w],
-            workerCPUs: Set(plan.workerCPUs.compactMap { $0 })
+            workerCPUs: plan.pinnedWorkerCPUs
         )
         // Statistics: the parent's store at the end of the region, this worker's blocks recorded here.
         var statistics: StatisticsStore? = nil

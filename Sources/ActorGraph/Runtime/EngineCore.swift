@@ -203,7 +203,7 @@ final class EngineCore: @unchecked Sendable {
                 control: wiring.controls[w],
                 sharedFutex: false,
                 pinnedCPU: plan.workerCPUs[w],
-                workerCPUs: Set(plan.workerCPUs.compactMap { $0 })
+                workerCPUs: plan.pinnedWorkerCPUs
             )
         }
         if plan.hosts == nil { statistics?.install(workers: workers, inputCount: nextSequence) }

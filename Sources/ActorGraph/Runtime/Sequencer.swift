@@ -40,13 +40,7 @@ final class Sequencer: @unchecked Sendable {
     @usableFromInline let submitTimeoutNanoseconds: Int64
     let capacity: Int
     /// Thread mode: runs an execution on the caller's thread when the workers are parked.
-    private(set) var takeover: CallerTakeover? {
-        get { takeoverReference?.takeUnretainedValue() }
-        set {
-            takeoverReference?.release()
-            takeoverReference = newValue.map { Unmanaged.passRetained($0) }
-        }
-    }
+    var takeover: CallerTakeover? { takeoverReference?.takeUnretainedValue() }
     /// ``takeover``, held so that the hot path calls it through a guaranteed reference: reading an
     /// optional class `var` retains and releases it on every publish, two writes to a cache line
     /// of the heap that another thread's hot data may share.
@@ -97,7 +91,10 @@ final class Sequencer: @unchecked Sendable {
     deinit { takeoverReference?.release() }
 
     /// Installs the caller take-over (thread mode), once, before any worker starts.
-    func install(takeover: CallerTakeover) { self.takeover = takeover }
+    func install(takeover: CallerTakeover) {
+        precondition(takeoverReference == nil, "the take-over is installed once")
+        takeoverReference = Unmanaged.passRetained(takeover)
+    }
 
     /// The sequence counted by a cursor value (the value without ``exclusiveBit``).
     @inline(__always)

@@ -64,13 +64,10 @@ final class Worker: @unchecked Sendable {
         self.numaNode = numaNode
         self.control = control
         self.sharedFutex = sharedFutex
-        self.pinnedCPU = pinnedCPU
         // Read on the building thread, before the worker's own thread pins itself.
-        allowedCPUs = CPU.allowedCPUs()
-        self.workerCPUs = workerCPUs
         affinity = WorkerAffinity(
             pinnedCPU: pinnedCPU,
-            allowedCPUs: allowedCPUs,
+            allowedCPUs: CPU.allowedCPUs(),
             workerCPUs: workerCPUs,
             policy: options.idle
         )
@@ -132,12 +129,7 @@ final class Worker: @unchecked Sendable {
             // so the default 20 000 polls kept it spinning 1-2 ms whatever `spinTime` said (serve at
             // 10 000 records/s: the worker never parked, and every reply woke the client's halted vCPU).
             policy.workerSpins = min(policy.workerSpins, Worker.ioSpinPolls)
-            affinity = WorkerAffinity(
-                pinnedCPU: pinnedCPU,
-                allowedCPUs: allowedCPUs,
-                workerCPUs: workerCPUs,
-                policy: policy
-            )
+            affinity = affinity.with(policy: policy)
         }
         var backoff = Backoff(
             policy: policy,
@@ -207,11 +199,6 @@ final class Worker: @unchecked Sendable {
     }
 
     private var attachmentRing: IORing?
-    /// The CPU the worker is pinned to, and the process's CPUs when the engine was built.
-    private let pinnedCPU: Int?
-    private let allowedCPUs: [Int]
-    /// The CPUs the plan pins workers to (this one's included).
-    private let workerCPUs: Set<Int>
     /// Pinned while traffic is dense, floating while parked through gaps (WorkerAffinity.swift);
     /// rebuilt by `run()` for a worker with I/O attached (its shorter spin).
     private var affinity: WorkerAffinity

@@ -41,18 +41,30 @@ struct WorkerAffinity {
     static let shortParksToPin = 4
 
     init(pinnedCPU: Int?, allowedCPUs: [Int], workerCPUs: Set<Int>, policy: IdlePolicy) {
-        self.pinnedCPU = pinnedCPU
         var cpus = allowedCPUs.filter { !workerCPUs.contains($0) }
         if cpus.isEmpty {
             cpus = allowedCPUs
             if let pinnedCPU, !cpus.contains(pinnedCPU) { cpus.append(pinnedCPU) }
         }
-        floatCPUs = cpus.sorted().map(Int32.init)
-        enabled =
-            pinnedCPU != nil && floatCPUs != [Int32(pinnedCPU!)] && policy.strategy != .busySpin
-            && policy.strategy != .yielding
+        self.init(pinnedCPU: pinnedCPU, floatCPUs: cpus.sorted().map(Int32.init), policy: policy)
+    }
+
+    private init(pinnedCPU: Int?, floatCPUs: [Int32], policy: IdlePolicy) {
+        self.pinnedCPU = pinnedCPU
+        self.floatCPUs = floatCPUs
+        if let pinnedCPU {
+            enabled = floatCPUs != [Int32(pinnedCPU)] && policy.strategy != .busySpin && policy.strategy != .yielding
+        } else {
+            enabled = false
+        }
         pinsAgain = policy.strategy != .blocking
         shortParkNanoseconds = UInt64(max(0, policy.spinTime.nanoseconds))
+    }
+
+    /// The same CPUs under `policy` (a worker's effective policy differs from the compiled one when
+    /// it has I/O attached); not floating.
+    func with(policy: IdlePolicy) -> WorkerAffinity {
+        WorkerAffinity(pinnedCPU: pinnedCPU, floatCPUs: floatCPUs, policy: policy)
     }
 
     /// Before a park: lets the thread run on any of ``floatCPUs`` (one system call, once per float).
