@@ -224,7 +224,7 @@ enum ServiceCases {
                             elapsedNanoseconds: m.elapsed
                         ),
                         requested: samples,
-                        note: note
+                        note: note.isEmpty ? m.callerCPUNote : "\(m.callerCPUNote); \(note)"
                     )
                 )
             }
@@ -235,13 +235,14 @@ enum ServiceCases {
             let ms = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try IdleLoop.onThread(idles, samples: samples) { x throws(ExecutionError) in try graph.execute(x) }
             }
-            // Take-overs say how many executions ran on the caller's thread (no wake-up at all).
+            // Take-overs say how many executions ran on the caller's thread (no wake-up at all);
+            // the caller's CPU, whether a wake-up had to cross to the worker's (WakeSteering.swift).
             add(
                 isolation.processOptions == nil ? "compiled" : "process",
                 caller: "unpinned thread",
                 ms,
                 note:
-                    "parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)"
+                    "worker pinned to CPU \(CPU.allowedCPUs().last ?? 0); parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)"
             )
         }
         do {
@@ -582,6 +583,14 @@ struct IdleMeasurement: Sendable {
     var histogram = makeLatencyHistogram()
     /// Idle plus execution time over every sample (the rate is one over the idle, roughly).
     var elapsed: UInt64 = 0
+    /// Samples whose caller woke from its sleep on each CPU (read after the timed window).
+    var callerCPUs: [Int: Int] = [:]
+
+    /// "caller on CPU 0 ×7, CPU 1 ×3".
+    var callerCPUNote: String {
+        "caller on "
+            + callerCPUs.sorted { $0.key < $1.key }.map { "CPU \($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
 }
 
 enum IdleLoop {
@@ -607,6 +616,7 @@ enum IdleLoop {
                 let t1 = MonotonicClock.now()
                 _ = out[k].histogram.record(t1 &- t0)
                 out[k].elapsed &+= t1 &- before
+                if let cpu = CPU.current { out[k].callerCPUs[cpu, default: 0] += 1 }
             }
         }
         return out

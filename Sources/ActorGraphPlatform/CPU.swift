@@ -37,6 +37,17 @@ package enum CPU {
         cpus.withUnsafeBufferPointer { cplatform_set_current_thread_affinity($0.baseAddress, Int32($0.count)) } == 0
     }
 
+    /// Pins thread `threadID` (any process's, if this one may schedule it) to `cpu`
+    /// (`sched_setaffinity`); false when the kernel refused. A sleeping thread is not moved: its
+    /// next wake-up lands on `cpu`.
+    @discardableResult
+    package static func pinThread(_ threadID: Int32, to cpu: Int) -> Bool {
+        cplatform_pin_thread(threadID, Int32(cpu)) == 0
+    }
+
+    /// The calling thread's id (`gettid`).
+    package static var currentThreadID: Int32 { cplatform_current_thread_id() }
+
     /// The CPU the calling thread is running on right now, or `nil`.
     package static var current: Int? {
         let cpu = cplatform_current_cpu()

@@ -72,6 +72,20 @@ static inline int cplatform_set_current_thread_affinity(const int *cpus, int cou
     return r == -1 ? -errno : 0;
 }
 
+/// Pins thread `tid` (of any process this one may schedule) to one CPU. Returns 0 or -errno.
+static inline int cplatform_pin_thread(int tid, int cpu) {
+    unsigned long mask[16] = {0};
+    if (tid <= 0 || cpu < 0 || cpu >= 1024) return -EINVAL;
+    mask[cpu / 64] |= 1UL << (cpu % 64);
+    long r = syscall(SYS_sched_setaffinity, tid, sizeof(mask), mask);
+    return r == -1 ? -errno : 0;
+}
+
+/// The calling thread's id (gettid(2)).
+static inline int cplatform_current_thread_id(void) {
+    return (int)syscall(SYS_gettid);
+}
+
 /// The CPU the calling thread runs on (getcpu(2)), or -1.
 int sched_getcpu(void); // glibc; declared here so that no _GNU_SOURCE is needed
 static inline int cplatform_current_cpu(void) {

@@ -1,5 +1,7 @@
 import ActorGraph
+import ActorGraphPlatform
 import Foundation
+import Synchronization
 import XCTest
 
 /// A pinned worker floats over the CPUs no worker is pinned to while it parks and pins itself again when traffic
@@ -79,5 +81,43 @@ final class WorkerAffinityTests: XCTestCase {
             XCTAssertEqual(sum, inputs.reduce(0, +) * 2)
         }
         XCTAssertEqual(repinned, ownCPU, "dense traffic pins the worker again (\(repinned ?? []))")
+    }
+
+    /// A caller that rings the parked, floating worker narrows it to the caller's own CPU first
+    /// (`WakeSteering.swift`), so the wake-up is local: seen here from a caller pinned to the worker's
+    /// own CPU, which is outside the float set.
+    func testARingingCallerSteersTheFloatingWorkerToItsCPU() throws {
+        let graph = Graph(input: Int.self) { x in x.then(name: "double") { $0 * 2 } }
+        let compiled = try graph.compile(CompileOptions(workers: 1, capacity: 64))
+        defer { compiled.shutdown() }
+        let dot = compiled.dot()
+        guard let marker = dot.range(of: "(CPU "),
+            let cpu = Int(dot[marker.upperBound...].prefix(while: \.isNumber))
+        else {
+            throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
+        }
+        XCTAssertEqual(try compiled.submit(1).wait(), 2)
+        // Idle: parked and floating off its own CPU (the parks end by timeout: nothing pins it again).
+        let floating = waitForAffinity({ !$0.contains(cpu) }) { usleep(2_000) }
+        XCTAssertFalse(floating?.contains(cpu) ?? true, "a parked worker floats off its CPU (\(floating ?? []))")
+
+        // A caller on the worker's own CPU submits (a ring, never a take-over) and waits.
+        let results = Mutex<[Int]>([])
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            defer { done.signal() }
+            guard CPU.pinCurrentThread(to: cpu) else { return }
+            for x in 1...3 {
+                if let y = try? compiled.submit(x).wait() { results.withLock { $0.append(y) } }
+                usleep(20_000)  // longer than the spin: every submit rings a parked worker
+            }
+        }.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(results.withLock { $0 }, [2, 4, 6])
+        XCTAssertEqual(
+            allowedCPUs(ofThread: "actorgraph-w0"),
+            [cpu],
+            "rung from CPU \(cpu), the parked worker was steered there"
+        )
     }
 }

@@ -31,6 +31,10 @@ final class Sequencer: @unchecked Sendable {
     @usableFromInline let board: ResultBoard
     /// The park words of the workers reading the input ring.
     let wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>]
+    /// Whether a ring lands the worker on the ringing caller's CPU (``WakeSteering``): with one
+    /// head worker only, so that the heads of a fan-out still wake on CPUs of their own. The
+    /// exclusive flavour (a stream of submissions that does not wait after each) never steers.
+    let steersWake: Bool
     /// Wake-ups use shared futexes (process mode).
     let sharedFutex: Bool
     let statistics: StatisticsStore?
@@ -79,6 +83,7 @@ final class Sequencer: @unchecked Sendable {
         self.input = input
         self.board = board
         self.wakeTargets = wakeTargets
+        steersWake = wakeTargets.count == 1
         self.sharedFutex = sharedFutex
         self.statistics = statistics
         self.inputDestroy = inputDestroy
@@ -274,7 +279,7 @@ final class Sequencer: @unchecked Sendable {
     @inline(__always) @discardableResult
     func wakeHeadWorkers() -> Bool {
         var rang = false
-        for target in wakeTargets where Worker.wake(target, shared: sharedFutex) { rang = true }
+        for target in wakeTargets where Worker.wake(target, shared: sharedFutex, steering: steersWake) { rang = true }
         return rang
     }
 }

@@ -82,10 +82,13 @@ final class Worker: @unchecked Sendable {
     /// Wakes every waiter on the word: a worker can be waiting on it twice at once (its io_uring
     /// futex-wait still armed while it waits for a caller to give it back), and one wake-up given
     /// to the armed request alone would leave the thread asleep until its park timeout.
+    /// `steering`: a caller that waits for the result lands the wake-up on its own CPU
+    /// (``WakeSteering``).
     @inline(__always) @discardableResult
-    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool) -> Bool {
+    static func wake(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>, shared: Bool, steering: Bool = false) -> Bool {
         guard parkWord.pointee.load(ordering: .sequentiallyConsistent) != 0 else { return false }
         if parkWord.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
+            if steering { WakeSteering.steerToCaller(parkWord) }
             Futex.wake(futexWord(parkWord), count: Int32.max, shared: shared)
             return true
         }
@@ -229,7 +232,7 @@ final class Worker: @unchecked Sendable {
             return .notParked
         }
         control.parkCount.pointee.store(control.parkCount.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        affinity.floatBeforePark()
+        affinity.floatBeforePark(announcingOn: parkWord)
         // Floating without I/O to watch: a plain futex wakes sooner than the ring's futex-wait.
         if let ring, attachment != nil || !affinity.isFloating {
             if !armed {
@@ -268,7 +271,7 @@ final class Worker: @unchecked Sendable {
         let doorbell = reclaimParkWord()
         let parked = MonotonicClock.now() &- parkedAt
         if let statistics { statistics.recordPark(nanoseconds: parked, doorbell: doorbell || completions) }
-        affinity.noteWake(parkedFor: parked, doorbell: doorbell || completions)
+        affinity.noteWake(parkedFor: parked, doorbell: doorbell || completions, announcingOn: parkWord)
         return doorbell || completions ? .doorbell : .timedOut
     }
 

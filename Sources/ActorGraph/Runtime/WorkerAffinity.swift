@@ -1,4 +1,5 @@
 import ActorGraphPlatform
+import Synchronization
 
 /// Where a pinned worker may run: its own CPU while traffic is dense, the callers' CPUs while it
 /// sleeps through gaps.
@@ -36,6 +37,8 @@ struct WorkerAffinity {
     let shortParkNanoseconds: UInt64
     private(set) var isFloating = false
     private var shortParksInARow = 0
+    /// This worker's thread id, read on its first float (the struct is built on another thread).
+    private var threadID: Int32 = 0
 
     /// Dense traffic: this many short doorbell parks in a row pin the worker again.
     static let shortParksToPin = 4
@@ -68,26 +71,39 @@ struct WorkerAffinity {
     }
 
     /// Before a park: lets the thread run on any of ``floatCPUs`` (one system call, once per float).
-    mutating func floatBeforePark() {
+    /// Callers that ring it may then narrow it to their own CPU (``WakeSteering``).
+    mutating func floatBeforePark(announcingOn parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
         guard enabled, !isFloating else { return }
         if CPU.setCurrentThreadAffinity(floatCPUs) {
             isFloating = true
             shortParksInARow = 0
+            if threadID == 0 { threadID = CPU.currentThreadID }
+            WakeSteering.announceFloating(parkWord, threadID: threadID)
         }
     }
 
     /// After a park of `nanoseconds` that a doorbell (or an I/O completion) ended or not: pins the
     /// thread again once traffic is dense.
-    mutating func noteWake(parkedFor nanoseconds: UInt64, doorbell: Bool) {
+    mutating func noteWake(
+        parkedFor nanoseconds: UInt64,
+        doorbell: Bool,
+        announcingOn parkWord: UnsafeMutablePointer<Atomic<UInt32>>
+    ) {
         guard isFloating, pinsAgain else { return }
         guard doorbell, nanoseconds < shortParkNanoseconds else {
             shortParksInARow = 0
             return
         }
         shortParksInARow &+= 1
-        if shortParksInARow >= WorkerAffinity.shortParksToPin, let pinnedCPU, CPU.pinCurrentThread(to: pinnedCPU) {
-            isFloating = false
-            shortParksInARow = 0
+        if shortParksInARow >= WorkerAffinity.shortParksToPin, let pinnedCPU {
+            // Callers stop steering first, so that none narrows the thread after it pinned.
+            WakeSteering.announcePinned(parkWord)
+            if CPU.pinCurrentThread(to: pinnedCPU) {
+                isFloating = false
+                shortParksInARow = 0
+            } else {
+                WakeSteering.announceFloating(parkWord, threadID: threadID)
+            }
         }
     }
 }
