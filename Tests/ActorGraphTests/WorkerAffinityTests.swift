@@ -88,7 +88,9 @@ final class WorkerAffinityTests: XCTestCase {
     /// own CPU, which is outside the float set.
     func testARingingCallerSteersTheFloatingWorkerToItsCPU() throws {
         let graph = Graph(input: Int.self) { x in x.then(name: "double") { $0 * 2 } }
-        let compiled = try graph.compile(CompileOptions(workers: 1, capacity: 64))
+        var options = CompileOptions(workers: 1, capacity: 64)
+        options.callerTakeover = false  // so that a blocking execute rings the parked worker
+        let compiled = try graph.compile(options)
         defer { compiled.shutdown() }
         let dot = compiled.dot()
         guard let marker = dot.range(of: "(CPU "),
@@ -96,20 +98,20 @@ final class WorkerAffinityTests: XCTestCase {
         else {
             throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
         }
-        XCTAssertEqual(try compiled.submit(1).wait(), 2)
+        XCTAssertEqual(try compiled.execute(1), 2)
         // Idle: parked and floating off its own CPU (the parks end by timeout: nothing pins it again).
         let floating = waitForAffinity({ !$0.contains(cpu) }) { usleep(2_000) }
         XCTAssertFalse(floating?.contains(cpu) ?? true, "a parked worker floats off its CPU (\(floating ?? []))")
 
-        // A caller on the worker's own CPU submits (a ring, never a take-over) and waits.
+        // A caller on the worker's own CPU executes (a ring: take-over is off) and waits.
         let results = Mutex<[Int]>([])
         let done = DispatchSemaphore(value: 0)
         Thread {
             defer { done.signal() }
             guard CPU.pinCurrentThread(to: cpu) else { return }
             for x in 1...3 {
-                if let y = try? compiled.submit(x).wait() { results.withLock { $0.append(y) } }
-                usleep(20_000)  // longer than the spin: every submit rings a parked worker
+                if let y = try? compiled.execute(x) { results.withLock { $0.append(y) } }
+                usleep(20_000)  // longer than the spin: every execution rings a parked worker
             }
         }.start()
         XCTAssertEqual(done.wait(timeout: .now() + 30), .success)

@@ -31,9 +31,10 @@ final class Sequencer: @unchecked Sendable {
     @usableFromInline let board: ResultBoard
     /// The park words of the workers reading the input ring.
     let wakeTargets: [UnsafeMutablePointer<Atomic<UInt32>>]
-    /// Whether a ring lands the worker on the ringing caller's CPU (``WakeSteering``): with one
-    /// head worker only, so that the heads of a fan-out still wake on CPUs of their own. The
-    /// exclusive flavour (a stream of submissions that does not wait after each) never steers.
+    /// Whether a blocking `execute` that rings lands the worker on its own CPU (``WakeSteering``):
+    /// with one head worker only, so that the heads of a fan-out still wake on CPUs of their own.
+    /// Other publishers do not steer: a `submit` may be one of a stream, and a worker with I/O
+    /// (a UDP service, a host's edges) publishing into the graph goes on with its own loop.
     let steersWake: Bool
     /// Wake-ups use shared futexes (process mode).
     let sharedFutex: Bool
@@ -273,13 +274,14 @@ final class Sequencer: @unchecked Sendable {
         if let statistics { statistics.stampInputs(input, first: k, count: 1) }
         input.publish(k)
         if let takeoverReference, takeoverReference._withUnsafeGuaranteedRef({ $0.runIfParked(k) }) { return false }
-        return wakeHeadWorkers()
+        return wakeHeadWorkers(steering: steersWake)
     }
 
+    /// `steering`: the caller blocks for the result right away (``WakeSteering``).
     @inline(__always) @discardableResult
-    func wakeHeadWorkers() -> Bool {
+    func wakeHeadWorkers(steering: Bool = false) -> Bool {
         var rang = false
-        for target in wakeTargets where Worker.wake(target, shared: sharedFutex, steering: steersWake) { rang = true }
+        for target in wakeTargets where Worker.wake(target, shared: sharedFutex, steering: steering) { rang = true }
         return rang
     }
 }

@@ -14,8 +14,7 @@ import Synchronization
 /// (``ResultBoard/spin(until:yielding:)``): the worker runs at once on the caller's CPU, a local
 /// wake-up like a thread woken by `sem_post`. Caller pinned to the worker's CPU, process mode, p50
 /// after 1 / 20 / 150 ms of idle: 30–38 / 36–60 / 52–94 µs without, 5–16 / 17–30 / 36–49 µs with.
-/// Only a sequencer with one head worker steers (``Sequencer/steersWake``): the heads of a fan-out
-/// should wake on CPUs of their own.
+/// Only a blocking `execute` steers, and only with one head worker (``Sequencer/steersWake``).
 ///
 /// The steering word sits on the park word's own cache line (offset 8), so the caller that rings
 /// reads no other line: high 32 bits the worker's thread id while it floats (0 while pinned), low
