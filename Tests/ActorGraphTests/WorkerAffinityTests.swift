@@ -44,6 +44,17 @@ final class WorkerAffinityTests: XCTestCase {
         return seen
     }
 
+    /// The CPU the plan pins worker 0 to ("worker 0 (CPU 1)" in the DOT); skips where nothing is pinned.
+    private func pinnedCPU<I, O>(of compiled: CompiledGraph<I, O>) throws -> Int {
+        let dot = compiled.dot()
+        guard let marker = dot.range(of: "(CPU "),
+            let cpu = Int(dot[marker.upperBound...].prefix(while: \.isNumber))
+        else {
+            throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
+        }
+        return cpu
+    }
+
     func testAParkedWorkerFloatsAndDenseTrafficPinsItAgain() throws {
         let graph = Graph(input: Int.self) { x in x.then(name: "double") { $0 * 2 } }
         var options = CompileOptions(workers: 1, capacity: 256)
@@ -52,14 +63,8 @@ final class WorkerAffinityTests: XCTestCase {
         options.idle.spinTime = .milliseconds(50)
         let compiled = try graph.compile(options)
         defer { compiled.shutdown() }
-        // The plan names the worker's CPU ("worker 0 (CPU 1)"); on 2 CPUs the floating set has one
-        // CPU too, so the test compares sets, not sizes.
-        let dot = compiled.dot()
-        guard let marker = dot.range(of: "(CPU "),
-            let cpu = Int(dot[marker.upperBound...].prefix(while: \.isNumber))
-        else {
-            throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
-        }
+        // On 2 CPUs the floating set has one CPU too, so the test compares sets, not sizes.
+        let cpu = try pinnedCPU(of: compiled)
         let ownCPU = [cpu]
 
         // Busy: pinned to its CPU.
@@ -92,12 +97,7 @@ final class WorkerAffinityTests: XCTestCase {
         options.callerTakeover = false  // so that a blocking execute rings the parked worker
         let compiled = try graph.compile(options)
         defer { compiled.shutdown() }
-        let dot = compiled.dot()
-        guard let marker = dot.range(of: "(CPU "),
-            let cpu = Int(dot[marker.upperBound...].prefix(while: \.isNumber))
-        else {
-            throw XCTSkip("the compiler did not pin the worker here (one CPU, or a quota): nothing floats")
-        }
+        let cpu = try pinnedCPU(of: compiled)
         XCTAssertEqual(try compiled.execute(1), 2)
         // Idle: parked and floating off its own CPU (the parks end by timeout: nothing pins it again).
         let floating = waitForAffinity({ !$0.contains(cpu) }) { usleep(2_000) }
