@@ -17,15 +17,21 @@ import Synchronization
 /// Only a blocking `execute` steers, and only with one head worker (``Sequencer/steersWake``).
 ///
 /// The steering word sits on the park word's own cache line (offset 8), so the caller that rings
-/// reads no other line: high 32 bits the worker's thread id while it floats (0 while pinned), low
-/// 32 bits one more than the CPU a caller last steered it to (0: none since it floated). A caller
-/// on the CPU the worker was last steered to makes no system call at all.
+/// reads no other line: high 32 bits the worker's thread id while it floats (0 while pinned); low 32
+/// bits one more than the CPU a caller last steered it to (0: none since it floated), with
+/// ``steeringBit`` set while a caller's `sched_setaffinity` is in flight. A caller on the CPU the
+/// worker was last steered to makes no system call at all.
 ///
-/// Written by the worker (when it floats or pins again) and by ringing callers (compare-and-swap,
-/// so a worker that pins again wins); read by callers. A caller that read the thread id just before
-/// the worker pinned again may still narrow it afterwards; the worker then runs on that caller's CPU
-/// until its next park, which floats it again — a rare, bounded cost, not a correctness one.
+/// Written by the worker (when it floats or pins again) and by ringing callers; read by callers.
+/// A caller takes ``steeringBit`` by compare-and-swap before its system call and clears it after;
+/// a worker about to pin itself again first waits for the bit to clear, then zeroes the word, then
+/// pins — so a caller's narrowing can never land after the worker's pin and leave a worker that
+/// believes itself pinned spinning on a caller's CPU.
 enum WakeSteering {
+    /// Set in the low word while a caller narrows the worker's affinity.
+    static let steeringBit: UInt64 = 0x8000_0000
+    static let markMask: UInt64 = 0x7FFF_FFFF
+
     /// The steering word on `parkWord`'s line.
     @inline(__always)
     static func word(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) -> UnsafeMutablePointer<Atomic<UInt64>> {
@@ -37,31 +43,48 @@ enum WakeSteering {
         word(parkWord).pointee.store(UInt64(UInt32(bitPattern: threadID)) << 32, ordering: .releasing)
     }
 
-    /// Worker side: pinned again (or about to be); callers leave it alone.
+    /// Worker side, before it pins itself again: waits out a caller's narrowing in flight (one
+    /// system call), then stops callers from steering.
     static func announcePinned(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
-        word(parkWord).pointee.store(0, ordering: .releasing)
+        let steering = word(parkWord)
+        while true {
+            let current = steering.pointee.load(ordering: .acquiring)
+            if current & steeringBit != 0 {
+                CPU.yield()  // the caller may be preempted on this very CPU: let it finish
+                continue
+            }
+            if steering.pointee.compareExchange(expected: current, desired: 0, ordering: .acquiringAndReleasing)
+                .exchanged
+            {
+                return
+            }
+        }
     }
 
     /// Caller side, after winning the ring and before the futex wake: narrows a floating worker's
-    /// affinity to this thread's CPU, unless it is there already.
+    /// affinity to this thread's CPU, unless it is there already or another caller is narrowing it.
     @inline(__always)
     static func steerToCaller(_ parkWord: UnsafeMutablePointer<Atomic<UInt32>>) {
         let steering = word(parkWord)
         let current = steering.pointee.load(ordering: .acquiring)
-        let threadID = Int32(bitPattern: UInt32(truncatingIfNeeded: current >> 32))
-        guard threadID != 0 else { return }
-        steer(steering, current: current, threadID: threadID)
+        guard current >> 32 != 0 else { return }
+        steer(steering, current: current)
     }
 
-    private static func steer(_ steering: UnsafeMutablePointer<Atomic<UInt64>>, current: UInt64, threadID: Int32) {
-        guard let cpu = CPU.current else { return }
-        let mark = UInt64(UInt32(cpu) &+ 1)
-        guard current & 0xFFFF_FFFF != mark else { return }
-        guard CPU.pinThread(threadID, to: cpu) else { return }
-        _ = steering.pointee.compareExchange(
-            expected: current,
-            desired: (current & ~0xFFFF_FFFF) | mark,
-            ordering: .acquiringAndReleasing
-        )
+    private static func steer(_ steering: UnsafeMutablePointer<Atomic<UInt64>>, current: UInt64) {
+        guard current & steeringBit == 0, let cpu = CPU.current else { return }
+        let mark = UInt64(UInt32(cpu) &+ 1) & markMask
+        guard current & markMask != mark else { return }
+        guard
+            steering.pointee.compareExchange(
+                expected: current,
+                desired: current | steeringBit,
+                ordering: .acquiringAndReleasing
+            ).exchanged
+        else { return }
+        let threadID = Int32(bitPattern: UInt32(truncatingIfNeeded: current >> 32))
+        let steered = CPU.pinThread(threadID, to: cpu)
+        // Only this caller changes the word while the bit is set (the worker waits for it).
+        steering.pointee.store((current & ~0xFFFF_FFFF) | (steered ? mark : 0), ordering: .releasing)
     }
 }

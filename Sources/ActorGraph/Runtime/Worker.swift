@@ -12,6 +12,7 @@ import Synchronization
 final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]
+    private let runnerCount: Int
     /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
     /// 2 while a caller runs this worker's segments in its place (``CallerTakeover``).
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
@@ -30,6 +31,9 @@ final class Worker: @unchecked Sendable {
     /// Each runner's next sequence when the worker last announced a park (written and read by the
     /// worker's thread only; preallocated, so parking allocates nothing).
     private let positionsAtPark: UnsafeMutableBufferPointer<Int>
+    /// `runners`, unretained, in memory of its own: reading `runners` (an array in this object)
+    /// retained its storage and each element on every park (the array keeps them alive).
+    private let parkRunners: UnsafeMutableBufferPointer<Unmanaged<SegmentRunner>>
     /// The worker's control block in the region: how it parks and how often (diagnostics).
     let control: WorkerControl
     /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
@@ -55,6 +59,7 @@ final class Worker: @unchecked Sendable {
     ) {
         self.index = index
         self.runners = runners
+        runnerCount = runners.count
         self.parkWord = parkWord
         self.stopping = stopping
         self.idlePolicy = options.idle
@@ -73,9 +78,14 @@ final class Worker: @unchecked Sendable {
         )
         positionsAtPark = .allocate(capacity: max(1, runners.count))
         positionsAtPark.initialize(repeating: 0)
+        parkRunners = .allocate(capacity: max(1, runners.count))
+        for (i, runner) in runners.enumerated() { parkRunners[i] = Unmanaged.passUnretained(runner) }
     }
 
-    deinit { positionsAtPark.deallocate() }
+    deinit {
+        positionsAtPark.deallocate()
+        parkRunners.deallocate()
+    }
 
     /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked (and no
     /// caller has taken it over: then the caller rings it, if needed, when it gives it back).
@@ -145,35 +155,47 @@ final class Worker: @unchecked Sendable {
         var reparkAtOnce = false
         // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
         let schedule = runners.map { Unmanaged.passUnretained($0) }
-        schedule.withUnsafeBufferPointer { schedule in
-            while stopping.pointee.load(ordering: .relaxed) == 0 {
-                var progressed = false
-                for runner in schedule {
-                    let n = runner._withUnsafeGuaranteedRef { $0.runBatch(batchSize) }
-                    if n > 0 { progressed = true }
+        let parkRing = parksOnRing ? ring : nil
+        // The loop, with the ring's service passed in as a non-escaping closure: unwrapping the
+        // optional ring and attachment on every iteration retained and released both per poll
+        // (a uprobe on `swift_retain` during `load telematics`: most of the worker's retains).
+        func loop(servicing service: (inout Bool) -> Bool) {
+            schedule.withUnsafeBufferPointer { schedule in
+                while stopping.pointee.load(ordering: .relaxed) == 0 {
+                    var progressed = false
+                    for runner in schedule {
+                        let n = runner._withUnsafeGuaranteedRef { $0.runBatch(batchSize) }
+                        if n > 0 { progressed = true }
+                    }
+                    if service(&armed) { progressed = true }
+                    if progressed {
+                        backoff.progressed()
+                        reparkAtOnce = false
+                        continue
+                    }
+                    if reparkAtOnce {
+                        reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
+                        continue
+                    }
+                    if affinity.isFloating {
+                        // Floating: what woke it is done, and the thread may share the waker's CPU
+                        // with a caller waiting for that result: give the CPU back now
+                        // (WorkerAffinity.swift). Parked for idleness: no longer a thread that
+                        // wants a CPU (Contention).
+                        backoff.finish()
+                        reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
+                        continue
+                    }
+                    // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
+                    if backoff.idle() == .retry { continue }
+                    reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
                 }
-                if let ring, let attachment, serviceRing(ring, attachment, armed: &armed) { progressed = true }
-                if progressed {
-                    backoff.progressed()
-                    reparkAtOnce = false
-                    continue
-                }
-                if reparkAtOnce {
-                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
-                    continue
-                }
-                if affinity.isFloating {
-                    // Floating: what woke it is done, and the thread may share the waker's CPU with
-                    // a caller waiting for that result: give the CPU back now (WorkerAffinity.swift).
-                    // Parked for idleness: no longer a thread that wants a CPU (Contention).
-                    backoff.finish()
-                    reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
-                    continue
-                }
-                // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
-                if backoff.idle() == .retry { continue }
-                reparkAtOnce = park(ring: parksOnRing ? ring : nil, armed: &armed) == .timedOut
             }
+        }
+        if let ring, let attachment {
+            loop { armed in serviceRing(ring, attachment, armed: &armed) }
+        } else {
+            loop { _ in false }
         }
         backoff.finish()
         if let ring { attachment?.stop(ring: ring) }
@@ -222,7 +244,7 @@ final class Worker: @unchecked Sendable {
         // Where each runner stands, read while this thread still owns them: once the park is
         // announced a caller may take the worker over and move them (CallerTakeover.swift), so the
         // re-check below reads input stamps only.
-        for (i, runner) in runners.enumerated() { positionsAtPark[i] = runner.next }
+        for i in 0..<runnerCount { positionsAtPark[i] = parkRunners[i]._withUnsafeGuaranteedRef { $0.next } }
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || anyRunnerReadyAtParkPositions()
@@ -284,7 +306,9 @@ final class Worker: @unchecked Sendable {
 
     /// Whether any runner's next execution (as of ``positionsAtPark``) has all its inputs published.
     private func anyRunnerReadyAtParkPositions() -> Bool {
-        for (i, runner) in runners.enumerated() where runner.isReady(at: positionsAtPark[i]) { return true }
+        for i in 0..<runnerCount where parkRunners[i]._withUnsafeGuaranteedRef({ $0.isReady(at: positionsAtPark[i]) }) {
+            return true
+        }
         return false
     }
 
