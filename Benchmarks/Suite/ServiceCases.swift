@@ -155,10 +155,7 @@ enum ServiceCases {
             let m = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try OpenLoop.onThread(schedule, warmup: 1_000) { x throws(ExecutionError) in try graph.execute(x) }
             }
-            // The compiler pins workers to the highest allowed CPUs first.
-            let workerCPUs = CPU.allowedCPUs().reversed().prefix(graph.workerCount).map(String.init).joined(
-                separator: ","
-            )
+            let workerCPUs = pinnedWorkerCPUs(graph.workerCount).map(String.init).joined(separator: ",")
             results.append(
                 m.result(
                     name: name,
@@ -204,6 +201,11 @@ enum ServiceCases {
         return results
     }
 
+    /// The CPUs of the first `count` workers: the compiler pins workers to the highest allowed CPUs first.
+    static func pinnedWorkerCPUs(_ count: Int) -> [Int] {
+        Array(CPU.allowedCPUs().reversed().prefix(count))
+    }
+
     // MARK: First execution after idle
 
     /// echo after 1, 20, 150 ms of idle (samples interleaved over the idle lengths, so a change of the
@@ -242,7 +244,7 @@ enum ServiceCases {
                 caller: "unpinned thread",
                 ms,
                 note:
-                    "worker pinned to CPU \(CPU.allowedCPUs().last ?? 0); parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)"
+                    "worker pinned to CPU \(pinnedWorkerCPUs(1)[0]); parks \(graph.diagnostics.parkCounts.reduce(0, +)), caller take-overs \(graph.diagnostics.callerTakeovers)"
             )
         }
         do {
@@ -279,12 +281,10 @@ enum ServiceCases {
     /// `compile()`, then the next `block`: threads, then processes.
     static func unpinnedEcho(block: Int) async throws -> [ServiceResult] {
         var results: [ServiceResult] = []
-        let allowed = CPU.allowedCPUs()
         for isolation in [Isolation.threads, .processes] {
             let graph = try BenchGraphs.echo(UInt64.self).compile(CompileOptions(isolation: isolation))
             defer { graph.shutdown() }
-            // The compiler pins workers to the highest allowed CPUs first.
-            let workerCPUs = Set(allowed.reversed().prefix(graph.workerCount))
+            let workerCPUs = Set(pinnedWorkerCPUs(graph.workerCount))
             let blocks = try await onUnpinnedThread(name: "ag-svc-caller") {
                 try UnpinnedLoop.run(block: block, workerCPUs: workerCPUs) { x throws(ExecutionError) in
                     try graph.execute(x)

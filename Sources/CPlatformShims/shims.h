@@ -52,14 +52,6 @@ static inline int cplatform_memfd_create(const char *name, unsigned int flags) {
 #define CPLATFORM_MFD_CLOEXEC 0x0001U
 #define CPLATFORM_MFD_ALLOW_SEALING 0x0002U
 
-/// Pins the calling thread to one CPU (sched_setaffinity on tid 0). Returns 0 or -errno.
-static inline int cplatform_pin_current_thread(int cpu) {
-    unsigned long mask[16] = {0};
-    if (cpu < 0 || cpu >= 1024) return -EINVAL;
-    mask[cpu / 64] |= 1UL << (cpu % 64);
-    long r = syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
-    return r == -1 ? -errno : 0;
-}
 
 /// Lets the calling thread run on any of `cpus` (sched_setaffinity on tid 0). Returns 0 or -errno.
 static inline int cplatform_set_current_thread_affinity(const int *cpus, int count) {
@@ -72,13 +64,19 @@ static inline int cplatform_set_current_thread_affinity(const int *cpus, int cou
     return r == -1 ? -errno : 0;
 }
 
-/// Pins thread `tid` (of any process this one may schedule) to one CPU. Returns 0 or -errno.
+/// Pins thread `tid` (of any process this one may schedule; 0: the calling thread) to one CPU.
+/// Returns 0 or -errno.
 static inline int cplatform_pin_thread(int tid, int cpu) {
     unsigned long mask[16] = {0};
-    if (tid <= 0 || cpu < 0 || cpu >= 1024) return -EINVAL;
+    if (tid < 0 || cpu < 0 || cpu >= 1024) return -EINVAL;
     mask[cpu / 64] |= 1UL << (cpu % 64);
     long r = syscall(SYS_sched_setaffinity, tid, sizeof(mask), mask);
     return r == -1 ? -errno : 0;
+}
+
+/// Pins the calling thread to one CPU. Returns 0 or -errno.
+static inline int cplatform_pin_current_thread(int cpu) {
+    return cplatform_pin_thread(0, cpu);
 }
 
 /// The calling thread's id (gettid(2)).

@@ -52,7 +52,7 @@ extension Graph {
         var service: UDPService<Input, Output>? = nil
         let core = try EngineCore(plan: plan, options: options) { core in
             let s = UDPService(socket: socket, codec: codec, capacity: plan.capacity)
-            s.core = core
+            s.engine = Unmanaged.passUnretained(core)
             service = s
             return s
         }

@@ -27,15 +27,12 @@ final class UDPService<Input, Output>: RingAttachment, @unchecked Sendable {
 
     let socket: UDPSocket
     let codec: RecordCodec<Input, Output>
-    /// Set once by the engine before the worker starts (the engine owns this service).
-    unowned(unsafe) var core: EngineCore! {
-        didSet { engine = Unmanaged.passUnretained(core) }
-    }
-    /// `core` and the worker's ring, reached through guaranteed references: read as `core.board` or
-    /// through the `var`, every poll, record and reply retained and released them (a uprobe on
+    /// The engine (set once before the worker starts; the engine owns this service) and the
+    /// worker's ring, reached through guaranteed references: read as `core.board` or through a
+    /// class `var`, every poll, record and reply retained and released them (a uprobe on
     /// `swift_retain` during `load telematics`: ~4 per admitted record in `admit` alone, ~23 per
     /// record on the worker thread in all).
-    private var engine: Unmanaged<EngineCore>!
+    var engine: Unmanaged<EngineCore>!
     private var ringReference: Unmanaged<IORing>!
     // Receive side: the buffers the multishot receive fills, and the header that tells the kernel
     // how much room the sender's address takes in each.

@@ -12,7 +12,6 @@ import Synchronization
 final class Worker: @unchecked Sendable {
     let index: Int
     let runners: [SegmentRunner]
-    private let runnerCount: Int
     /// 1 while the worker announces it is parked; producers CAS it to 0 and wake it (latched flag).
     /// 2 while a caller runs this worker's segments in its place (``CallerTakeover``).
     let parkWord: UnsafeMutablePointer<Atomic<UInt32>>
@@ -31,9 +30,9 @@ final class Worker: @unchecked Sendable {
     /// Each runner's next sequence when the worker last announced a park (written and read by the
     /// worker's thread only; preallocated, so parking allocates nothing).
     private let positionsAtPark: UnsafeMutableBufferPointer<Int>
-    /// `runners`, unretained, in memory of its own: reading `runners` (an array in this object)
-    /// retained its storage and each element on every park (the array keeps them alive).
-    private let parkRunners: UnsafeMutableBufferPointer<Unmanaged<SegmentRunner>>
+    /// `runners`, unretained, in memory of its own, for the loop and the park: reading `runners`
+    /// (an array in this object) retains its storage and each element (the array keeps them alive).
+    private let runnerReferences: UnsafeMutableBufferPointer<Unmanaged<SegmentRunner>>
     /// The worker's control block in the region: how it parks and how often (diagnostics).
     let control: WorkerControl
     /// Park and wake with shared futexes (process mode: the word is in memory several processes map).
@@ -59,7 +58,6 @@ final class Worker: @unchecked Sendable {
     ) {
         self.index = index
         self.runners = runners
-        runnerCount = runners.count
         self.parkWord = parkWord
         self.stopping = stopping
         self.idlePolicy = options.idle
@@ -78,13 +76,13 @@ final class Worker: @unchecked Sendable {
         )
         positionsAtPark = .allocate(capacity: max(1, runners.count))
         positionsAtPark.initialize(repeating: 0)
-        parkRunners = .allocate(capacity: max(1, runners.count))
-        for (i, runner) in runners.enumerated() { parkRunners[i] = Unmanaged.passUnretained(runner) }
+        runnerReferences = .allocate(capacity: runners.count)
+        _ = runnerReferences.initialize(from: runners.lazy.map { Unmanaged.passUnretained($0) })
     }
 
     deinit {
         positionsAtPark.deallocate()
-        parkRunners.deallocate()
+        runnerReferences.deallocate()
     }
 
     /// Wakes the worker owning `parkWord` if, and only if, it announced that it parked (and no
@@ -153,43 +151,39 @@ final class Worker: @unchecked Sendable {
         // After a park that ended with nothing to do (its safety-net timeout), park again at once
         // instead of spinning for another `spinTime`: an idle worker costs a wake-up per timeout only.
         var reparkAtOnce = false
-        // Unmanaged, borrowed at +0: the loop makes no retain/release (the array keeps them alive).
-        let schedule = runners.map { Unmanaged.passUnretained($0) }
         let parkRing = parksOnRing ? ring : nil
         // The loop, with the ring's service passed in as a non-escaping closure: unwrapping the
         // optional ring and attachment on every iteration retained and released both per poll
         // (a uprobe on `swift_retain` during `load telematics`: most of the worker's retains).
         func loop(servicing service: (inout Bool) -> Bool) {
-            schedule.withUnsafeBufferPointer { schedule in
-                while stopping.pointee.load(ordering: .relaxed) == 0 {
-                    var progressed = false
-                    for runner in schedule {
-                        let n = runner._withUnsafeGuaranteedRef { $0.runBatch(batchSize) }
-                        if n > 0 { progressed = true }
-                    }
-                    if service(&armed) { progressed = true }
-                    if progressed {
-                        backoff.progressed()
-                        reparkAtOnce = false
-                        continue
-                    }
-                    if reparkAtOnce {
-                        reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
-                        continue
-                    }
-                    if affinity.isFloating {
-                        // Floating: what woke it is done, and the thread may share the waker's CPU
-                        // with a caller waiting for that result: give the CPU back now
-                        // (WorkerAffinity.swift). Parked for idleness: no longer a thread that
-                        // wants a CPU (Contention).
-                        backoff.finish()
-                        reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
-                        continue
-                    }
-                    // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
-                    if backoff.idle() == .retry { continue }
-                    reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
+            while stopping.pointee.load(ordering: .relaxed) == 0 {
+                var progressed = false
+                for runner in runnerReferences {
+                    let n = runner._withUnsafeGuaranteedRef { $0.runBatch(batchSize) }
+                    if n > 0 { progressed = true }
                 }
+                if service(&armed) { progressed = true }
+                if progressed {
+                    backoff.progressed()
+                    reparkAtOnce = false
+                    continue
+                }
+                if reparkAtOnce {
+                    reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
+                    continue
+                }
+                if affinity.isFloating {
+                    // Floating: what woke it is done, and the thread may share the waker's CPU
+                    // with a caller waiting for that result: give the CPU back now
+                    // (WorkerAffinity.swift). Parked for idleness: no longer a thread that
+                    // wants a CPU (Contention).
+                    backoff.finish()
+                    reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
+                    continue
+                }
+                // Spin, yield or park: the back-off decides (WaitStrategy.swift); parking re-checks.
+                if backoff.idle() == .retry { continue }
+                reparkAtOnce = park(ring: parkRing, armed: &armed) == .timedOut
             }
         }
         if let ring, let attachment {
@@ -244,7 +238,9 @@ final class Worker: @unchecked Sendable {
         // Where each runner stands, read while this thread still owns them: once the park is
         // announced a caller may take the worker over and move them (CallerTakeover.swift), so the
         // re-check below reads input stamps only.
-        for i in 0..<runnerCount { positionsAtPark[i] = parkRunners[i]._withUnsafeGuaranteedRef { $0.next } }
+        for i in runnerReferences.indices {
+            positionsAtPark[i] = runnerReferences[i]._withUnsafeGuaranteedRef { $0.next }
+        }
         parkWord.pointee.store(1, ordering: .sequentiallyConsistent)
         // Re-check after announcing: a producer that published before seeing the flag is caught here.
         if stopping.pointee.load(ordering: .sequentiallyConsistent) != 0 || anyRunnerReadyAtParkPositions()
@@ -306,7 +302,8 @@ final class Worker: @unchecked Sendable {
 
     /// Whether any runner's next execution (as of ``positionsAtPark``) has all its inputs published.
     private func anyRunnerReadyAtParkPositions() -> Bool {
-        for i in 0..<runnerCount where parkRunners[i]._withUnsafeGuaranteedRef({ $0.isReady(at: positionsAtPark[i]) }) {
+        for i in runnerReferences.indices
+        where runnerReferences[i]._withUnsafeGuaranteedRef({ $0.isReady(at: positionsAtPark[i]) }) {
             return true
         }
         return false
